@@ -1,0 +1,32 @@
+//! Drives the Claude Code CLI: one [`AgentSession`] per running CLI process, inside a sandbox.
+//!
+//! - [`install`]: finding the pinned CLI and reading its version.
+//! - [`lines`]: robust stdout framing (partial lines, ANSI codes, non-JSON noise, huge lines).
+//! - [`session`]: starting the CLI with the stream-json flags and talking to it.
+//! - [`mapper`]: turning CLI output into chat events.
+//! - [`turn`]: one user turn from prompt to `result`, with permission answers and interrupts.
+
+pub mod install;
+pub mod lines;
+pub mod mapper;
+pub mod session;
+pub mod turn;
+
+pub use install::{CliInstall, PINNED_CLI_VERSION};
+pub use session::{AgentSession, SessionOptions, SessionOutput};
+pub use turn::{
+    AgentEvent, AllowAll, EventSink, PermissionDecision, PermissionPolicy, SinkError, TurnOutcome,
+    run_turn,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("the Claude Code CLI is not available in this sandbox")]
+    CliUnavailable,
+    #[error(transparent)]
+    Sandbox(#[from] agentbox_sandbox::SandboxError),
+    #[error("the CLI process has exited")]
+    Closed,
+    #[error("could not record an event: {0}")]
+    Sink(#[from] SinkError),
+}

@@ -1,0 +1,341 @@
+//! Configuration in two layers: what the operator said (flags, environment, an optional
+//! TOML file: each optional) and the resolved [`Config`] with every default filled in.
+//! Precedence: flag, then environment variable, then file, then default.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use serde::Deserialize;
+
+/// `agentbox serve` options. Each can also come from the environment or the config file.
+#[derive(Args, Debug, Default)]
+pub struct ServeArgs {
+    /// TOML file with any of the settings below (keys as the long flags, with `_`).
+    #[arg(long, env = "AGENTBOX_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "AGENTBOX_BIND")]
+    pub bind: Option<SocketAddr>,
+    /// Where agentbox keeps its database, secret key and sandboxes
+    /// [default: $XDG_DATA_HOME/agentbox or ~/.local/share/agentbox].
+    #[arg(long, env = "AGENTBOX_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Database URL [default: sqlite in the data directory].
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Redis URL, for running several nodes (not supported yet: setting it is an error).
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+    /// Key that signs access tokens [default: generated into <data-dir>/secret.key].
+    #[arg(long, env = "SECRET_KEY", hide_env_values = true)]
+    pub secret_key: Option<String>,
+    /// Anthropic API key the agent uses.
+    #[arg(long, env = "ANTHROPIC_API_KEY", hide_env_values = true)]
+    pub anthropic_api_key: Option<String>,
+    /// Bearer token for an Anthropic-compatible gateway, instead of an API key.
+    #[arg(long, env = "ANTHROPIC_AUTH_TOKEN", hide_env_values = true)]
+    pub anthropic_auth_token: Option<String>,
+    /// Model API endpoint [default: Anthropic's].
+    #[arg(long, env = "ANTHROPIC_BASE_URL")]
+    pub anthropic_base_url: Option<String>,
+    /// Run agentbox's scripted mock model in-process and use it: replies are scripted.
+    #[arg(long, env = "AGENTBOX_DEMO")]
+    pub demo: bool,
+    /// The Claude Code CLI binary [default: `claude` on PATH, then the project's install].
+    #[arg(long, env = "AGENTBOX_CLAUDE_PATH")]
+    pub claude_path: Option<PathBuf>,
+    /// Where turns run: `host` (isolates nothing).
+    #[arg(long, env = "AGENTBOX_SANDBOX_PROVIDER")]
+    pub sandbox_provider: Option<String>,
+    /// Model of new chats [default: claude-sonnet-4-5].
+    #[arg(long, env = "AGENTBOX_DEFAULT_MODEL")]
+    pub default_model: Option<String>,
+    /// Turns running at once; more wait in line [default: 8].
+    #[arg(long, env = "AGENTBOX_MAX_CONCURRENT_TURNS")]
+    pub max_concurrent_turns: Option<usize>,
+    /// Seconds a chat's CLI process stays up after a turn; 0 stops it at once [default: 600].
+    #[arg(long, env = "AGENTBOX_IDLE_SESSION_SECS")]
+    pub idle_session_secs: Option<u64>,
+    /// Seconds an interrupted turn gets before its CLI is killed [default: 5].
+    #[arg(long, env = "AGENTBOX_INTERRUPT_GRACE_SECS")]
+    pub interrupt_grace_secs: Option<u64>,
+    /// How often the CLI retries a failed model call [default: 3].
+    #[arg(long, env = "AGENTBOX_CLI_MAX_RETRIES")]
+    pub cli_max_retries: Option<u32>,
+    /// Largest prompt accepted, in bytes [default: 262144].
+    #[arg(long, env = "AGENTBOX_MAX_PROMPT_BYTES")]
+    pub max_prompt_bytes: Option<usize>,
+    /// Lifetime of access tokens in seconds [default: 3600].
+    #[arg(long, env = "AGENTBOX_ACCESS_TOKEN_SECS")]
+    pub access_token_secs: Option<u64>,
+    /// Log format: `text` or `json` [default: text].
+    #[arg(long, env = "AGENTBOX_LOG_FORMAT")]
+    pub log_format: Option<String>,
+}
+
+/// The same settings from a TOML file.
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    bind: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
+    database_url: Option<String>,
+    redis_url: Option<String>,
+    secret_key: Option<String>,
+    anthropic_api_key: Option<String>,
+    anthropic_auth_token: Option<String>,
+    anthropic_base_url: Option<String>,
+    demo: Option<bool>,
+    claude_path: Option<PathBuf>,
+    sandbox_provider: Option<String>,
+    default_model: Option<String>,
+    max_concurrent_turns: Option<usize>,
+    idle_session_secs: Option<u64>,
+    interrupt_grace_secs: Option<u64>,
+    cli_max_retries: Option<u32>,
+    max_prompt_bytes: Option<usize>,
+    access_token_secs: Option<u64>,
+    log_format: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Every setting resolved. `Debug` leaves secrets out.
+#[derive(Clone)]
+pub struct Config {
+    pub bind: SocketAddr,
+    pub data_dir: PathBuf,
+    pub database_url: String,
+    pub secret_key: Option<String>,
+    pub anthropic_api_key: Option<String>,
+    pub anthropic_auth_token: Option<String>,
+    pub anthropic_base_url: Option<String>,
+    pub demo: bool,
+    pub claude_path: Option<PathBuf>,
+    pub sandbox_provider: String,
+    pub default_model: String,
+    pub max_concurrent_turns: usize,
+    pub idle_session: Duration,
+    pub interrupt_grace: Duration,
+    pub cli_max_retries: u32,
+    pub max_prompt_bytes: usize,
+    pub access_token_ttl: Duration,
+    pub log_format: LogFormat,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let set = |s: &Option<String>| if s.is_some() { "<set>" } else { "<unset>" };
+        f.debug_struct("Config")
+            .field("bind", &self.bind)
+            .field("data_dir", &self.data_dir)
+            .field("database_url", &redact_url(&self.database_url))
+            .field("secret_key", &set(&self.secret_key))
+            .field("anthropic_api_key", &set(&self.anthropic_api_key))
+            .field("anthropic_auth_token", &set(&self.anthropic_auth_token))
+            .field("anthropic_base_url", &self.anthropic_base_url)
+            .field("demo", &self.demo)
+            .field("claude_path", &self.claude_path)
+            .field("sandbox_provider", &self.sandbox_provider)
+            .field("default_model", &self.default_model)
+            .field("max_concurrent_turns", &self.max_concurrent_turns)
+            .field("idle_session", &self.idle_session)
+            .field("interrupt_grace", &self.interrupt_grace)
+            .field("cli_max_retries", &self.cli_max_retries)
+            .field("max_prompt_bytes", &self.max_prompt_bytes)
+            .field("access_token_ttl", &self.access_token_ttl)
+            .field("log_format", &self.log_format)
+            .finish()
+    }
+}
+
+/// A URL with any password replaced.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}://<redacted>@{}", &url[..scheme], &url[at + 1..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+impl ServeArgs {
+    pub fn resolve(self) -> anyhow::Result<Config> {
+        let file = match &self.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        let data_dir = self.data_dir.or(file.data_dir).map_or_else(default_data_dir, Ok)?;
+        let database_url = self
+            .database_url
+            .or(file.database_url)
+            .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("agentbox.sqlite").display()));
+        if !database_url.starts_with("sqlite:") && database_url.contains("://") {
+            bail!(
+                "DATABASE_URL {} is not supported yet: this build stores its data in SQLite only \
+                 (leave DATABASE_URL unset, or point it at a sqlite:// file)",
+                redact_url(&database_url)
+            );
+        }
+        if self.redis_url.or(file.redis_url).is_some() {
+            bail!(
+                "REDIS_URL is set, but running several nodes on Redis is not supported yet; \
+                 unset it to run agentbox on one machine"
+            );
+        }
+        let sandbox_provider =
+            self.sandbox_provider.or(file.sandbox_provider).unwrap_or_else(|| "host".into());
+        if sandbox_provider != "host" {
+            bail!(
+                "unknown sandbox provider {sandbox_provider:?}: this build has only `host`, which \
+                 runs the agent unconfined on this machine"
+            );
+        }
+        let log_format = match self.log_format.or(file.log_format).as_deref() {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => bail!("unknown log format {other:?}: use `text` or `json`"),
+        };
+        let secret_key = self.secret_key.or(file.secret_key);
+        if let Some(key) = &secret_key
+            && key.len() < 32
+        {
+            bail!("SECRET_KEY must be at least 32 characters long");
+        }
+        Ok(Config {
+            bind: self
+                .bind
+                .or(file.bind)
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
+            data_dir,
+            database_url,
+            secret_key,
+            anthropic_api_key: non_empty(self.anthropic_api_key.or(file.anthropic_api_key)),
+            anthropic_auth_token: non_empty(
+                self.anthropic_auth_token.or(file.anthropic_auth_token),
+            ),
+            anthropic_base_url: non_empty(self.anthropic_base_url.or(file.anthropic_base_url)),
+            demo: self.demo || file.demo.unwrap_or(false),
+            claude_path: self.claude_path.or(file.claude_path),
+            sandbox_provider,
+            default_model: self
+                .default_model
+                .or(file.default_model)
+                .unwrap_or_else(|| "claude-sonnet-4-5".into()),
+            max_concurrent_turns: self
+                .max_concurrent_turns
+                .or(file.max_concurrent_turns)
+                .unwrap_or(8)
+                .max(1),
+            idle_session: Duration::from_secs(
+                self.idle_session_secs.or(file.idle_session_secs).unwrap_or(600),
+            ),
+            interrupt_grace: Duration::from_secs(
+                self.interrupt_grace_secs.or(file.interrupt_grace_secs).unwrap_or(5),
+            ),
+            cli_max_retries: self.cli_max_retries.or(file.cli_max_retries).unwrap_or(3),
+            max_prompt_bytes: self.max_prompt_bytes.or(file.max_prompt_bytes).unwrap_or(256 * 1024),
+            access_token_ttl: Duration::from_secs(
+                self.access_token_secs.or(file.access_token_secs).unwrap_or(3600).max(60),
+            ),
+            log_format,
+        })
+    }
+}
+
+fn non_empty(value: Option<String>) -> Option<String> {
+    value.filter(|v| !v.trim().is_empty())
+}
+
+fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the config file {}", path.display()))?;
+    toml::from_str(&text)
+        .with_context(|| format!("the config file {} is not valid", path.display()))
+}
+
+fn default_data_dir() -> anyhow::Result<PathBuf> {
+    if let Some(dir) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
+        return Ok(PathBuf::from(dir).join("agentbox"));
+    }
+    let home = std::env::var_os("HOME").filter(|h| !h.is_empty()).context(
+        "neither --data-dir, XDG_DATA_HOME nor HOME is set: cannot choose a data directory",
+    )?;
+    Ok(PathBuf::from(home).join(".local/share/agentbox"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args() -> ServeArgs {
+        ServeArgs { data_dir: Some("/tmp/agentbox-test".into()), ..ServeArgs::default() }
+    }
+
+    #[test]
+    fn defaults_are_local_and_safe() {
+        let config = args().resolve().unwrap();
+        assert_eq!(config.bind.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.database_url, "sqlite:///tmp/agentbox-test/agentbox.sqlite");
+        assert_eq!(config.sandbox_provider, "host");
+        assert!(!config.demo);
+    }
+
+    #[test]
+    fn flags_win_over_the_file_and_the_file_over_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("agentbox.toml");
+        std::fs::write(
+            &file,
+            "bind = \"0.0.0.0:9000\"\ndefault_model = \"from-file\"\nidle_session_secs = 7\n",
+        )
+        .unwrap();
+        let config =
+            ServeArgs { config: Some(file), default_model: Some("from-flag".into()), ..args() }
+                .resolve()
+                .unwrap();
+        assert_eq!(config.bind.to_string(), "0.0.0.0:9000");
+        assert_eq!(config.default_model, "from-flag");
+        assert_eq!(config.idle_session, Duration::from_secs(7));
+    }
+
+    #[test]
+    fn unknown_file_keys_and_unsupported_settings_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("bad.toml");
+        std::fs::write(&file, "bnid = \"x\"\n").unwrap();
+        let err = ServeArgs { config: Some(file), ..args() }.resolve().unwrap_err();
+        assert!(format!("{err:#}").contains("bnid"), "{err:#}");
+        let err =
+            ServeArgs { redis_url: Some("redis://x".into()), ..args() }.resolve().unwrap_err();
+        assert!(err.to_string().contains("REDIS_URL"));
+        let err =
+            ServeArgs { sandbox_provider: Some("local".into()), ..args() }.resolve().unwrap_err();
+        assert!(err.to_string().contains("local"));
+        let err = ServeArgs { database_url: Some("postgres://u:pw@h/db".into()), ..args() }
+            .resolve()
+            .unwrap_err();
+        assert!(!err.to_string().contains("pw"), "password leaked: {err}");
+    }
+
+    #[test]
+    fn debug_never_prints_secrets() {
+        let config = ServeArgs {
+            secret_key: Some("s".repeat(40)),
+            anthropic_api_key: Some("sk-ant-very-secret".into()),
+            ..args()
+        }
+        .resolve()
+        .unwrap();
+        let text = format!("{config:?}");
+        assert!(!text.contains("very-secret") && !text.contains("ssss"), "{text}");
+    }
+}

@@ -1,0 +1,80 @@
+//! The `agentbox` binary: `serve` (the platform), `mock-llm` (the scripted model server),
+//! `migrate` (database schema only).
+
+mod config;
+mod serve;
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+use crate::config::{LogFormat, ServeArgs};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "agentbox",
+    version,
+    about = "Chat with a coding agent that works in a sandbox of its own."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the server: web UI, API and agent runs.
+    Serve(Box<ServeArgs>),
+    /// Run agentbox's scripted Anthropic Messages API server (a mock model, for tests, demos
+    /// and benchmarks; it is not a real model).
+    MockLlm {
+        #[arg(long, default_value_t = 8089)]
+        port: u16,
+        #[arg(long, default_value = "127.0.0.1")]
+        bind: IpAddr,
+        /// JSON scenario file with a default script and named scripts.
+        #[arg(long)]
+        scenario: Option<PathBuf>,
+    },
+    /// Create or upgrade the database schema, then exit.
+    Migrate(Box<ServeArgs>),
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => {
+            let config = args.resolve()?;
+            init_logging(config.log_format);
+            serve::run(config).await
+        }
+        Command::Migrate(args) => {
+            let config = args.resolve()?;
+            init_logging(config.log_format);
+            serve::prepare_data_dir(&config.data_dir)?;
+            agentbox_store::Store::open(&config.database_url).await?.close().await;
+            tracing::info!(database = %config.database_url, "the database schema is up to date");
+            Ok(())
+        }
+        Command::MockLlm { port, bind, scenario } => {
+            init_logging(LogFormat::Text);
+            let options = mock_llm::MockOptions { scenario_file: scenario, default_script: None };
+            tracing::warn!("mock-llm gives SCRIPTED replies; it is not a real model");
+            mock_llm::serve(SocketAddr::new(bind, port), options, serve::shutdown_signal()).await?;
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,302 @@
+//! Request and response bodies of the HTTP API, contract v1 (DESIGN §4).
+//!
+//! Request bodies reject unknown fields: a misspelt option must fail loudly rather than be
+//! ignored and leave the user wondering why it had no effect.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::event::{ChatEvent, MessageStatus, Usage};
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RegisterRequest {
+    pub email: String,
+    pub password: String,
+    #[serde(default)]
+    pub username: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    pub email: String,
+    pub password: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRequest {
+    pub refresh_token: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub refresh_token: String,
+    /// Always `"bearer"`.
+    pub token_type: String,
+    /// Lifetime of the access token, in seconds.
+    pub expires_in: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct User {
+    pub id: Uuid,
+    pub email: String,
+    pub username: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// How tool calls are approved in a chat.
+///
+/// These are agentbox's modes; [`PermissionMode::cli_mode`] gives the CLI's own mode each one
+/// runs the CLI in (agentbox answers the CLI's permission requests itself in `ask` and `auto`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum PermissionMode {
+    /// The agent only reads and plans; the plan needs the user's approval.
+    #[serde(rename = "plan")]
+    Plan,
+    /// Every tool call that can change something asks the user first.
+    #[serde(rename = "ask")]
+    Ask,
+    /// A policy lets safe calls run and asks for risky ones.
+    #[default]
+    #[serde(rename = "auto")]
+    Auto,
+    /// Everything is allowed.
+    #[serde(rename = "bypassPermissions")]
+    BypassPermissions,
+}
+
+impl PermissionMode {
+    pub const ALL: [Self; 4] = [Self::Plan, Self::Ask, Self::Auto, Self::BypassPermissions];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Plan => "plan",
+            Self::Ask => "ask",
+            Self::Auto => "auto",
+            Self::BypassPermissions => "bypassPermissions",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|mode| mode.as_str() == s)
+    }
+
+    /// The `--permission-mode` the CLI runs with.
+    pub const fn cli_mode(self) -> &'static str {
+        match self {
+            Self::Plan => "plan",
+            Self::Ask | Self::Auto => "default",
+            Self::BypassPermissions => "bypassPermissions",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CreateChatRequest {
+    #[serde(default)]
+    pub title: Option<String>,
+    #[serde(default)]
+    pub model: Option<String>,
+    #[serde(default)]
+    pub permission_mode: Option<PermissionMode>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct UpdateChatRequest {
+    #[serde(default)]
+    pub title: Option<String>,
+    #[serde(default)]
+    pub model: Option<String>,
+    #[serde(default)]
+    pub permission_mode: Option<PermissionMode>,
+}
+
+/// Whether a chat has a turn running right now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum ChatStatus {
+    Idle,
+    Running,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Chat {
+    pub id: Uuid,
+    pub title: String,
+    pub model: String,
+    pub permission_mode: PermissionMode,
+    pub status: ChatStatus,
+    /// The CLI session the next turn resumes, once there has been a turn.
+    pub session_id: Option<String>,
+    /// The `seq` of the chat's latest event; pass it as `Last-Event-ID` to stream only what
+    /// comes after.
+    pub last_event_id: i64,
+    /// The sandbox provider the chat's turns run in (`host` isolates nothing).
+    pub sandbox_provider: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct PostMessageRequest {
+    pub prompt: String,
+    #[serde(default)]
+    pub model: Option<String>,
+    #[serde(default)]
+    pub permission_mode: Option<PermissionMode>,
+    /// Not supported yet: a non-empty list is refused with 422 rather than silently dropped.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Object>))]
+    pub attachments: Vec<Value>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PostMessageResponse {
+    /// The assistant message the turn fills; its `message_completed` event ends the turn.
+    pub message_id: Uuid,
+    pub chat_id: Uuid,
+    /// The user message holding the prompt.
+    pub user_message_id: Uuid,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    User,
+    Assistant,
+}
+
+impl Role {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::User => "user",
+            Self::Assistant => "assistant",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "user" => Some(Self::User),
+            "assistant" => Some(Self::Assistant),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Message {
+    pub id: Uuid,
+    pub chat_id: Uuid,
+    pub role: Role,
+    pub status: MessageStatus,
+    /// The message's chat events in order, in the same shape as on the stream.
+    pub content: Vec<ChatEvent>,
+    pub model: Option<String>,
+    pub permission_mode: Option<PermissionMode>,
+    pub session_id: Option<String>,
+    pub total_cost_usd: Option<f64>,
+    pub usage: Option<Usage>,
+    /// Set once checkpoints exist (their own issue); `null` until then.
+    pub checkpoint_id: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub completed_at: Option<DateTime<Utc>>,
+}
+
+/// The body of every error response: `{"error": {"code": ..., "message": ...}}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ErrorDetail {
+    /// A stable, machine-readable name such as `chat_not_found` or `turn_in_progress`.
+    pub code: String,
+    /// A sentence for humans.
+    pub message: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum HealthStatus {
+    Healthy,
+    Degraded,
+}
+
+/// One dependency's state in `/health`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ComponentHealth {
+    /// `ok`, `unavailable`, `not_configured` or `error`.
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// For the sandbox: whether the provider isolates the agent from the host at all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub isolated: Option<bool>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Health {
+    pub status: HealthStatus,
+    pub version: String,
+    pub database: ComponentHealth,
+    pub redis: ComponentHealth,
+    pub sandbox: ComponentHealth,
+    pub cli: ComponentHealth,
+    pub model: ComponentHealth,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn permission_modes_use_the_contract_names() {
+        for mode in PermissionMode::ALL {
+            let json = serde_json::to_value(mode).unwrap();
+            assert_eq!(json, mode.as_str());
+            assert_eq!(PermissionMode::parse(mode.as_str()), Some(mode));
+        }
+        assert_eq!(PermissionMode::BypassPermissions.cli_mode(), "bypassPermissions");
+        assert_eq!(PermissionMode::Ask.cli_mode(), "default");
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        let err = serde_json::from_str::<PostMessageRequest>(r#"{"prompt":"hi","modle":"x"}"#)
+            .unwrap_err();
+        assert!(err.to_string().contains("unknown field"), "{err}");
+        let ok: PostMessageRequest = serde_json::from_str(r#"{"prompt":"hi"}"#).unwrap();
+        assert!(ok.attachments.is_empty());
+    }
+}

@@ -1,0 +1,293 @@
+//! Chat events: what one turn of the agent looks like to clients, in the log and on the stream.
+//!
+//! The same JSON shape is stored in the per-chat event log, sent as the `data:` of each SSE
+//! event and listed as a message's `content` (seed §4.2): `{"type": "...", ...fields}` plus
+//! the envelope fields `seq` and `message_id`.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+/// Where a message stands. Only an assistant message is ever `in_progress`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum MessageStatus {
+    InProgress,
+    Completed,
+    Failed,
+    Interrupted,
+}
+
+impl MessageStatus {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::InProgress => "in_progress",
+            Self::Completed => "completed",
+            Self::Failed => "failed",
+            Self::Interrupted => "interrupted",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "in_progress" => Self::InProgress,
+            "completed" => Self::Completed,
+            "failed" => Self::Failed,
+            "interrupted" => Self::Interrupted,
+            _ => return None,
+        })
+    }
+
+    pub const fn is_final(self) -> bool {
+        !matches!(self, Self::InProgress)
+    }
+}
+
+/// A tool call as the agent started it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ToolCall {
+    pub id: String,
+    pub name: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub input: Value,
+}
+
+/// The text a finished tool call returned to the model.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ToolResult {
+    pub id: String,
+    pub result: String,
+}
+
+/// The error a failed (or refused) tool call returned to the model.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ToolError {
+    pub id: String,
+    pub error: String,
+}
+
+/// A tool call waiting for the user's decision.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PermissionRequest {
+    pub request_id: String,
+    pub tool_name: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub input: Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_use_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Object>))]
+    pub suggestions: Vec<Value>,
+}
+
+/// Token counts and cost of one finished turn, as the CLI reported them.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Usage {
+    #[serde(default)]
+    pub input_tokens: u64,
+    #[serde(default)]
+    pub output_tokens: u64,
+    #[serde(default)]
+    pub cache_read_input_tokens: u64,
+    #[serde(default)]
+    pub cache_creation_input_tokens: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_cost_usd: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub num_turns: Option<u32>,
+}
+
+/// Something about the session rather than the conversation: its start, a retry, a mode
+/// change. `subtype` says which; the other fields depend on it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SystemEvent {
+    pub subtype: String,
+    #[serde(flatten)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub details: Map<String, Value>,
+}
+
+impl SystemEvent {
+    pub fn new(subtype: impl Into<String>) -> Self {
+        Self { subtype: subtype.into(), details: Map::new() }
+    }
+
+    #[must_use]
+    pub fn with(mut self, key: &str, value: impl Into<Value>) -> Self {
+        self.details.insert(key.to_owned(), value.into());
+        self
+    }
+}
+
+/// The body of a chat event; `type` names the variant.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EventPayload {
+    UserText {
+        text: String,
+    },
+    AssistantThinking {
+        thinking: String,
+    },
+    AssistantText {
+        text: String,
+    },
+    ToolStarted {
+        tool: ToolCall,
+    },
+    ToolCompleted {
+        tool: ToolResult,
+    },
+    ToolFailed {
+        tool: ToolError,
+    },
+    PermissionRequest(PermissionRequest),
+    PermissionResolved {
+        request_id: String,
+        approved: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
+    },
+    System(SystemEvent),
+    Usage(Usage),
+    MessageCompleted {
+        status: MessageStatus,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        total_cost_usd: Option<f64>,
+    },
+    Error {
+        message: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        code: Option<String>,
+    },
+}
+
+impl EventPayload {
+    /// The `type` tag of this payload, which is also the SSE `event:` name.
+    pub const fn kind(&self) -> &'static str {
+        match self {
+            Self::UserText { .. } => "user_text",
+            Self::AssistantThinking { .. } => "assistant_thinking",
+            Self::AssistantText { .. } => "assistant_text",
+            Self::ToolStarted { .. } => "tool_started",
+            Self::ToolCompleted { .. } => "tool_completed",
+            Self::ToolFailed { .. } => "tool_failed",
+            Self::PermissionRequest(_) => "permission_request",
+            Self::PermissionResolved { .. } => "permission_resolved",
+            Self::System(_) => "system",
+            Self::Usage(_) => "usage",
+            Self::MessageCompleted { .. } => "message_completed",
+            Self::Error { .. } => "error",
+        }
+    }
+
+    pub fn error(message: impl Into<String>, code: &str) -> Self {
+        Self::Error { message: message.into(), code: Some(code.to_owned()) }
+    }
+}
+
+/// One event of a chat's log: a payload with its place in the chat (`seq`, strictly
+/// increasing per chat) and the message it belongs to.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ChatEvent {
+    pub seq: i64,
+    pub message_id: Uuid,
+    /// Set when the event comes from a sub-agent working for a `Task` tool call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_tool_use_id: Option<String>,
+    pub created_at: DateTime<Utc>,
+    #[serde(flatten)]
+    pub payload: EventPayload,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn roundtrip(payload: EventPayload) -> Value {
+        let event = ChatEvent {
+            seq: 7,
+            message_id: Uuid::nil(),
+            parent_tool_use_id: None,
+            created_at: DateTime::<Utc>::UNIX_EPOCH,
+            payload,
+        };
+        let json = serde_json::to_value(&event).unwrap();
+        let back: ChatEvent = serde_json::from_value(json.clone()).unwrap();
+        assert_eq!(back, event);
+        json
+    }
+
+    #[test]
+    fn events_have_the_seed_shape() {
+        let json = roundtrip(EventPayload::ToolStarted {
+            tool: ToolCall {
+                id: "t1".into(),
+                name: "Bash".into(),
+                input: json!({"command": "ls"}),
+            },
+        });
+        assert_eq!(json["type"], "tool_started");
+        assert_eq!(json["seq"], 7);
+        assert_eq!(json["tool"]["name"], "Bash");
+        assert_eq!(json["message_id"], Uuid::nil().to_string());
+    }
+
+    #[test]
+    fn system_events_keep_their_details_without_the_tag() {
+        let json = roundtrip(EventPayload::System(
+            SystemEvent::new("init").with("session_id", "abc").with("model", "m"),
+        ));
+        assert_eq!(json["subtype"], "init");
+        assert_eq!(json["session_id"], "abc");
+        let back: ChatEvent = serde_json::from_value(json).unwrap();
+        let EventPayload::System(system) = back.payload else { panic!("not a system event") };
+        assert!(!system.details.contains_key("type"), "tag leaked into details");
+    }
+
+    #[test]
+    fn completion_and_usage_roundtrip() {
+        let json = roundtrip(EventPayload::MessageCompleted {
+            status: MessageStatus::Interrupted,
+            total_cost_usd: Some(0.5),
+        });
+        assert_eq!(json["status"], "interrupted");
+        roundtrip(EventPayload::Usage(Usage { input_tokens: 3, ..Usage::default() }));
+        roundtrip(EventPayload::PermissionRequest(PermissionRequest {
+            request_id: "r".into(),
+            tool_name: "Bash".into(),
+            input: json!({}),
+            tool_use_id: None,
+            description: None,
+            suggestions: vec![],
+        }));
+    }
+
+    #[test]
+    fn status_strings_roundtrip() {
+        for status in [
+            MessageStatus::InProgress,
+            MessageStatus::Completed,
+            MessageStatus::Failed,
+            MessageStatus::Interrupted,
+        ] {
+            assert_eq!(MessageStatus::parse(status.as_str()), Some(status));
+        }
+        assert_eq!(MessageStatus::parse("done"), None);
+    }
+}

@@ -1,0 +1,13 @@
+//! Wire types shared by every agentbox crate and client: no I/O, no runtime, only data.
+//!
+//! - [`cli`]: the Claude Code CLI's stream-json messages, both directions, including the
+//!   control protocol.
+//! - [`event`]: chat events, the one format used in the durable log, on the SSE stream and in
+//!   `messages.content`.
+//! - [`api`]: request and response bodies of the HTTP API (contract v1).
+
+pub mod api;
+pub mod cli;
+pub mod event;
+
+pub use event::{ChatEvent, EventPayload, MessageStatus};

@@ -1,0 +1,96 @@
+//! What the runner needs to know: model access and the limits of running turns.
+
+use std::fmt;
+use std::time::Duration;
+
+/// How the CLI reaches a model. Secrets are never printed by `Debug`.
+#[derive(Clone, Default)]
+pub struct ModelAccess {
+    pub api_key: Option<String>,
+    pub auth_token: Option<String>,
+    pub base_url: Option<String>,
+    /// Set when the model is agentbox's own scripted mock (`serve --demo`).
+    pub demo: bool,
+}
+
+impl ModelAccess {
+    pub fn is_configured(&self) -> bool {
+        self.api_key.is_some() || self.auth_token.is_some()
+    }
+
+    /// The variables the CLI reads.
+    pub fn env(&self) -> Vec<(String, String)> {
+        let mut env = Vec::new();
+        if let Some(key) = &self.api_key {
+            env.push(("ANTHROPIC_API_KEY".to_owned(), key.clone()));
+        }
+        if let Some(token) = &self.auth_token {
+            env.push(("ANTHROPIC_AUTH_TOKEN".to_owned(), token.clone()));
+        }
+        if let Some(url) = &self.base_url {
+            env.push(("ANTHROPIC_BASE_URL".to_owned(), url.clone()));
+        }
+        env
+    }
+}
+
+impl fmt::Debug for ModelAccess {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let redact = |s: &Option<String>| s.as_ref().map(|_| "<redacted>");
+        f.debug_struct("ModelAccess")
+            .field("api_key", &redact(&self.api_key))
+            .field("auth_token", &redact(&self.auth_token))
+            .field("base_url", &self.base_url)
+            .field("demo", &self.demo)
+            .finish()
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct RunnerConfig {
+    pub model_access: ModelAccess,
+    /// Turns running at once; more wait for a slot.
+    pub max_concurrent_turns: usize,
+    /// How long an interrupted CLI gets to finish the turn before it is killed.
+    pub interrupt_grace: Duration,
+    /// How long a chat's CLI process stays up after a turn, ready for the next one. Zero
+    /// stops it after every turn (the next turn resumes the session in a new process).
+    pub idle_session_timeout: Duration,
+    /// `CLAUDE_CODE_MAX_RETRIES`: how often the CLI retries a failed model call. The CLI's
+    /// own default (10, with backoff) can keep a turn hanging for minutes.
+    pub cli_max_retries: u32,
+    pub append_system_prompt: Option<String>,
+}
+
+impl Default for RunnerConfig {
+    fn default() -> Self {
+        Self {
+            model_access: ModelAccess::default(),
+            max_concurrent_turns: 8,
+            interrupt_grace: Duration::from_secs(5),
+            idle_session_timeout: Duration::from_secs(600),
+            cli_max_retries: 3,
+            append_system_prompt: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_hides_secrets() {
+        let access = ModelAccess {
+            api_key: Some("sk-ant-secret".into()),
+            auth_token: Some("tok-secret".into()),
+            base_url: Some("http://127.0.0.1:1".into()),
+            demo: false,
+        };
+        let text = format!("{access:?}");
+        assert!(!text.contains("secret"), "{text}");
+        assert!(text.contains("127.0.0.1"));
+        assert!(access.is_configured());
+        assert!(!ModelAccess::default().is_configured());
+    }
+}

@@ -1,0 +1,50 @@
+//! Where a turn's events go: the durable log first, then the bus.
+
+use std::sync::Arc;
+
+use agentbox_agent::{AgentEvent, EventSink, SinkError};
+use agentbox_bus::EventBus;
+use agentbox_protocol::EventPayload;
+use agentbox_protocol::event::ChatEvent;
+use agentbox_store::{NewEvent, Store};
+use async_trait::async_trait;
+use uuid::Uuid;
+
+/// Appends each event to the chat's log and publishes it once committed, so a subscriber
+/// never sees an event the log does not have.
+#[derive(Clone)]
+pub(crate) struct LogSink {
+    pub store: Store,
+    pub bus: Arc<EventBus>,
+    pub chat_id: Uuid,
+    pub message_id: Uuid,
+}
+
+impl LogSink {
+    pub async fn record(&self, payload: EventPayload) -> Result<ChatEvent, SinkError> {
+        self.append(NewEvent::new(self.message_id, payload)).await
+    }
+
+    async fn append(&self, event: NewEvent) -> Result<ChatEvent, SinkError> {
+        let event = self
+            .store
+            .append_event(self.chat_id, event)
+            .await
+            .map_err(|err| SinkError(err.to_string()))?;
+        self.bus.publish(self.chat_id, event.clone());
+        Ok(event)
+    }
+}
+
+#[async_trait]
+impl EventSink for LogSink {
+    async fn emit(&mut self, event: AgentEvent) -> Result<(), SinkError> {
+        self.append(NewEvent {
+            message_id: self.message_id,
+            payload: event.payload,
+            parent_tool_use_id: event.parent_tool_use_id,
+        })
+        .await
+        .map(drop)
+    }
+}

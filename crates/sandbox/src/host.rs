@@ -1,0 +1,247 @@
+//! The `host` provider: a directory per sandbox and nothing else.
+//!
+//! It exists so that agentbox runs where Linux namespaces are unavailable and as the baseline
+//! the isolating providers are measured against. It isolates NOTHING: the agent runs as the
+//! server's own user with the server's view of the file system and network. Only its
+//! environment is cleaned, so the server's secrets (`SECRET_KEY`, `DATABASE_URL`, ...) are not
+//! handed to the agent by accident.
+
+use std::io;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+
+use crate::process::{ExitStatus, ProcessKiller, SandboxProcess, StopTarget};
+use crate::{
+    ExecRequest, ProviderHealth, Result, Sandbox, SandboxError, SandboxProvider, Tools, check_id,
+};
+
+/// Used when the server's own `PATH` is unset.
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+#[derive(Debug)]
+pub struct HostProvider {
+    root: PathBuf,
+    tools: Tools,
+}
+
+impl HostProvider {
+    /// Sandboxes live under `root`, one directory each.
+    pub fn new(root: impl Into<PathBuf>, tools: Tools) -> Self {
+        Self { root: root.into(), tools }
+    }
+
+    fn dir(&self, id: &str) -> Result<PathBuf> {
+        check_id(id)?;
+        Ok(self.root.join(id))
+    }
+}
+
+#[async_trait]
+impl SandboxProvider for HostProvider {
+    fn name(&self) -> &'static str {
+        "host"
+    }
+
+    fn isolates(&self) -> bool {
+        false
+    }
+
+    async fn ensure(&self, id: &str) -> Result<Arc<dyn Sandbox>> {
+        let home = self.dir(id)?.join("home");
+        create_private_dir(&home).await?;
+        let home = home.to_str().ok_or_else(|| SandboxError::InvalidId(id.to_owned()))?.to_owned();
+        Ok(Arc::new(HostSandbox { id: id.to_owned(), home, tools: self.tools.clone() }))
+    }
+
+    async fn delete(&self, id: &str) -> Result<()> {
+        match tokio::fs::remove_dir_all(self.dir(id)?).await {
+            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(()),
+            other => Ok(other?),
+        }
+    }
+
+    async fn health(&self) -> ProviderHealth {
+        match create_private_dir(&self.root).await {
+            Ok(()) => ProviderHealth {
+                ok: true,
+                detail: "host provider: the agent runs unconfined as the server's user".into(),
+            },
+            Err(err) => ProviderHealth {
+                ok: false,
+                detail: format!("cannot use {}: {err}", self.root.display()),
+            },
+        }
+    }
+}
+
+async fn create_private_dir(path: &Path) -> io::Result<()> {
+    let mut builder = tokio::fs::DirBuilder::new();
+    builder.recursive(true).mode(0o700);
+    builder.create(path).await
+}
+
+#[derive(Debug)]
+struct HostSandbox {
+    id: String,
+    home: String,
+    tools: Tools,
+}
+
+#[async_trait]
+impl Sandbox for HostSandbox {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn home(&self) -> &str {
+        &self.home
+    }
+
+    fn tool_path(&self, name: &str) -> Option<String> {
+        self.tools.get(name).and_then(|path| path.to_str()).map(str::to_owned)
+    }
+
+    async fn exec(&self, request: ExecRequest) -> Result<SandboxProcess> {
+        #[allow(clippy::disallowed_methods)] // This crate is where processes are started.
+        let mut command = tokio::process::Command::new(&request.program);
+        command
+            .args(&request.args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_else(|_| DEFAULT_PATH.to_owned()))
+            .env("HOME", &self.home)
+            .env("LANG", "C.UTF-8")
+            .envs(request.env.iter().map(|(k, v)| (k, v)))
+            .current_dir(request.cwd.as_deref().unwrap_or(&self.home))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            // A group of its own, so that stopping the process also stops what it started.
+            .process_group(0);
+        die_with_parent(&mut command);
+        let mut child = command
+            .spawn()
+            .map_err(|source| SandboxError::Spawn { program: request.program.clone(), source })?;
+        let pid =
+            child.id().ok_or_else(|| io::Error::other("process exited before its pid was read"))?;
+        let (Some(stdin), Some(stdout), Some(stderr)) =
+            (child.stdin.take(), child.stdout.take(), child.stderr.take())
+        else {
+            return Err(io::Error::other("child stdio was not piped").into());
+        };
+        let exit = Box::pin(async move {
+            let status = child.wait().await?;
+            Ok(ExitStatus { code: status.code(), signal: status.signal() })
+        });
+        Ok(SandboxProcess {
+            stdin: Box::new(stdin),
+            stdout: Box::new(stdout),
+            stderr: Box::new(stderr),
+            exit,
+            killer: ProcessKiller::new(ProcessGroup(pid)),
+        })
+    }
+}
+
+/// Signals go to the whole process group, so tool processes the CLI started stop with it.
+struct ProcessGroup(u32);
+
+impl ProcessGroup {
+    fn signal(&self, signal: Signal) {
+        let Ok(pid) = i32::try_from(self.0) else { return };
+        // ESRCH (the group is already gone) is the expected outcome after a normal exit.
+        let _ = killpg(Pid::from_raw(pid), signal);
+    }
+}
+
+impl StopTarget for ProcessGroup {
+    fn terminate(&self) {
+        self.signal(Signal::SIGTERM);
+    }
+
+    fn kill(&self) {
+        self.signal(Signal::SIGKILL);
+    }
+}
+
+/// Ask the kernel to kill the child when the server dies, even by SIGKILL, so that no agent
+/// keeps running unsupervised after a crash.
+#[allow(unsafe_code)]
+fn die_with_parent(command: &mut tokio::process::Command) {
+    // SAFETY: the closure runs in the forked child before exec and only calls prctl(2), which
+    // is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        command
+            .pre_exec(|| nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(io::Error::from));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[tokio::test]
+    async fn runs_in_its_home_with_a_clean_environment() {
+        let root = tempfile::tempdir().unwrap();
+        // SAFETY-free way to prove the server environment is not inherited: a variable
+        // that is surely set for this test process.
+        assert!(std::env::var("PATH").is_ok());
+        let provider = HostProvider::new(root.path(), Tools::new());
+        let sandbox = provider.ensure("chat-1").await.unwrap();
+        let mut process = sandbox
+            .exec(ExecRequest {
+                program: "/bin/sh".into(),
+                args: vec![
+                    "-c".into(),
+                    "read line; echo \"$line|$(pwd)|$HOME|${CARGO:-unset}\"".into(),
+                ],
+                ..ExecRequest::default()
+            })
+            .await
+            .unwrap();
+        process.stdin.write_all(b"hello\n").await.unwrap();
+        let mut out = String::new();
+        process.stdout.read_to_string(&mut out).await.unwrap();
+        let status = process.exit.await.unwrap();
+        assert!(status.success(), "{status}");
+        let home = root.path().join("chat-1/home");
+        assert_eq!(out.trim(), format!("hello|{0}|{0}|unset", home.display()));
+    }
+
+    #[tokio::test]
+    async fn kill_stops_the_process_group() {
+        let root = tempfile::tempdir().unwrap();
+        let provider = HostProvider::new(root.path(), Tools::new());
+        let sandbox = provider.ensure("k").await.unwrap();
+        let process = sandbox
+            .exec(ExecRequest {
+                program: "/bin/sh".into(),
+                args: vec!["-c".into(), "sleep 1000 & sleep 1000".into()],
+                ..ExecRequest::default()
+            })
+            .await
+            .unwrap();
+        process.killer.kill();
+        let status = process.exit.await.unwrap();
+        assert_eq!(status.signal, Some(9));
+    }
+
+    #[tokio::test]
+    async fn delete_removes_the_directory_and_ids_are_checked() {
+        let root = tempfile::tempdir().unwrap();
+        let provider = HostProvider::new(root.path(), Tools::new());
+        provider.ensure("gone").await.unwrap();
+        assert!(root.path().join("gone/home").is_dir());
+        provider.delete("gone").await.unwrap();
+        assert!(!root.path().join("gone").exists());
+        provider.delete("gone").await.unwrap();
+        assert!(matches!(provider.ensure("../escape").await, Err(SandboxError::InvalidId(_))));
+    }
+}

@@ -1,0 +1,168 @@
+//! Chats: create, list, read, change, delete. Every lookup is scoped to the signed-in
+//! user; another user's chat answers 404, exactly like a chat that does not exist.
+
+use agentbox_protocol::api::{Chat, ChatStatus, CreateChatRequest, UpdateChatRequest};
+use agentbox_store::{ChatRecord, ChatUpdate, NewChat};
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::auth::CurrentUser;
+use crate::error::ApiError;
+use crate::extract::{ApiJson, ChatId};
+use crate::state::AppState;
+
+pub const DEFAULT_TITLE: &str = "New chat";
+const MAX_TITLE_CHARS: usize = 200;
+const MAX_MODEL_CHARS: usize = 100;
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(create_chat, list_chats)).routes(routes!(
+        get_chat,
+        update_chat,
+        delete_chat
+    ))
+}
+
+pub fn chat_json(state: &AppState, chat: ChatRecord) -> Chat {
+    let running = state.runner.is_running(chat.id);
+    Chat {
+        id: chat.id,
+        title: chat.title,
+        model: chat.model,
+        permission_mode: chat.permission_mode,
+        status: if running { ChatStatus::Running } else { ChatStatus::Idle },
+        session_id: chat.session_id,
+        last_event_id: chat.last_seq,
+        sandbox_provider: chat.sandbox_provider,
+        created_at: chat.created_at,
+        updated_at: chat.updated_at,
+    }
+}
+
+/// The chat if it belongs to the user; 404 otherwise.
+pub async fn owned_chat(
+    state: &AppState,
+    user: &CurrentUser,
+    chat_id: uuid::Uuid,
+) -> Result<ChatRecord, ApiError> {
+    state.store.chat(user.0.id, chat_id).await?.ok_or_else(ApiError::chat_not_found)
+}
+
+fn valid_title(title: &str) -> Result<String, ApiError> {
+    let title = title.trim();
+    if title.is_empty() || title.chars().count() > MAX_TITLE_CHARS {
+        return Err(ApiError::unprocessable(
+            "invalid_title",
+            format!("A title must have between 1 and {MAX_TITLE_CHARS} characters."),
+        ));
+    }
+    Ok(title.to_owned())
+}
+
+/// Model names are passed to the CLI as an argument: keep them to the characters model ids use.
+pub fn valid_model(model: &str) -> Result<String, ApiError> {
+    let ok = !model.is_empty()
+        && model.len() <= MAX_MODEL_CHARS
+        && model.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._:/@[]".contains(&b));
+    if !ok {
+        return Err(ApiError::unprocessable(
+            "invalid_model",
+            "A model name must be 1 to 100 letters, digits or -._:/@[] characters.",
+        ));
+    }
+    Ok(model.to_owned())
+}
+
+/// Start a new chat.
+#[utoipa::path(post, path = "/api/v1/chats", tag = "chats", request_body = CreateChatRequest,
+    responses((status = 201, body = Chat), (status = 422, description = "invalid_title, invalid_model")),
+    security(("bearer" = [])))]
+async fn create_chat(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    ApiJson(request): ApiJson<CreateChatRequest>,
+) -> Result<(StatusCode, Json<Chat>), ApiError> {
+    let title = request.title.as_deref().map(valid_title).transpose()?;
+    let model = request.model.as_deref().map(valid_model).transpose()?;
+    let chat = state
+        .store
+        .create_chat(NewChat {
+            user_id: user.0.id,
+            title: title.unwrap_or_else(|| DEFAULT_TITLE.to_owned()),
+            model: model.unwrap_or_else(|| state.info.default_model.clone()),
+            permission_mode: request.permission_mode.unwrap_or_default(),
+            sandbox_provider: state.runner.sandbox_provider().name().to_owned(),
+        })
+        .await?;
+    Ok((StatusCode::CREATED, Json(chat_json(&state, chat))))
+}
+
+/// The user's chats, most recently active first.
+#[utoipa::path(get, path = "/api/v1/chats", tag = "chats",
+    responses((status = 200, body = Vec<Chat>)), security(("bearer" = [])))]
+async fn list_chats(
+    State(state): State<AppState>,
+    user: CurrentUser,
+) -> Result<Json<Vec<Chat>>, ApiError> {
+    let chats = state.store.list_chats(user.0.id).await?;
+    Ok(Json(chats.into_iter().map(|chat| chat_json(&state, chat)).collect()))
+}
+
+/// One chat.
+#[utoipa::path(get, path = "/api/v1/chats/{chat_id}", tag = "chats",
+    params(("chat_id" = uuid::Uuid, Path)),
+    responses((status = 200, body = Chat), (status = 404, description = "chat_not_found")),
+    security(("bearer" = [])))]
+async fn get_chat(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    ChatId(chat_id): ChatId,
+) -> Result<Json<Chat>, ApiError> {
+    let chat = owned_chat(&state, &user, chat_id).await?;
+    Ok(Json(chat_json(&state, chat)))
+}
+
+/// Rename a chat or change its default model or permission mode.
+#[utoipa::path(patch, path = "/api/v1/chats/{chat_id}", tag = "chats",
+    params(("chat_id" = uuid::Uuid, Path)), request_body = UpdateChatRequest,
+    responses((status = 200, body = Chat), (status = 404), (status = 422)),
+    security(("bearer" = [])))]
+async fn update_chat(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    ChatId(chat_id): ChatId,
+    ApiJson(request): ApiJson<UpdateChatRequest>,
+) -> Result<Json<Chat>, ApiError> {
+    let update = ChatUpdate {
+        title: request.title.as_deref().map(valid_title).transpose()?,
+        model: request.model.as_deref().map(valid_model).transpose()?,
+        permission_mode: request.permission_mode,
+    };
+    let chat = state
+        .store
+        .update_chat(user.0.id, chat_id, update)
+        .await?
+        .ok_or_else(ApiError::chat_not_found)?;
+    Ok(Json(chat_json(&state, chat)))
+}
+
+/// Delete a chat: its running turn is stopped, its sandbox removed, its history deleted.
+#[utoipa::path(delete, path = "/api/v1/chats/{chat_id}", tag = "chats",
+    params(("chat_id" = uuid::Uuid, Path)),
+    responses((status = 204), (status = 404)), security(("bearer" = [])))]
+async fn delete_chat(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    ChatId(chat_id): ChatId,
+) -> Result<StatusCode, ApiError> {
+    owned_chat(&state, &user, chat_id).await?;
+    state.runner.forget_chat(chat_id).await;
+    if !state.store.delete_chat(user.0.id, chat_id).await? {
+        return Err(ApiError::chat_not_found());
+    }
+    tracing::info!(%chat_id, "chat deleted");
+    Ok(StatusCode::NO_CONTENT)
+}

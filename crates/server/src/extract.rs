@@ -1,0 +1,52 @@
+//! Extractors whose rejections speak the API's error format.
+
+use axum::extract::rejection::{JsonRejection, PathRejection};
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+use uuid::Uuid;
+
+use crate::error::ApiError;
+
+/// A JSON body. Malformed JSON is 400, a body of the wrong shape (missing or unknown
+/// fields, wrong types) 422, a missing JSON content type 415, a too large body 413.
+pub struct ApiJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(value)) => Ok(Self(value)),
+            Err(rejection) => Err(json_error(&rejection)),
+        }
+    }
+}
+
+fn json_error(rejection: &JsonRejection) -> ApiError {
+    let status = rejection.status();
+    let code = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => "body_too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::UNPROCESSABLE_ENTITY => "invalid_request",
+        _ => "invalid_json",
+    };
+    ApiError::new(status, code, rejection.body_text())
+}
+
+/// The `{chat_id}` of a path. An id that is not a UUID names no chat: 404, like any other
+/// unknown chat.
+pub struct ChatId(pub Uuid);
+
+impl<S: Send + Sync> FromRequestParts<S> for ChatId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match Path::<Uuid>::from_request_parts(parts, state).await {
+            Ok(Path(id)) => Ok(Self(id)),
+            Err(PathRejection::FailedToDeserializePathParams(_)) => Err(ApiError::chat_not_found()),
+            Err(other) => Err(ApiError::internal(other.body_text())),
+        }
+    }
+}

@@ -1,0 +1,48 @@
+//! The HTTP face of agentbox (API contract v1, DESIGN §4). This is the only crate that
+//! knows HTTP: handlers check input, authenticate, scope everything by the signed-in user
+//! and call the store and the turn runner.
+//!
+//! [`app`] builds the whole router from an [`AppState`]; [`openapi`] publishes the contract
+//! that the same handler annotations describe.
+
+mod auth;
+mod chats;
+mod error;
+mod extract;
+mod health;
+mod messages;
+pub mod openapi;
+mod state;
+mod stream;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use tower_http::trace::TraceLayer;
+use utoipa_axum::router::OpenApiRouter;
+
+pub use auth::AuthKeys;
+pub use error::ApiError;
+pub use health::{ServerInfo, component};
+pub use state::{AppState, Limits};
+
+/// The complete router: API, health, OpenAPI document, and JSON errors for unknown paths.
+pub fn app(state: AppState) -> Router {
+    let (router, api) = api_router().split_for_parts();
+    let body_limit = state.limits.max_body_bytes;
+    router
+        .route("/health", axum::routing::get(health::health))
+        .route("/api/v1/openapi.json", axum::routing::get(move || async move { axum::Json(api) }))
+        .fallback(error::not_found)
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+fn api_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(<openapi::ApiDoc as utoipa::OpenApi>::openapi())
+        .merge(auth::routes())
+        .merge(chats::routes())
+        .merge(messages::routes())
+        .merge(stream::routes())
+}

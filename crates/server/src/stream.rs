@@ -1,0 +1,153 @@
+//! The chat's live event stream (SSE) and its interruption.
+//!
+//! A client gets exactly the events after the one it names (`Last-Event-ID` header or
+//! `?last_event_id=`; everything when it names none), first from the durable log and then
+//! live, without a gap or a duplicate: the handler subscribes to the bus *before* reading
+//! the log, skips live events it already sent, and goes back to the log whenever it sees a
+//! gap or lags behind the bus.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::time::Duration;
+
+use agentbox_bus::{Received, Subscription};
+use agentbox_protocol::event::ChatEvent;
+use agentbox_store::Store;
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures::{Stream, StreamExt};
+use serde::Deserialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use crate::auth::CurrentUser;
+use crate::chats::owned_chat;
+use crate::error::ApiError;
+use crate::extract::ChatId;
+use crate::messages::{InterruptResponse, interrupt};
+use crate::state::AppState;
+
+/// Events read from the log per query while catching up.
+const PAGE: usize = 500;
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(stream_events, interrupt_turn))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct StreamQuery {
+    /// Same as the `Last-Event-ID` header, for clients that cannot set headers.
+    last_event_id: Option<String>,
+}
+
+/// The chat's events as `text/event-stream`: `id` is the event's `seq`, `event` its type,
+/// `data` the event as JSON. Stays open; sends keep-alive comments while idle.
+#[utoipa::path(get, path = "/api/v1/chats/{chat_id}/stream", tag = "messages",
+    params(("chat_id" = Uuid, Path), StreamQuery,
+           ("Last-Event-ID" = Option<i64>, Header, description = "Send only events after this seq")),
+    responses((status = 200, content_type = "text/event-stream", body = ChatEvent),
+              (status = 400, description = "invalid_last_event_id"), (status = 404)),
+    security(("bearer" = [])))]
+async fn stream_events(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    ChatId(chat_id): ChatId,
+    headers: HeaderMap,
+    Query(query): Query<StreamQuery>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    owned_chat(&state, &user, chat_id).await?;
+    let header = headers.get("last-event-id").map(|v| v.to_str().unwrap_or("invalid").to_owned());
+    let last_sent = match header.or(query.last_event_id) {
+        None => 0,
+        Some(text) => text.trim().parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_last_event_id",
+                "Last-Event-ID must be a non-negative integer.",
+            )
+        })?,
+    };
+    // Subscribe before the first read of the log, so nothing committed in between is missed.
+    let tail = Tail {
+        subscription: state.bus.subscribe(chat_id),
+        store: state.store.clone(),
+        chat_id,
+        last_sent,
+        backlog: VecDeque::new(),
+        catch_up: true,
+    };
+    let events = futures::stream::unfold(tail, Tail::next)
+        .take_until(state.shutdown.clone().cancelled_owned());
+    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(KEEP_ALIVE).text("keep-alive")))
+}
+
+/// Interrupt the running turn (same as `POST .../interrupt` in other APIs).
+#[utoipa::path(delete, path = "/api/v1/chats/{chat_id}/stream", tag = "messages",
+    params(("chat_id" = Uuid, Path)),
+    responses((status = 202, body = InterruptResponse), (status = 404),
+              (status = 409, description = "no_running_turn")),
+    security(("bearer" = [])))]
+async fn interrupt_turn(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    ChatId(chat_id): ChatId,
+) -> Result<(StatusCode, Json<InterruptResponse>), ApiError> {
+    interrupt(&state, &user, chat_id).await
+}
+
+struct Tail {
+    subscription: Subscription,
+    store: Store,
+    chat_id: Uuid,
+    last_sent: i64,
+    backlog: VecDeque<ChatEvent>,
+    catch_up: bool,
+}
+
+impl Tail {
+    async fn next(mut self) -> Option<(Result<Event, Infallible>, Self)> {
+        loop {
+            if let Some(event) = self.backlog.pop_front() {
+                if event.seq > self.last_sent {
+                    return Some((Ok(self.sent(&event)), self));
+                }
+                continue;
+            }
+            if self.catch_up {
+                let page = self.store.events_after(self.chat_id, self.last_sent, PAGE as i64).await;
+                match page {
+                    Ok(events) => {
+                        self.catch_up = events.len() == PAGE;
+                        self.backlog = events.into();
+                        continue;
+                    }
+                    Err(err) => {
+                        // End the stream; the client reconnects with its Last-Event-ID.
+                        tracing::error!(chat_id = %self.chat_id, %err, "reading the event log failed");
+                        return None;
+                    }
+                }
+            }
+            match self.subscription.recv().await {
+                Received::Event(event) if event.seq <= self.last_sent => {}
+                Received::Event(event) if event.seq == self.last_sent + 1 => {
+                    return Some((Ok(self.sent(&event)), self));
+                }
+                // A gap or a lag: the log has what we missed, in order.
+                Received::Event(_) | Received::Lagged => self.catch_up = true,
+            }
+        }
+    }
+
+    fn sent(&mut self, event: &ChatEvent) -> Event {
+        self.last_sent = event.seq;
+        let data = serde_json::to_string(event).unwrap_or_else(|err| {
+            tracing::error!(%err, "an event did not serialize");
+            "{}".to_owned()
+        });
+        Event::default().id(event.seq.to_string()).event(event.payload.kind()).data(data)
+    }
+}
