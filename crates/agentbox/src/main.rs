@@ -1,16 +1,13 @@
 //! The `agentbox` binary: `serve` (the platform), `mock-llm` (the scripted model server),
 //! `migrate` (database schema only).
 
-mod config;
-mod serve;
-
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
+use agentbox::config::{LogFormat, ServeArgs};
+use agentbox::serve;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
-
-use crate::config::{LogFormat, ServeArgs};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -45,7 +42,10 @@ enum Command {
 fn init_logging(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),

@@ -22,7 +22,40 @@ use crate::config::Config;
 
 const REFRESH_TOKEN_TTL: std::time::Duration = std::time::Duration::from_secs(30 * 24 * 3600);
 
+/// A started server.
+pub struct Server {
+    pub address: std::net::SocketAddr,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Server {
+    /// Stop accepting requests, end streams, interrupt running turns and wait for all of it.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        self.task.await?
+    }
+
+    /// Wait until the server stops by itself (it does not, unless it fails).
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.task.await?
+    }
+}
+
+/// Run until Ctrl-C or SIGTERM, then shut down gracefully.
 pub async fn run(config: Config) -> anyhow::Result<()> {
+    let server = start(config).await?;
+    let shutdown = server.shutdown.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down: interrupting running turns");
+        shutdown.cancel();
+    });
+    server.wait().await
+}
+
+/// Open everything, close what a crash left open, and start serving on `config.bind`.
+pub async fn start(config: Config) -> anyhow::Result<Server> {
     tracing::debug!(?config, "configuration");
     prepare_data_dir(&config.data_dir)?;
     let secret = secret_key(&config)?;
@@ -86,8 +119,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         }
     };
 
-    let sandboxes: Arc<dyn SandboxProvider> =
-        Arc::new(HostProvider::new(config.data_dir.join("sandboxes"), tools));
+    let host = HostProvider::new(config.data_dir.join("sandboxes"), tools);
+    let reaped = host.reap_orphans();
+    if reaped > 0 {
+        tracing::warn!(reaped, "stopped sandbox processes left running by the previous server");
+    }
+    let sandboxes: Arc<dyn SandboxProvider> = Arc::new(host);
     tracing::warn!(
         provider = sandboxes.name(),
         "the `host` sandbox provider isolates nothing: the agent runs unconfined as this server's user"
@@ -136,19 +173,19 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", config.bind))?;
     let address = listener.local_addr()?;
     tracing::info!(%address, data_dir = %config.data_dir.display(), "agentbox is listening on http://{address}");
-    axum::serve(listener, agentbox_server::app(state))
-        .with_graceful_shutdown(async move {
-            shutdown_signal().await;
-            tracing::info!("shutting down: interrupting running turns");
-            shutdown.cancel();
-        })
-        .await?;
-    runner.shutdown().await;
-    store.close().await;
-    if let Some(mock) = demo_mock {
-        mock.shutdown().await;
-    }
-    Ok(())
+    let stopping = shutdown.clone();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, agentbox_server::app(state))
+            .with_graceful_shutdown(stopping.cancelled_owned())
+            .await?;
+        runner.shutdown().await;
+        store.close().await;
+        if let Some(mock) = demo_mock {
+            mock.shutdown().await;
+        }
+        Ok(())
+    });
+    Ok(Server { address, shutdown, task })
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

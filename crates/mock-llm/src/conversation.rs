@@ -11,7 +11,9 @@ use serde_json::Value;
 /// The prompt a request is about and the script step that answers it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PromptPosition {
-    /// The prompt text: the non-reminder text blocks of the prompt message, joined by newlines.
+    /// The prompt text: the last non-reminder text block of the prompt message. After a failed
+    /// or interrupted turn the CLI merges the next prompt into the same user message as the
+    /// earlier one, so only the last text is the prompt being answered.
     pub prompt: String,
     /// The index of the prompt message in `messages`.
     pub message_index: usize,
@@ -86,7 +88,7 @@ pub fn locate_prompt(messages: &[Value]) -> Option<PromptPosition> {
         .map(|(index, message)| (index, user_texts_of(message)))
         .find(|(_, texts)| !texts.is_empty())?;
     Some(PromptPosition {
-        prompt: texts.join("\n"),
+        prompt: texts.last()?.to_string(),
         message_index,
         step: assistant_replies(&messages[message_index + 1..]),
     })
@@ -159,6 +161,16 @@ mod tests {
             json!({"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t", "content": ""}]}),
         ];
         assert_eq!(locate_prompt(&messages).unwrap().step, 1);
+    }
+
+    #[test]
+    fn a_prompt_merged_after_a_failed_turn_is_the_last_text() {
+        let messages = vec![json!({"role": "user", "content": [
+            {"type": "text", "text": "<system-reminder>ctx</system-reminder>"},
+            {"type": "text", "text": "[[error:500]] this failed"},
+            {"type": "text", "text": "[[text:fine]] again"},
+        ]})];
+        assert_eq!(locate_prompt(&messages).unwrap().prompt, "[[text:fine]] again");
     }
 
     #[test]

@@ -21,6 +21,11 @@ use crate::{
     ExecRequest, ProviderHealth, Result, Sandbox, SandboxError, SandboxProvider, Tools, check_id,
 };
 
+/// Every process started in a host sandbox, and everything it starts, carries this variable
+/// (naming the sandbox's directory), so that processes orphaned by a server crash can be
+/// found and stopped at the next start.
+const MARKER: &str = "AGENTBOX_SANDBOX";
+
 /// Used when the server's own `PATH` is unset.
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -40,6 +45,31 @@ impl HostProvider {
         check_id(id)?;
         Ok(self.root.join(id))
     }
+
+    /// Kill the processes of this provider's sandboxes that a previous server left behind
+    /// when it died (the CLI itself dies with the server; tools it started may not). Call
+    /// once at start-up, before any sandbox process is started. Returns how many were killed.
+    pub fn reap_orphans(&self) -> usize {
+        let prefix = format!("{MARKER}={}/", self.root.display());
+        let own = std::process::id();
+        let Ok(entries) = std::fs::read_dir("/proc") else { return 0 };
+        let mut killed = 0;
+        for entry in entries.flatten() {
+            let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+                continue;
+            };
+            if u32::try_from(pid).is_ok_and(|pid| pid == own) {
+                continue;
+            }
+            // Unreadable (another user's process) or gone: not ours either way.
+            let Ok(environ) = std::fs::read(entry.path().join("environ")) else { continue };
+            let ours = environ.split(|&b| b == 0).any(|var| var.starts_with(prefix.as_bytes()));
+            if ours && nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL).is_ok() {
+                killed += 1;
+            }
+        }
+        killed
+    }
 }
 
 #[async_trait]
@@ -56,7 +86,12 @@ impl SandboxProvider for HostProvider {
         let home = self.dir(id)?.join("home");
         create_private_dir(&home).await?;
         let home = home.to_str().ok_or_else(|| SandboxError::InvalidId(id.to_owned()))?.to_owned();
-        Ok(Arc::new(HostSandbox { id: id.to_owned(), home, tools: self.tools.clone() }))
+        Ok(Arc::new(HostSandbox {
+            id: id.to_owned(),
+            dir: self.dir(id)?,
+            home,
+            tools: self.tools.clone(),
+        }))
     }
 
     async fn delete(&self, id: &str) -> Result<()> {
@@ -89,6 +124,7 @@ async fn create_private_dir(path: &Path) -> io::Result<()> {
 #[derive(Debug)]
 struct HostSandbox {
     id: String,
+    dir: PathBuf,
     home: String,
     tools: Tools,
 }
@@ -116,6 +152,7 @@ impl Sandbox for HostSandbox {
             .env("PATH", std::env::var("PATH").unwrap_or_else(|_| DEFAULT_PATH.to_owned()))
             .env("HOME", &self.home)
             .env("LANG", "C.UTF-8")
+            .env(MARKER, self.dir.as_os_str())
             .envs(request.env.iter().map(|(k, v)| (k, v)))
             .current_dir(request.cwd.as_deref().unwrap_or(&self.home))
             .stdin(Stdio::piped())
@@ -231,6 +268,45 @@ mod tests {
         process.killer.kill();
         let status = process.exit.await.unwrap();
         assert_eq!(status.signal, Some(9));
+    }
+
+    #[tokio::test]
+    async fn orphans_of_a_previous_server_are_reaped() {
+        let root = tempfile::tempdir().unwrap();
+        let provider = HostProvider::new(root.path(), Tools::new());
+        let sandbox = provider.ensure("orphan").await.unwrap();
+        // A background process that outlives its parent shell, as a tool's child would.
+        let mut process = sandbox
+            .exec(ExecRequest {
+                program: "/bin/sh".into(),
+                args: vec![
+                    "-c".into(),
+                    "setsid sleep 1000 >/dev/null 2>&1 </dev/null & echo $!".into(),
+                ],
+                ..ExecRequest::default()
+            })
+            .await
+            .unwrap();
+        let mut out = String::new();
+        process.stdout.read_to_string(&mut out).await.unwrap();
+        process.exit.await.unwrap();
+        let pid: i32 = out.trim().parse().unwrap();
+        let alive = |pid: i32| std::path::Path::new(&format!("/proc/{pid}")).exists();
+        assert!(alive(pid));
+        let other_root = tempfile::tempdir().unwrap();
+        assert_eq!(HostProvider::new(other_root.path(), Tools::new()).reap_orphans(), 0);
+        assert_eq!(provider.reap_orphans(), 1);
+        for _ in 0..100 {
+            if !alive(pid)
+                || std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                    .unwrap_or_default()
+                    .contains(") Z")
+            {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        panic!("process {pid} survived the reaping");
     }
 
     #[tokio::test]

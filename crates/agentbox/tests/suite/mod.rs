@@ -1,0 +1,4 @@
+mod api;
+mod crash;
+mod support;
+mod turns;

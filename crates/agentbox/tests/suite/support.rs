@@ -1,0 +1,292 @@
+//! Test harness: a server on a free port with its own data directory and mock model, an
+//! HTTP client that speaks the API, and an SSE reader.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use agentbox::config::{Config, ServeArgs};
+use agentbox::serve::{Server, start};
+use futures::StreamExt;
+use mock_llm::MockLlm;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+/// No test step waits longer than this for the server; only a hang reaches it.
+pub const PATIENCE: Duration = Duration::from_secs(90);
+
+/// The pinned CLI, installed by `scripts/setup`; tests never run without it.
+pub fn cli_path() -> PathBuf {
+    if let Some(path) = std::env::var_os("AGENTBOX_CLAUDE_PATH") {
+        return path.into();
+    }
+    agentbox_agent::CliInstall::project_install()
+        .expect("the Claude Code CLI is not installed: run scripts/setup --dev (or scripts/test)")
+}
+
+pub fn init_logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(
+            std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+        ))
+        .with_test_writer()
+        .try_init();
+}
+
+/// Settings for a test server in `data_dir`, talking to `mock`.
+pub fn test_config(data_dir: &Path, mock: &MockLlm) -> Config {
+    let mut config = ServeArgs {
+        data_dir: Some(data_dir.to_owned()),
+        bind: Some("127.0.0.1:0".parse().unwrap()),
+        anthropic_api_key: Some("test-key".into()),
+        anthropic_base_url: Some(mock.base_url()),
+        claude_path: Some(cli_path()),
+        ..ServeArgs::default()
+    }
+    .resolve()
+    .unwrap();
+    // Fail fast on scripted model errors instead of retrying with backoff.
+    config.cli_max_retries = 0;
+    config.interrupt_grace = Duration::from_secs(3);
+    config
+}
+
+pub struct TestServer {
+    /// Kept so the server lives as long as the test.
+    pub _server: Server,
+    pub base: String,
+    pub mock: MockLlm,
+    pub data: tempfile::TempDir,
+    pub http: reqwest::Client,
+}
+
+impl TestServer {
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> Self {
+        init_logs();
+        let mock = MockLlm::start().await.unwrap();
+        let data = tempfile::tempdir().unwrap();
+        let mut config = test_config(data.path(), &mock);
+        adjust(&mut config);
+        let server = start(config).await.unwrap();
+        let base = format!("http://{}", server.address);
+        Self { _server: server, base, mock, data, http: reqwest::Client::new() }
+    }
+
+    pub fn sandbox_home(&self, chat: &str) -> PathBuf {
+        self.data.path().join("sandboxes").join(chat).join("home")
+    }
+
+    pub fn api(&self) -> Api {
+        Api { base: self.base.clone(), http: self.http.clone(), token: None }
+    }
+
+    /// A new account, signed in.
+    pub async fn user(&self, email: &str) -> Api {
+        TestServerless(self.api()).user(email).await
+    }
+}
+
+/// Account helpers for a server the test did not start in-process.
+pub struct TestServerless(pub Api);
+
+impl TestServerless {
+    pub async fn user(&self, email: &str) -> Api {
+        let api = self.0.clone();
+        let (status, body) = api
+            .call(
+                Method::POST,
+                "/api/v1/auth/register",
+                Some(json!({"email": email, "password": "correct horse"})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let (status, body) = api
+            .call(
+                Method::POST,
+                "/api/v1/auth/login",
+                Some(json!({"email": email, "password": "correct horse"})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        Api { token: Some(body["access_token"].as_str().unwrap().to_owned()), ..api }
+    }
+}
+
+/// An API client, signed in or not.
+#[derive(Clone)]
+pub struct Api {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub token: Option<String>,
+}
+
+impl Api {
+    pub fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        let request = self.http.request(method, format!("{}{path}", self.base));
+        match &self.token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
+    }
+
+    /// Status and JSON body (`null` when the body is empty).
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = self.request(method, path);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response =
+            tokio::time::timeout(PATIENCE, request.send()).await.expect("request hung").unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        let json = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        (status, json)
+    }
+
+    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.call(Method::GET, path, None).await
+    }
+
+    pub async fn new_chat(&self) -> String {
+        let (status, chat) = self.call(Method::POST, "/api/v1/chats", Some(json!({}))).await;
+        assert_eq!(status, StatusCode::CREATED, "{chat}");
+        chat["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Post a prompt; returns the assistant message id.
+    pub async fn send(&self, chat: &str, prompt: &str) -> String {
+        let (status, body) = self
+            .call(
+                Method::POST,
+                &format!("/api/v1/chats/{chat}/messages"),
+                Some(json!({"prompt": prompt})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        body["message_id"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn messages(&self, chat: &str) -> Vec<Value> {
+        let (status, body) = self.get(&format!("/api/v1/chats/{chat}/messages")).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body.as_array().unwrap().clone()
+    }
+
+    pub async fn stream(&self, chat: &str, last_event_id: Option<i64>) -> Sse {
+        let mut request = self.request(Method::GET, &format!("/api/v1/chats/{chat}/stream"));
+        if let Some(id) = last_event_id {
+            request = request.header("Last-Event-ID", id.to_string());
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.headers()["content-type"], "text/event-stream");
+        Sse { body: Box::pin(response.bytes_stream()), buffer: String::new() }
+    }
+
+    /// Every event of the turn that ends with `message_id`, from the stream.
+    pub async fn turn_events(&self, chat: &str, message_id: &str) -> Vec<SseEvent> {
+        self.stream(chat, None).await.until_completed(message_id).await
+    }
+}
+
+/// One SSE event as received.
+#[derive(Clone, Debug)]
+pub struct SseEvent {
+    pub id: i64,
+    pub event: String,
+    pub data: Value,
+}
+
+pub struct Sse {
+    body: std::pin::Pin<Box<dyn futures::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
+    buffer: String,
+}
+
+impl Sse {
+    /// The next event (comments and keep-alives skipped).
+    pub async fn next(&mut self) -> SseEvent {
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let frame: String = self.buffer.drain(..end + 2).collect();
+                let (mut id, mut event, mut data) = (None, None, String::new());
+                for line in frame.lines() {
+                    if let Some(v) = line.strip_prefix("id:") {
+                        id = Some(v.trim().parse().unwrap());
+                    } else if let Some(v) = line.strip_prefix("event:") {
+                        event = Some(v.trim().to_owned());
+                    } else if let Some(v) = line.strip_prefix("data:") {
+                        data.push_str(v.strip_prefix(' ').unwrap_or(v));
+                    }
+                }
+                if let (Some(id), Some(event)) = (id, event) {
+                    return SseEvent { id, event, data: serde_json::from_str(&data).unwrap() };
+                }
+                continue;
+            }
+            let chunk = tokio::time::timeout(PATIENCE, self.body.next())
+                .await
+                .expect("no SSE event arrived")
+                .expect("the SSE stream ended")
+                .unwrap();
+            self.buffer.push_str(&String::from_utf8(chunk.to_vec()).unwrap());
+        }
+    }
+
+    /// Events up to and including the `message_completed` of `message_id`.
+    pub async fn until_completed(&mut self, message_id: &str) -> Vec<SseEvent> {
+        let mut events = Vec::new();
+        loop {
+            let event = self.next().await;
+            let done = event.event == "message_completed" && event.data["message_id"] == message_id;
+            events.push(event);
+            if done {
+                return events;
+            }
+        }
+    }
+
+    /// Events until one of type `kind` (included).
+    pub async fn until(&mut self, kind: &str) -> Vec<SseEvent> {
+        let mut events = Vec::new();
+        loop {
+            let event = self.next().await;
+            let done = event.event == kind;
+            events.push(event);
+            if done {
+                return events;
+            }
+        }
+    }
+}
+
+/// Event types, with the subtype for `system` events.
+pub fn kinds(events: &[SseEvent]) -> Vec<String> {
+    events
+        .iter()
+        .map(|e| match e.data["subtype"].as_str() {
+            Some(sub) if e.event == "system" => format!("system/{sub}"),
+            _ => e.event.clone(),
+        })
+        .collect()
+}
+
+pub fn assert_strictly_increasing(events: &[SseEvent]) {
+    for pair in events.windows(2) {
+        assert!(pair[1].id > pair[0].id, "ids not increasing: {} then {}", pair[0].id, pair[1].id);
+    }
+    for event in events {
+        assert_eq!(event.data["seq"], event.id, "the id and the seq of an event differ");
+    }
+}
