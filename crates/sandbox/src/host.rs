@@ -21,10 +21,14 @@ use crate::{
     ExecRequest, ProviderHealth, Result, Sandbox, SandboxError, SandboxProvider, Tools, check_id,
 };
 
-/// Every process started in a host sandbox, and everything it starts, carries this variable
-/// (naming the sandbox's directory), so that processes orphaned by a server crash can be
-/// found and stopped at the next start.
+/// Every process started in a host sandbox, and everything it starts, carries this variable:
+/// `<sandbox directory>#<exec number>`. The CLI puts the tools it runs into process groups of
+/// their own, so signalling the CLI's group does not reach them; the marker does. It finds
+/// what one exec started (to kill it) and what a crashed server left behind (to reap it).
 const MARKER: &str = "AGENTBOX_SANDBOX";
+
+/// Numbers execs, to tell their markers apart.
+static EXECS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 /// Used when the server's own `PATH` is unset.
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -51,24 +55,7 @@ impl HostProvider {
     /// once at start-up, before any sandbox process is started. Returns how many were killed.
     pub fn reap_orphans(&self) -> usize {
         let prefix = format!("{MARKER}={}/", self.root.display());
-        let own = std::process::id();
-        let Ok(entries) = std::fs::read_dir("/proc") else { return 0 };
-        let mut killed = 0;
-        for entry in entries.flatten() {
-            let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
-                continue;
-            };
-            if u32::try_from(pid).is_ok_and(|pid| pid == own) {
-                continue;
-            }
-            // Unreadable (another user's process) or gone: not ours either way.
-            let Ok(environ) = std::fs::read(entry.path().join("environ")) else { continue };
-            let ours = environ.split(|&b| b == 0).any(|var| var.starts_with(prefix.as_bytes()));
-            if ours && nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL).is_ok() {
-                killed += 1;
-            }
-        }
-        killed
+        kill_marked(|var| var.starts_with(prefix.as_bytes()))
     }
 }
 
@@ -95,7 +82,12 @@ impl SandboxProvider for HostProvider {
     }
 
     async fn delete(&self, id: &str) -> Result<()> {
-        match tokio::fs::remove_dir_all(self.dir(id)?).await {
+        let dir = self.dir(id)?;
+        // Stop everything still running in the sandbox first, or it could write into the
+        // directory while it is being removed.
+        let prefix = format!("{MARKER}={}#", dir.display());
+        kill_marked(|var| var.starts_with(prefix.as_bytes()));
+        match tokio::fs::remove_dir_all(dir).await {
             Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(()),
             other => Ok(other?),
         }
@@ -144,6 +136,8 @@ impl Sandbox for HostSandbox {
     }
 
     async fn exec(&self, request: ExecRequest) -> Result<SandboxProcess> {
+        let exec = EXECS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let marker = format!("{}#{exec}", self.dir.display());
         #[allow(clippy::disallowed_methods)] // This crate is where processes are started.
         let mut command = tokio::process::Command::new(&request.program);
         command
@@ -152,7 +146,7 @@ impl Sandbox for HostSandbox {
             .env("PATH", std::env::var("PATH").unwrap_or_else(|_| DEFAULT_PATH.to_owned()))
             .env("HOME", &self.home)
             .env("LANG", "C.UTF-8")
-            .env(MARKER, self.dir.as_os_str())
+            .env(MARKER, &marker)
             .envs(request.env.iter().map(|(k, v)| (k, v)))
             .current_dir(request.cwd.as_deref().unwrap_or(&self.home))
             .stdin(Stdio::piped())
@@ -181,30 +175,60 @@ impl Sandbox for HostSandbox {
             stdout: Box::new(stdout),
             stderr: Box::new(stderr),
             exit,
-            killer: ProcessKiller::new(ProcessGroup(pid)),
+            killer: ProcessKiller::new(ProcessTree { pid, marker: format!("{MARKER}={marker}") }),
         })
     }
 }
 
-/// Signals go to the whole process group, so tool processes the CLI started stop with it.
-struct ProcessGroup(u32);
+/// Everything one exec started: the process group of its first process, and every process
+/// carrying its marker (which includes tools in process groups of their own).
+struct ProcessTree {
+    pid: u32,
+    marker: String,
+}
 
-impl ProcessGroup {
-    fn signal(&self, signal: Signal) {
-        let Ok(pid) = i32::try_from(self.0) else { return };
+impl ProcessTree {
+    fn signal_group(&self, signal: Signal) {
+        let Ok(pid) = i32::try_from(self.pid) else { return };
         // ESRCH (the group is already gone) is the expected outcome after a normal exit.
         let _ = killpg(Pid::from_raw(pid), signal);
     }
 }
 
-impl StopTarget for ProcessGroup {
+impl StopTarget for ProcessTree {
     fn terminate(&self) {
-        self.signal(Signal::SIGTERM);
+        // Politely, to the leader's group only: the CLI stops its own tools on SIGTERM.
+        self.signal_group(Signal::SIGTERM);
     }
 
     fn kill(&self) {
-        self.signal(Signal::SIGKILL);
+        self.signal_group(Signal::SIGKILL);
+        kill_marked(|var| var == self.marker.as_bytes());
     }
+}
+
+/// SIGKILL every process of this user whose environment has a variable matching `is_ours`.
+/// Returns how many were signalled.
+fn kill_marked(is_ours: impl Fn(&[u8]) -> bool) -> usize {
+    let own = std::process::id();
+    let Ok(entries) = std::fs::read_dir("/proc") else { return 0 };
+    let mut killed = 0;
+    for entry in entries.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+            continue;
+        };
+        if u32::try_from(pid).is_ok_and(|pid| pid == own) {
+            continue;
+        }
+        // Unreadable (another user's process) or gone: not ours either way.
+        let Ok(environ) = std::fs::read(entry.path().join("environ")) else { continue };
+        if environ.split(|&b| b == 0).any(&is_ours)
+            && nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL).is_ok()
+        {
+            killed += 1;
+        }
+    }
+    killed
 }
 
 /// Ask the kernel to kill the child when the server dies, even by SIGKILL, so that no agent
@@ -307,6 +331,58 @@ mod tests {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
         panic!("process {pid} survived the reaping");
+    }
+
+    /// Start `script` and read the pid it prints first.
+    async fn exec_reporting_pid(sandbox: &dyn Sandbox, script: &str) -> (SandboxProcess, i32) {
+        let mut process = sandbox
+            .exec(ExecRequest {
+                program: "/bin/sh".into(),
+                args: vec!["-c".into(), script.into()],
+                ..ExecRequest::default()
+            })
+            .await
+            .unwrap();
+        let mut line = String::new();
+        let mut reader = tokio::io::BufReader::new(&mut process.stdout);
+        tokio::io::AsyncBufReadExt::read_line(&mut reader, &mut line).await.unwrap();
+        (process, line.trim().parse().unwrap())
+    }
+
+    #[tokio::test]
+    async fn kill_reaches_processes_in_groups_of_their_own() {
+        let root = tempfile::tempdir().unwrap();
+        let provider = HostProvider::new(root.path(), Tools::new());
+        let sandbox = provider.ensure("tree").await.unwrap();
+        let (process, detached) = exec_reporting_pid(
+            sandbox.as_ref(),
+            "setsid sleep 1000 >/dev/null 2>&1 </dev/null & echo $!; exec sleep 1000",
+        )
+        .await;
+        // Another exec in the same sandbox must survive the kill.
+        let (bystander, bystander_pid) =
+            exec_reporting_pid(sandbox.as_ref(), "echo $$; exec sleep 1000").await;
+        process.killer.kill();
+        assert_eq!(process.exit.await.unwrap().signal, Some(9));
+        assert!(gone(detached).await, "the detached process survived");
+        assert!(!gone_now(bystander_pid), "another exec was killed too");
+        bystander.killer.kill();
+        assert!(gone(bystander_pid).await);
+    }
+
+    fn gone_now(pid: i32) -> bool {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        stat.is_empty() || stat.contains(") Z")
+    }
+
+    async fn gone(pid: i32) -> bool {
+        for _ in 0..100 {
+            if gone_now(pid) {
+                return true;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        false
     }
 
     #[tokio::test]

@@ -76,7 +76,15 @@ async fn kill_9_mid_turn_loses_no_committed_event() {
     let chat = api.new_chat().await;
     let message = api.send(&chat, "[[think]] [[sleep:300]] a long job").await;
     let before: Vec<SseEvent> = api.stream(&chat, None).await.until("tool_started").await;
-    assert!(!processes_of(data.path()).is_empty(), "the turn's processes should be running");
+    // Kill only once the tool really runs, so that there is something to orphan.
+    let tool_runs = || processes_of(data.path()).iter().any(|p| p.contains("time.sleep(300)"));
+    for _ in 0..300 {
+        if tool_runs() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(tool_runs(), "the turn's tool never started: {:?}", processes_of(data.path()));
 
     server.start_kill().unwrap();
     server.wait().await.unwrap();

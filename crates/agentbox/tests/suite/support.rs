@@ -192,7 +192,7 @@ impl Api {
         let response = request.send().await.unwrap();
         assert_eq!(response.status(), StatusCode::OK);
         assert_eq!(response.headers()["content-type"], "text/event-stream");
-        Sse { body: Box::pin(response.bytes_stream()), buffer: String::new() }
+        Sse { body: Box::pin(response.bytes_stream()), buffer: Vec::new() }
     }
 
     /// Every event of the turn that ends with `message_id`, from the stream.
@@ -211,15 +211,17 @@ pub struct SseEvent {
 
 pub struct Sse {
     body: std::pin::Pin<Box<dyn futures::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
-    buffer: String,
+    /// Bytes received but not yet parsed; a chunk may end inside a UTF-8 character.
+    buffer: Vec<u8>,
 }
 
 impl Sse {
     /// The next event (comments and keep-alives skipped).
     pub async fn next(&mut self) -> SseEvent {
         loop {
-            if let Some(end) = self.buffer.find("\n\n") {
-                let frame: String = self.buffer.drain(..end + 2).collect();
+            if let Some(end) = self.buffer.windows(2).position(|w| w == b"\n\n") {
+                let frame: Vec<u8> = self.buffer.drain(..end + 2).collect();
+                let frame = String::from_utf8(frame).unwrap();
                 let (mut id, mut event, mut data) = (None, None, String::new());
                 for line in frame.lines() {
                     if let Some(v) = line.strip_prefix("id:") {
@@ -240,7 +242,7 @@ impl Sse {
                 .expect("no SSE event arrived")
                 .expect("the SSE stream ended")
                 .unwrap();
-            self.buffer.push_str(&String::from_utf8(chunk.to_vec()).unwrap());
+            self.buffer.extend_from_slice(&chunk);
         }
     }
 
