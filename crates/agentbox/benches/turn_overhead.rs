@@ -1,0 +1,262 @@
+//! Per-turn overhead of agentbox over the bare Claude Code CLI.
+//!
+//! The same scripted turn (one Bash tool call that writes a file, then a closing text) runs
+//! (1) through the bare CLI, spawned directly with the stream-json flags, timed from spawn to
+//! its `result` line; (2) through agentbox, timed from `POST /messages` to the turn's
+//! `message_completed` on an already open SSE stream, once with a new CLI process per turn
+//! (like the bare CLI) and once with the chat's CLI process kept between turns (the default).
+//! Prints medians, p90 and ratios of medians as a Markdown table for docs/benchmarks.md.
+//!
+//! Run: `cargo bench -p agentbox --bench turn_overhead` (after `scripts/setup`).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use agentbox::config::ServeArgs;
+use futures::StreamExt;
+use mock_llm::MockLlm;
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+const PROMPT: &str = "[[write:bench.txt:x]] benchmark turn";
+const WARMUP: usize = 2;
+
+fn runs() -> usize {
+    std::env::var("BENCH_RUNS").ok().and_then(|n| n.parse().ok()).unwrap_or(20)
+}
+
+fn cli() -> std::path::PathBuf {
+    agentbox_agent::CliInstall::project_install()
+        .expect("run scripts/setup first: the CLI is not installed")
+}
+
+async fn bare_cli_turn(cli: &Path, mock: &MockLlm, dir: &Path) -> Duration {
+    let home = tempfile::tempdir_in(dir).unwrap();
+    let started = Instant::now();
+    #[allow(clippy::disallowed_methods)] // The baseline: the CLI without agentbox.
+    let mut child = tokio::process::Command::new(cli)
+        .args([
+            "-p",
+            "--input-format",
+            "stream-json",
+            "--output-format",
+            "stream-json",
+            "--verbose",
+            "--permission-prompt-tool",
+            "stdio",
+            "--permission-mode",
+            "default",
+            "--model",
+            "claude-sonnet-4-5",
+        ])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap())
+        .env("HOME", home.path())
+        .env("ANTHROPIC_API_KEY", "bench")
+        .env("ANTHROPIC_BASE_URL", mock.base_url())
+        .env("DISABLE_TELEMETRY", "1")
+        .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
+        .env("DISABLE_AUTOUPDATER", "1")
+        .current_dir(home.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let init = json!({"type":"control_request","request_id":"req_init","request":{"subtype":"initialize","hooks":null}});
+    let user = json!({"type":"user","message":{"role":"user","content":PROMPT},"parent_tool_use_id":null,"session_id":"default"});
+    stdin.write_all(format!("{init}\n{user}\n").as_bytes()).await.unwrap();
+    while let Some(line) = lines.next_line().await.unwrap() {
+        let Ok(message) = serde_json::from_str::<Value>(&line) else { continue };
+        match message["type"].as_str() {
+            // The baseline answers permission questions too, as agentbox does.
+            Some("control_request") => {
+                let answer = json!({"type":"control_response","response":{"subtype":"success",
+                    "request_id": message["request_id"], "response": {"behavior":"allow","updatedInput": message["request"]["input"]}}});
+                stdin.write_all(format!("{answer}\n").as_bytes()).await.unwrap();
+            }
+            Some("result") => {
+                assert_eq!(message["is_error"], false, "{message}");
+                let elapsed = started.elapsed();
+                drop(stdin);
+                child.wait().await.unwrap();
+                assert_eq!(std::fs::read_to_string(home.path().join("bench.txt")).unwrap(), "x");
+                return elapsed;
+            }
+            _ => {}
+        }
+    }
+    panic!("the CLI ended without a result");
+}
+
+struct Agentbox {
+    base: String,
+    http: reqwest::Client,
+    token: String,
+    _server: agentbox::serve::Server,
+}
+
+async fn start_agentbox(mock: &MockLlm, data: &Path, idle: Duration) -> Agentbox {
+    let mut config = ServeArgs {
+        data_dir: Some(data.to_owned()),
+        bind: Some("127.0.0.1:0".parse().unwrap()),
+        anthropic_api_key: Some("bench".into()),
+        anthropic_base_url: Some(mock.base_url()),
+        claude_path: Some(cli()),
+        ..ServeArgs::default()
+    }
+    .resolve()
+    .unwrap();
+    config.idle_session = idle;
+    let server = agentbox::serve::start(config).await.unwrap();
+    let base = format!("http://{}/api/v1", server.address);
+    let http = reqwest::Client::new();
+    let credentials = json!({"email": "bench@example.com", "password": "benchmark"});
+    http.post(format!("{base}/auth/register")).json(&credentials).send().await.unwrap();
+    let tokens: Value = http
+        .post(format!("{base}/auth/login"))
+        .json(&credentials)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    Agentbox {
+        base,
+        http,
+        token: tokens["access_token"].as_str().unwrap().to_owned(),
+        _server: server,
+    }
+}
+
+impl Agentbox {
+    async fn new_chat(&self) -> String {
+        let chat: Value = self
+            .http
+            .post(format!("{}/chats", self.base))
+            .bearer_auth(&self.token)
+            .json(&json!({"permission_mode": "auto"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        chat["id"].as_str().unwrap().to_owned()
+    }
+
+    /// POST → `message_completed` on a stream opened before the POST.
+    async fn turn(&self, chat: &str) -> Duration {
+        // Stream only what comes after the chat's latest event.
+        let current: Value = self
+            .http
+            .get(format!("{}/chats/{chat}", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let response = self
+            .http
+            .get(format!("{}/chats/{chat}/stream", self.base))
+            .bearer_auth(&self.token)
+            .header("Last-Event-ID", current["last_event_id"].to_string())
+            .send()
+            .await
+            .unwrap();
+        let mut body = response.bytes_stream();
+        let started = Instant::now();
+        let posted: Value = self
+            .http
+            .post(format!("{}/chats/{chat}/messages", self.base))
+            .bearer_auth(&self.token)
+            .json(&json!({"prompt": PROMPT}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let message_id = posted["message_id"].as_str().expect("no message id").to_owned();
+        let mut text = String::new();
+        while let Some(chunk) = body.next().await {
+            text.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+            if text.contains("event: message_completed") && text.contains(&message_id) {
+                let elapsed = started.elapsed();
+                assert!(text.contains("\"status\":\"completed\""), "{text}");
+                return elapsed;
+            }
+        }
+        panic!("the stream ended before the turn did");
+    }
+}
+
+fn stats(samples: &mut [Duration]) -> (Duration, Duration) {
+    samples.sort();
+    let p = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
+    (p(0.5), p(0.9))
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.0} ms", d.as_secs_f64() * 1000.0)
+}
+
+#[tokio::main]
+async fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return; // `cargo test --benches` lists benches; nothing to list here.
+    }
+    let cli = cli();
+    let mock = MockLlm::start().await.unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let n = runs();
+
+    let mut bare = Vec::new();
+    for i in 0..WARMUP + n {
+        let t = bare_cli_turn(&cli, &mock, work.path()).await;
+        if i >= WARMUP {
+            bare.push(t);
+        }
+    }
+
+    let fresh = start_agentbox(&mock, &work.path().join("fresh"), Duration::ZERO).await;
+    let mut per_turn_process = Vec::new();
+    for i in 0..WARMUP + n {
+        let chat = fresh.new_chat().await;
+        let t = fresh.turn(&chat).await;
+        if i >= WARMUP {
+            per_turn_process.push(t);
+        }
+    }
+
+    let kept = start_agentbox(&mock, &work.path().join("kept"), Duration::from_secs(600)).await;
+    let chat = kept.new_chat().await;
+    let mut kept_process = Vec::new();
+    for i in 0..WARMUP + n {
+        let t = kept.turn(&chat).await;
+        if i >= WARMUP {
+            kept_process.push(t);
+        }
+    }
+
+    let (bare_median, bare_p90) = stats(&mut bare);
+    println!("Per-turn time, {n} runs each after {WARMUP} warm-up runs, prompt `{PROMPT}`:\n");
+    println!("| path | median | p90 | median ÷ bare CLI median |");
+    println!("|---|---|---|---|");
+    println!("| bare CLI (spawn → `result`) | {} | {} | 1.00 |", ms(bare_median), ms(bare_p90));
+    for (name, samples) in [
+        ("agentbox, new CLI process per turn (POST → `message_completed`)", &mut per_turn_process),
+        ("agentbox, CLI process kept between turns (default)", &mut kept_process),
+    ] {
+        let (median, p90) = stats(samples);
+        let ratio = median.as_secs_f64() / bare_median.as_secs_f64();
+        println!("| {name} | {} | {} | {ratio:.2} |", ms(median), ms(p90));
+    }
+}
