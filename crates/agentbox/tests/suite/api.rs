@@ -360,3 +360,45 @@ async fn a_missing_cli_is_reported_and_fails_turns_clearly() {
     assert_eq!(error.data["code"], "cli_unavailable");
     assert_eq!(events.last().unwrap().data["status"], "failed");
 }
+
+#[tokio::test]
+async fn first_start_creates_a_private_data_directory_and_secret_key() {
+    use std::os::unix::fs::PermissionsExt;
+    let server = TestServer::start().await;
+    let mode =
+        |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    let key = server.data_dir.as_path().join("secret.key");
+    assert_eq!(mode(&key), 0o600, "the secret key must be readable by its owner only");
+    assert!(std::fs::read_to_string(&key).unwrap().trim().len() >= 32);
+    assert!(server.data_dir.as_path().join("agentbox.sqlite").exists());
+    let sandboxes = server.data_dir.as_path().join("sandboxes");
+    let api = server.user("dirs@example.com").await;
+    let chat = api.new_chat().await;
+    let message = api.send(&chat, "[[text:ok]] hi").await;
+    api.turn_events(&chat, &message).await;
+    assert_eq!(mode(&sandboxes), 0o700);
+    assert_eq!(mode(server.data_dir.as_path()), 0o700);
+}
+
+#[tokio::test]
+async fn demo_mode_runs_turns_offline_and_says_they_are_scripted() {
+    let server = TestServer::start_with(|config| {
+        config.anthropic_api_key = None;
+        config.anthropic_base_url = None;
+        config.demo = true;
+    })
+    .await;
+    let (_, health) = server.api().get("/health").await;
+    assert_eq!(health["model"]["status"], "demo");
+    assert_eq!(health["status"], "healthy");
+    let api = server.user("demo@example.com").await;
+    let chat = api.new_chat().await;
+    let message = api.send(&chat, "hello, who are you?").await;
+    let events = api.turn_events(&chat, &message).await;
+    let notice = events.iter().find(|e| e.data["subtype"] == "demo").expect("a demo notice");
+    assert!(notice.data["text"].as_str().unwrap().contains("scripted"));
+    let reply = events.iter().find(|e| e.event == "assistant_text").expect("a reply");
+    assert!(reply.data["text"].as_str().unwrap().contains("scripted"), "{}", reply.data);
+    assert_eq!(events.last().unwrap().data["status"], "completed");
+    assert!(server.mock.requests().is_empty(), "demo mode must use its own in-process mock");
+}

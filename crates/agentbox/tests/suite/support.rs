@@ -55,7 +55,9 @@ pub struct TestServer {
     pub _server: Server,
     pub base: String,
     pub mock: MockLlm,
-    pub data: tempfile::TempDir,
+    /// The server's data directory (inside `_tmp`).
+    pub data_dir: PathBuf,
+    _tmp: tempfile::TempDir,
     pub http: reqwest::Client,
 }
 
@@ -67,16 +69,18 @@ impl TestServer {
     pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> Self {
         init_logs();
         let mock = MockLlm::start().await.unwrap();
-        let data = tempfile::tempdir().unwrap();
-        let mut config = test_config(data.path(), &mock);
+        let tmp = tempfile::tempdir().unwrap();
+        // A directory that does not exist yet, as on a first start.
+        let mut config = test_config(&tmp.path().join("agentbox-data"), &mock);
         adjust(&mut config);
+        let data_dir = config.data_dir.clone();
         let server = start(config).await.unwrap();
         let base = format!("http://{}", server.address);
-        Self { _server: server, base, mock, data, http: reqwest::Client::new() }
+        Self { _server: server, base, mock, data_dir, _tmp: tmp, http: reqwest::Client::new() }
     }
 
     pub fn sandbox_home(&self, chat: &str) -> PathBuf {
-        self.data.path().join("sandboxes").join(chat).join("home")
+        self.data_dir.join("sandboxes").join(chat).join("home")
     }
 
     pub fn api(&self) -> Api {
