@@ -239,8 +239,8 @@ impl TurnRunner {
         }
     }
 
-    /// Interrupt every running turn, wait for them to be recorded as such, and stop idle
-    /// CLI processes. For a graceful server shutdown.
+    /// Interrupt every running turn, wait for them to be recorded as such and for their CLI
+    /// processes to end, and stop idle CLI processes. For a graceful server shutdown.
     pub async fn shutdown(&self) {
         for turn in lock(&self.active).values() {
             turn.interrupt.cancel();
@@ -405,7 +405,8 @@ impl TurnRunner {
             return Some(idle.session);
         }
         let grace = self.config.interrupt_grace;
-        tokio::spawn(idle.session.shutdown(grace));
+        // Tracked, so that a server shutdown waits until the process is gone.
+        self.tasks.spawn(idle.session.shutdown(grace));
         None
     }
 
@@ -420,7 +421,7 @@ impl TurnRunner {
         let timeout = self.config.idle_session_timeout;
         let grace = self.config.interrupt_grace;
         if outcome.status != MessageStatus::Completed || !session.is_alive() || timeout.is_zero() {
-            tokio::spawn(session.shutdown(grace));
+            self.tasks.spawn(session.shutdown(grace));
             return;
         }
         let generation = self.generation.fetch_add(1, Ordering::Relaxed);

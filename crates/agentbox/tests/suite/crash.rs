@@ -62,6 +62,32 @@ fn processes_of(data_dir: &std::path::Path) -> Vec<String> {
     found
 }
 
+/// Wait until the `[[sleep:300]]` tool of a turn is running (it starts a little after the
+/// `tool_started` event).
+async fn wait_for_sleeping_tool(data_dir: &std::path::Path) {
+    let tool_runs = || processes_of(data_dir).iter().any(|p| p.contains("time.sleep(300)"));
+    for _ in 0..600 {
+        if tool_runs() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the turn's tool never started: {:?}", processes_of(data_dir));
+}
+
+/// Every process of the data directory's sandboxes has ended (SIGKILL takes a moment).
+async fn assert_gone(data_dir: &std::path::Path) {
+    let mut left = processes_of(data_dir);
+    for _ in 0..50 {
+        if left.is_empty() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        left = processes_of(data_dir);
+    }
+    panic!("sandbox processes still run: {left:?}");
+}
+
 #[tokio::test]
 async fn kill_9_mid_turn_loses_no_committed_event() {
     super::support::init_logs();
@@ -77,14 +103,7 @@ async fn kill_9_mid_turn_loses_no_committed_event() {
     let message = api.send(&chat, "[[think]] [[sleep:300]] a long job").await;
     let before: Vec<SseEvent> = api.stream(&chat, None).await.until("tool_started").await;
     // Kill only once the tool really runs, so that there is something to orphan.
-    let tool_runs = || processes_of(data.path()).iter().any(|p| p.contains("time.sleep(300)"));
-    for _ in 0..300 {
-        if tool_runs() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(tool_runs(), "the turn's tool never started: {:?}", processes_of(data.path()));
+    wait_for_sleeping_tool(data.path()).await;
 
     server.start_kill().unwrap();
     server.wait().await.unwrap();
@@ -92,15 +111,7 @@ async fn kill_9_mid_turn_loses_no_committed_event() {
     let (_restarted, base) = spawn_server(data.path(), &mock).await;
     let api = Api { base, ..api };
     // The CLI died with the server; the tool it had started was stopped at the restart.
-    let mut leftovers = processes_of(data.path());
-    for _ in 0..50 {
-        if leftovers.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        leftovers = processes_of(data.path());
-    }
-    assert!(leftovers.is_empty(), "processes of the killed turn still run: {leftovers:?}");
+    assert_gone(data.path()).await;
 
     let after = api.stream(&chat, None).await.until_completed(&message).await;
     assert_eq!(
@@ -119,4 +130,42 @@ async fn kill_9_mid_turn_loses_no_committed_event() {
     let events =
         api.stream(&chat, Some(after.last().unwrap().id)).await.until_completed(&next).await;
     assert_eq!(events.last().unwrap().data["status"], "completed", "{:?}", kinds(&events));
+}
+
+#[tokio::test]
+async fn a_graceful_shutdown_closes_running_turns_as_interrupted() {
+    super::support::init_logs();
+    let mock = MockLlm::start().await.unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let config = super::support::test_config(&tmp.path().join("data"), &mock);
+    let server = agentbox::serve::start(config.clone()).await.unwrap();
+    let api = super::support::TestServerless(Api {
+        base: format!("http://{}", server.address),
+        http: reqwest::Client::new(),
+        token: None,
+    })
+    .user("shutdown@example.com")
+    .await;
+    let chat = api.new_chat().await;
+    let message = api.send(&chat, "[[sleep:300]] long").await;
+    let mut stream = api.stream(&chat, None).await;
+    stream.until("tool_started").await;
+    wait_for_sleeping_tool(&config.data_dir).await;
+
+    // What SIGTERM does: stop serving, interrupt turns, wait for them to be recorded.
+    server.stop().await.unwrap();
+    assert_gone(&config.data_dir).await;
+
+    let server = agentbox::serve::start(config).await.unwrap();
+    let api = Api { base: format!("http://{}", server.address), ..api };
+    let events = api.stream(&chat, None).await.until_completed(&message).await;
+    let tail = kinds(&events[events.len() - 2..]);
+    assert_eq!(tail, ["usage", "message_completed"], "{:?}", kinds(&events));
+    assert_eq!(events.last().unwrap().data["status"], "interrupted");
+    assert!(
+        !kinds(&events).contains(&"error".to_owned()),
+        "a clean shutdown is not a crash: {:?}",
+        kinds(&events)
+    );
+    server.stop().await.unwrap();
 }
