@@ -35,30 +35,23 @@ fn cli() -> std::path::PathBuf {
 async fn bare_cli_turn(cli: &Path, mock: &MockLlm, dir: &Path) -> Duration {
     let home = tempfile::tempdir_in(dir).unwrap();
     let started = Instant::now();
+    // The same command line and environment agentbox uses, without agentbox around it.
+    let options = agentbox_agent::SessionOptions {
+        model: "claude-sonnet-4-5".into(),
+        cli_permission_mode: "default".into(),
+        env: vec![
+            ("ANTHROPIC_API_KEY".into(), "bench".into()),
+            ("ANTHROPIC_BASE_URL".into(), mock.base_url()),
+        ],
+        ..agentbox_agent::SessionOptions::default()
+    };
     #[allow(clippy::disallowed_methods)] // The baseline: the CLI without agentbox.
     let mut child = tokio::process::Command::new(cli)
-        .args([
-            "-p",
-            "--input-format",
-            "stream-json",
-            "--output-format",
-            "stream-json",
-            "--verbose",
-            "--permission-prompt-tool",
-            "stdio",
-            "--permission-mode",
-            "default",
-            "--model",
-            "claude-sonnet-4-5",
-        ])
+        .args(options.args())
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap())
         .env("HOME", home.path())
-        .env("ANTHROPIC_API_KEY", "bench")
-        .env("ANTHROPIC_BASE_URL", mock.base_url())
-        .env("DISABLE_TELEMETRY", "1")
-        .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
-        .env("DISABLE_AUTOUPDATER", "1")
+        .envs(options.environment())
         .current_dir(home.path())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
