@@ -1,5 +1,5 @@
 //! The `agentbox` binary: `serve` (the platform), `mock-llm` (the scripted model server),
-//! `migrate` (database schema only).
+//! `migrate` (database schema only), `openapi` (print the API's OpenAPI document).
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -37,6 +37,8 @@ enum Command {
     },
     /// Create or upgrade the database schema, then exit.
     Migrate(Box<ServeArgs>),
+    /// Print the API's OpenAPI document (JSON), the source of the web UI's generated types.
+    Openapi,
 }
 
 fn init_logging(format: LogFormat) {
@@ -67,6 +69,12 @@ async fn main() -> anyhow::Result<()> {
             serve::prepare_data_dir(&config.data_dir)?;
             agentbox_store::Store::open(&config.database_url).await?.close().await;
             tracing::info!(database = %config.database_url, "the database schema is up to date");
+            Ok(())
+        }
+        Command::Openapi => {
+            use std::io::Write;
+            let json = agentbox_server::openapi::document_json()?;
+            std::io::stdout().write_all(json.as_bytes())?;
             Ok(())
         }
         Command::MockLlm { port, bind, scenario } => {

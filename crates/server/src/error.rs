@@ -70,7 +70,8 @@ impl From<StoreError> for ApiError {
     }
 }
 
-pub async fn not_found() -> ApiError {
+/// An unknown path; `spa` answers with it for everything that is not part of the web UI.
+pub fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "not_found", "No such endpoint.")
 }
 

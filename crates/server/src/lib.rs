@@ -12,6 +12,8 @@ mod extract;
 mod health;
 mod messages;
 pub mod openapi;
+mod setup;
+mod spa;
 mod state;
 mod stream;
 
@@ -25,7 +27,8 @@ pub use error::ApiError;
 pub use health::{ServerInfo, component};
 pub use state::{AppState, Limits};
 
-/// The complete router: API, health, OpenAPI document, and JSON errors for unknown paths.
+/// The complete router: API, health, OpenAPI document, the web UI (`spa`), and JSON errors
+/// for unknown API paths.
 pub fn app(state: AppState) -> Router {
     let (router, api) = api_router().split_for_parts();
     // Serialised once: the document does not change while the server runs.
@@ -35,30 +38,20 @@ pub fn app(state: AppState) -> Router {
     );
     let body_limit = state.limits.max_body_bytes;
     router
-        .route("/", axum::routing::get(index))
+        .route("/", axum::routing::get(spa::index))
         .route("/health", axum::routing::get(health::health))
         .route("/api/v1/openapi.json", axum::routing::get(move || async move { openapi }))
-        .fallback(error::not_found)
+        .fallback(spa::fallback)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
 
-/// Until the web UI is embedded, the root says what is here instead of a bare 404.
-async fn index() -> axum::response::Html<&'static str> {
-    axum::response::Html(
-        "<!doctype html><meta charset=utf-8><title>agentbox</title>\
-         <h1>agentbox is running</h1>\
-         <p>The web UI is not part of this build yet. The API is: see \
-         <a href=/api/v1/openapi.json>/api/v1/openapi.json</a> and \
-         <a href=/health>/health</a>, and the README for a walk-through with curl.</p>",
-    )
-}
-
 fn api_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(<openapi::ApiDoc as utoipa::OpenApi>::openapi())
         .merge(auth::routes())
+        .merge(setup::routes())
         .merge(chats::routes())
         .merge(messages::routes())
         .merge(stream::routes())

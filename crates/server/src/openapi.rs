@@ -13,6 +13,17 @@ use utoipa::{Modify, OpenApi};
 )]
 pub struct ApiDoc;
 
+/// The whole document: [`ApiDoc`] plus every route's annotations, as the server publishes it.
+pub fn document() -> utoipa::openapi::OpenApi {
+    crate::api_router().split_for_parts().1
+}
+
+/// [`document`] as pretty JSON with a final newline: what `agentbox openapi` prints and what
+/// the web UI's generated types are made from (`web/src/shared/api/openapi.json`).
+pub fn document_json() -> Result<String, serde_json::Error> {
+    document().to_pretty_json().map(|json| json + "\n")
+}
+
 struct BearerAuth;
 
 impl Modify for BearerAuth {
@@ -24,5 +35,45 @@ impl Modify for BearerAuth {
                 HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build(),
             ),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    /// The web UI's TypeScript types are generated from a copy of the document committed in
+    /// `web/`. When the Rust types change, the copy must change with them, or the UI would be
+    /// compiled against an API that no longer exists. `AGENTBOX_UPDATE_OPENAPI=1` rewrites it.
+    #[test]
+    fn the_web_uis_copy_of_the_document_is_current() {
+        let path =
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../web/src/shared/api/openapi.json");
+        let current = super::document_json().unwrap();
+        if std::env::var_os("AGENTBOX_UPDATE_OPENAPI").is_some() {
+            std::fs::write(&path, &current).unwrap();
+        }
+        let committed = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            committed == current,
+            "{} is stale: the API changed. Regenerate it with \
+             `AGENTBOX_UPDATE_OPENAPI=1 cargo test -p agentbox-server openapi` \
+             (or `agentbox openapi > web/src/shared/api/openapi.json`) and commit it.",
+            path.display()
+        );
+    }
+
+    #[test]
+    fn the_document_lists_the_public_setup_endpoint_and_chat_events() {
+        let json: serde_json::Value =
+            serde_json::from_str(&super::document_json().unwrap()).unwrap();
+        let setup = &json["paths"]["/api/v1/setup"]["get"];
+        assert!(setup.is_object(), "no /api/v1/setup");
+        assert!(setup.get("security").is_none(), "setup must not need a token");
+        let stream = &json["paths"]["/api/v1/chats/{chat_id}/stream"]["get"]["parameters"];
+        let last_event_id =
+            stream.as_array().unwrap().iter().find(|p| p["name"] == "last_event_id").unwrap();
+        assert_eq!(last_event_id["in"], "query");
+        assert!(json["components"]["schemas"]["EventPayload"]["oneOf"].is_array());
     }
 }

@@ -39,6 +39,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct StreamQuery {
     /// Same as the `Last-Event-ID` header, for clients that cannot set headers.
     last_event_id: Option<String>,
