@@ -114,7 +114,7 @@ impl AgentSession {
                 program,
                 args: options.args(),
                 env: options.environment(),
-                cwd: None,
+                ..ExecRequest::default()
             })
             .await?;
         let alive = Arc::new(AtomicBool::new(true));

@@ -7,18 +7,17 @@
 //! handed to the agent by accident.
 
 use std::io;
-use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use nix::sys::signal::{Signal, killpg};
-use nix::unistd::Pid;
+use nix::sys::signal::Signal;
 
-use crate::process::{ExitStatus, ProcessKiller, SandboxProcess, StopTarget};
+use crate::process::{ProcessKiller, SandboxProcess, StopTarget};
+use crate::spawn::{SpawnSpec, kill_tree, signal_marked, spawn};
 use crate::{
-    ExecRequest, ProviderHealth, Result, Sandbox, SandboxError, SandboxProvider, Tools, check_id,
+    ExecRequest, ProviderHealth, PtySize, Result, Sandbox, SandboxError, SandboxProvider, Tools,
+    Workspace, check_id,
 };
 
 /// Every process started in a host sandbox, and everything it starts, carries this variable:
@@ -55,7 +54,7 @@ impl HostProvider {
     /// once at start-up, before any sandbox process is started. Returns how many were killed.
     pub fn reap_orphans(&self) -> usize {
         let prefix = format!("{MARKER}={}/", self.root.display());
-        kill_marked(|var| var.starts_with(prefix.as_bytes()))
+        signal_marked(|var| var.starts_with(prefix.as_bytes()), Signal::SIGKILL)
     }
 }
 
@@ -70,13 +69,16 @@ impl SandboxProvider for HostProvider {
     }
 
     async fn ensure(&self, id: &str) -> Result<Arc<dyn Sandbox>> {
-        let home = self.dir(id)?.join("home");
+        let dir = self.dir(id)?;
+        let home = dir.join("home");
         create_private_dir(&home).await?;
-        let home = home.to_str().ok_or_else(|| SandboxError::InvalidId(id.to_owned()))?.to_owned();
+        let home_str =
+            home.to_str().ok_or_else(|| SandboxError::InvalidId(id.to_owned()))?.to_owned();
         Ok(Arc::new(HostSandbox {
             id: id.to_owned(),
-            dir: self.dir(id)?,
-            home,
+            dir,
+            workspace: Workspace::new(&home, home_str.clone(), None),
+            home: home_str,
             tools: self.tools.clone(),
         }))
     }
@@ -86,7 +88,7 @@ impl SandboxProvider for HostProvider {
         // Stop everything still running in the sandbox first, or it could write into the
         // directory while it is being removed.
         let prefix = format!("{MARKER}={}#", dir.display());
-        kill_marked(|var| var.starts_with(prefix.as_bytes()));
+        signal_marked(|var| var.starts_with(prefix.as_bytes()), Signal::SIGKILL);
         match tokio::fs::remove_dir_all(dir).await {
             Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(()),
             other => Ok(other?),
@@ -118,6 +120,7 @@ struct HostSandbox {
     id: String,
     dir: PathBuf,
     home: String,
+    workspace: Workspace,
     tools: Tools,
 }
 
@@ -135,47 +138,50 @@ impl Sandbox for HostSandbox {
         self.tools.get(name).and_then(|path| path.to_str()).map(str::to_owned)
     }
 
+    fn files(&self) -> &Workspace {
+        &self.workspace
+    }
+
     async fn exec(&self, request: ExecRequest) -> Result<SandboxProcess> {
         let exec = EXECS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let marker = format!("{}#{exec}", self.dir.display());
-        #[allow(clippy::disallowed_methods)] // This crate is where processes are started.
-        let mut command = tokio::process::Command::new(&request.program);
-        command
-            .args(&request.args)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_else(|_| DEFAULT_PATH.to_owned()))
-            .env("HOME", &self.home)
-            .env("LANG", "C.UTF-8")
-            .env(MARKER, &marker)
-            .envs(request.env.iter().map(|(k, v)| (k, v)))
-            .current_dir(request.cwd.as_deref().unwrap_or(&self.home))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            // A group of its own, so that stopping the process also stops what it started.
-            .process_group(0);
-        die_with_parent(&mut command);
-        let mut child = command
-            .spawn()
-            .map_err(|source| SandboxError::Spawn { program: request.program.clone(), source })?;
-        let pid =
-            child.id().ok_or_else(|| io::Error::other("process exited before its pid was read"))?;
-        let (Some(stdin), Some(stdout), Some(stderr)) =
-            (child.stdin.take(), child.stdout.take(), child.stderr.take())
-        else {
-            return Err(io::Error::other("child stdio was not piped").into());
-        };
-        let exit = Box::pin(async move {
-            let status = child.wait().await?;
-            Ok(ExitStatus { code: status.code(), signal: status.signal() })
+        let mut env = vec![
+            ("PATH".to_owned(), std::env::var("PATH").unwrap_or_else(|_| DEFAULT_PATH.to_owned())),
+            ("HOME".to_owned(), self.home.clone()),
+            ("LANG".to_owned(), "C.UTF-8".to_owned()),
+        ];
+        if request.pty.is_some() {
+            env.push(("TERM".to_owned(), "xterm-256color".to_owned()));
+        }
+        env.extend(request.env.iter().cloned());
+        let spawned = spawn(SpawnSpec {
+            program: request.program.clone(),
+            args: request.args.clone(),
+            env,
+            cwd: request.cwd.clone().unwrap_or_else(|| self.home.clone()),
+            pty: request.pty,
+            marker: (MARKER.to_owned(), marker.clone()),
+            die_with_parent: true,
+        })
+        .map_err(|source| SandboxError::Spawn { program: request.program.clone(), source })?;
+        let killer = ProcessKiller::new(ProcessTree {
+            pid: spawned.pid,
+            marker: format!("{MARKER}={marker}"),
+            pty: spawned.pty.clone(),
         });
+        if let Some(timeout) = request.timeout {
+            let killer = killer.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(timeout).await;
+                killer.kill();
+            });
+        }
         Ok(SandboxProcess {
-            stdin: Box::new(stdin),
-            stdout: Box::new(stdout),
-            stderr: Box::new(stderr),
-            exit,
-            killer: ProcessKiller::new(ProcessTree { pid, marker: format!("{MARKER}={marker}") }),
+            stdin: spawned.stdin,
+            stdout: spawned.stdout,
+            stderr: spawned.stderr,
+            exit: spawned.exit,
+            killer,
         })
     }
 }
@@ -185,61 +191,27 @@ impl Sandbox for HostSandbox {
 struct ProcessTree {
     pid: u32,
     marker: String,
-}
-
-impl ProcessTree {
-    fn signal_group(&self, signal: Signal) {
-        let Ok(pid) = i32::try_from(self.pid) else { return };
-        // ESRCH (the group is already gone) is the expected outcome after a normal exit.
-        let _ = killpg(Pid::from_raw(pid), signal);
-    }
+    pty: Option<Arc<std::os::fd::OwnedFd>>,
 }
 
 impl StopTarget for ProcessTree {
     fn terminate(&self) {
         // Politely, to the leader's group only: the CLI stops its own tools on SIGTERM.
-        self.signal_group(Signal::SIGTERM);
+        if let Ok(pid) = i32::try_from(self.pid) {
+            let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), Signal::SIGTERM);
+        }
     }
 
     fn kill(&self) {
-        self.signal_group(Signal::SIGKILL);
-        kill_marked(|var| var == self.marker.as_bytes());
+        kill_tree(self.pid, &self.marker, Signal::SIGKILL);
     }
-}
 
-/// SIGKILL every process of this user whose environment has a variable matching `is_ours`.
-/// Returns how many were signalled.
-fn kill_marked(is_ours: impl Fn(&[u8]) -> bool) -> usize {
-    let own = std::process::id();
-    let Ok(entries) = std::fs::read_dir("/proc") else { return 0 };
-    let mut killed = 0;
-    for entry in entries.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
-            continue;
-        };
-        if u32::try_from(pid).is_ok_and(|pid| pid == own) {
-            continue;
-        }
-        // Unreadable (another user's process) or gone: not ours either way.
-        let Ok(environ) = std::fs::read(entry.path().join("environ")) else { continue };
-        if environ.split(|&b| b == 0).any(&is_ours)
-            && nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL).is_ok()
+    fn resize(&self, size: PtySize) {
+        if let Some(pty) = &self.pty
+            && let Err(err) = crate::spawn::resize(pty, size)
         {
-            killed += 1;
+            tracing::debug!(%err, "resizing a terminal failed");
         }
-    }
-    killed
-}
-
-/// Ask the kernel to kill the child when the server dies, even by SIGKILL, so that no agent
-/// keeps running unsupervised after a crash.
-#[allow(unsafe_code)]
-fn die_with_parent(command: &mut tokio::process::Command) {
-    // SAFETY: the closure runs in the forked child before exec and only calls prctl(2), which
-    // is async-signal-safe and touches no memory of the parent.
-    unsafe {
-        command
-            .pre_exec(|| nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(io::Error::from));
     }
 }
 
@@ -383,6 +355,65 @@ mod tests {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
         false
+    }
+
+    /// Read from a PTY until `needle` shows up.
+    async fn read_until(
+        reader: &mut (dyn tokio::io::AsyncRead + Send + Unpin),
+        needle: &str,
+    ) -> String {
+        let mut seen = String::new();
+        let mut buf = [0u8; 4096];
+        while !seen.contains(needle) {
+            let n = tokio::time::timeout(std::time::Duration::from_secs(20), reader.read(&mut buf))
+                .await
+                .expect("the terminal went quiet")
+                .unwrap();
+            assert!(n > 0, "the terminal closed before {needle:?}: {seen}");
+            seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+        seen
+    }
+
+    #[tokio::test]
+    async fn a_shell_on_a_pty_runs_commands_and_follows_resizes() {
+        let root = tempfile::tempdir().unwrap();
+        let provider = HostProvider::new(root.path(), Tools::new());
+        let sandbox = provider.ensure("pty").await.unwrap();
+        let mut process = sandbox
+            .exec(ExecRequest {
+                program: "/bin/bash".into(),
+                args: vec!["--norc".into(), "--noprofile".into(), "-i".into()],
+                pty: Some(PtySize { cols: 80, rows: 24 }),
+                ..ExecRequest::default()
+            })
+            .await
+            .unwrap();
+        process.stdin.write_all(b"echo $((6 * 7)); tty; stty size\n").await.unwrap();
+        let out = read_until(process.stdout.as_mut(), "24 80").await;
+        assert!(out.contains("42") && out.contains("/dev/pts/"), "{out}");
+        process.killer.resize(PtySize { cols: 132, rows: 40 });
+        process.stdin.write_all(b"stty size\n").await.unwrap();
+        read_until(process.stdout.as_mut(), "40 132").await;
+        process.stdin.write_all(b"exit 3\n").await.unwrap();
+        assert_eq!(process.exit.await.unwrap().code, Some(3));
+    }
+
+    #[tokio::test]
+    async fn a_timeout_kills_the_process() {
+        let root = tempfile::tempdir().unwrap();
+        let provider = HostProvider::new(root.path(), Tools::new());
+        let sandbox = provider.ensure("timeout").await.unwrap();
+        let process = sandbox
+            .exec(ExecRequest {
+                program: "/bin/sleep".into(),
+                args: vec!["1000".into()],
+                timeout: Some(std::time::Duration::from_millis(200)),
+                ..ExecRequest::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(process.exit.await.unwrap().signal, Some(9));
     }
 
     #[tokio::test]

@@ -4,32 +4,62 @@
 //! elsewhere), so every command the agent runs goes through a sandbox. Providers:
 //! - [`host::HostProvider`] (`host`): a directory per sandbox on the host and nothing else. It
 //!   isolates nothing and says so everywhere it is reported.
+//!
+//! Shared parts: [`spawn`] starts a process on pipes or a PTY as a session leader;
+//! [`fs::Workspace`] does file operations confined to a sandbox's home.
 
+pub mod fs;
 pub mod host;
 mod process;
+pub mod spawn;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 
+pub use fs::{FileInfo, FileKind, Workspace};
 pub use process::{ExitFuture, ExitStatus, ProcessKiller, SandboxProcess, StopTarget};
+pub use spawn::PtySize;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SandboxError {
     #[error("invalid sandbox id {0:?}: only ASCII letters, digits and '-' are allowed")]
     InvalidId(String),
-    #[error("sandbox {0} does not exist")]
-    NotFound(String),
     #[error("could not start {program}: {source}")]
     Spawn {
         program: String,
         #[source]
         source: std::io::Error,
     },
+    #[error("the sandbox provider cannot {0}")]
+    Unsupported(&'static str),
+    #[error("the sandbox is not available: {0}")]
+    Unavailable(String),
+    #[error("invalid path: {0}")]
+    InvalidPath(String),
+    #[error("{0} is outside the workspace")]
+    PathOutside(String),
+    #[error("{0} does not exist")]
+    NotFound(String),
+    #[error("{0} is not a directory")]
+    NotADirectory(String),
+    #[error("{0} is a directory")]
+    IsADirectory(String),
+    #[error("{0} already exists")]
+    AlreadyExists(String),
+    #[error("the file has {size} bytes; at most {max} are allowed")]
+    TooLarge { size: u64, max: u64 },
     #[error("sandbox I/O failed: {0}")]
     Io(#[from] std::io::Error),
+}
+
+impl From<rustix::io::Errno> for SandboxError {
+    fn from(errno: rustix::io::Errno) -> Self {
+        Self::Io(errno.into())
+    }
 }
 
 pub type Result<T, E = SandboxError> = std::result::Result<T, E>;
@@ -44,6 +74,31 @@ pub struct ExecRequest {
     pub env: Vec<(String, String)>,
     /// Working directory; the sandbox's home when `None`.
     pub cwd: Option<String>,
+    /// Run on a pseudo-terminal of this size (stdout then carries everything).
+    pub pty: Option<PtySize>,
+    /// Kill the process (and what it started) after this long.
+    pub timeout: Option<Duration>,
+}
+
+/// Where a sandbox stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SandboxStatus {
+    /// Ready to run processes.
+    Running,
+    /// Its processes are frozen; any use resumes it.
+    Paused,
+    /// Nothing runs; the next use starts it (its files are kept).
+    Stopped,
+}
+
+impl SandboxStatus {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Running => "running",
+            Self::Paused => "paused",
+            Self::Stopped => "stopped",
+        }
+    }
 }
 
 /// One sandbox: a home directory and a place to run processes.
@@ -58,8 +113,21 @@ pub trait Sandbox: Send + Sync {
     /// the sandbox.
     fn tool_path(&self, name: &str) -> Option<String>;
 
-    /// Start a process with piped stdin, stdout and stderr.
+    /// Start a process with piped stdin, stdout and stderr (or on a PTY).
     async fn exec(&self, request: ExecRequest) -> Result<SandboxProcess>;
+
+    /// File operations confined to the home directory. Paths are relative to the home, or
+    /// absolute under it.
+    fn files(&self) -> &Workspace;
+}
+
+/// Run a blocking file operation of a sandbox off the async workers.
+pub async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|err| SandboxError::Io(std::io::Error::other(err)))?
 }
 
 /// What a provider reports about itself for `/health`.
@@ -83,6 +151,21 @@ pub trait SandboxProvider: Send + Sync {
 
     /// Remove the sandbox and everything in it. Removing a missing sandbox is not an error.
     async fn delete(&self, id: &str) -> Result<()>;
+
+    /// Where the sandbox stands; `Stopped` for one that does not exist.
+    async fn status(&self, _id: &str) -> SandboxStatus {
+        SandboxStatus::Running
+    }
+
+    /// Freeze the sandbox's processes (releasing memory where the platform can).
+    async fn pause(&self, _id: &str) -> Result<()> {
+        Err(SandboxError::Unsupported("pause sandboxes"))
+    }
+
+    /// Undo [`SandboxProvider::pause`]. [`SandboxProvider::ensure`] also resumes.
+    async fn resume(&self, _id: &str) -> Result<()> {
+        Err(SandboxError::Unsupported("resume sandboxes"))
+    }
 
     async fn health(&self) -> ProviderHealth;
 }

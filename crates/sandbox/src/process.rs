@@ -36,11 +36,14 @@ impl fmt::Display for ExitStatus {
 pub trait StopTarget: Send + Sync {
     /// Ask politely (SIGTERM or the provider's equivalent).
     fn terminate(&self);
-    /// Stop now (SIGKILL or the provider's equivalent).
+    /// Stop now (SIGKILL or the provider's equivalent), with everything it started.
     fn kill(&self);
+    /// Resize the process's terminal; nothing for a process without one.
+    fn resize(&self, _size: crate::PtySize) {}
 }
 
-/// A cloneable handle that stops a sandbox process and everything it started.
+/// A cloneable handle that stops a sandbox process and everything it started, and resizes
+/// its terminal if it has one.
 #[derive(Clone)]
 pub struct ProcessKiller(Arc<dyn StopTarget>);
 
@@ -55,6 +58,10 @@ impl ProcessKiller {
 
     pub fn kill(&self) {
         self.0.kill();
+    }
+
+    pub fn resize(&self, size: crate::PtySize) {
+        self.0.resize(size);
     }
 }
 
