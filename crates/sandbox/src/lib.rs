@@ -2,16 +2,22 @@
 //!
 //! This is the only crate that starts processes (the workspace's `clippy.toml` forbids it
 //! elsewhere), so every command the agent runs goes through a sandbox. Providers:
+//! - [`local::LocalProvider`] (`local`, the default): a bubblewrap container per sandbox with
+//!   its own user, mount, pid, ipc, uts and network namespaces, a seccomp filter, resource
+//!   limits, and network access only through the allow-list [`egress`] proxy.
 //! - [`host::HostProvider`] (`host`): a directory per sandbox on the host and nothing else. It
 //!   isolates nothing and says so everywhere it is reported.
 //!
 //! Shared parts: [`spawn`] starts a process on pipes or a PTY as a session leader;
 //! [`fs::Workspace`] does file operations confined to a sandbox's home.
 
+pub mod egress;
 pub mod fs;
 pub mod host;
+pub mod local;
 mod process;
 pub mod spawn;
+pub mod wire;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

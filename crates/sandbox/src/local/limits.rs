@@ -1,0 +1,259 @@
+//! Resource limits of `local` sandboxes, enforced by cgroup v2 where it is available and
+//! delegated to us, and by a clearly reported degraded mode where it is not.
+//!
+//! - cgroup v2: one cgroup per sandbox with `memory.max` (the whole sandbox), `pids.max`,
+//!   `cpu.max`; pause freezes it (`cgroup.freeze`) and asks the kernel to reclaim its memory.
+//! - degraded (cgroup v1 or no delegation, as on many CI machines): per-process rlimits —
+//!   `RLIMIT_DATA` for memory, `RLIMIT_NPROC` for processes (per sandbox, since every
+//!   sandbox runs as a user id of its own), a lower CPU priority instead of a CPU quota — and
+//!   pause stops the processes with `SIGSTOP` (their memory stays in use).
+//!
+//! In both modes: `RLIMIT_FSIZE` caps any one file at the disk quota, the provider checks
+//! the workspace's total size periodically, sandbox processes are the OOM killer's first
+//! choice (`oom_score_adj` 1000), and core dumps are off.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// The limits of one sandbox.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Memory of the whole sandbox (cgroup v2) or of each process (degraded), in bytes.
+    pub memory_bytes: u64,
+    /// Processes and threads of the sandbox.
+    pub processes: u64,
+    /// CPU time as a share of one core: 100 = one core (cgroup v2 only).
+    pub cpu_percent: u32,
+    /// Disk space of the workspace (`/home/user`), in bytes.
+    pub disk_bytes: u64,
+    /// Size of the private `/tmp` (a tmpfs), in bytes.
+    pub tmp_bytes: u64,
+    /// Open files per process.
+    pub open_files: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            memory_bytes: 4 << 30,
+            processes: 512,
+            cpu_percent: 200,
+            disk_bytes: 10 << 30,
+            tmp_bytes: 512 << 20,
+            open_files: 4096,
+        }
+    }
+}
+
+/// How limits are enforced on this machine.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Enforcement {
+    /// Sandboxes get cgroups under this directory.
+    CgroupV2 { parent: PathBuf },
+    /// Rlimits only; `reason` says why cgroup v2 is not used.
+    Degraded { reason: String },
+}
+
+impl Enforcement {
+    /// Find out what this machine allows. Setting up cgroup v2 may move the server into a
+    /// leaf cgroup of its own (a cgroup with controllers for its children cannot hold
+    /// processes itself).
+    pub fn detect() -> Self {
+        let own = fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+        match prepare_v2(Path::new("/sys/fs/cgroup"), &own, std::process::id()) {
+            Ok(parent) => Self::CgroupV2 { parent },
+            Err(reason) => Self::Degraded { reason },
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            Self::CgroupV2 { parent } => format!("cgroup v2 ({})", parent.display()),
+            Self::Degraded { reason } => format!(
+                "degraded: {reason}; memory is limited per process (RLIMIT_DATA), processes per \
+                 sandbox (RLIMIT_NPROC), CPU only by a lower priority, and pausing keeps memory"
+            ),
+        }
+    }
+}
+
+const CONTROLLERS: [&str; 3] = ["memory", "pids", "cpu"];
+
+/// Make `<own cgroup>/agentbox-sandboxes` with the memory, pids and cpu controllers enabled
+/// for its children. `mount` is the cgroup2 mount point, `self_cgroup` the content of
+/// `/proc/self/cgroup`.
+pub fn prepare_v2(mount: &Path, self_cgroup: &str, pid: u32) -> Result<PathBuf, String> {
+    if !mount.join("cgroup.controllers").exists() {
+        return Err(format!("{} is not a cgroup v2 mount (cgroup v1 or hybrid)", mount.display()));
+    }
+    let own = self_cgroup
+        .lines()
+        .find_map(|line| line.strip_prefix("0::"))
+        .ok_or("this process is in no cgroup v2 group")?;
+    let dir = mount.join(own.trim_start_matches('/'));
+    let available = fs::read_to_string(dir.join("cgroup.controllers"))
+        .map_err(|e| format!("cannot read controllers: {e}"))?;
+    let missing: Vec<&str> = CONTROLLERS
+        .iter()
+        .copied()
+        .filter(|c| !available.split_whitespace().any(|a| a == *c))
+        .collect();
+    if !missing.is_empty() {
+        return Err(format!("the controllers {missing:?} are not delegated to {}", dir.display()));
+    }
+    let sandboxes = dir.join("agentbox-sandboxes");
+    if !sandboxes.exists() {
+        // Processes may not live in a cgroup that distributes controllers to children.
+        let procs = fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
+        if !procs.trim().is_empty() {
+            let leaf = dir.join("agentbox-server");
+            fs::create_dir_all(&leaf)
+                .map_err(|e| format!("cannot create {}: {e}", leaf.display()))?;
+            for other in procs.split_whitespace() {
+                // Other processes of ours (and we ourselves) move to the leaf.
+                let _ = fs::write(leaf.join("cgroup.procs"), other);
+            }
+            fs::write(leaf.join("cgroup.procs"), pid.to_string())
+                .map_err(|e| format!("cannot move the server into {}: {e}", leaf.display()))?;
+        }
+        enable_controllers(&dir)?;
+        fs::create_dir_all(&sandboxes)
+            .map_err(|e| format!("cannot create {}: {e}", sandboxes.display()))?;
+    }
+    enable_controllers(&sandboxes)?;
+    Ok(sandboxes)
+}
+
+fn enable_controllers(dir: &Path) -> Result<(), String> {
+    let wanted: Vec<String> = CONTROLLERS.iter().map(|c| format!("+{c}")).collect();
+    fs::write(dir.join("cgroup.subtree_control"), wanted.join(" "))
+        .map_err(|e| format!("cannot enable controllers in {}: {e}", dir.display()))
+}
+
+/// A sandbox's cgroup (cgroup v2 mode).
+#[derive(Clone, Debug)]
+pub struct SandboxCgroup {
+    pub dir: PathBuf,
+}
+
+impl SandboxCgroup {
+    /// Create (or reuse) the sandbox's cgroup and write its limits.
+    pub fn create(parent: &Path, id: &str, limits: &Limits) -> std::io::Result<Self> {
+        let dir = parent.join(id);
+        fs::create_dir_all(&dir)?;
+        fs::write(dir.join("memory.max"), limits.memory_bytes.to_string())?;
+        // Swap would let a sandbox exceed its memory limit at the whole machine's expense.
+        let _ = fs::write(dir.join("memory.swap.max"), "0");
+        fs::write(dir.join("pids.max"), limits.processes.to_string())?;
+        let period = 100_000u64;
+        let quota = period * u64::from(limits.cpu_percent) / 100;
+        fs::write(dir.join("cpu.max"), format!("{quota} {period}"))?;
+        Ok(Self { dir })
+    }
+
+    pub fn procs_file(&self) -> PathBuf {
+        self.dir.join("cgroup.procs")
+    }
+
+    pub fn freeze(&self, frozen: bool) -> std::io::Result<()> {
+        fs::write(self.dir.join("cgroup.freeze"), if frozen { "1" } else { "0" })?;
+        if frozen {
+            // Best effort: push the frozen sandbox's memory out (to swap or by dropping
+            // caches); a machine without swap keeps its anonymous memory.
+            if let Ok(current) = fs::read_to_string(self.dir.join("memory.current")) {
+                let _ = fs::write(self.dir.join("memory.reclaim"), current.trim());
+            }
+        }
+        Ok(())
+    }
+
+    pub fn remove(&self) {
+        let _ = fs::remove_dir(&self.dir);
+    }
+}
+
+/// Disk space used under `dir` in bytes (allocated blocks, hard links counted once per
+/// directory walk, symlinks not followed).
+pub fn disk_usage(dir: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let mut total = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(path) = stack.pop() {
+        let Ok(entries) = fs::read_dir(&path) else { continue };
+        for entry in entries.flatten() {
+            let Ok(meta) = entry.metadata() else { continue };
+            total += meta.blocks() * 512;
+            if meta.is_dir() {
+                stack.push(entry.path());
+            }
+        }
+    }
+    total
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hybrid_or_v1_machines_are_degraded_with_a_reason() {
+        let fake = tempfile::tempdir().unwrap();
+        let err = prepare_v2(fake.path(), "4:memory:/x\n0::/\n", 1).unwrap_err();
+        assert!(err.contains("not a cgroup v2 mount"), "{err}");
+    }
+
+    #[test]
+    fn v2_without_delegated_controllers_is_degraded() {
+        let fake = tempfile::tempdir().unwrap();
+        fs::write(fake.path().join("cgroup.controllers"), "cpuset io").unwrap();
+        fs::create_dir_all(fake.path().join("svc")).unwrap();
+        fs::write(fake.path().join("svc/cgroup.controllers"), "cpu io").unwrap();
+        let err = prepare_v2(fake.path(), "0::/svc\n", 1).unwrap_err();
+        assert!(err.contains("memory") && err.contains("pids"), "{err}");
+    }
+
+    #[test]
+    fn v2_with_delegation_gets_a_leaf_for_the_server_and_a_parent_for_sandboxes() {
+        // A plain directory stands in for cgroupfs: the logic is a sequence of file writes.
+        let fake = tempfile::tempdir().unwrap();
+        let svc = fake.path().join("svc");
+        fs::create_dir_all(&svc).unwrap();
+        fs::write(fake.path().join("cgroup.controllers"), "cpu memory pids").unwrap();
+        fs::write(svc.join("cgroup.controllers"), "cpu io memory pids").unwrap();
+        fs::write(svc.join("cgroup.procs"), "42\n43\n").unwrap();
+        let parent = prepare_v2(fake.path(), "0::/svc\n", 42).unwrap();
+        assert_eq!(parent, svc.join("agentbox-sandboxes"));
+        assert_eq!(fs::read_to_string(svc.join("agentbox-server/cgroup.procs")).unwrap(), "42");
+        assert_eq!(
+            fs::read_to_string(svc.join("cgroup.subtree_control")).unwrap(),
+            "+memory +pids +cpu"
+        );
+        assert_eq!(
+            fs::read_to_string(parent.join("cgroup.subtree_control")).unwrap(),
+            "+memory +pids +cpu"
+        );
+        let cgroup = SandboxCgroup::create(
+            &parent,
+            "chat-1",
+            &Limits { cpu_percent: 150, ..Limits::default() },
+        )
+        .unwrap();
+        assert_eq!(
+            fs::read_to_string(cgroup.dir.join("memory.max")).unwrap(),
+            (4u64 << 30).to_string()
+        );
+        assert_eq!(fs::read_to_string(cgroup.dir.join("pids.max")).unwrap(), "512");
+        assert_eq!(fs::read_to_string(cgroup.dir.join("cpu.max")).unwrap(), "150000 100000");
+        cgroup.freeze(true).unwrap();
+        assert_eq!(fs::read_to_string(cgroup.dir.join("cgroup.freeze")).unwrap(), "1");
+    }
+
+    #[test]
+    fn disk_usage_counts_allocated_blocks() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir(dir.path().join("sub")).unwrap();
+        fs::write(dir.path().join("sub/big"), vec![1u8; 1 << 20]).unwrap();
+        let used = disk_usage(dir.path());
+        assert!(used >= 1 << 20, "{used}");
+    }
+}
