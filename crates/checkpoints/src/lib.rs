@@ -1,0 +1,43 @@
+//! Checkpoints of a workspace directory: take one in time proportional to what changed,
+//! list them, restore one exactly (or into a new directory, for a fork), prune and collect
+//! garbage. Storage is content-addressed and deduplicated, so many checkpoints of a mostly
+//! unchanged workspace cost about one copy of it.
+//!
+//! A checkpoint holds regular files (content and permission bits), directories (empty ones
+//! too), and symlinks as links (their targets are stored, never followed); sockets, FIFOs and
+//! devices are skipped. Owners, times, hard links between files and extended attributes are
+//! not kept: restored files belong to the user running the restore and get the current time
+//! (like `git checkout`, so build tools see them as changed). Paths matching the store's
+//! exclude globs are neither stored nor touched by a restore.
+//!
+//! Crash safety: objects are written before the manifest that names them, made durable with
+//! one `syncfs`, and the manifest is written through a synced temporary file and a rename.
+//! An interrupted checkpoint leaves only unreferenced objects and temporary files, which the
+//! next writer or [`Store::gc`] removes; every earlier checkpoint stays restorable. A lock
+//! file (`flock`) keeps writers of one store, in any process, one at a time.
+//!
+//! All calls block on file I/O; async callers run them with `spawn_blocking`. This crate knows
+//! nothing of chats, messages or sandboxes: callers map checkpoint ids to what they mean.
+
+mod diff;
+mod error;
+mod exclude;
+mod hash;
+mod index;
+mod manifest;
+mod objects;
+mod restore;
+mod scan;
+mod store;
+mod tree;
+
+pub use diff::{Change, ChangeCounts, ChangeKind};
+pub use error::{CheckpointError, Result};
+pub use hash::{ObjectHash, ParseHashError};
+pub use manifest::CheckpointId;
+pub use restore::RestoreStats;
+pub use scan::ScanStats;
+pub use store::{
+    Checkpoint, CheckpointOptions, GcStats, RestoreOptions, Restored, Retention, Store, StoreConfig,
+};
+pub use tree::EntryKind;

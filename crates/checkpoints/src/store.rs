@@ -1,0 +1,466 @@
+//! The checkpoint store: one directory holding the checkpoints of one workspace.
+//!
+//! ```text
+//! <store>/lock                 flock: one writer (checkpoint, restore, prune, gc) at a time
+//! <store>/objects/ab/cdef…     file contents, symlink targets and trees, named by BLAKE3
+//! <store>/checkpoints/<id>.json manifests; a checkpoint exists once its manifest does
+//! <store>/pins/<id>            pinned checkpoints, which retention never drops
+//! <store>/index                stat cache of the last scan (see index.rs)
+//! <store>/tmp/                 files being written; emptied by the next writer
+//! ```
+
+use std::collections::HashSet;
+use std::fs::{self, File, OpenOptions};
+use std::io::ErrorKind;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, TimeDelta, Utc};
+use rustix::fs::{Mode, OFlags};
+
+use crate::diff::{self, Change, ChangeCounts};
+use crate::error::{CheckpointError, Result, io};
+use crate::exclude::Excludes;
+use crate::hash::ObjectHash;
+use crate::index::Index;
+use crate::manifest::{self, CheckpointId, Manifest};
+use crate::objects::Objects;
+use crate::restore::{RestoreStats, Restorer};
+use crate::scan::{ScanStats, Scanner};
+use crate::tree::{self, EntryKind};
+
+/// How a store is used; the same for every operation on it.
+#[derive(Clone, Debug, Default)]
+pub struct StoreConfig {
+    /// Paths neither stored nor touched by restore, as globs (see the crate docs).
+    pub excludes: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct CheckpointOptions {
+    /// Free text kept with the checkpoint (for example the message it belongs to).
+    pub label: Option<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct RestoreOptions {
+    /// Take a checkpoint of the workspace as it is before changing it, so that the restore
+    /// can be undone by restoring that one. On by default.
+    pub checkpoint_first: bool,
+    pub label: Option<String>,
+}
+
+impl Default for RestoreOptions {
+    fn default() -> Self {
+        RestoreOptions { checkpoint_first: true, label: None }
+    }
+}
+
+/// A checkpoint, as listed.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Checkpoint {
+    pub id: CheckpointId,
+    /// Position in the store's history; later checkpoints have larger numbers.
+    pub seq: u64,
+    pub created_at: DateTime<Utc>,
+    /// The newest checkpoint when this one was taken; `changes` are counted against it.
+    pub parent: Option<CheckpointId>,
+    pub label: Option<String>,
+    /// Set when a restore took this checkpoint of the workspace before changing it.
+    pub before_restore_of: Option<CheckpointId>,
+    pub pinned: bool,
+    /// The root tree: two checkpoints with the same root hold the same workspace.
+    pub root: ObjectHash,
+    /// Paths added, modified and deleted since `parent`.
+    pub changes: ChangeCounts,
+    /// What the checkpoint holds and cost; `stats.new_bytes` is the space it added.
+    pub stats: ScanStats,
+}
+
+impl Checkpoint {
+    fn from_manifest(manifest: Manifest, pinned: bool) -> Self {
+        Checkpoint {
+            id: manifest.id,
+            seq: manifest.seq,
+            created_at: manifest.created_at,
+            parent: manifest.parent,
+            label: manifest.label,
+            before_restore_of: manifest.before_restore_of,
+            pinned,
+            root: manifest.root,
+            changes: manifest.changes,
+            stats: manifest.stats,
+        }
+    }
+}
+
+/// What a restore did.
+#[derive(Clone, Debug)]
+pub struct Restored {
+    /// The checkpoint of the workspace taken before the restore (with
+    /// `RestoreOptions::checkpoint_first`): restoring it undoes the restore.
+    pub undo: Option<Checkpoint>,
+    pub stats: RestoreStats,
+}
+
+/// Which checkpoints `prune` keeps: the newest one, pinned ones, and those both among the
+/// newest `keep_last` and younger than `max_age` (a limit that is `None` keeps everything).
+#[derive(Clone, Debug, Default)]
+pub struct Retention {
+    pub keep_last: Option<usize>,
+    pub max_age: Option<TimeDelta>,
+}
+
+/// What garbage collection did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct GcStats {
+    pub objects_kept: u64,
+    pub objects_removed: u64,
+    pub bytes_removed: u64,
+    /// Leftovers of interrupted operations in `tmp/`.
+    pub temp_files_removed: u64,
+}
+
+#[derive(Debug)]
+pub struct Store {
+    root: PathBuf,
+    checkpoints: PathBuf,
+    pins: PathBuf,
+    tmp: PathBuf,
+    objects: Objects,
+    config: StoreConfig,
+    excludes: Excludes,
+}
+
+/// Holds the store's lock until dropped (closing the file releases the `flock`).
+struct Locked(#[allow(dead_code)] File);
+
+impl Store {
+    /// Opens the store at `root`, creating it if needed.
+    pub fn open(root: impl Into<PathBuf>, config: StoreConfig) -> Result<Store> {
+        let root = root.into();
+        let excludes = Excludes::new(&config.excludes)?;
+        let store = Store {
+            checkpoints: root.join("checkpoints"),
+            pins: root.join("pins"),
+            tmp: root.join("tmp"),
+            objects: Objects::new(root.join("objects"), root.join("tmp")),
+            root,
+            config,
+            excludes,
+        };
+        for dir in [
+            &store.root,
+            &store.checkpoints,
+            &store.pins,
+            &store.tmp,
+            &store.objects.dir().to_path_buf(),
+        ] {
+            fs::create_dir_all(dir).map_err(io("create directory", dir.as_path()))?;
+        }
+        Ok(store)
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Waits for the store's lock: exclusive for anything that writes, shared for reads.
+    /// `flock` is per open file, so it also keeps two `Store`s in one process apart.
+    fn lock(&self, exclusive: bool) -> Result<Locked> {
+        let path = self.root.join("lock");
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(io("open", &path))?;
+        let locked = if exclusive { file.lock() } else { file.lock_shared() };
+        locked.map_err(io("lock", &path))?;
+        Ok(Locked(file))
+    }
+
+    /// Takes a checkpoint of `workspace`. Reads only files whose metadata changed since the
+    /// last one and stores only contents the store does not have.
+    pub fn checkpoint(&self, workspace: &Path, options: &CheckpointOptions) -> Result<Checkpoint> {
+        let _lock = self.lock(true)?;
+        self.take(workspace, options.label.clone(), None)
+    }
+
+    /// The checkpoint steps, with the exclusive lock held.
+    fn take(
+        &self,
+        workspace: &Path,
+        label: Option<String>,
+        before_restore_of: Option<CheckpointId>,
+    ) -> Result<Checkpoint> {
+        let (root, stats) = self.scan(workspace)?;
+        let manifests = manifest::read_all(&self.checkpoints)?;
+        let parent = manifests.last();
+        let mut changes = ChangeCounts::default();
+        diff::walk(&self.objects, parent.map(|p| &p.root), Some(&root), &mut |_, kind, _| {
+            changes.add(kind)
+        })?;
+        let manifest = Manifest::new(
+            parent.map_or(1, |p| p.seq + 1),
+            parent.map(|p| p.id),
+            label,
+            before_restore_of,
+            root,
+            self.config.excludes.clone(),
+            changes,
+            stats,
+        );
+        manifest::write(&self.checkpoints, &self.tmp, &manifest)?;
+        Ok(Checkpoint::from_manifest(manifest, false))
+    }
+
+    /// Scans `workspace` into objects and makes them durable; returns the root tree. Updates
+    /// the stat cache. With the exclusive lock held.
+    fn scan(&self, workspace: &Path) -> Result<(ObjectHash, ScanStats)> {
+        let workspace = fs::canonicalize(workspace).map_err(|e| match e.kind() {
+            ErrorKind::NotFound => CheckpointError::NotADirectory(workspace.to_path_buf()),
+            _ => CheckpointError::io("resolve", workspace, e),
+        })?;
+        self.clean_tmp()?;
+        let index_path = self.root.join("index");
+        let old = Index::load(&index_path, &workspace);
+        let scan_start = self.clock()?;
+        let (root, stats, new) =
+            Scanner::new(&workspace, &self.objects, &self.excludes, &old, scan_start).run()?;
+        // One sync for all new objects, before any manifest can name them.
+        let store_dir = rustix::fs::open(
+            &self.root,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(io("open", &self.root))?;
+        rustix::fs::syncfs(&store_dir).map_err(io("sync", &self.root))?;
+        new.save(&index_path, &self.tmp.join("index")).map_err(io("write", &index_path))?;
+        Ok((root, stats))
+    }
+
+    /// The current time by the file system's clock (which may lag the system clock by a
+    /// tick): the modification time of a file written now.
+    fn clock(&self) -> Result<(i64, u64)> {
+        let path = self.tmp.join("clock");
+        fs::write(&path, b"\n").map_err(io("write", &path))?;
+        let stat = rustix::fs::stat(&path).map_err(io("stat", &path))?;
+        fs::remove_file(&path).map_err(io("remove", &path))?;
+        Ok(crate::index::mtime(&stat))
+    }
+
+    /// Removes what interrupted operations left in `tmp/`; with the exclusive lock held.
+    fn clean_tmp(&self) -> Result<u64> {
+        let mut removed = 0;
+        for entry in fs::read_dir(&self.tmp).map_err(io("list", &self.tmp))? {
+            let path = entry.map_err(io("list", &self.tmp))?.path();
+            fs::remove_file(&path).map_err(io("remove", &path))?;
+            removed += 1;
+        }
+        Ok(removed)
+    }
+
+    /// All checkpoints, oldest first.
+    pub fn list(&self) -> Result<Vec<Checkpoint>> {
+        let _lock = self.lock(false)?;
+        self.list_locked()
+    }
+
+    fn list_locked(&self) -> Result<Vec<Checkpoint>> {
+        let pinned = self.pinned()?;
+        Ok(manifest::read_all(&self.checkpoints)?
+            .into_iter()
+            .map(|m| {
+                let is_pinned = pinned.contains(&m.id);
+                Checkpoint::from_manifest(m, is_pinned)
+            })
+            .collect())
+    }
+
+    pub fn get(&self, id: &CheckpointId) -> Result<Checkpoint> {
+        let _lock = self.lock(false)?;
+        self.get_locked(id)
+    }
+
+    fn get_locked(&self, id: &CheckpointId) -> Result<Checkpoint> {
+        let manifest = manifest::read(&self.checkpoints, id)?;
+        Ok(Checkpoint::from_manifest(manifest, self.pin_path(id).exists()))
+    }
+
+    fn pin_path(&self, id: &CheckpointId) -> PathBuf {
+        self.pins.join(id.to_string())
+    }
+
+    fn pinned(&self) -> Result<HashSet<CheckpointId>> {
+        let mut out = HashSet::new();
+        for entry in fs::read_dir(&self.pins).map_err(io("list", &self.pins))? {
+            let entry = entry.map_err(io("list", &self.pins))?;
+            if let Some(id) = entry.file_name().to_str().and_then(|n| n.parse().ok()) {
+                out.insert(id);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Makes `workspace` exactly the checkpoint `id`: later files are removed, changed ones
+    /// rewritten, modes, symlinks and empty directories restored; excluded paths are left as
+    /// they are. Only what differs is written. The workspace's processes should be stopped
+    /// first: a file written during the restore may be lost.
+    pub fn restore(
+        &self,
+        id: &CheckpointId,
+        workspace: &Path,
+        options: &RestoreOptions,
+    ) -> Result<Restored> {
+        let _lock = self.lock(true)?;
+        let target = manifest::read(&self.checkpoints, id)?;
+        let (current, undo) = if options.checkpoint_first {
+            let label = options.label.clone().or_else(|| Some(format!("before restoring {id}")));
+            let undo = self.take(workspace, label, Some(*id))?;
+            (undo.root, Some(undo))
+        } else {
+            (self.scan(workspace)?.0, None)
+        };
+        let workspace = fs::canonicalize(workspace).map_err(io("resolve", workspace))?;
+        let dir = open_dir(&workspace)?;
+        let mut restorer = Restorer::new(&self.objects, &workspace);
+        restorer.apply(&dir, &mut Vec::new(), Some(&current), &target.root)?;
+        Ok(Restored { undo, stats: restorer.stats })
+    }
+
+    /// Writes the checkpoint `id` into `target`, which must be an empty directory or not
+    /// exist (its parent must): the workspace of a fork.
+    pub fn restore_into(&self, id: &CheckpointId, target: &Path) -> Result<RestoreStats> {
+        let _lock = self.lock(false)?;
+        let manifest = manifest::read(&self.checkpoints, id)?;
+        match fs::read_dir(target) {
+            Ok(mut entries) => {
+                if entries.next().is_some() {
+                    return Err(CheckpointError::TargetNotEmpty(target.to_path_buf()));
+                }
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                fs::create_dir(target).map_err(io("create directory", target))?;
+            }
+            Err(e) if e.kind() == ErrorKind::NotADirectory => {
+                return Err(CheckpointError::TargetNotEmpty(target.to_path_buf()));
+            }
+            Err(e) => return Err(CheckpointError::io("list", target, e)),
+        }
+        let dir = open_dir(target)?;
+        let mut restorer = Restorer::new(&self.objects, target);
+        restorer.apply(&dir, &mut Vec::new(), None, &manifest.root)?;
+        Ok(restorer.stats)
+    }
+
+    /// The paths that differ between checkpoint `from` (`None`: an empty workspace) and `to`.
+    pub fn diff(&self, from: Option<&CheckpointId>, to: &CheckpointId) -> Result<Vec<Change>> {
+        let _lock = self.lock(false)?;
+        let old = from.map(|id| manifest::read(&self.checkpoints, id)).transpose()?;
+        let new = manifest::read(&self.checkpoints, to)?;
+        diff::changes(&self.objects, old.as_ref().map(|m| &m.root), &new.root)
+    }
+
+    /// Every path in checkpoint `id` with its type, in path order (directories before what
+    /// they contain).
+    pub fn paths(&self, id: &CheckpointId) -> Result<Vec<(PathBuf, EntryKind)>> {
+        Ok(self.diff(None, id)?.into_iter().map(|c| (c.path, c.entry)).collect())
+    }
+
+    /// Protects a checkpoint from `prune` and `delete`.
+    pub fn pin(&self, id: &CheckpointId) -> Result<()> {
+        let _lock = self.lock(true)?;
+        manifest::read(&self.checkpoints, id)?;
+        let path = self.pin_path(id);
+        File::create(&path).map_err(io("create", &path))?;
+        manifest::sync_dir(&self.pins)
+    }
+
+    pub fn unpin(&self, id: &CheckpointId) -> Result<()> {
+        let _lock = self.lock(true)?;
+        manifest::read(&self.checkpoints, id)?;
+        let path = self.pin_path(id);
+        match fs::remove_file(&path) {
+            Ok(()) => manifest::sync_dir(&self.pins),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(CheckpointError::io("remove", &path, e)),
+        }
+    }
+
+    /// Deletes a checkpoint (not its data: `gc` frees what nothing references any more).
+    pub fn delete(&self, id: &CheckpointId) -> Result<()> {
+        let _lock = self.lock(true)?;
+        if self.get_locked(id)?.pinned {
+            return Err(CheckpointError::Pinned(*id));
+        }
+        self.delete_locked(id)
+    }
+
+    fn delete_locked(&self, id: &CheckpointId) -> Result<()> {
+        let path = self.checkpoints.join(manifest::file_name(id));
+        fs::remove_file(&path).map_err(io("remove", &path))?;
+        manifest::sync_dir(&self.checkpoints)
+    }
+
+    /// Deletes the checkpoints `retention` does not keep, as of `now`; returns them.
+    pub fn prune(&self, retention: &Retention, now: DateTime<Utc>) -> Result<Vec<Checkpoint>> {
+        let _lock = self.lock(true)?;
+        let all = self.list_locked()?;
+        let mut dropped = Vec::new();
+        for (age_rank, checkpoint) in all.iter().rev().enumerate() {
+            let within_count = retention.keep_last.is_none_or(|n| age_rank < n);
+            let within_age = retention.max_age.is_none_or(|age| now - checkpoint.created_at <= age);
+            let keep = age_rank == 0 || checkpoint.pinned || (within_count && within_age);
+            if !keep {
+                self.delete_locked(&checkpoint.id)?;
+                dropped.push(checkpoint.clone());
+            }
+        }
+        dropped.reverse();
+        Ok(dropped)
+    }
+
+    /// Removes every object no checkpoint references (nor the stat cache, whose hashes the
+    /// next checkpoint reuses without reading the files), and leftovers in `tmp/`.
+    pub fn gc(&self) -> Result<GcStats> {
+        let _lock = self.lock(true)?;
+        let mut stats = GcStats { temp_files_removed: self.clean_tmp()?, ..GcStats::default() };
+        let mut live: HashSet<ObjectHash> = HashSet::new();
+        for manifest in manifest::read_all(&self.checkpoints)? {
+            self.mark(&manifest.root, &mut live)?;
+        }
+        live.extend(Index::load_any(&self.root.join("index")).hashes().copied());
+        for (hash, path, len) in self.objects.list()? {
+            if hash.is_some_and(|h| live.contains(&h)) {
+                stats.objects_kept += 1;
+            } else {
+                fs::remove_file(&path).map_err(io("remove", &path))?;
+                stats.objects_removed += 1;
+                stats.bytes_removed += len;
+            }
+        }
+        Ok(stats)
+    }
+
+    fn mark(&self, tree_hash: &ObjectHash, live: &mut HashSet<ObjectHash>) -> Result<()> {
+        if !live.insert(*tree_hash) {
+            return Ok(());
+        }
+        for entry in tree::decode(tree_hash, &self.objects.read(tree_hash)?)? {
+            match entry.kind {
+                EntryKind::Directory => self.mark(&entry.hash, live)?,
+                EntryKind::File | EntryKind::Symlink => {
+                    live.insert(entry.hash);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn open_dir(path: &Path) -> Result<std::os::fd::OwnedFd> {
+    rustix::fs::open(path, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+        .map_err(io("open", path))
+}

@@ -1,0 +1,8 @@
+//! The test modules; `support` holds the tree fingerprint they compare with.
+
+mod crash;
+mod gc;
+mod restore;
+mod rounds;
+mod support;
+mod work;
