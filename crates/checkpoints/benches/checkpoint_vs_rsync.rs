@@ -160,7 +160,7 @@ fn main() {
     let (mut ours_disk, mut rsync_ckpt, mut rsync_restore, mut rsync_disk) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut previous = first_ids[0];
-    let no_undo = RestoreOptions { checkpoint_first: false, label: None };
+    let no_undo = RestoreOptions { checkpoint_first: false, ..Default::default() };
     for run in 1..=runs {
         // One source-sized file gets new content.
         let changed = &files[rng.below(FILES as u64) as usize];

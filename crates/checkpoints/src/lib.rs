@@ -6,8 +6,9 @@
 //! A checkpoint holds regular files (content and permission bits), directories (empty ones
 //! too), and symlinks as links (their targets are stored, never followed); sockets, FIFOs and
 //! devices are skipped. Owners, times, hard links between files and extended attributes are
-//! not kept: restored files belong to the user running the restore and get the current time
-//! (like `git checkout`, so build tools see them as changed). Paths matching the store's
+//! not kept: restored files belong to the user running the restore, or to the [`Owner`] it is
+//! given (a sandbox's user), and get the current time (like `git checkout`, so build tools
+//! see them as changed). The workspace directory's own mode and owner are left alone. Paths matching the store's
 //! exclude globs are neither stored nor touched by a restore.
 //!
 //! Crash safety: objects are written before the manifest that names them, made durable with
@@ -35,7 +36,7 @@ pub use diff::{Change, ChangeCounts, ChangeKind};
 pub use error::{CheckpointError, Result};
 pub use hash::{ObjectHash, ParseHashError};
 pub use manifest::CheckpointId;
-pub use restore::RestoreStats;
+pub use restore::{Owner, RestoreStats};
 pub use scan::ScanStats;
 pub use store::{
     Checkpoint, CheckpointOptions, GcStats, RestoreOptions, Restored, Retention, Store, StoreConfig,

@@ -36,15 +36,41 @@ pub struct RestoreStats {
     pub removed: u64,
 }
 
+/// The user and group that restored files, directories and symlinks are given: the
+/// sandbox's user when it is not the server's. `None` leaves them to the restoring user.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Owner {
+    pub uid: u32,
+    pub gid: u32,
+}
+
+impl Owner {
+    fn ids(self) -> (Option<rfs::Uid>, Option<rfs::Gid>) {
+        // -1 means "leave unchanged" to chown(2); rustix refuses to build it.
+        let uid = (self.uid != u32::MAX).then(|| rfs::Uid::from_raw(self.uid));
+        let gid = (self.gid != u32::MAX).then(|| rfs::Gid::from_raw(self.gid));
+        (uid, gid)
+    }
+}
+
 pub(crate) struct Restorer<'a> {
     objects: &'a Objects,
     workspace: &'a Path,
+    owner: Option<Owner>,
     pub(crate) stats: RestoreStats,
 }
 
 impl<'a> Restorer<'a> {
-    pub(crate) fn new(objects: &'a Objects, workspace: &'a Path) -> Self {
-        Restorer { objects, workspace, stats: RestoreStats::default() }
+    pub(crate) fn new(objects: &'a Objects, workspace: &'a Path, owner: Option<Owner>) -> Self {
+        Restorer { objects, workspace, owner, stats: RestoreStats::default() }
+    }
+
+    /// Gives an entry this restore created to `owner`. Before any chmod: a chown by root
+    /// clears set-user-ID bits.
+    pub(crate) fn chown(&self, fd: &OwnedFd, rel: &[u8]) -> Result<()> {
+        let Some(owner) = self.owner else { return Ok(()) };
+        let (uid, gid) = owner.ids();
+        rfs::fchown(fd, uid, gid).map_err(|e| CheckpointError::io("chown", self.path(rel), e))
     }
 
     fn path(&self, rel: &[u8]) -> PathBuf {
@@ -88,6 +114,8 @@ impl<'a> Restorer<'a> {
             if now.is_some_and(|now| now.same_as(entry)) {
                 continue;
             }
+            // A file whose mode alone differs is written again too: a chmod by name could
+            // follow a symlink put there since the scan, a new file is safe to chmod.
             let name = c_name(&entry.name)?;
             self.with_child(rel, &entry.name, |this, rel| match entry.kind {
                 EntryKind::File => this.write_file(dir, &name, rel, entry),
@@ -127,9 +155,13 @@ impl<'a> Restorer<'a> {
             OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
         let fd = rfs::openat(dir, &temp, flags, Mode::from_raw_mode(0o600))
             .map_err(|e| CheckpointError::io("create", self.path(rel), e))?;
+        let chowned = self.chown(&fd, rel);
         let mut file = File::from(fd);
-        let written = std::io::copy(&mut source, &mut file)
-            .map_err(|e| CheckpointError::io("write", self.path(rel), e))
+        let written = chowned
+            .and_then(|()| {
+                std::io::copy(&mut source, &mut file)
+                    .map_err(|e| CheckpointError::io("write", self.path(rel), e))
+            })
             .and_then(|n| {
                 rfs::fchmod(&file, Mode::from_raw_mode(entry.mode))
                     .map_err(|e| CheckpointError::io("chmod", self.path(rel), e))?;
@@ -160,6 +192,13 @@ impl<'a> Restorer<'a> {
         let temp = temp_name();
         rfs::symlinkat(target.as_slice(), dir, &temp)
             .map_err(|e| CheckpointError::io("create symlink", self.path(rel), e))?;
+        if let Some(owner) = self.owner {
+            let (uid, gid) = owner.ids();
+            if let Err(e) = rfs::chownat(dir, &temp, uid, gid, AtFlags::SYMLINK_NOFOLLOW) {
+                let _ = rfs::unlinkat(dir, &temp, AtFlags::empty());
+                return Err(CheckpointError::io("chown", self.path(rel), e));
+            }
+        }
         self.replace(dir, &temp, name, rel)?;
         self.stats.symlinks_written += 1;
         Ok(())
@@ -194,6 +233,7 @@ impl<'a> Restorer<'a> {
                 self.stats.directories_created += 1;
                 let fd = rfs::openat(dir, name, flags, Mode::empty())
                     .map_err(|e| CheckpointError::io("open", self.path(rel), e))?;
+                self.chown(&fd, rel)?;
                 (fd, None)
             }
         };

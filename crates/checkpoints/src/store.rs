@@ -25,7 +25,7 @@ use crate::hash::ObjectHash;
 use crate::index::Index;
 use crate::manifest::{self, CheckpointId, Manifest};
 use crate::objects::Objects;
-use crate::restore::{RestoreStats, Restorer};
+use crate::restore::{Owner, RestoreStats, Restorer};
 use crate::scan::{ScanStats, Scanner};
 use crate::tree::{self, EntryKind};
 
@@ -47,12 +47,15 @@ pub struct RestoreOptions {
     /// Take a checkpoint of the workspace as it is before changing it, so that the restore
     /// can be undone by restoring that one. On by default.
     pub checkpoint_first: bool,
+    /// The label of that checkpoint; "before restoring <id>" when `None`.
     pub label: Option<String>,
+    /// Who the entries the restore writes belong to (see [`Owner`]).
+    pub owner: Option<Owner>,
 }
 
 impl Default for RestoreOptions {
     fn default() -> Self {
-        RestoreOptions { checkpoint_first: true, label: None }
+        RestoreOptions { checkpoint_first: true, label: None, owner: None }
     }
 }
 
@@ -325,14 +328,20 @@ impl Store {
         };
         let workspace = fs::canonicalize(workspace).map_err(io("resolve", workspace))?;
         let dir = open_dir(&workspace)?;
-        let mut restorer = Restorer::new(&self.objects, &workspace);
+        let mut restorer = Restorer::new(&self.objects, &workspace, options.owner);
         restorer.apply(&dir, &mut Vec::new(), Some(&current), &target.root)?;
         Ok(Restored { undo, stats: restorer.stats })
     }
 
     /// Writes the checkpoint `id` into `target`, which must be an empty directory or not
-    /// exist (its parent must): the workspace of a fork.
-    pub fn restore_into(&self, id: &CheckpointId, target: &Path) -> Result<RestoreStats> {
+    /// exist (its parent must): the workspace of a fork. With an `owner`, `target` itself
+    /// and everything in it are given to that user.
+    pub fn restore_into(
+        &self,
+        id: &CheckpointId,
+        target: &Path,
+        owner: Option<Owner>,
+    ) -> Result<RestoreStats> {
         let _lock = self.lock(false)?;
         let manifest = manifest::read(&self.checkpoints, id)?;
         match fs::read_dir(target) {
@@ -350,7 +359,8 @@ impl Store {
             Err(e) => return Err(CheckpointError::io("list", target, e)),
         }
         let dir = open_dir(target)?;
-        let mut restorer = Restorer::new(&self.objects, target);
+        let mut restorer = Restorer::new(&self.objects, target, owner);
+        restorer.chown(&dir, b"")?;
         restorer.apply(&dir, &mut Vec::new(), None, &manifest.root)?;
         Ok(restorer.stats)
     }

@@ -114,7 +114,7 @@ fn killed_mid_checkpoint_leaves_earlier_checkpoints_restorable() {
         [(first.id, &first_tree, "first"), (second.id, &second_tree, "second")]
     {
         let fork = dir.path().join(name);
-        store.restore_into(&id, &fork).unwrap();
+        store.restore_into(&id, &fork, None).unwrap();
         assert_same_tree(&fingerprint(&fork), expected, name);
     }
     let restored = store.restore(&first.id, &ws, &RestoreOptions::default()).unwrap();
@@ -126,7 +126,9 @@ fn killed_mid_checkpoint_leaves_earlier_checkpoints_restorable() {
     let undo = restored.undo.unwrap();
     store.gc().unwrap();
     assert!(partial_object(&store_dir).is_none());
-    store.restore(&undo.id, &ws, &RestoreOptions { checkpoint_first: false, label: None }).unwrap();
+    store
+        .restore(&undo.id, &ws, &RestoreOptions { checkpoint_first: false, ..Default::default() })
+        .unwrap();
     assert_eq!(fs::read(ws.join("aaa-new/0")).unwrap(), new_small[0]);
     assert_eq!(fs::metadata(ws.join("zzz-huge.bin")).unwrap().len(), HUGE);
 }
@@ -174,7 +176,7 @@ fn leftovers_of_a_crash_are_ignored_and_a_truncated_object_is_rewritten() {
         [(first.id, &first_tree, "first"), (second.id, &second_tree, "second")]
     {
         let fork = dir.path().join(name);
-        reopened.restore_into(&id, &fork).unwrap();
+        reopened.restore_into(&id, &fork, None).unwrap();
         assert_same_tree(&fingerprint(&fork), expected, name);
     }
 }

@@ -57,7 +57,7 @@ fn gc_removes_only_unreferenced_objects() {
     for (id, expected, name) in [(first.id, &first_tree, "first"), (third.id, &third_tree, "third")]
     {
         let fork = dir.path().join(name);
-        store.restore_into(&id, &fork).unwrap();
+        store.restore_into(&id, &fork, None).unwrap();
         assert_same_tree(&fingerprint(&fork), expected, name);
     }
     let again = store.gc().unwrap();
@@ -99,6 +99,6 @@ fn retention_keeps_pinned_and_newest_checkpoints() {
 
     store.gc().unwrap();
     let fork = dir.path().join("fork");
-    store.restore_into(&ids[5], &fork).unwrap();
+    store.restore_into(&ids[5], &fork, None).unwrap();
     assert_eq!(fs::read_to_string(fork.join("f")).unwrap(), "5");
 }

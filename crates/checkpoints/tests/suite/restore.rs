@@ -90,21 +90,21 @@ fn forks_need_an_empty_directory_and_stay_independent() {
 
     let occupied = dir.path().join("occupied");
     write(&occupied, "x", "already here");
-    let err = store.restore_into(&checkpoint.id, &occupied).unwrap_err();
+    let err = store.restore_into(&checkpoint.id, &occupied, None).unwrap_err();
     assert!(matches!(err, CheckpointError::TargetNotEmpty(_)), "{err}");
     assert_eq!(fs::read_to_string(occupied.join("x")).unwrap(), "already here");
 
     let empty = dir.path().join("empty");
     fs::create_dir(&empty).unwrap();
-    store.restore_into(&checkpoint.id, &empty).unwrap();
+    store.restore_into(&checkpoint.id, &empty, None).unwrap();
     let fork = dir.path().join("fork");
-    store.restore_into(&checkpoint.id, &fork).unwrap();
+    store.restore_into(&checkpoint.id, &fork, None).unwrap();
 
     // Copies, not links: writing in the fork changes neither the workspace nor the store.
     fs::write(fork.join("shared.txt"), "changed in the fork").unwrap();
     assert_eq!(fs::read_to_string(ws.join("shared.txt")).unwrap(), "v1");
     let again = dir.path().join("again");
-    store.restore_into(&checkpoint.id, &again).unwrap();
+    store.restore_into(&checkpoint.id, &again, None).unwrap();
     assert_eq!(fs::read_to_string(again.join("shared.txt")).unwrap(), "v1");
 }
 
@@ -119,7 +119,7 @@ fn unknown_checkpoints_and_missing_workspaces_are_errors_that_change_nothing() {
     assert!(matches!(err, CheckpointError::NotFound(id) if id == unknown), "{err}");
     assert!(store.list().unwrap().is_empty(), "no checkpoint was taken for a failed restore");
     assert!(matches!(
-        store.restore_into(&unknown, &dir.path().join("f")),
+        store.restore_into(&unknown, &dir.path().join("f"), None),
         Err(CheckpointError::NotFound(_))
     ));
     assert!(!dir.path().join("f").exists());
@@ -134,4 +134,40 @@ fn unknown_checkpoints_and_missing_workspaces_are_errors_that_change_nothing() {
     )
     .unwrap_err();
     assert!(matches!(err, CheckpointError::InvalidExclude { .. }), "{err}");
+}
+
+#[test]
+fn restored_entries_can_be_given_to_the_sandbox_user() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path().join("ws");
+    write(&ws, "src/a.txt", "a");
+    write(&ws, "b.txt", "b");
+    symlink(&ws, "link", "src/a.txt");
+    fs::create_dir_all(ws.join("empty")).unwrap();
+    let store = plain_store(&dir.path().join("store"));
+    let checkpoint = store.checkpoint(&ws, &Default::default()).unwrap();
+    let sandbox_user = agentbox_checkpoints::Owner { uid: 4242, gid: 4343 };
+    let fork = dir.path().join("fork");
+    let result = store.restore_into(&checkpoint.id, &fork, Some(sandbox_user));
+    if !nix::unistd::geteuid().is_root() {
+        // Only root may give files away; the error says so rather than half-restoring.
+        assert!(matches!(result, Err(CheckpointError::Io { op: "chown", .. })), "{result:?}");
+        return;
+    }
+    result.unwrap();
+    for path in ["", "src", "src/a.txt", "b.txt", "link", "empty"] {
+        let meta = fs::symlink_metadata(fork.join(path)).unwrap();
+        assert_eq!((meta.uid(), meta.gid()), (4242, 4343), "{path:?}");
+    }
+
+    // In place, only what the restore writes changes hands.
+    fs::write(ws.join("b.txt"), "changed").unwrap();
+    let options = RestoreOptions { owner: Some(sandbox_user), ..Default::default() };
+    store.restore(&checkpoint.id, &ws, &options).unwrap();
+    assert_eq!(fs::symlink_metadata(ws.join("b.txt")).unwrap().uid(), 4242);
+    assert_eq!(
+        fs::symlink_metadata(ws.join("src/a.txt")).unwrap().uid(),
+        nix::unistd::geteuid().as_raw()
+    );
 }

@@ -142,7 +142,7 @@ fn every_checkpoint_restores_exactly_after_every_round() {
     let outside_before = fingerprint(&outside);
     let config = StoreConfig { excludes: EXCLUDED.iter().map(|s| s.to_string()).collect() };
     let store = Store::open(dir.path().join("store"), config).unwrap();
-    let no_undo = RestoreOptions { checkpoint_first: false, label: None };
+    let no_undo = RestoreOptions { checkpoint_first: false, ..Default::default() };
 
     let mut recorded: Vec<(CheckpointId, Tree)> = Vec::new();
     for n in 0..5 {
@@ -166,14 +166,14 @@ fn every_checkpoint_restores_exactly_after_every_round() {
         store.restore(&checkpoint.id, &ws, &no_undo).unwrap();
         assert_same_tree(&managed(&ws), &latest, &format!("round {n}: back to the latest"));
         let fork = dir.path().join(format!("fork-{n}"));
-        store.restore_into(&checkpoint.id, &fork).unwrap();
+        store.restore_into(&checkpoint.id, &fork, None).unwrap();
         assert_same_tree(&fingerprint(&fork), &latest, &format!("round {n}: fork"));
     }
 
     // Every checkpoint once more, each into a new directory.
     for (i, (id, expected)) in recorded.iter().enumerate() {
         let fork = dir.path().join(format!("final-fork-{i}"));
-        store.restore_into(id, &fork).unwrap();
+        store.restore_into(id, &fork, None).unwrap();
         assert_same_tree(&fingerprint(&fork), expected, &format!("final fork of checkpoint {i}"));
     }
 

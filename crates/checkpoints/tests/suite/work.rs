@@ -62,7 +62,7 @@ fn the_stat_cache_keeps_its_contents_alive_through_gc() {
     let again = store.checkpoint(&ws, &Default::default()).unwrap();
     assert_eq!(again.stats.files_read, 0, "the cache was used");
     let fork = dir.path().join("fork");
-    store.restore_into(&again.id, &fork).unwrap();
+    store.restore_into(&again.id, &fork, None).unwrap();
     assert_same_tree(&fingerprint(&fork), &expected, "restored after gc");
 }
 
