@@ -3,9 +3,10 @@
 //! garbage. Storage is content-addressed and deduplicated, so many checkpoints of a mostly
 //! unchanged workspace cost about one copy of it.
 //!
-//! A checkpoint holds regular files (content and permission bits), directories (empty ones
-//! too), and symlinks as links (their targets are stored, never followed); sockets, FIFOs and
-//! devices are skipped. Owners, times, hard links between files and extended attributes are
+//! A checkpoint holds regular files (content and permission bits, but not set-user-ID or
+//! set-group-ID, which a restore by root would make dangerous), directories (empty ones too,
+//! with their modes), and symlinks as links (their targets are stored, never followed);
+//! sockets, FIFOs and devices are skipped. Owners, times, hard links between files and extended attributes are
 //! not kept: restored files belong to the user running the restore, or to the [`Owner`] it is
 //! given (a sandbox's user), and get the current time (like `git checkout`, so build tools
 //! see them as changed). The workspace directory's own mode and owner are left alone. Paths matching the store's

@@ -152,6 +152,9 @@ impl<'a> Scanner<'a> {
                 let Some((hash, size)) = self.file(dir, name, rel, &stat)? else { return Ok(None) };
                 self.stats.files += 1;
                 self.stats.bytes += size;
+                // Set-user-ID and set-group-ID bits are not kept: a restore by root would
+                // otherwise turn the agent's files into set-user-ID-root programs.
+                let mode = mode & !0o6000;
                 TreeEntry { name: name_bytes, kind: EntryKind::File, mode, size, hash }
             }
             FileType::Directory => {

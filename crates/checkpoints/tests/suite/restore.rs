@@ -171,3 +171,17 @@ fn restored_entries_can_be_given_to_the_sandbox_user() {
         nix::unistd::geteuid().as_raw()
     );
 }
+
+#[test]
+fn set_user_id_bits_are_not_restored() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path().join("ws");
+    write(&ws, "tool", "#!/bin/sh\n");
+    super::support::chmod(&ws, "tool", 0o6755);
+    let store = plain_store(&dir.path().join("store"));
+    let checkpoint = store.checkpoint(&ws, &Default::default()).unwrap();
+    let fork = dir.path().join("fork");
+    store.restore_into(&checkpoint.id, &fork, None).unwrap();
+    assert_eq!(fs::metadata(fork.join("tool")).unwrap().permissions().mode() & 0o7777, 0o755);
+}
