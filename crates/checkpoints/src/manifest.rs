@@ -136,8 +136,16 @@ pub(crate) fn read(dir: &Path, id: &CheckpointId) -> Result<Manifest> {
 }
 
 fn parse(path: &Path, bytes: &[u8]) -> Result<Manifest> {
-    serde_json::from_slice(bytes)
-        .map_err(|e| CheckpointError::Corrupt(format!("manifest {}: {e}", path.display())))
+    let manifest: Manifest = serde_json::from_slice(bytes)
+        .map_err(|e| CheckpointError::Corrupt(format!("manifest {}: {e}", path.display())))?;
+    if manifest.format != FORMAT {
+        return Err(CheckpointError::Corrupt(format!(
+            "manifest {} has format {}, this build reads format {FORMAT}",
+            path.display(),
+            manifest.format
+        )));
+    }
+    Ok(manifest)
 }
 
 /// Every manifest in `dir`, oldest first. Files that are not named like manifests are not
