@@ -27,7 +27,8 @@ const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 const REVALIDATE: &str = "no-cache";
 
 #[derive(rust_embed::Embed)]
-#[folder = "../../web/dist"]
+// `web/dist`, made absolute by build.rs.
+#[folder = "$AGENTBOX_WEB_DIST"]
 #[allow_missing = true]
 struct Dist;
 

@@ -1,0 +1,85 @@
+// The app's frame: sign-in when there is no session, otherwise the chat list beside the
+// open chat (or a start page).
+import { useEffect } from "react";
+import { useMe, useSignOut } from "@/features/auth/api/auth";
+import { useIsSignedIn } from "@/features/auth/model/session";
+import { AuthScreen } from "@/features/auth/ui/AuthScreen";
+import { useCreateChat } from "@/features/chats/api/chats";
+import { useSetSidebarOpen } from "@/features/chats/model/sidebar";
+import { Sidebar } from "@/features/chats/ui/Sidebar";
+import { ChatView } from "@/features/conversation/ui/ChatView";
+import { preloadMarkdown } from "@/features/conversation/ui/MessageList";
+import { chatPath, navigate, useRoute } from "@/shared/lib/router";
+import { Button } from "@/shared/ui/Button";
+import { useApplyTheme, useCycleTheme, useThemeChoice } from "@/shared/ui/theme";
+import { AutoThemeIcon, MenuIcon, MoonIcon, SunIcon } from "@/shared/ui/icons";
+
+export function App() {
+  useApplyTheme();
+  const signedIn = useIsSignedIn();
+  return signedIn ? <Shell /> : <AuthScreen />;
+}
+
+function Shell() {
+  const route = useRoute();
+  const createChat = useCreateChat();
+  useEffect(() => {
+    preloadMarkdown();
+    // Alt+N starts a new chat from anywhere.
+    const onKey = (event: KeyboardEvent) => {
+      if (event.altKey && !event.ctrlKey && !event.metaKey && event.key.toLowerCase() === "n") {
+        event.preventDefault();
+        createChat.mutate({}, { onSuccess: (chat) => navigate(chatPath(chat.id)) });
+      }
+    };
+    window.addEventListener("keydown", onKey);
+    return () => window.removeEventListener("keydown", onKey);
+  }, [createChat]);
+  const chatId = route.name === "chat" ? route.chatId : null;
+  return (
+    <div className="layout">
+      <Sidebar activeChatId={chatId} footer={<AccountBar />} />
+      <main className="main">{chatId ? <ChatView key={chatId} chatId={chatId} /> : <Home />}</main>
+    </div>
+  );
+}
+
+function Home() {
+  const setSidebarOpen = useSetSidebarOpen();
+  return (
+    <section className="chat-view">
+      <header className="chat-header">
+        <button type="button" className="icon-btn menu-btn" aria-label="Show chats" onClick={() => setSidebarOpen(true)}>
+          <MenuIcon />
+        </button>
+        <h1 className="chat-heading">agentbox</h1>
+      </header>
+      <div className="empty-state">
+        <h2>Chat with a coding agent</h2>
+        <p>Pick a chat from the list or start a new one with “New chat” (Alt+N). Each chat has a sandbox of its own where the agent runs commands and edits files.</p>
+      </div>
+    </section>
+  );
+}
+
+const themeLabels = { system: "System theme", light: "Light theme", dark: "Dark theme" } as const;
+
+function AccountBar() {
+  const me = useMe(true);
+  const signOut = useSignOut();
+  const theme = useThemeChoice();
+  const cycleTheme = useCycleTheme();
+  return (
+    <div className="account">
+      <span className="account-name" title={me.data?.email}>
+        {me.data?.username ?? me.data?.email ?? ""}
+      </span>
+      <button type="button" className="icon-btn" onClick={cycleTheme} aria-label={`${themeLabels[theme]} (change)`} title={themeLabels[theme]}>
+        {theme === "dark" ? <MoonIcon /> : theme === "light" ? <SunIcon /> : <AutoThemeIcon />}
+      </button>
+      <Button variant="ghost" onClick={() => signOut.mutate()} disabled={signOut.isPending}>
+        Sign out
+      </Button>
+    </div>
+  );
+}

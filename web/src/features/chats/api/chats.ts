@@ -1,0 +1,69 @@
+// Chats as server state: the list, one chat, and the changes to them. Keys come from one
+// factory so that invalidation names exactly what it means.
+import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
+import { request } from "@/shared/api/client";
+import type { Chat, CreateChatRequest, UpdateChatRequest } from "@/shared/api/types";
+
+export const chatKeys = {
+  all: ["chats"] as const,
+  list: () => [...chatKeys.all, "list"] as const,
+  detail: (chatId: string) => [...chatKeys.all, "detail", chatId] as const,
+};
+
+export function useChats(enabled = true) {
+  return useQuery({
+    queryKey: chatKeys.list(),
+    queryFn: () => request<Chat[]>("/api/v1/chats"),
+    enabled,
+    // The open chat's stream keeps its own status current; this catches the others.
+    refetchInterval: 15_000,
+  });
+}
+
+export function useChat(chatId: string) {
+  const queryClient = useQueryClient();
+  return useQuery({
+    queryKey: chatKeys.detail(chatId),
+    queryFn: () => request<Chat>(`/api/v1/chats/${chatId}`),
+    // Seeded from the list so that switching chats shows the header at once.
+    initialData: () => queryClient.getQueryData<Chat[]>(chatKeys.list())?.find((c) => c.id === chatId),
+    initialDataUpdatedAt: () => queryClient.getQueryState(chatKeys.list())?.dataUpdatedAt,
+  });
+}
+
+/** Puts a changed chat into the list and its detail entry. */
+function storeChat(queryClient: ReturnType<typeof useQueryClient>, chat: Chat): void {
+  queryClient.setQueryData(chatKeys.detail(chat.id), chat);
+  queryClient.setQueryData<Chat[]>(chatKeys.list(), (list) => {
+    if (!list) return [chat];
+    return list.some((c) => c.id === chat.id) ? list.map((c) => (c.id === chat.id ? chat : c)) : [chat, ...list];
+  });
+}
+
+export function useCreateChat() {
+  const queryClient = useQueryClient();
+  return useMutation({
+    mutationFn: (body: CreateChatRequest) => request<Chat>("/api/v1/chats", { method: "POST", body }),
+    onSuccess: (chat) => storeChat(queryClient, chat),
+  });
+}
+
+export function useUpdateChat() {
+  const queryClient = useQueryClient();
+  return useMutation({
+    mutationFn: ({ chatId, ...body }: UpdateChatRequest & { chatId: string }) =>
+      request<Chat>(`/api/v1/chats/${chatId}`, { method: "PATCH", body }),
+    onSuccess: (chat) => storeChat(queryClient, chat),
+  });
+}
+
+export function useDeleteChat() {
+  const queryClient = useQueryClient();
+  return useMutation({
+    mutationFn: (chatId: string) => request<void>(`/api/v1/chats/${chatId}`, { method: "DELETE" }),
+    onSuccess: (_, chatId) => {
+      queryClient.setQueryData<Chat[]>(chatKeys.list(), (list) => list?.filter((c) => c.id !== chatId));
+      queryClient.removeQueries({ queryKey: chatKeys.detail(chatId) });
+    },
+  });
+}

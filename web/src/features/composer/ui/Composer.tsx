@@ -1,0 +1,101 @@
+// The prompt box: Enter sends, Shift+Enter starts a new line; the model and mode pickers
+// change the chat's settings for its next turn; while a turn runs, Stop interrupts it.
+import { useLayoutEffect, useRef, type FormEvent } from "react";
+import { ApiError } from "@/shared/api/client";
+import type { Chat, PermissionMode } from "@/shared/api/types";
+import { Button } from "@/shared/ui/Button";
+import { useUpdateChat } from "@/features/chats/api/chats";
+import { useInterrupt, useSendMessage } from "@/features/conversation/api/conversation";
+import { useDraft, useSetDraft } from "../model/drafts";
+import { isSendKey, modelChoices, MODES } from "../model/options";
+
+export function Composer({ chat, running }: { chat: Chat; running: boolean }) {
+  const draft = useDraft(chat.id);
+  const setDraft = useSetDraft();
+  const send = useSendMessage(chat.id);
+  const interrupt = useInterrupt(chat.id);
+  const updateChat = useUpdateChat();
+  const textarea = useRef<HTMLTextAreaElement>(null);
+
+  // Grow with the text up to a limit, then scroll inside.
+  useLayoutEffect(() => {
+    const element = textarea.current;
+    if (!element) return;
+    element.style.height = "auto";
+    element.style.height = `${Math.min(element.scrollHeight, window.innerHeight * 0.4)}px`;
+  }, [draft]);
+
+  useLayoutEffect(() => {
+    textarea.current?.focus();
+  }, [chat.id]);
+
+  const canSend = draft.trim().length > 0 && !running && !send.isPending;
+  const submit = (event?: FormEvent) => {
+    event?.preventDefault();
+    if (!canSend) return;
+    const prompt = draft;
+    send.mutate({ prompt }, { onSuccess: () => setDraft(chat.id, "") });
+  };
+
+  const error = send.error ?? interrupt.error ?? updateChat.error;
+  return (
+    <form className="composer" onSubmit={submit}>
+      <textarea
+        ref={textarea}
+        rows={1}
+        value={draft}
+        placeholder={running ? "The agent is working. You can write the next prompt meanwhile." : "Ask the agent to do something. Enter sends, Shift+Enter adds a line."}
+        aria-label="Prompt"
+        onChange={(e) => setDraft(chat.id, e.target.value)}
+        onKeyDown={(e) => {
+          if (isSendKey({ key: e.key, shiftKey: e.shiftKey, altKey: e.altKey, isComposing: e.nativeEvent.isComposing })) {
+            e.preventDefault();
+            submit();
+          }
+        }}
+      />
+      <div className="composer-bar">
+        <label className="picker">
+          <span className="sr-only">Model</span>
+          <select aria-label="Model" value={chat.model} onChange={(e) => updateChat.mutate({ chatId: chat.id, model: e.target.value })}>
+            {modelChoices(chat.model).map((model) => (
+              <option key={model} value={model}>
+                {model}
+              </option>
+            ))}
+          </select>
+        </label>
+        <label className="picker">
+          <span className="sr-only">Mode</span>
+          <select
+            aria-label="Mode"
+            value={chat.permission_mode}
+            title={MODES.find((m) => m.value === chat.permission_mode)?.hint}
+            onChange={(e) => updateChat.mutate({ chatId: chat.id, permission_mode: e.target.value as PermissionMode })}
+          >
+            {MODES.map((mode) => (
+              <option key={mode.value} value={mode.value} title={mode.hint}>
+                {mode.label}
+              </option>
+            ))}
+          </select>
+        </label>
+        <span className="composer-hint muted small">{running ? "Changes apply from the next turn." : ""}</span>
+        {running ? (
+          <Button variant="danger" onClick={() => interrupt.mutate()} disabled={interrupt.isPending} aria-label="Stop the running turn">
+            ■ Stop
+          </Button>
+        ) : (
+          <Button type="submit" variant="primary" disabled={!canSend} aria-label="Send">
+            Send ↵
+          </Button>
+        )}
+      </div>
+      {error && (
+        <p className="form-error" role="alert">
+          {error instanceof ApiError ? error.message : "That did not work. Try again."}
+        </p>
+      )}
+    </form>
+  );
+}

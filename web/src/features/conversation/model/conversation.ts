@@ -1,0 +1,249 @@
+// The conversation of one chat as the UI shows it, and the reducer that keeps it current from
+// chat events. This is the heart of "live and resilient": the chat's events carry a `seq` that
+// increases by exactly one per event, so the reducer applies an event only when it is the next
+// one, ignores any it has already applied (a replay after a reconnect), and holds back events
+// that arrive after a gap until the missing ones have been refetched.
+import type { ChatEvent, Message, MessageStatus, Usage } from "@/shared/api/types";
+
+export type ToolState = "running" | "completed" | "failed";
+
+export type Block =
+  | { kind: "user"; seq: number; text: string }
+  | { kind: "text"; seq: number; text: string; parent: string | null }
+  | { kind: "thinking"; seq: number; thinking: string; parent: string | null }
+  | {
+      kind: "tool";
+      seq: number;
+      id: string;
+      name: string;
+      input: Record<string, unknown>;
+      state: ToolState;
+      output: string | null;
+      parent: string | null;
+    }
+  | { kind: "permission"; seq: number; requestId: string; toolName: string; input: Record<string, unknown>; resolved: { approved: boolean; message: string | null } | null }
+  | { kind: "system"; seq: number; subtype: string; details: Record<string, unknown> }
+  | { kind: "error"; seq: number; message: string; code: string | null };
+
+export interface MessageView {
+  id: string;
+  role: "user" | "assistant";
+  status: MessageStatus;
+  blocks: Block[];
+  usage: Usage | null;
+  costUsd: number | null;
+  model: string | null;
+  /**
+   * Text that arrived as transient deltas (events without a `seq`) and is not yet confirmed
+   * by its durable `assistant_text` event. The server sends whole blocks today; the field is
+   * here so that token deltas can be shown as they arrive once the server sends them.
+   */
+  live: string;
+}
+
+export interface Conversation {
+  /** The `seq` of the last event applied; the stream resumes after it (`Last-Event-ID`). */
+  lastSeq: number;
+  messages: MessageView[];
+  /** Events that came after a gap, held until the events before them are known. */
+  pending: ChatEvent[];
+}
+
+/** A transient event: not in the log, no `seq`, shown until its durable event replaces it. */
+export interface TransientEvent {
+  type: "assistant_text_delta";
+  message_id: string;
+  text: string;
+}
+
+export type IncomingEvent = ChatEvent | TransientEvent;
+
+export const emptyConversation: Conversation = { lastSeq: 0, messages: [], pending: [] };
+
+function isTransient(event: IncomingEvent): event is TransientEvent {
+  return typeof (event as { seq?: unknown }).seq !== "number";
+}
+
+function newMessage(id: string, role: MessageView["role"]): MessageView {
+  return { id, role, status: role === "user" ? "completed" : "in_progress", blocks: [], usage: null, costUsd: null, model: null, live: "" };
+}
+
+function objectOf(value: unknown): Record<string, unknown> {
+  return value && typeof value === "object" && !Array.isArray(value) ? (value as Record<string, unknown>) : {};
+}
+
+/** Applies one durable event to its message (which the caller has already copied). */
+function applyToMessage(message: MessageView, event: ChatEvent): void {
+  const parent = event.parent_tool_use_id ?? null;
+  const { seq } = event;
+  switch (event.type) {
+    case "user_text":
+      message.blocks.push({ kind: "user", seq, text: event.text });
+      break;
+    case "assistant_text":
+      message.blocks.push({ kind: "text", seq, text: event.text, parent });
+      message.live = "";
+      break;
+    case "assistant_thinking":
+      message.blocks.push({ kind: "thinking", seq, thinking: event.thinking, parent });
+      break;
+    case "tool_started":
+      message.blocks.push({
+        kind: "tool",
+        seq,
+        id: event.tool.id,
+        name: event.tool.name,
+        input: objectOf(event.tool.input),
+        state: "running",
+        output: null,
+        parent,
+      });
+      break;
+    case "tool_completed":
+    case "tool_failed": {
+      const output = event.type === "tool_completed" ? event.tool.result : event.tool.error;
+      const state: ToolState = event.type === "tool_completed" ? "completed" : "failed";
+      const index = message.blocks.findLastIndex((b) => b.kind === "tool" && b.id === event.tool.id);
+      const block = message.blocks[index];
+      if (block?.kind === "tool") {
+        message.blocks[index] = { ...block, state, output };
+      } else {
+        // A result whose call this client never saw still deserves to be shown.
+        message.blocks.push({ kind: "tool", seq, id: event.tool.id, name: "tool", input: {}, state, output, parent });
+      }
+      break;
+    }
+    case "permission_request":
+      message.blocks.push({
+        kind: "permission",
+        seq,
+        requestId: event.request_id,
+        toolName: event.tool_name,
+        input: objectOf(event.input),
+        resolved: null,
+      });
+      break;
+    case "permission_resolved": {
+      const index = message.blocks.findLastIndex((b) => b.kind === "permission" && b.requestId === event.request_id);
+      const block = message.blocks[index];
+      if (block?.kind === "permission") {
+        message.blocks[index] = { ...block, resolved: { approved: event.approved, message: event.message ?? null } };
+      }
+      break;
+    }
+    case "system": {
+      const { type: _type, seq: _seq, message_id: _m, created_at: _c, parent_tool_use_id: _p, subtype, ...details } = event;
+      message.blocks.push({ kind: "system", seq, subtype, details });
+      break;
+    }
+    case "usage": {
+      const { type: _type, seq: _seq, message_id: _m, created_at: _c, parent_tool_use_id: _p, ...usage } = event;
+      message.usage = usage;
+      if (usage.total_cost_usd != null) message.costUsd = usage.total_cost_usd;
+      break;
+    }
+    case "message_completed":
+      message.status = event.status;
+      if (event.total_cost_usd != null) message.costUsd = event.total_cost_usd;
+      message.live = "";
+      break;
+    case "error":
+      message.blocks.push({ kind: "error", seq, message: event.message, code: event.code ?? null });
+      break;
+  }
+}
+
+/** The messages with the one `id` names copied (or added) so that it can be changed. */
+function withMessage(messages: MessageView[], id: string, role: MessageView["role"]): [MessageView[], MessageView] {
+  const index = messages.findIndex((m) => m.id === id);
+  const next = messages.slice();
+  if (index === -1) {
+    const message = newMessage(id, role);
+    next.push(message);
+    return [next, message];
+  }
+  const source = messages[index] as MessageView;
+  const copy = { ...source, blocks: source.blocks.slice() };
+  next[index] = copy;
+  return [next, copy];
+}
+
+function applyInOrder(conversation: Conversation, event: ChatEvent): Conversation {
+  const role = event.type === "user_text" ? "user" : "assistant";
+  const [messages, message] = withMessage(conversation.messages, event.message_id, role);
+  applyToMessage(message, event);
+  return { ...conversation, lastSeq: event.seq, messages };
+}
+
+/** Applies held-back events that have become next in line; drops any already applied. */
+function drain(conversation: Conversation): Conversation {
+  let current = conversation;
+  let pending = current.pending.filter((e) => e.seq > current.lastSeq);
+  while (pending[0] && pending[0].seq === current.lastSeq + 1) {
+    current = applyInOrder(current, pending[0]);
+    pending = pending.slice(1);
+  }
+  return { ...current, pending };
+}
+
+/**
+ * Applies one event. Returns the conversation unchanged for an event it has seen, holds an
+ * event that comes after a gap in `pending` (see {@link hasGap}), and applies a transient
+ * event to its message's `live` text without touching `lastSeq`.
+ */
+export function applyEvent(conversation: Conversation, event: IncomingEvent): Conversation {
+  if (isTransient(event)) {
+    if (event.type !== "assistant_text_delta") return conversation;
+    const [messages, message] = withMessage(conversation.messages, event.message_id, "assistant");
+    message.live += event.text;
+    return { ...conversation, messages };
+  }
+  if (event.seq <= conversation.lastSeq) return conversation;
+  if (event.seq === conversation.lastSeq + 1) {
+    return drain(applyInOrder(conversation, event));
+  }
+  if (conversation.pending.some((e) => e.seq === event.seq)) return conversation;
+  const pending = [...conversation.pending, event].sort((a, b) => a.seq - b.seq);
+  return { ...conversation, pending };
+}
+
+/** Whether events are missing: some arrived whose predecessors did not. Refetch then. */
+export function hasGap(conversation: Conversation): boolean {
+  return conversation.pending.length > 0;
+}
+
+/** The conversation as `GET .../messages` returns it. */
+export function fromMessages(messages: Message[]): Conversation {
+  let lastSeq = 0;
+  const views = messages.map((m) => {
+    const view = newMessage(m.id, m.role);
+    for (const event of m.content) {
+      applyToMessage(view, event);
+      lastSeq = Math.max(lastSeq, event.seq);
+    }
+    view.status = m.status;
+    view.usage = m.usage ?? view.usage;
+    view.costUsd = m.total_cost_usd ?? view.costUsd;
+    view.model = m.model ?? null;
+    return view;
+  });
+  return { lastSeq, messages: views, pending: [] };
+}
+
+/**
+ * Combines a freshly fetched snapshot with what the stream has applied meanwhile: the newer
+ * of the two wins, and held-back events that follow it are applied.
+ */
+export function mergeSnapshot(current: Conversation | undefined, snapshot: Conversation): Conversation {
+  if (!current) return snapshot;
+  if (snapshot.lastSeq >= current.lastSeq) {
+    // The snapshot has everything the stream applied; events it held back may follow on.
+    return drain({ ...snapshot, pending: current.pending });
+  }
+  return drain(current);
+}
+
+/** The assistant message of the running turn, if a turn is running. */
+export function runningMessage(conversation: Conversation | undefined): MessageView | undefined {
+  return conversation?.messages.findLast((m) => m.role === "assistant" && m.status === "in_progress");
+}

@@ -1,0 +1,115 @@
+// One open chat: its header (title, connection, workspace toggle), the conversation kept live
+// by the chat's stream, and the composer.
+import { useQuery, useQueryClient } from "@tanstack/react-query";
+import { useEffect, useLayoutEffect, useRef } from "react";
+import { ApiError } from "@/shared/api/client";
+import { navigate } from "@/shared/lib/router";
+import { Button } from "@/shared/ui/Button";
+import { Spinner } from "@/shared/ui/Spinner";
+import { useChat } from "@/features/chats/api/chats";
+import { useSetSidebarOpen } from "@/features/chats/model/sidebar";
+import { ChatStatusDot } from "@/features/chats/ui/ChatStatusDot";
+import { Composer } from "@/features/composer/ui/Composer";
+import { useToggleWorkspace, useWorkspaceOpen } from "@/features/workspace/model/panel";
+import { WorkspacePanel } from "@/features/workspace/ui/WorkspacePanel";
+import { conversationQuery } from "../api/conversation";
+import { setConnectionState } from "../model/connection";
+import { runningMessage } from "../model/conversation";
+import { ChatStream } from "../model/stream";
+import { ConnectionIndicator } from "./ConnectionIndicator";
+import { MessageList } from "./MessageList";
+import { MenuIcon, PanelIcon } from "@/shared/ui/icons";
+
+function useChatStream(chatId: string): void {
+  const queryClient = useQueryClient();
+  useEffect(() => {
+    const stream = new ChatStream({ chatId, queryClient, onState: setConnectionState });
+    stream.start();
+    return () => stream.stop();
+  }, [chatId, queryClient]);
+}
+
+/** Keeps the view at the bottom while new content arrives, unless the user scrolled up. */
+function useStickToBottom(dependency: unknown) {
+  const ref = useRef<HTMLDivElement>(null);
+  const stuck = useRef(true);
+  useEffect(() => {
+    const element = ref.current;
+    if (!element) return;
+    const onScroll = () => {
+      stuck.current = element.scrollHeight - element.scrollTop - element.clientHeight < 80;
+    };
+    element.addEventListener("scroll", onScroll, { passive: true });
+    return () => element.removeEventListener("scroll", onScroll);
+  }, []);
+  useLayoutEffect(() => {
+    const element = ref.current;
+    if (element && stuck.current) element.scrollTop = element.scrollHeight;
+  }, [dependency]);
+  return ref;
+}
+
+export function ChatView({ chatId }: { chatId: string }) {
+  const queryClient = useQueryClient();
+  const chat = useChat(chatId);
+  const conversation = useQuery(conversationQuery(queryClient, chatId));
+  const setSidebarOpen = useSetSidebarOpen();
+  const workspaceOpen = useWorkspaceOpen();
+  const toggleWorkspace = useToggleWorkspace();
+  useChatStream(chatId);
+  const scroller = useStickToBottom(conversation.data);
+
+  const missing = (chat.error instanceof ApiError && chat.error.status === 404) || (conversation.error instanceof ApiError && conversation.error.status === 404);
+  if (missing) {
+    return (
+      <section className="chat-view">
+        <div className="empty-state">
+          <h2>This chat does not exist</h2>
+          <p>It may have been deleted. Pick another chat or start a new one.</p>
+          <Button onClick={() => navigate("/")}>Back</Button>
+        </div>
+      </section>
+    );
+  }
+
+  const running = runningMessage(conversation.data) !== undefined;
+  const messages = conversation.data?.messages ?? [];
+  return (
+    <div className="chat-area">
+      <section className="chat-view" aria-label={chat.data?.title ?? "Chat"}>
+        <header className="chat-header">
+          <button type="button" className="icon-btn menu-btn" aria-label="Show chats" onClick={() => setSidebarOpen(true)}>
+            <MenuIcon />
+          </button>
+          {chat.data && <ChatStatusDot status={running ? "running" : "idle"} />}
+          <h1 className="chat-heading">{chat.data?.title ?? "…"}</h1>
+          <ConnectionIndicator />
+          <button type="button" className={`icon-btn ${workspaceOpen ? "active" : ""}`} aria-pressed={workspaceOpen} aria-label="Workspace panel" title="Terminal, files and checkpoints" onClick={toggleWorkspace}>
+            <PanelIcon />
+          </button>
+        </header>
+        <div className="conversation" ref={scroller}>
+          {conversation.isPending ? (
+            <div className="empty-state">
+              <Spinner label="Loading the conversation" />
+            </div>
+          ) : conversation.isError && !conversation.data ? (
+            <div className="empty-state">
+              <p>The conversation could not be loaded. {conversation.error instanceof ApiError ? conversation.error.message : ""}</p>
+              <Button onClick={() => void conversation.refetch()}>Try again</Button>
+            </div>
+          ) : messages.length === 0 ? (
+            <div className="empty-state">
+              <h2>Start the conversation</h2>
+              <p>Write what the agent should do below and press Enter. It works in this chat's own sandbox: it can run commands and create and edit files there.</p>
+            </div>
+          ) : (
+            <MessageList messages={messages} />
+          )}
+        </div>
+        {chat.data && <Composer chat={chat.data} running={running} />}
+      </section>
+      {workspaceOpen && <WorkspacePanel onClose={toggleWorkspace} />}
+    </div>
+  );
+}

@@ -1,0 +1,144 @@
+// The conversation: the user's prompts, and for each turn the agent's thinking, text, tool
+// calls, notices and errors in the order they happened, with the turn's status, tokens and
+// cost underneath. Heights only grow while a turn streams, so nothing jumps.
+import { lazy, Suspense } from "react";
+import type { Block, MessageView } from "../model/conversation";
+import { formatCost, formatTokens } from "@/shared/lib/format";
+import { Spinner } from "@/shared/ui/Spinner";
+import { ToolCard } from "./ToolCard";
+
+// Markdown and code highlighting are most of the app's code; they load right after the first
+// screen, and text shows as plain text for that moment.
+const Markdown = lazy(() => import("@/shared/ui/Markdown"));
+
+export function preloadMarkdown(): void {
+  void import("@/shared/ui/Markdown");
+}
+
+function Text({ text }: { text: string }) {
+  return (
+    <Suspense fallback={<div className="markdown plain">{text}</div>}>
+      <Markdown text={text} />
+    </Suspense>
+  );
+}
+
+export function MessageList({ messages }: { messages: MessageView[] }) {
+  return (
+    <ol className="messages" aria-label="Conversation">
+      {messages.map((message) =>
+        message.role === "user" ? <UserMessage key={message.id} message={message} /> : <AssistantMessage key={message.id} message={message} />,
+      )}
+    </ol>
+  );
+}
+
+function UserMessage({ message }: { message: MessageView }) {
+  const text = message.blocks.map((b) => (b.kind === "user" ? b.text : "")).join("\n");
+  return (
+    <li className="message message-user" data-message-id={message.id}>
+      <div className="bubble">{text}</div>
+    </li>
+  );
+}
+
+function AssistantMessage({ message }: { message: MessageView }) {
+  return (
+    <li className={`message message-assistant status-${message.status}`} data-message-id={message.id} aria-busy={message.status === "in_progress"}>
+      {message.blocks.map((block) => (
+        <BlockView key={`${block.kind}-${block.seq}`} block={block} />
+      ))}
+      {message.live && (
+        <div className="block-text live">
+          <Text text={message.live} />
+        </div>
+      )}
+      <MessageFooter message={message} />
+    </li>
+  );
+}
+
+function BlockView({ block }: { block: Block }) {
+  switch (block.kind) {
+    case "text":
+      return (
+        <div className="block-text" data-seq={block.seq}>
+          {block.parent && <span className="subagent">sub-agent</span>}
+          <Text text={block.text} />
+        </div>
+      );
+    case "thinking":
+      return (
+        <details className="thinking" data-seq={block.seq}>
+          <summary>Thinking</summary>
+          <div className="thinking-text">{block.thinking}</div>
+        </details>
+      );
+    case "tool":
+      return <ToolCard block={block} />;
+    case "permission":
+      return (
+        <div className="notice-block permission" data-seq={block.seq}>
+          <strong>Permission requested</strong> for <code>{block.toolName}</code>.{" "}
+          {block.resolved ? (block.resolved.approved ? "Approved." : `Denied${block.resolved.message ? `: ${block.resolved.message}` : "."}`) : "Answering approvals in the web UI is not available yet."}
+        </div>
+      );
+    case "system":
+      return <SystemNotice block={block} />;
+    case "error":
+      return (
+        <div className="error-block" role="alert" data-seq={block.seq}>
+          <strong>Error{block.code ? ` (${block.code})` : ""}:</strong> {block.message}
+        </div>
+      );
+    case "user":
+      return null;
+  }
+}
+
+function SystemNotice({ block }: { block: Extract<Block, { kind: "system" }> }) {
+  const text = typeof block.details.text === "string" ? block.details.text : null;
+  if (text) {
+    return (
+      <div className="notice-block" data-seq={block.seq}>
+        {text}
+      </div>
+    );
+  }
+  if (block.subtype === "api_retry") {
+    const attempt = block.details.attempt;
+    const max = block.details.max_retries;
+    return (
+      <div className="notice-block muted" data-seq={block.seq}>
+        The model API failed; retrying{typeof attempt === "number" ? ` (attempt ${attempt}${typeof max === "number" ? ` of ${max}` : ""})` : ""}.
+      </div>
+    );
+  }
+  // The session's start and status changes are bookkeeping, not conversation.
+  return null;
+}
+
+function MessageFooter({ message }: { message: MessageView }) {
+  if (message.status === "in_progress") {
+    return (
+      <div className="message-footer">
+        <Spinner /> <span>Working…</span>
+      </div>
+    );
+  }
+  const usage = message.usage;
+  const cost = formatCost(message.costUsd);
+  const parts = [
+    usage ? `${formatTokens(usage.input_tokens ?? 0)} in` : null,
+    usage ? `${formatTokens(usage.output_tokens ?? 0)} out` : null,
+    usage && (usage.cache_read_input_tokens ?? 0) > 0 ? `${formatTokens(usage.cache_read_input_tokens ?? 0)} cached` : null,
+    cost,
+  ].filter(Boolean);
+  return (
+    <div className="message-footer">
+      {message.status === "interrupted" && <span className="badge badge-warn">Stopped</span>}
+      {message.status === "failed" && <span className="badge badge-bad">Failed</span>}
+      {parts.length > 0 && <span className="usage" title="Tokens and cost of this turn">{parts.join(" · ")}</span>}
+    </div>
+  );
+}

@@ -1,0 +1,29 @@
+// Names for the API's types. Every shape comes from the generated schema (made from the
+// OpenAPI document the Rust types publish); nothing here is written by hand.
+import type { components } from "./schema.gen";
+
+type Schemas = components["schemas"];
+
+export type User = Schemas["User"];
+export type TokenResponse = Schemas["TokenResponse"];
+export type RegisterRequest = Schemas["RegisterRequest"];
+export type LoginRequest = Schemas["LoginRequest"];
+export type SetupStatus = Schemas["SetupStatus"];
+export type Chat = Schemas["Chat"];
+export type ChatStatus = Schemas["ChatStatus"];
+export type CreateChatRequest = Schemas["CreateChatRequest"];
+export type UpdateChatRequest = Schemas["UpdateChatRequest"];
+export type PermissionMode = Schemas["PermissionMode"];
+export type Message = Schemas["Message"];
+export type MessageStatus = Schemas["MessageStatus"];
+export type PostMessageRequest = Schemas["PostMessageRequest"];
+export type PostMessageResponse = Schemas["PostMessageResponse"];
+export type ChatEvent = Schemas["ChatEvent"];
+export type EventPayload = Schemas["EventPayload"];
+export type EventType = EventPayload["type"];
+export type Usage = Schemas["Usage"];
+export type Health = Schemas["Health"];
+export type ErrorBody = Schemas["ErrorBody"];
+
+/** The chat event of one `type`, e.g. `EventOf<"tool_started">`. */
+export type EventOf<T extends EventType> = Extract<ChatEvent, { type: T }>;
