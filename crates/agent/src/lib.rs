@@ -4,19 +4,23 @@
 //! - [`lines`]: robust stdout framing (partial lines, ANSI codes, non-JSON noise, huge lines).
 //! - [`session`]: starting the CLI with the stream-json flags and talking to it.
 //! - [`mapper`]: turning CLI output into chat events.
-//! - [`turn`]: one user turn from prompt to `result`, with permission answers and interrupts.
+//! - [`policy`]: the `auto` mode's policy, which decides which tool calls need a person.
+//! - [`turn`]: one user turn from prompt to `result`, with permission answers (which may
+//!   wait for a person), live controls and interrupts.
 
 pub mod install;
 pub mod lines;
 pub mod mapper;
+pub mod policy;
 pub mod session;
 pub mod turn;
 
 pub use install::{CliInstall, PINNED_CLI_VERSION};
+pub use policy::{Assessment, AutoPolicy};
 pub use session::{AgentSession, SessionOptions, SessionOutput};
 pub use turn::{
-    AgentEvent, AllowAll, EventSink, PermissionDecision, PermissionPolicy, SinkError, TurnOutcome,
-    run_turn,
+    AgentEvent, AllowAll, EventSink, PermissionDecision, PermissionPolicy, PersonAnswer, SinkError,
+    ToolRequest, TurnControls, TurnOptions, TurnOutcome, Verdict, run_turn,
 };
 
 #[derive(Debug, thiserror::Error)]

@@ -1,12 +1,28 @@
 //! One user turn: write the prompt, turn every CLI line into events, answer the CLI's
-//! permission questions, honour an interrupt, and end on the CLI's `result` or its exit.
+//! permission questions, pass on live controls, honour an interrupt, and end on the CLI's
+//! `result` or its exit.
+//!
+//! A permission question may wait for a person for minutes. It never blocks the turn: the
+//! loop keeps reading the CLI, forwarding controls and watching for an interrupt while
+//! questions are open, answers each one when its answer arrives, denies it when nobody
+//! answered within the permission timeout, and closes what is still open when the turn ends.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::task::Poll;
 use std::time::Duration;
 
-use agentbox_protocol::cli::{CanUseTool, CliInput, CliOutput, ControlRequest, ControlResponse};
-use agentbox_protocol::event::{EventPayload, MessageStatus, Usage};
+use agentbox_protocol::cli::{
+    CanUseTool, CliInput, CliOutput, ContentBlock, ControlRequest, ControlResponse,
+};
+use agentbox_protocol::event::{
+    EventPayload, MessageStatus, PermissionRequest, PermissionResolution, Usage,
+};
+use agentbox_protocol::permission::ResolvedBy;
 use async_trait::async_trait;
 use serde_json::{Value, json};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::AgentError;
@@ -15,6 +31,8 @@ use crate::session::{AgentSession, SessionOutput};
 
 /// How much of stderr goes into the error event of a crashed CLI.
 const STDERR_IN_ERROR: usize = 2000;
+/// Tool inputs remembered per turn, to find the model's input of a tool the CLI asks about.
+const REMEMBERED_TOOL_INPUTS: usize = 256;
 
 /// A chat event produced by the agent, before it has a place in the chat's log.
 #[derive(Clone, Debug, PartialEq)]
@@ -48,10 +66,50 @@ pub enum PermissionDecision {
     Deny { message: String },
 }
 
-/// Decides the CLI's permission questions.
+/// A `can_use_tool` request with what the turn knows about it.
+#[derive(Clone, Copy, Debug)]
+pub struct ToolRequest<'a> {
+    /// The CLI's id of the request, unique within the session.
+    pub request_id: &'a str,
+    pub request: &'a CanUseTool,
+    /// The input the model gave the tool in its `tool_use` block. The CLI's request may carry
+    /// less: `ExitPlanMode` arrives with an empty input while the plan is in the block.
+    pub model_input: Option<&'a Value>,
+}
+
+/// What a policy makes of a request.
+#[derive(Debug)]
+pub enum Verdict {
+    /// Answer the CLI at once.
+    Decide(PermissionDecision),
+    /// Ask a person: the turn records `request` as a `permission_request` event (filling in
+    /// `expires_at`) and waits for `answer`, or for the permission timeout.
+    Ask { request: Box<PermissionRequest>, answer: oneshot::Receiver<PersonAnswer> },
+}
+
+/// A person's answer to a request, or one given on their behalf (by a mode change).
+#[derive(Debug)]
+pub struct PersonAnswer {
+    pub decision: PermissionDecision,
+    /// What the `permission_resolved` event says; `approved` must match `decision`.
+    pub resolution: PermissionResolution,
+    /// Control requests for the CLI once it has the answer, such as a mode change after an
+    /// approved plan.
+    pub then: Vec<ControlRequest>,
+}
+
+/// Decides the CLI's permission questions, at once or by asking a person.
 #[async_trait]
 pub trait PermissionPolicy: Send + Sync {
-    async fn decide(&self, request_id: &str, request: &CanUseTool) -> PermissionDecision;
+    async fn decide(&self, request: ToolRequest<'_>) -> Verdict;
+
+    /// The turn gives up waiting for the answer to a request it was told to ask about (the
+    /// request timed out, the CLI withdrew it, or the turn ended). Returns `false` when an
+    /// answer has already been given; the turn then takes that answer instead.
+    fn withdraw(&self, request_id: &str) -> bool {
+        let _ = request_id;
+        true
+    }
 }
 
 /// Allows every tool call the CLI asks about (the CLI's own mode still applies).
@@ -60,8 +118,44 @@ pub struct AllowAll;
 
 #[async_trait]
 impl PermissionPolicy for AllowAll {
-    async fn decide(&self, _request_id: &str, _request: &CanUseTool) -> PermissionDecision {
-        PermissionDecision::Allow { updated_input: None }
+    async fn decide(&self, _request: ToolRequest<'_>) -> Verdict {
+        Verdict::Decide(PermissionDecision::Allow { updated_input: None })
+    }
+}
+
+/// How a turn runs.
+#[derive(Clone, Copy, Debug)]
+pub struct TurnOptions {
+    /// How long an interrupted CLI gets to finish the turn before it is killed.
+    pub grace: Duration,
+    /// How long a permission request waits for a person before it is denied.
+    pub permission_timeout: Duration,
+}
+
+impl Default for TurnOptions {
+    fn default() -> Self {
+        Self { grace: Duration::from_secs(5), permission_timeout: Duration::from_secs(600) }
+    }
+}
+
+/// What can reach a running turn from outside: an interrupt, and control requests for the
+/// CLI (`set_model`, `set_permission_mode`, `set_max_thinking_tokens`).
+#[derive(Debug)]
+pub struct TurnControls {
+    pub interrupt: CancellationToken,
+    pub commands: mpsc::UnboundedReceiver<ControlRequest>,
+}
+
+impl TurnControls {
+    /// Controls and the sender that feeds them commands.
+    pub fn new(interrupt: CancellationToken) -> (Self, mpsc::UnboundedSender<ControlRequest>) {
+        let (sender, commands) = mpsc::unbounded_channel();
+        (Self { interrupt, commands }, sender)
+    }
+
+    /// Controls that only ever interrupt.
+    pub fn interrupt_only(interrupt: CancellationToken) -> Self {
+        Self::new(interrupt).0
     }
 }
 
@@ -76,69 +170,144 @@ pub struct TurnOutcome {
     /// The CLI could not find the session it was asked to resume and did nothing; no event
     /// was emitted for the attempt, so the caller can start a new session and try again.
     pub resume_failed: bool,
+    /// The CLI refused a control request of ours during the turn, so its settings may not be
+    /// what the caller thinks they are.
+    pub control_refused: bool,
 }
 
 /// What the CLI says when `--resume` names a session it does not have.
 const NO_SUCH_SESSION: &str = "No conversation found with session ID";
 
-/// Run one turn on `session`. Cancelling `interrupt` sends the CLI an `interrupt` control
-/// request; if the CLI has not finished the turn `grace` later, its process group is killed.
-/// CLI failures (a crash, a model API error) are events and a `failed` outcome, not `Err`:
-/// `Err` means the events could not be recorded.
+/// Run one turn on `session`. Cancelling `controls.interrupt` sends the CLI an `interrupt`
+/// control request; if the CLI has not finished the turn `options.grace` later, its process
+/// group is killed. CLI failures (a crash, a model API error) are events and a `failed`
+/// outcome, not `Err`: `Err` means the events could not be recorded.
 pub async fn run_turn(
     session: &mut AgentSession,
     prompt: &str,
     policy: &dyn PermissionPolicy,
     sink: &mut dyn EventSink,
-    interrupt: &CancellationToken,
-    grace: Duration,
+    controls: &mut TurnControls,
+    options: &TurnOptions,
 ) -> Result<TurnOutcome, AgentError> {
-    let mut turn =
-        Turn { sink, interrupted: false, error_shown: false, saw_init: false, session_id: None };
+    let mut turn = Turn {
+        sink,
+        policy,
+        options: *options,
+        interrupted: false,
+        error_shown: false,
+        saw_init: false,
+        session_id: None,
+        pending: Vec::new(),
+        tool_inputs: Vec::new(),
+        control_refused: false,
+    };
     // A dead writer shows up below as the process's exit, which explains more than this would.
     let _ = session.send(CliInput::user_text(prompt)).await;
-    let mut kill_at: Option<tokio::time::Instant> = None;
+    let mut kill_at: Option<Instant> = None;
+    let mut commands_open = true;
     loop {
-        let output = tokio::select! {
-            () = interrupt.cancelled(), if !turn.interrupted => {
+        let next_deadline = turn.next_deadline();
+        let wake = tokio::select! {
+            () = controls.interrupt.cancelled(), if !turn.interrupted => Wake::Interrupt,
+            () = sleep_until(kill_at) => Wake::Kill,
+            command = controls.commands.recv(), if commands_open => Wake::Command(command),
+            (index, answer) = next_answer(&mut turn.pending) => Wake::Answer(index, answer),
+            () = sleep_until(next_deadline) => Wake::Deadline,
+            output = session.next() => Wake::Output(output),
+        };
+        match wake {
+            Wake::Interrupt => {
                 turn.interrupted = true;
-                kill_at = Some(tokio::time::Instant::now() + grace);
+                kill_at = Some(Instant::now() + options.grace);
                 if session.control(ControlRequest::Interrupt).await.is_err() {
                     session.kill();
                 }
-                continue;
             }
-            () = sleep_until(kill_at) => {
+            Wake::Kill => {
                 tracing::info!("the CLI did not stop within the grace period; killing it");
                 session.kill();
                 kill_at = None;
-                continue;
             }
-            output = session.next() => output,
-        };
-        match output {
-            Some(SessionOutput::Message(message)) => {
-                if let Some(outcome) = turn.handle(session, policy, message).await? {
+            Wake::Command(Some(command)) => {
+                // A dead CLI shows up as its exit.
+                let _ = session.control(command).await;
+            }
+            Wake::Command(None) => commands_open = false,
+            Wake::Answer(index, answer) => {
+                let pending = turn.pending.remove(index);
+                turn.answered(session, pending, answer).await?;
+            }
+            Wake::Deadline => turn.expire(session).await?,
+            Wake::Output(Some(SessionOutput::Message(message))) => {
+                if let Some(outcome) = turn.handle(session, message).await? {
+                    turn.close_pending().await?;
                     return Ok(outcome);
                 }
             }
-            Some(SessionOutput::Noise(text)) => {
+            Wake::Output(Some(SessionOutput::Noise(text))) => {
                 tracing::debug!(line = %truncate(&text, 200), "non-protocol output from the CLI");
             }
-            Some(SessionOutput::Exited { status, stderr }) => {
+            Wake::Output(Some(SessionOutput::Exited { status, stderr })) => {
+                turn.close_pending().await?;
                 return turn.exited(status, &stderr).await;
             }
-            None => return turn.exited(None, &session.stderr_tail().await).await,
+            Wake::Output(None) => {
+                turn.close_pending().await?;
+                return turn.exited(None, &session.stderr_tail().await).await;
+            }
         }
     }
 }
 
+/// What woke the turn loop.
+enum Wake {
+    Interrupt,
+    Kill,
+    Command(Option<ControlRequest>),
+    Answer(usize, Result<PersonAnswer, oneshot::error::RecvError>),
+    Deadline,
+    Output(Option<SessionOutput>),
+}
+
+/// A request put to a person, waiting for the answer.
+struct Pending {
+    request_id: String,
+    /// The input the CLI asked about; an answer without `updatedInput` allows it unchanged.
+    input: Value,
+    /// When it is denied for want of an answer; `None` once an answer is known to be on
+    /// its way.
+    deadline: Option<Instant>,
+    answer: oneshot::Receiver<PersonAnswer>,
+}
+
+/// The first answer to arrive among the pending requests; never resolves when none is
+/// pending.
+fn next_answer(
+    pending: &mut [Pending],
+) -> impl Future<Output = (usize, Result<PersonAnswer, oneshot::error::RecvError>)> + '_ {
+    std::future::poll_fn(move |cx| {
+        for (index, entry) in pending.iter_mut().enumerate() {
+            if let Poll::Ready(answer) = Pin::new(&mut entry.answer).poll(cx) {
+                return Poll::Ready((index, answer));
+            }
+        }
+        Poll::Pending
+    })
+}
+
 struct Turn<'a> {
     sink: &'a mut dyn EventSink,
+    policy: &'a dyn PermissionPolicy,
+    options: TurnOptions,
     interrupted: bool,
     error_shown: bool,
     saw_init: bool,
     session_id: Option<String>,
+    pending: Vec<Pending>,
+    /// `(tool_use id, input)` of the model's latest tool calls.
+    tool_inputs: Vec<(String, Value)>,
+    control_refused: bool,
 }
 
 impl Turn<'_> {
@@ -151,11 +320,14 @@ impl Turn<'_> {
         Ok(self.sink.emit(event).await?)
     }
 
+    fn next_deadline(&self) -> Option<Instant> {
+        self.pending.iter().filter_map(|pending| pending.deadline).min()
+    }
+
     /// Handle one protocol line; `Some` once the turn is over.
     async fn handle(
         &mut self,
         session: &AgentSession,
-        policy: &dyn PermissionPolicy,
         message: CliOutput,
     ) -> Result<Option<TurnOutcome>, AgentError> {
         for event in map_output(&message) {
@@ -168,6 +340,16 @@ impl Turn<'_> {
                     self.session_id = Some(id);
                 }
             }
+            CliOutput::Assistant(assistant) => {
+                for block in assistant.message.content {
+                    if let ContentBlock::ToolUse { id, input, .. } = block {
+                        if self.tool_inputs.len() == REMEMBERED_TOOL_INPUTS {
+                            self.tool_inputs.remove(0);
+                        }
+                        self.tool_inputs.push((id, input));
+                    }
+                }
+            }
             CliOutput::Result(result) => {
                 if !self.saw_init && result.errors.iter().any(|e| e.contains(NO_SUCH_SESSION)) {
                     return Ok(Some(TurnOutcome {
@@ -176,6 +358,7 @@ impl Turn<'_> {
                         usage: None,
                         total_cost_usd: None,
                         resume_failed: true,
+                        control_refused: self.control_refused,
                     }));
                 }
                 let status = if self.interrupted {
@@ -202,34 +385,160 @@ impl Turn<'_> {
                     total_cost_usd: result.total_cost_usd,
                     usage: Some(usage),
                     resume_failed: false,
+                    control_refused: self.control_refused,
                 }));
             }
-            CliOutput::ControlRequest(request) => {
-                let answer = match request.can_use_tool() {
-                    Some(question) => {
-                        let decision = policy.decide(&request.request_id, &question).await;
-                        CliInput::success(&request.request_id, decision_json(decision, &question))
-                    }
-                    None => {
-                        let subtype = request.subtype().unwrap_or("unknown").to_owned();
-                        tracing::warn!(%subtype, "unsupported control request from the CLI");
-                        CliInput::failure(
-                            &request.request_id,
-                            format!("agentbox does not support control requests of type {subtype}"),
-                        )
-                    }
-                };
-                // If the CLI is gone, its exit arrives next and ends the turn.
-                let _ = session.send(answer).await;
+            CliOutput::ControlRequest(request) => match request.can_use_tool() {
+                Some(question) => self.ask(session, &request.request_id, &question).await?,
+                None => {
+                    let subtype = request.subtype().unwrap_or("unknown").to_owned();
+                    tracing::warn!(%subtype, "unsupported control request from the CLI");
+                    let answer = CliInput::failure(
+                        &request.request_id,
+                        format!("agentbox does not support control requests of type {subtype}"),
+                    );
+                    // If the CLI is gone, its exit arrives next and ends the turn.
+                    let _ = session.send(answer).await;
+                }
+            },
+            CliOutput::ControlCancelRequest(cancel) => {
+                if let Some(index) =
+                    self.pending.iter().position(|p| p.request_id == cancel.request_id)
+                {
+                    let pending = self.pending.remove(index);
+                    self.policy.withdraw(&pending.request_id);
+                    let resolution = PermissionResolution::new(
+                        &pending.request_id,
+                        false,
+                        ResolvedBy::Cancelled,
+                    )
+                    .with_message("The agent withdrew the request before it was answered.");
+                    self.emit(EventPayload::PermissionResolved(resolution)).await?;
+                }
             }
             CliOutput::ControlResponse(response) => {
                 if let ControlResponse::Error { request_id, error } = &response.response {
                     tracing::warn!(%request_id, %error, "the CLI refused a control request");
+                    self.control_refused = true;
                 }
             }
             _ => {}
         }
         Ok(None)
+    }
+
+    /// A `can_use_tool` request: decide it now, or ask a person and wait without blocking.
+    async fn ask(
+        &mut self,
+        session: &AgentSession,
+        request_id: &str,
+        question: &CanUseTool,
+    ) -> Result<(), AgentError> {
+        let model_input = question.tool_use_id.as_deref().and_then(|id| {
+            self.tool_inputs.iter().rev().find(|(seen, _)| seen == id).map(|(_, input)| input)
+        });
+        let verdict =
+            self.policy.decide(ToolRequest { request_id, request: question, model_input }).await;
+        match verdict {
+            Verdict::Decide(decision) => {
+                let answer =
+                    CliInput::success(request_id, decision_json(decision, &question.input));
+                let _ = session.send(answer).await;
+            }
+            Verdict::Ask { mut request, answer } => {
+                let timeout = self.options.permission_timeout;
+                request.expires_at = chrono::Duration::from_std(timeout)
+                    .ok()
+                    .and_then(|timeout| chrono::Utc::now().checked_add_signed(timeout));
+                self.emit(EventPayload::PermissionRequest(*request)).await?;
+                self.pending.push(Pending {
+                    request_id: request_id.to_owned(),
+                    input: question.input.clone(),
+                    deadline: Some(Instant::now() + timeout),
+                    answer,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// An answer arrived (or its sender went away without one).
+    async fn answered(
+        &mut self,
+        session: &AgentSession,
+        pending: Pending,
+        answer: Result<PersonAnswer, oneshot::error::RecvError>,
+    ) -> Result<(), AgentError> {
+        let answer = answer.unwrap_or_else(|_| PersonAnswer {
+            decision: PermissionDecision::Deny {
+                message: "The request was withdrawn before anyone answered it.".into(),
+            },
+            resolution: PermissionResolution::new(
+                &pending.request_id,
+                false,
+                ResolvedBy::Cancelled,
+            ),
+            then: Vec::new(),
+        });
+        let reply =
+            CliInput::success(&pending.request_id, decision_json(answer.decision, &pending.input));
+        let _ = session.send(reply).await;
+        self.emit(EventPayload::PermissionResolved(answer.resolution)).await?;
+        for command in answer.then {
+            let _ = session.control(command).await;
+        }
+        Ok(())
+    }
+
+    /// Deny the requests whose time is up.
+    async fn expire(&mut self, session: &AgentSession) -> Result<(), AgentError> {
+        let now = Instant::now();
+        let mut index = 0;
+        while index < self.pending.len() {
+            let due = self.pending[index].deadline.is_some_and(|deadline| deadline <= now);
+            if !due {
+                index += 1;
+                continue;
+            }
+            if !self.policy.withdraw(&self.pending[index].request_id) {
+                // An answer won the race; it is about to arrive.
+                self.pending[index].deadline = None;
+                index += 1;
+                continue;
+            }
+            let pending = self.pending.remove(index);
+            let message = format!(
+                "Nobody answered this permission request within {}, so it was denied.",
+                describe(self.options.permission_timeout)
+            );
+            let reply = CliInput::success(
+                &pending.request_id,
+                json!({"behavior": "deny", "message": message}),
+            );
+            let _ = session.send(reply).await;
+            let resolution =
+                PermissionResolution::new(&pending.request_id, false, ResolvedBy::Timeout)
+                    .with_message(message);
+            self.emit(EventPayload::PermissionResolved(resolution)).await?;
+        }
+        Ok(())
+    }
+
+    /// The turn is over: record how each request still open ended.
+    async fn close_pending(&mut self) -> Result<(), AgentError> {
+        for mut pending in std::mem::take(&mut self.pending) {
+            let resolution = if self.policy.withdraw(&pending.request_id) {
+                None
+            } else {
+                pending.answer.try_recv().ok().map(|answer| answer.resolution)
+            };
+            let resolution = resolution.unwrap_or_else(|| {
+                PermissionResolution::new(&pending.request_id, false, ResolvedBy::TurnEnded)
+                    .with_message("The turn ended before the request was answered.")
+            });
+            self.emit(EventPayload::PermissionResolved(resolution)).await?;
+        }
+        Ok(())
     }
 
     async fn exited(
@@ -262,21 +571,34 @@ impl Turn<'_> {
             usage: None,
             total_cost_usd: None,
             resume_failed: false,
+            control_refused: self.control_refused,
         })
     }
 }
 
-fn decision_json(decision: PermissionDecision, question: &CanUseTool) -> Value {
+fn decision_json(decision: PermissionDecision, input: &Value) -> Value {
     match decision {
         PermissionDecision::Allow { updated_input } => json!({
             "behavior": "allow",
-            "updatedInput": updated_input.unwrap_or_else(|| question.input.clone()),
+            "updatedInput": updated_input.unwrap_or_else(|| input.clone()),
         }),
         PermissionDecision::Deny { message } => json!({"behavior": "deny", "message": message}),
     }
 }
 
-async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+/// A duration for a sentence: "90 seconds", "10 minutes".
+fn describe(duration: Duration) -> String {
+    let seconds = duration.as_secs();
+    if seconds >= 120 && seconds.is_multiple_of(60) {
+        format!("{} minutes", seconds / 60)
+    } else if seconds == 1 {
+        "1 second".into()
+    } else {
+        format!("{seconds} seconds")
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
         Some(deadline) => tokio::time::sleep_until(deadline).await,
         None => std::future::pending().await,
@@ -292,4 +614,29 @@ fn floor_char_boundary(s: &str, mut index: usize) -> usize {
 
 fn truncate(s: &str, max: usize) -> &str {
     &s[..floor_char_boundary(s, max.min(s.len()))]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_well() {
+        assert_eq!(describe(Duration::from_secs(600)), "10 minutes");
+        assert_eq!(describe(Duration::from_secs(90)), "90 seconds");
+        assert_eq!(describe(Duration::from_secs(1)), "1 second");
+    }
+
+    #[test]
+    fn an_allow_without_new_input_keeps_the_asked_input() {
+        let input = json!({"command": "ls"});
+        assert_eq!(
+            decision_json(PermissionDecision::Allow { updated_input: None }, &input),
+            json!({"behavior": "allow", "updatedInput": {"command": "ls"}})
+        );
+        assert_eq!(
+            decision_json(PermissionDecision::Deny { message: "no".into() }, &input),
+            json!({"behavior": "deny", "message": "no"})
+        );
+    }
 }

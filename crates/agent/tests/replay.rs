@@ -6,15 +6,21 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use std::sync::Mutex;
+
 use agentbox_agent::{
     AgentEvent, AgentSession, AllowAll, EventSink, PermissionDecision, PermissionPolicy,
-    SessionOptions, SinkError, run_turn,
+    PersonAnswer, SessionOptions, SinkError, ToolRequest, TurnControls, TurnOptions, Verdict,
+    run_turn,
 };
-use agentbox_protocol::cli::CanUseTool;
-use agentbox_protocol::event::{EventPayload, MessageStatus};
+use agentbox_protocol::event::{
+    EventPayload, MessageStatus, PermissionRequest, PermissionResolution,
+};
+use agentbox_protocol::permission::{PermissionKind, ResolvedBy};
 use agentbox_sandbox::SandboxProvider;
 use agentbox_sandbox::host::HostProvider;
 use async_trait::async_trait;
+use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 fn fixture(name: &str) -> PathBuf {
@@ -86,9 +92,54 @@ struct Deny(&'static str);
 
 #[async_trait]
 impl PermissionPolicy for Deny {
-    async fn decide(&self, _id: &str, _request: &CanUseTool) -> PermissionDecision {
-        PermissionDecision::Deny { message: self.0.to_owned() }
+    async fn decide(&self, _request: ToolRequest<'_>) -> Verdict {
+        Verdict::Decide(PermissionDecision::Deny { message: self.0.to_owned() })
     }
+}
+
+/// Asks "a person" about every call, and the person answers at once with `answers` added to
+/// the input. Remembers the model's input of each call it was asked about.
+#[derive(Default)]
+struct AnswerWith {
+    answers: Value,
+    model_inputs: Mutex<Vec<Option<Value>>>,
+}
+
+#[async_trait]
+impl PermissionPolicy for AnswerWith {
+    async fn decide(&self, request: ToolRequest<'_>) -> Verdict {
+        self.model_inputs.lock().unwrap().push(request.model_input.cloned());
+        let mut input = request.request.input.clone();
+        input["answers"] = self.answers.clone();
+        let (sender, answer) = tokio::sync::oneshot::channel();
+        sender
+            .send(PersonAnswer {
+                decision: PermissionDecision::Allow { updated_input: Some(input) },
+                resolution: PermissionResolution::new(request.request_id, true, ResolvedBy::User),
+                then: Vec::new(),
+            })
+            .unwrap();
+        Verdict::Ask {
+            request: Box::new(PermissionRequest {
+                request_id: request.request_id.to_owned(),
+                kind: PermissionKind::Question,
+                tool_name: request.request.tool_name.clone(),
+                input: request.request.input.clone(),
+                tool_use_id: request.request.tool_use_id.clone(),
+                description: None,
+                reason: None,
+                plan: None,
+                blocked_path: None,
+                suggestions: Vec::new(),
+                expires_at: None,
+            }),
+            answer,
+        }
+    }
+}
+
+fn options(grace: Duration) -> TurnOptions {
+    TurnOptions { grace, ..TurnOptions::default() }
 }
 
 async fn run(
@@ -99,7 +150,10 @@ async fn run(
 ) -> agentbox_agent::TurnOutcome {
     let (_dir, mut session) = replay_session(name).await;
     let token = sink.interrupt_on_tool.clone().unwrap_or_default();
-    run_turn(&mut session, prompt, policy, sink, &token, Duration::from_secs(20)).await.unwrap()
+    let mut controls = TurnControls::interrupt_only(token);
+    run_turn(&mut session, prompt, policy, sink, &mut controls, &options(Duration::from_secs(20)))
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
@@ -163,6 +217,33 @@ async fn a_denied_permission_request_carries_the_message() {
 }
 
 #[tokio::test]
+async fn a_question_is_put_to_a_person_and_the_answers_reach_the_cli() {
+    let policy = AnswerWith { answers: json!({"Which color?": "blue"}), ..Default::default() };
+    let mut sink = Collect::default();
+    let outcome = run("ask_user_question", "[[ask]] pick", &policy, &mut sink).await;
+    assert_eq!(outcome.status, MessageStatus::Completed);
+    let kinds = sink.kinds();
+    let asked = kinds.iter().position(|k| k == "permission_request").expect("a request");
+    assert_eq!(kinds[asked + 1], "permission_resolved", "{kinds:?}");
+    let EventPayload::PermissionRequest(request) = &sink.events[asked].payload else { panic!() };
+    assert!(request.expires_at.is_some(), "the turn sets when the request expires");
+    let EventPayload::ToolCompleted { tool } = &sink.events[asked + 2].payload else {
+        panic!("{kinds:?}")
+    };
+    assert!(tool.result.contains(r#""Which color?"="blue""#), "{}", tool.result);
+}
+
+#[tokio::test]
+async fn a_plan_request_sees_the_plan_the_model_wrote() {
+    let policy = AnswerWith::default();
+    let mut sink = Collect::default();
+    let outcome = run("exit_plan_mode", "[[exitplan]] plan it", &policy, &mut sink).await;
+    assert_eq!(outcome.status, MessageStatus::Completed);
+    let inputs = policy.model_inputs.lock().unwrap().clone();
+    assert_eq!(inputs, [Some(json!({"plan": "1. Write plan.txt\n2. Report back"}))]);
+}
+
+#[tokio::test]
 async fn a_model_error_is_one_error_event_and_a_failed_turn() {
     let mut sink = Collect::default();
     let outcome = run("model_error_500", "[[error:500]] fail", &AllowAll, &mut sink).await;
@@ -191,11 +272,17 @@ async fn a_crashing_cli_is_an_error_event_with_its_stderr() {
     )
     .await;
     let mut sink = Collect::default();
-    let token = CancellationToken::new();
-    let outcome =
-        run_turn(&mut session, "hi", &AllowAll, &mut sink, &token, Duration::from_secs(5))
-            .await
-            .unwrap();
+    let mut controls = TurnControls::interrupt_only(CancellationToken::new());
+    let outcome = run_turn(
+        &mut session,
+        "hi",
+        &AllowAll,
+        &mut sink,
+        &mut controls,
+        &options(Duration::from_secs(5)),
+    )
+    .await
+    .unwrap();
     assert_eq!(outcome.status, MessageStatus::Failed);
     assert_eq!(outcome.session_id.as_deref(), Some("s1"));
     let EventPayload::Error { message, code } = &sink.events.last().unwrap().payload else {
@@ -220,11 +307,17 @@ printf '{{"type":"result","subtype":"success","is_error":false,"session_id":"s2"
     ))
     .await;
     let mut sink = Collect::default();
-    let token = CancellationToken::new();
-    let outcome =
-        run_turn(&mut session, "hi", &AllowAll, &mut sink, &token, Duration::from_secs(5))
-            .await
-            .unwrap();
+    let mut controls = TurnControls::interrupt_only(CancellationToken::new());
+    let outcome = run_turn(
+        &mut session,
+        "hi",
+        &AllowAll,
+        &mut sink,
+        &mut controls,
+        &options(Duration::from_secs(5)),
+    )
+    .await
+    .unwrap();
     assert_eq!(outcome.status, MessageStatus::Completed);
     assert_eq!(sink.kinds(), ["assistant_text", "assistant_text", "usage"]);
     let EventPayload::AssistantText { text } = &sink.events[1].payload else { panic!() };
@@ -240,10 +333,17 @@ async fn an_interrupt_the_cli_ignores_ends_in_a_kill() {
     let mut sink = Collect::default();
     let token = CancellationToken::new();
     token.cancel();
-    let outcome =
-        run_turn(&mut session, "hi", &AllowAll, &mut sink, &token, Duration::from_millis(300))
-            .await
-            .unwrap();
+    let mut controls = TurnControls::interrupt_only(token);
+    let outcome = run_turn(
+        &mut session,
+        "hi",
+        &AllowAll,
+        &mut sink,
+        &mut controls,
+        &options(Duration::from_millis(300)),
+    )
+    .await
+    .unwrap();
     assert_eq!(outcome.status, MessageStatus::Interrupted);
     assert!(!session.is_alive());
 }

@@ -113,6 +113,13 @@ pub struct CreateChatRequest {
     pub model: Option<String>,
     #[serde(default)]
     pub permission_mode: Option<PermissionMode>,
+    /// Appended to the agent's system prompt in this chat, after the user's own instructions.
+    #[serde(default)]
+    pub custom_instructions: Option<String>,
+    /// The thinking budget in tokens: `0` turns thinking off, `null` (or absent) keeps the
+    /// CLI's default.
+    #[serde(default)]
+    pub max_thinking_tokens: Option<u32>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -121,10 +128,32 @@ pub struct CreateChatRequest {
 pub struct UpdateChatRequest {
     #[serde(default)]
     pub title: Option<String>,
+    /// Applies to the running turn at once (the CLI's `set_model`), and to later turns.
     #[serde(default)]
     pub model: Option<String>,
+    /// Applies to the running turn at once (the CLI's `set_permission_mode`), and to later
+    /// turns.
     #[serde(default)]
     pub permission_mode: Option<PermissionMode>,
+    /// Replaces the chat's instructions; an empty string removes them. Takes effect with the
+    /// next turn.
+    #[serde(default)]
+    pub custom_instructions: Option<String>,
+    /// `0` turns thinking off, a number sets the budget, `null` goes back to the CLI's
+    /// default; absent leaves it as it is. Applies to the running turn at once.
+    #[serde(default, deserialize_with = "present")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<u32>, nullable))]
+    pub max_thinking_tokens: Option<Option<u32>>,
+}
+
+/// For fields where `null` and absent differ: absent is `None` (through `#[serde(default)]`),
+/// present is `Some`, with `null` as `Some(None)`.
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
 }
 
 /// Whether a chat has a turn running right now.
@@ -151,6 +180,10 @@ pub struct Chat {
     pub last_event_id: i64,
     /// The sandbox provider the chat's turns run in (`host` isolates nothing).
     pub sandbox_provider: String,
+    /// The chat's own instructions for the agent, if any.
+    pub custom_instructions: Option<String>,
+    /// The thinking budget: `0` is off, `null` the CLI's default.
+    pub max_thinking_tokens: Option<u32>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -178,6 +211,67 @@ pub struct PostMessageResponse {
     pub chat_id: Uuid,
     /// The user message holding the prompt.
     pub user_message_id: Uuid,
+}
+
+/// A prompt waiting for the chat's running turn to end. Queued prompts run one after the
+/// other, in order, each as a turn of its own, once a turn completes or fails; an interrupted
+/// turn (or a server restart) pauses the queue until one is sent with `send`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct QueuedMessage {
+    pub id: Uuid,
+    pub chat_id: Uuid,
+    pub prompt: String,
+    pub model: Option<String>,
+    pub permission_mode: Option<PermissionMode>,
+    /// Set when the prompt has left the queue and become a turn: its assistant message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The body of `POST /api/v1/chats/{chat_id}/queue`: the same fields as a message.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct QueueMessageRequest {
+    pub prompt: String,
+    #[serde(default)]
+    pub model: Option<String>,
+    #[serde(default)]
+    pub permission_mode: Option<PermissionMode>,
+}
+
+/// The body of `PATCH /api/v1/chats/{chat_id}/queue/{queued_id}`; absent fields stay.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct UpdateQueuedMessageRequest {
+    #[serde(default)]
+    pub prompt: Option<String>,
+    #[serde(default)]
+    pub model: Option<String>,
+    #[serde(default)]
+    pub permission_mode: Option<PermissionMode>,
+}
+
+/// The signed-in user's settings.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct UserSettings {
+    /// Appended to the agent's system prompt in every chat of the user, before the chat's
+    /// own instructions.
+    pub custom_instructions: Option<String>,
+}
+
+/// The body of `PATCH /api/v1/settings`; absent fields stay, an empty string clears.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct UpdateUserSettingsRequest {
+    #[serde(default)]
+    pub custom_instructions: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -298,5 +392,19 @@ mod tests {
         assert!(err.to_string().contains("unknown field"), "{err}");
         let ok: PostMessageRequest = serde_json::from_str(r#"{"prompt":"hi"}"#).unwrap();
         assert!(ok.attachments.is_empty());
+    }
+
+    #[test]
+    fn thinking_budget_tells_null_from_absent() {
+        let parse = |json: &str| {
+            serde_json::from_str::<UpdateChatRequest>(json).unwrap().max_thinking_tokens
+        };
+        assert_eq!(parse("{}"), None);
+        assert_eq!(parse(r#"{"max_thinking_tokens":null}"#), Some(None));
+        assert_eq!(parse(r#"{"max_thinking_tokens":0}"#), Some(Some(0)));
+        assert_eq!(parse(r#"{"max_thinking_tokens":4096}"#), Some(Some(4096)));
+        assert!(
+            serde_json::from_str::<UpdateChatRequest>(r#"{"max_thinking_tokens":-1}"#).is_err()
+        );
     }
 }

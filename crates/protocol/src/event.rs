@@ -9,6 +9,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
+use crate::api::PermissionMode;
+use crate::permission::{PermissionKind, PermissionRule, ResolvedBy};
+
 /// Where a message stands. Only an assistant message is ever `in_progress`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -71,21 +74,85 @@ pub struct ToolError {
     pub error: String,
 }
 
-/// A tool call waiting for the user's decision.
+/// Something the agent waits for a person to decide: a tool call, questions or a plan
+/// (`kind`). Answered with `POST /api/v1/chats/{chat_id}/permissions/{request_id}`; the
+/// `permission_resolved` event with the same `request_id` says how it ended.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PermissionRequest {
     pub request_id: String,
+    #[serde(default)]
+    pub kind: PermissionKind,
     pub tool_name: String,
+    /// The tool's input; for a question, `questions` lists each question with its options.
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub input: Value,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool_use_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// Why agentbox asks instead of deciding itself: the `auto` policy's reason for a risky
+    /// call, or what the chat's mode requires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// For a plan: the plan the agent proposes, in Markdown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<String>,
+    /// A file outside what the agent may touch without asking, when the CLI named one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blocked_path: Option<String>,
+    /// Rules the CLI suggests for allowing such calls from now on.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[cfg_attr(feature = "openapi", schema(value_type = Vec<Object>))]
     pub suggestions: Vec<Value>,
+    /// When the request is denied if nobody answers it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// How a permission request ended.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PermissionResolution {
+    pub request_id: String,
+    pub approved: bool,
+    /// What the agent was told with a denial.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Who or what settled it; absent in events written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved_by: Option<ResolvedBy>,
+    /// A question's answers, as the agent received them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub answers: Option<Map<String, Value>>,
+    /// The "always allow" rule stored with the approval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<PermissionRule>,
+    /// The mode the chat continues in after an approved plan.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<PermissionMode>,
+}
+
+impl PermissionResolution {
+    /// A resolution with only the essentials; add details with struct update syntax.
+    pub fn new(request_id: impl Into<String>, approved: bool, resolved_by: ResolvedBy) -> Self {
+        Self {
+            request_id: request_id.into(),
+            approved,
+            message: None,
+            resolved_by: Some(resolved_by),
+            answers: None,
+            rule: None,
+            mode: None,
+        }
+    }
+
+    #[must_use]
+    pub fn with_message(mut self, message: impl Into<String>) -> Self {
+        self.message = Some(message.into());
+        self
+    }
 }
 
 /// Token counts and cost of one finished turn, as the CLI reported them.
@@ -155,12 +222,7 @@ pub enum EventPayload {
         tool: ToolError,
     },
     PermissionRequest(PermissionRequest),
-    PermissionResolved {
-        request_id: String,
-        approved: bool,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        message: Option<String>,
-    },
+    PermissionResolved(PermissionResolution),
     System(SystemEvent),
     Usage(Usage),
     MessageCompleted {
@@ -186,7 +248,7 @@ impl EventPayload {
             Self::ToolCompleted { .. } => "tool_completed",
             Self::ToolFailed { .. } => "tool_failed",
             Self::PermissionRequest(_) => "permission_request",
-            Self::PermissionResolved { .. } => "permission_resolved",
+            Self::PermissionResolved(_) => "permission_resolved",
             Self::System(_) => "system",
             Self::Usage(_) => "usage",
             Self::MessageCompleted { .. } => "message_completed",
@@ -270,12 +332,29 @@ mod tests {
         roundtrip(EventPayload::Usage(Usage { input_tokens: 3, ..Usage::default() }));
         roundtrip(EventPayload::PermissionRequest(PermissionRequest {
             request_id: "r".into(),
-            tool_name: "Bash".into(),
-            input: json!({}),
+            kind: PermissionKind::Question,
+            tool_name: "AskUserQuestion".into(),
+            input: json!({"questions": []}),
             tool_use_id: None,
             description: None,
+            reason: Some("questions always go to the user".into()),
+            plan: None,
+            blocked_path: None,
             suggestions: vec![],
+            expires_at: Some(DateTime::<Utc>::UNIX_EPOCH),
         }));
+        let json = roundtrip(EventPayload::PermissionResolved(PermissionResolution {
+            rule: Some(PermissionRule { tool_name: "Bash".into(), rule_content: None }),
+            ..PermissionResolution::new("r", true, ResolvedBy::User)
+        }));
+        assert_eq!(json["type"], "permission_resolved");
+        assert_eq!(json["resolved_by"], "user");
+        // Events recorded before `resolved_by` existed still parse.
+        let old: EventPayload = serde_json::from_value(
+            json!({"type": "permission_resolved", "request_id": "r", "approved": false}),
+        )
+        .unwrap();
+        assert_eq!(old.kind(), "permission_resolved");
     }
 
     #[test]

@@ -5,9 +5,11 @@
 //! - [`event`]: chat events, the one format used in the durable log, on the SSE stream and in
 //!   `messages.content`.
 //! - [`api`]: request and response bodies of the HTTP API (contract v1).
+//! - [`permission`]: permission requests, their answers and how they were settled.
 
 pub mod api;
 pub mod cli;
 pub mod event;
+pub mod permission;
 
 pub use event::{ChatEvent, EventPayload, MessageStatus};

@@ -6,7 +6,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use agentbox_agent::{AgentError, AgentSession, AllowAll, SessionOptions, TurnOutcome, run_turn};
+use agentbox_agent::{
+    AgentError, AgentSession, AllowAll, SessionOptions, TurnControls, TurnOptions, TurnOutcome,
+    run_turn,
+};
 use agentbox_bus::EventBus;
 use agentbox_protocol::api::PermissionMode;
 use agentbox_protocol::event::{EventPayload, MessageStatus, SystemEvent};
@@ -348,9 +351,10 @@ impl TurnRunner {
                 self.start_session(sandbox.as_ref(), &job.key, resume).await?
             }
         };
-        let grace = self.config.interrupt_grace;
+        let options = TurnOptions { grace: self.config.interrupt_grace, ..TurnOptions::default() };
+        let mut controls = TurnControls::interrupt_only(interrupt.clone());
         let mut outcome =
-            run_turn(&mut session, &job.prompt, &AllowAll, &mut sink, interrupt, grace)
+            run_turn(&mut session, &job.prompt, &AllowAll, &mut sink, &mut controls, &options)
                 .await
                 .map_err(Failure::from_agent)?;
         if outcome.resume_failed {
@@ -367,9 +371,10 @@ impl TurnRunner {
             )
             .await?;
             session = self.start_session(sandbox.as_ref(), &job.key, None).await?;
-            outcome = run_turn(&mut session, &job.prompt, &AllowAll, &mut sink, interrupt, grace)
-                .await
-                .map_err(Failure::from_agent)?;
+            outcome =
+                run_turn(&mut session, &job.prompt, &AllowAll, &mut sink, &mut controls, &options)
+                    .await
+                    .map_err(Failure::from_agent)?;
         }
         self.park_or_stop(job.chat_id, job.key.clone(), session, &outcome);
         Ok(outcome)
@@ -455,6 +460,7 @@ fn interrupted() -> TurnOutcome {
         usage: None,
         total_cost_usd: None,
         resume_failed: false,
+        control_refused: false,
     }
 }
 

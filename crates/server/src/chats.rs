@@ -37,6 +37,8 @@ pub fn chat_json(state: &AppState, chat: ChatRecord) -> Chat {
         session_id: chat.session_id,
         last_event_id: chat.last_seq,
         sandbox_provider: chat.sandbox_provider,
+        custom_instructions: chat.custom_instructions,
+        max_thinking_tokens: chat.max_thinking_tokens,
         created_at: chat.created_at,
         updated_at: chat.updated_at,
     }
@@ -95,6 +97,8 @@ async fn create_chat(
             model: model.unwrap_or_else(|| state.info.default_model.clone()),
             permission_mode: request.permission_mode.unwrap_or_default(),
             sandbox_provider: state.runner.sandbox_provider().name().to_owned(),
+            custom_instructions: None,
+            max_thinking_tokens: None,
         })
         .await?;
     Ok((StatusCode::CREATED, Json(chat_json(&state, chat))))
@@ -140,6 +144,7 @@ async fn update_chat(
         title: request.title.as_deref().map(valid_title).transpose()?,
         model: request.model.as_deref().map(valid_model).transpose()?,
         permission_mode: request.permission_mode,
+        ..ChatUpdate::default()
     };
     let chat = state
         .store

@@ -8,6 +8,9 @@
 
 mod chats;
 mod events;
+mod permissions;
+mod queue;
+mod settings;
 mod turns;
 mod users;
 
@@ -21,6 +24,8 @@ use uuid::Uuid;
 
 pub use chats::{ChatRecord, ChatUpdate, NewChat};
 pub use events::NewEvent;
+pub use permissions::PermissionRecord;
+pub use queue::QueuedUpdate;
 pub use turns::{StartedTurn, TurnResult};
 pub use users::UserRecord;
 

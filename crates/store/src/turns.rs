@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use agentbox_protocol::api::{Message, PermissionMode, Role};
 use agentbox_protocol::event::{ChatEvent, EventPayload, MessageStatus, Usage};
-use sqlx::Row;
+use sqlx::{Row, SqliteConnection};
 use uuid::Uuid;
 
 use crate::events::{NewEvent, append, event_from_row};
@@ -48,49 +48,9 @@ impl Store {
         permission_mode: PermissionMode,
     ) -> Result<StartedTurn> {
         let mut tx = self.write().await?;
-        let last: i64 = sqlx::query_scalar(
-            "SELECT COALESCE(MAX(position), 0) FROM messages WHERE chat_id = $1",
-        )
-        .bind(chat_id.to_string())
-        .fetch_one(&mut *tx)
-        .await?;
-        let created_at = now();
-        let user_message_id = Uuid::now_v7();
-        let message_id = Uuid::now_v7();
-        let insert = "INSERT INTO messages (id, chat_id, position, role, status, model,
-                                            permission_mode, created_at, completed_at)
-                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
-        for (id, position, role, status) in [
-            (user_message_id, last + 1, Role::User, MessageStatus::Completed),
-            (message_id, last + 2, Role::Assistant, MessageStatus::InProgress),
-        ] {
-            sqlx::query(insert)
-                .bind(id.to_string())
-                .bind(chat_id.to_string())
-                .bind(position)
-                .bind(role.as_str())
-                .bind(status.as_str())
-                .bind(model)
-                .bind(permission_mode.as_str())
-                .bind(created_at)
-                .bind(status.is_final().then_some(created_at))
-                .execute(&mut *tx)
-                .await
-                .map_err(|err| match &err {
-                    sqlx::Error::Database(db) if db.is_foreign_key_violation() => {
-                        StoreError::NotFound
-                    }
-                    _ => conflict_on_unique(err, "turn_in_progress"),
-                })?;
-        }
-        let user_event = append(
-            &mut tx,
-            chat_id,
-            NewEvent::new(user_message_id, EventPayload::UserText { text: prompt.to_owned() }),
-        )
-        .await?;
+        let started = insert_turn(&mut tx, chat_id, prompt, model, permission_mode).await?;
         tx.commit().await?;
-        Ok(StartedTurn { user_message_id, message_id, user_event })
+        Ok(started)
     }
 
     /// Finish a running turn: set the message's final status and figures, remember the CLI
@@ -227,4 +187,53 @@ impl Store {
             })
             .collect()
     }
+}
+
+/// [`Store::begin_turn`] inside a transaction the caller commits.
+pub(crate) async fn insert_turn(
+    tx: &mut SqliteConnection,
+    chat_id: Uuid,
+    prompt: &str,
+    model: &str,
+    permission_mode: PermissionMode,
+) -> Result<StartedTurn> {
+    let last: i64 =
+        sqlx::query_scalar("SELECT COALESCE(MAX(position), 0) FROM messages WHERE chat_id = $1")
+            .bind(chat_id.to_string())
+            .fetch_one(&mut *tx)
+            .await?;
+    let created_at = now();
+    let user_message_id = Uuid::now_v7();
+    let message_id = Uuid::now_v7();
+    let insert = "INSERT INTO messages (id, chat_id, position, role, status, model,
+                                            permission_mode, created_at, completed_at)
+                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+    for (id, position, role, status) in [
+        (user_message_id, last + 1, Role::User, MessageStatus::Completed),
+        (message_id, last + 2, Role::Assistant, MessageStatus::InProgress),
+    ] {
+        sqlx::query(insert)
+            .bind(id.to_string())
+            .bind(chat_id.to_string())
+            .bind(position)
+            .bind(role.as_str())
+            .bind(status.as_str())
+            .bind(model)
+            .bind(permission_mode.as_str())
+            .bind(created_at)
+            .bind(status.is_final().then_some(created_at))
+            .execute(&mut *tx)
+            .await
+            .map_err(|err| match &err {
+                sqlx::Error::Database(db) if db.is_foreign_key_violation() => StoreError::NotFound,
+                _ => conflict_on_unique(err, "turn_in_progress"),
+            })?;
+    }
+    let user_event = append(
+        &mut *tx,
+        chat_id,
+        NewEvent::new(user_message_id, EventPayload::UserText { text: prompt.to_owned() }),
+    )
+    .await?;
+    Ok(StartedTurn { user_message_id, message_id, user_event })
 }
