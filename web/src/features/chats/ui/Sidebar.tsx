@@ -123,8 +123,17 @@ function ChatItem({ chat, active, onDelete, onOpen }: { chat: Chat; active: bool
   const [renaming, setRenaming] = useState(false);
   const [title, setTitle] = useState(chat.title);
   const updateChat = useUpdateChat();
+  // Escape cancels; the blur that follows when the input goes away must not save after all.
+  const cancelled = useRef(false);
+
+  const startRenaming = () => {
+    cancelled.current = false;
+    setTitle(chat.title);
+    setRenaming(true);
+  };
 
   const save = () => {
+    if (cancelled.current) return;
     const next = title.trim();
     if (!next || next === chat.title) {
       setRenaming(false);
@@ -148,6 +157,7 @@ function ChatItem({ chat, active, onDelete, onOpen }: { chat: Chat; active: bool
           onKeyDown={(e) => {
             if (e.key === "Enter") save();
             if (e.key === "Escape") {
+              cancelled.current = true;
               setTitle(chat.title);
               setRenaming(false);
             }
@@ -171,7 +181,7 @@ function ChatItem({ chat, active, onDelete, onOpen }: { chat: Chat; active: bool
         onKeyDown={(e) => {
           if (e.key === "F2") {
             e.preventDefault();
-            setRenaming(true);
+            startRenaming();
           }
           if (e.key === "Delete") {
             e.preventDefault();
@@ -183,7 +193,7 @@ function ChatItem({ chat, active, onDelete, onOpen }: { chat: Chat; active: bool
         <span className="chat-title">{chat.title}</span>
       </a>
       <span className="chat-actions">
-        <button type="button" className="icon-btn" aria-label={`Rename “${chat.title}”`} title="Rename (F2)" onClick={() => setRenaming(true)}>
+        <button type="button" className="icon-btn" aria-label={`Rename “${chat.title}”`} title="Rename (F2)" onClick={startRenaming}>
           <PencilIcon />
         </button>
         <button type="button" className="icon-btn" aria-label={`Delete “${chat.title}”`} title="Delete (Del)" onClick={onDelete}>
