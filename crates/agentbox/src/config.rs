@@ -7,6 +7,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use agentbox_sandbox::egress::AllowList;
+use agentbox_sandbox::local::limits::Limits;
 use anyhow::{Context, bail};
 use clap::Args;
 use serde::Deserialize;
@@ -48,9 +50,39 @@ pub struct ServeArgs {
     /// The Claude Code CLI binary [default: `claude` on PATH, then the project's install].
     #[arg(long, env = "AGENTBOX_CLAUDE_PATH")]
     pub claude_path: Option<PathBuf>,
-    /// Where turns run: `host` (isolates nothing).
+    /// Where turns run: `local` (an isolated sandbox per chat) or `host` (isolates nothing)
+    /// [default: local].
     #[arg(long, env = "AGENTBOX_SANDBOX_PROVIDER")]
     pub sandbox_provider: Option<String>,
+    /// Hosts sandboxes may reach through the egress proxy, comma-separated (`host`,
+    /// `host:port`, `*.domain`); the model API's host is always allowed
+    /// [default: common package registries].
+    #[arg(long, env = "AGENTBOX_SANDBOX_ALLOW_HOSTS")]
+    pub sandbox_allow_hosts: Option<String>,
+    /// Memory per sandbox in MiB (per process where cgroup v2 is missing) [default: 4096].
+    #[arg(long, env = "AGENTBOX_SANDBOX_MEMORY_MB")]
+    pub sandbox_memory_mb: Option<u64>,
+    /// Processes per sandbox [default: 512].
+    #[arg(long, env = "AGENTBOX_SANDBOX_PROCESSES")]
+    pub sandbox_processes: Option<u64>,
+    /// CPU per sandbox, 100 = one core (cgroup v2 only) [default: 200].
+    #[arg(long, env = "AGENTBOX_SANDBOX_CPU_PERCENT")]
+    pub sandbox_cpu_percent: Option<u32>,
+    /// Workspace disk quota per sandbox in MiB [default: 10240].
+    #[arg(long, env = "AGENTBOX_SANDBOX_DISK_MB")]
+    pub sandbox_disk_mb: Option<u64>,
+    /// Size of each sandbox's private /tmp in MiB [default: 512].
+    #[arg(long, env = "AGENTBOX_SANDBOX_TMP_MB")]
+    pub sandbox_tmp_mb: Option<u64>,
+    /// Pause a sandbox after this many idle seconds; 0 never [default: 900].
+    #[arg(long, env = "AGENTBOX_SANDBOX_IDLE_PAUSE_SECS")]
+    pub sandbox_idle_pause_secs: Option<u64>,
+    /// First host user id given to sandboxes when the server runs as root [default: 200000].
+    #[arg(long, env = "AGENTBOX_SANDBOX_UID_BASE")]
+    pub sandbox_uid_base: Option<u32>,
+    /// The program sandboxes run as their init [default: this binary, `sandbox-init`].
+    #[arg(long, env = "AGENTBOX_SANDBOX_INIT", hide = true)]
+    pub sandbox_init_program: Option<PathBuf>,
     /// Model of new chats [default: claude-sonnet-4-5].
     #[arg(long, env = "AGENTBOX_DEFAULT_MODEL")]
     pub default_model: Option<String>,
@@ -92,6 +124,14 @@ struct FileConfig {
     demo: Option<bool>,
     claude_path: Option<PathBuf>,
     sandbox_provider: Option<String>,
+    sandbox_allow_hosts: Option<Vec<String>>,
+    sandbox_memory_mb: Option<u64>,
+    sandbox_processes: Option<u64>,
+    sandbox_cpu_percent: Option<u32>,
+    sandbox_disk_mb: Option<u64>,
+    sandbox_tmp_mb: Option<u64>,
+    sandbox_idle_pause_secs: Option<u64>,
+    sandbox_uid_base: Option<u32>,
     default_model: Option<String>,
     max_concurrent_turns: Option<usize>,
     idle_session_secs: Option<u64>,
@@ -108,6 +148,35 @@ pub enum LogFormat {
     Json,
 }
 
+/// Settings of the `local` sandbox provider.
+#[derive(Clone, Debug)]
+pub struct SandboxSettings {
+    pub allow_hosts: Vec<String>,
+    pub limits: Limits,
+    pub idle_pause: Option<Duration>,
+    pub uid_base: u32,
+    /// The init program; this binary (`agentbox sandbox-init`) when `None`.
+    pub init_program: Option<PathBuf>,
+}
+
+/// Package registries and code hosts a coding agent commonly needs.
+pub const DEFAULT_ALLOWED_HOSTS: &[&str] = &[
+    "registry.npmjs.org",
+    "registry.yarnpkg.com",
+    "pypi.org",
+    "files.pythonhosted.org",
+    "crates.io",
+    "index.crates.io",
+    "static.crates.io",
+    "proxy.golang.org",
+    "sum.golang.org",
+    "rubygems.org",
+    "github.com",
+    "codeload.github.com",
+    "objects.githubusercontent.com",
+    "raw.githubusercontent.com",
+];
+
 /// Every setting resolved. `Debug` leaves secrets out.
 #[derive(Clone)]
 pub struct Config {
@@ -121,6 +190,7 @@ pub struct Config {
     pub demo: bool,
     pub claude_path: Option<PathBuf>,
     pub sandbox_provider: String,
+    pub sandbox: SandboxSettings,
     pub default_model: String,
     pub max_concurrent_turns: usize,
     pub idle_session: Duration,
@@ -145,6 +215,7 @@ impl fmt::Debug for Config {
             .field("demo", &self.demo)
             .field("claude_path", &self.claude_path)
             .field("sandbox_provider", &self.sandbox_provider)
+            .field("sandbox", &self.sandbox)
             .field("default_model", &self.default_model)
             .field("max_concurrent_turns", &self.max_concurrent_turns)
             .field("idle_session", &self.idle_session)
@@ -192,13 +263,66 @@ impl ServeArgs {
             );
         }
         let sandbox_provider =
-            self.sandbox_provider.or(file.sandbox_provider).unwrap_or_else(|| "host".into());
-        if sandbox_provider != "host" {
+            self.sandbox_provider.or(file.sandbox_provider).unwrap_or_else(|| "local".into());
+        if sandbox_provider != "host" && sandbox_provider != "local" {
             bail!(
-                "unknown sandbox provider {sandbox_provider:?}: this build has only `host`, which \
-                 runs the agent unconfined on this machine"
+                "unknown sandbox provider {sandbox_provider:?}: use `local` (an isolated sandbox per \
+                 chat) or `host` (runs the agent unconfined on this machine)"
             );
         }
+        let allow_hosts: Vec<String> = match self.sandbox_allow_hosts {
+            Some(list) => list
+                .split(',')
+                .map(str::trim)
+                .filter(|h| !h.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            None => file
+                .sandbox_allow_hosts
+                .unwrap_or_else(|| DEFAULT_ALLOWED_HOSTS.iter().map(|h| (*h).to_owned()).collect()),
+        };
+        AllowList::parse(&allow_hosts)
+            .map_err(|err| anyhow::anyhow!("AGENTBOX_SANDBOX_ALLOW_HOSTS: {err}"))?;
+        let mib = |value: Option<u64>, default: u64| value.unwrap_or(default).max(1) << 20;
+        let defaults = Limits::default();
+        let sandbox = SandboxSettings {
+            allow_hosts,
+            limits: Limits {
+                memory_bytes: mib(
+                    self.sandbox_memory_mb.or(file.sandbox_memory_mb),
+                    defaults.memory_bytes >> 20,
+                ),
+                processes: self
+                    .sandbox_processes
+                    .or(file.sandbox_processes)
+                    .unwrap_or(defaults.processes)
+                    .max(16),
+                cpu_percent: self
+                    .sandbox_cpu_percent
+                    .or(file.sandbox_cpu_percent)
+                    .unwrap_or(defaults.cpu_percent)
+                    .max(1),
+                disk_bytes: mib(
+                    self.sandbox_disk_mb.or(file.sandbox_disk_mb),
+                    defaults.disk_bytes >> 20,
+                ),
+                tmp_bytes: mib(
+                    self.sandbox_tmp_mb.or(file.sandbox_tmp_mb),
+                    defaults.tmp_bytes >> 20,
+                ),
+                open_files: defaults.open_files,
+            },
+            idle_pause: match self
+                .sandbox_idle_pause_secs
+                .or(file.sandbox_idle_pause_secs)
+                .unwrap_or(900)
+            {
+                0 => None,
+                secs => Some(Duration::from_secs(secs)),
+            },
+            uid_base: self.sandbox_uid_base.or(file.sandbox_uid_base).unwrap_or(200_000),
+            init_program: self.sandbox_init_program,
+        };
         let log_format = match self.log_format.or(file.log_format).as_deref() {
             None | Some("text") => LogFormat::Text,
             Some("json") => LogFormat::Json,
@@ -226,6 +350,7 @@ impl ServeArgs {
             demo: self.demo || file.demo.unwrap_or(false),
             claude_path: self.claude_path.or(file.claude_path),
             sandbox_provider,
+            sandbox,
             default_model: self
                 .default_model
                 .or(file.default_model)
@@ -285,7 +410,9 @@ mod tests {
         let config = args().resolve().unwrap();
         assert_eq!(config.bind.to_string(), "127.0.0.1:8080");
         assert_eq!(config.database_url, "sqlite:///tmp/agentbox-test/agentbox.sqlite");
-        assert_eq!(config.sandbox_provider, "host");
+        assert_eq!(config.sandbox_provider, "local");
+        assert!(config.sandbox.allow_hosts.iter().any(|h| h == "registry.npmjs.org"));
+        assert_eq!(config.sandbox.idle_pause, Some(Duration::from_secs(900)));
         assert!(!config.demo);
     }
 
@@ -318,8 +445,12 @@ mod tests {
             ServeArgs { redis_url: Some("redis://x".into()), ..args() }.resolve().unwrap_err();
         assert!(err.to_string().contains("REDIS_URL"));
         let err =
-            ServeArgs { sandbox_provider: Some("local".into()), ..args() }.resolve().unwrap_err();
-        assert!(err.to_string().contains("local"));
+            ServeArgs { sandbox_provider: Some("docker".into()), ..args() }.resolve().unwrap_err();
+        assert!(err.to_string().contains("docker"));
+        let err = ServeArgs { sandbox_allow_hosts: Some("good.org, bad host".into()), ..args() }
+            .resolve()
+            .unwrap_err();
+        assert!(err.to_string().contains("bad host"), "{err}");
         let err = ServeArgs { database_url: Some("postgres://u:pw@h/db".into()), ..args() }
             .resolve()
             .unwrap_err();

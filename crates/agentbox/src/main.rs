@@ -39,6 +39,9 @@ enum Command {
     Migrate(Box<ServeArgs>),
     /// Print the API's OpenAPI document (JSON), the source of the web UI's generated types.
     Openapi,
+    /// The first process inside a `local` sandbox; started by the server, not by people.
+    #[command(hide = true)]
+    SandboxInit,
 }
 
 fn init_logging(format: LogFormat) {
@@ -54,10 +57,18 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    match cli.command {
+    // The sandbox init must start without a runtime: it first closes every descriptor it
+    // inherited, then builds its own.
+    if let Command::SandboxInit = cli.command {
+        return Ok(agentbox_sandbox::local::init::main()?);
+    }
+    tokio::runtime::Runtime::new()?.block_on(run(cli.command))
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
         Command::Serve(args) => {
             let config = args.resolve()?;
             init_logging(config.log_format);
@@ -71,6 +82,7 @@ async fn main() -> anyhow::Result<()> {
             tracing::info!(database = %config.database_url, "the database schema is up to date");
             Ok(())
         }
+        Command::SandboxInit => anyhow::bail!("sandbox-init runs before any runtime starts"),
         Command::Openapi => {
             use std::io::Write;
             let json = agentbox_server::openapi::document_json()?;

@@ -11,7 +11,9 @@ use agentbox_bus::EventBus;
 use agentbox_protocol::api::ComponentHealth;
 use agentbox_runs::{ModelAccess, RunnerConfig, TurnRunner};
 use agentbox_sandbox::SandboxProvider;
+use agentbox_sandbox::egress::{AllowList, EgressPolicy};
 use agentbox_sandbox::host::HostProvider;
+use agentbox_sandbox::local::{LocalConfig, LocalProvider};
 use agentbox_server::{AppState, AuthKeys, Limits, ServerInfo, component};
 use agentbox_store::Store;
 use anyhow::Context;
@@ -57,6 +59,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 /// Open everything, close what a crash left open, and start serving on `config.bind`.
 pub async fn start(config: Config) -> anyhow::Result<Server> {
     tracing::debug!(?config, "configuration");
+    // Everything the server creates (database, key, logs) is private to it.
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
     prepare_data_dir(&config.data_dir)?;
     let secret = secret_key(&config)?;
     let store = Store::open(&config.database_url)
@@ -87,6 +91,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
             demo: false,
         }
     };
+    make_private(&config.data_dir);
     let model_health = if model_access.demo {
         component("demo", "scripted replies from agentbox's mock model (serve --demo)")
     } else if model_access.is_configured() {
@@ -119,16 +124,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         }
     };
 
-    let host = HostProvider::new(config.data_dir.join("sandboxes"), tools);
-    let reaped = host.reap_orphans();
-    if reaped > 0 {
-        tracing::warn!(reaped, "stopped sandbox processes left running by the previous server");
-    }
-    let sandboxes: Arc<dyn SandboxProvider> = Arc::new(host);
-    tracing::warn!(
-        provider = sandboxes.name(),
-        "the `host` sandbox provider isolates nothing: the agent runs unconfined as this server's user"
-    );
+    let sandboxes = sandbox_provider(&config, &model_access, tools).await?;
 
     let bus = Arc::new(EventBus::new());
     let runner = TurnRunner::new(
@@ -188,6 +184,84 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
     Ok(Server { address, shutdown, task })
 }
 
+/// The configured sandbox provider, ready to use.
+async fn sandbox_provider(
+    config: &Config,
+    model_access: &ModelAccess,
+    tools: agentbox_sandbox::Tools,
+) -> anyhow::Result<Arc<dyn SandboxProvider>> {
+    let root = config.data_dir.join("sandboxes");
+    if config.sandbox_provider == "host" {
+        let host = HostProvider::new(root, tools);
+        let reaped = host.reap_orphans();
+        if reaped > 0 {
+            tracing::warn!(reaped, "stopped sandbox processes left running by the previous server");
+        }
+        tracing::warn!(
+            "the `host` sandbox provider isolates nothing: the agent runs unconfined as this server's user"
+        );
+        return Ok(Arc::new(host));
+    }
+    // Sandboxes run as users of their own that must walk through the data directory to their
+    // workspace: it becomes traversable (not listable), and everything the server writes in it
+    // stays private to the server.
+    std::fs::set_permissions(&config.data_dir, std::fs::Permissions::from_mode(0o711))?;
+    let model_host = model_host(model_access.base_url.as_deref())?;
+    let allowed = AllowList::parse(&config.sandbox.allow_hosts)
+        .and_then(|list| Ok(list.merge(&AllowList::parse(&[model_host.as_str()])?)))
+        .map_err(anyhow::Error::msg)?;
+    tracing::info!(model = %model_host, others = config.sandbox.allow_hosts.len(), "sandboxes may reach the model API and the allowed hosts");
+    let init_program = match &config.sandbox.init_program {
+        Some(path) => path.clone(),
+        None => std::env::current_exe().context("cannot find this binary, the sandboxes' init")?,
+    };
+    let provider = LocalProvider::new(LocalConfig {
+        root,
+        init_program,
+        init_args: vec!["sandbox-init".into()],
+        tools,
+        limits: config.sandbox.limits,
+        uid_base: config.sandbox.uid_base,
+        idle_pause: config.sandbox.idle_pause,
+        disk_check_interval: std::time::Duration::from_secs(15),
+        egress: Arc::new(ServerEgress { allowed }),
+    })
+    .await
+    .context(
+        "cannot use the `local` sandbox provider (install bubblewrap with scripts/setup, or run \
+         with --sandbox-provider host to run the agent unconfined)",
+    )?;
+    Ok(provider)
+}
+
+/// `host:port` of the model API, which sandboxes may always reach.
+fn model_host(base_url: Option<&str>) -> anyhow::Result<String> {
+    let Some(url) = base_url else { return Ok("api.anthropic.com:443".into()) };
+    let (scheme, rest) =
+        url.split_once("://").context("ANTHROPIC_BASE_URL must be an http(s) URL")?;
+    let authority = rest.split('/').next().unwrap_or_default();
+    let authority = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+    let has_port = authority.rsplit_once(':').is_some_and(|(_, port)| port.parse::<u16>().is_ok())
+        && !authority.ends_with(']');
+    Ok(if has_port {
+        authority.to_owned()
+    } else {
+        format!("{authority}:{}", if scheme == "https" { 443 } else { 80 })
+    })
+}
+
+/// Where sandboxes may connect: the model API and the configured hosts.
+struct ServerEgress {
+    allowed: AllowList,
+}
+
+#[async_trait::async_trait]
+impl EgressPolicy for ServerEgress {
+    async fn allows(&self, _sandbox_id: &str, host: &str, port: u16) -> bool {
+        self.allowed.allows(host, port)
+    }
+}
+
 /// Resolves on Ctrl-C or SIGTERM.
 pub async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
@@ -202,6 +276,18 @@ pub async fn shutdown_signal() {
     tokio::select! {
         _ = ctrl_c => {}
         () = term => {}
+    }
+}
+
+/// Files of earlier versions may have been created world-readable; make them private.
+fn make_private(data_dir: &Path) {
+    if let Ok(entries) = std::fs::read_dir(data_dir) {
+        for entry in entries.flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_file()) {
+                let _ =
+                    std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(0o600));
+            }
+        }
     }
 }
 
@@ -247,5 +333,22 @@ fn secret_key(config: &Config) -> anyhow::Result<String> {
             Ok(key)
         }
         Err(err) => Err(err).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::model_host;
+
+    #[test]
+    fn the_model_host_comes_from_the_base_url() {
+        assert_eq!(model_host(None).unwrap(), "api.anthropic.com:443");
+        assert_eq!(model_host(Some("http://127.0.0.1:8089")).unwrap(), "127.0.0.1:8089");
+        assert_eq!(
+            model_host(Some("https://gateway.example.com/anthropic")).unwrap(),
+            "gateway.example.com:443"
+        );
+        assert_eq!(model_host(Some("http://user:pw@proxy.local/v1")).unwrap(), "proxy.local:80");
+        assert!(model_host(Some("not a url")).is_err());
     }
 }

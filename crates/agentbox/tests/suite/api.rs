@@ -151,7 +151,7 @@ async fn chats_belong_to_their_user_only() {
     );
     assert_eq!(
         (chat["status"].as_str(), chat["sandbox_provider"].as_str()),
-        (Some("idle"), Some("host"))
+        (Some("idle"), Some("local"))
     );
     let id = chat["id"].as_str().unwrap();
 
@@ -317,11 +317,11 @@ async fn health_reports_each_dependency_and_openapi_describes_the_api() {
     assert_eq!(health["database"]["status"], "ok");
     assert_eq!(health["cli"]["status"], "ok");
     assert_eq!(health["cli"]["version"], agentbox_agent::PINNED_CLI_VERSION);
-    assert_eq!(
-        health["sandbox"]["isolated"], false,
-        "the host provider must say it isolates nothing"
-    );
-    assert!(health["sandbox"]["detail"].as_str().unwrap().starts_with("host"));
+    assert_eq!(health["sandbox"]["isolated"], true, "{health}");
+    let detail = health["sandbox"]["detail"].as_str().unwrap();
+    assert!(detail.starts_with("local: bubblewrap"), "{detail}");
+    // This machine kind has cgroup v1 only: the degraded mode must say so.
+    assert!(detail.contains("cgroup v2") || detail.contains("degraded"), "{detail}");
     assert_eq!(health["redis"]["status"], "not_configured");
 
     let (status, doc) = api.get("/api/v1/openapi.json").await;
@@ -376,8 +376,26 @@ async fn first_start_creates_a_private_data_directory_and_secret_key() {
     let chat = api.new_chat().await;
     let message = api.send(&chat, "[[text:ok]] hi").await;
     api.turn_events(&chat, &message).await;
-    assert_eq!(mode(&sandboxes), 0o700);
-    assert_eq!(mode(server.data_dir.as_path()), 0o700);
+    // Sandbox users walk to their workspace through these directories, so they can be
+    // traversed but not listed; every file in them is private to the server.
+    assert_eq!(mode(&sandboxes), 0o711);
+    assert_eq!(mode(server.data_dir.as_path()), 0o711);
+    for entry in std::fs::read_dir(server.data_dir.as_path()).unwrap().flatten() {
+        if entry.file_type().unwrap().is_file() {
+            assert_eq!(mode(&entry.path()), 0o600, "{} is not private", entry.path().display());
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_host_provider_says_it_isolates_nothing() {
+    let server = TestServer::start_with(|config| config.sandbox_provider = "host".into()).await;
+    let (_, health) = server.api().get("/health").await;
+    assert_eq!(health["sandbox"]["isolated"], false, "{health}");
+    assert!(health["sandbox"]["detail"].as_str().unwrap().starts_with("host"));
+    let api = server.user("host@example.com").await;
+    let (_, chat) = api.call(Method::POST, "/api/v1/chats", Some(json!({}))).await;
+    assert_eq!(chat["sandbox_provider"], "host");
 }
 
 #[tokio::test]

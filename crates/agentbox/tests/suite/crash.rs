@@ -22,6 +22,7 @@ async fn spawn_server(data_dir: &std::path::Path, mock: &MockLlm) -> (Child, Str
         .env("ANTHROPIC_BASE_URL", mock.base_url())
         .env("AGENTBOX_CLAUDE_PATH", cli_path())
         .env("AGENTBOX_CLI_MAX_RETRIES", "0")
+        .env("AGENTBOX_SANDBOX_UID_BASE", super::support::unique_uid_base().to_string())
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -43,12 +44,17 @@ async fn spawn_server(data_dir: &std::path::Path, mock: &MockLlm) -> (Child, Str
     (child, base)
 }
 
-fn processes_of(data_dir: &std::path::Path) -> Vec<String> {
-    let marker = format!("AGENTBOX_SANDBOX={}/", data_dir.join("sandboxes").display());
+/// Processes of a chat's sandbox, found by the variables sandboxes give every process
+/// (`AGENTBOX_SANDBOX` on the host provider, `AGENTBOX_SANDBOX_ID` on the local one).
+fn processes_of(data_dir: &std::path::Path, chat: &str) -> Vec<String> {
+    let host_marker = format!("AGENTBOX_SANDBOX={}/{chat}#", data_dir.join("sandboxes").display());
+    let local_marker = format!("AGENTBOX_SANDBOX_ID={chat}");
     let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
         let Ok(environ) = std::fs::read(entry.path().join("environ")) else { continue };
-        let ours = environ.split(|&b| b == 0).any(|var| var.starts_with(marker.as_bytes()));
+        let ours = environ
+            .split(|&b| b == 0)
+            .any(|var| var.starts_with(host_marker.as_bytes()) || var == local_marker.as_bytes());
         let zombie =
             std::fs::read_to_string(entry.path().join("stat")).is_ok_and(|s| s.contains(") Z "));
         if ours && !zombie {
@@ -64,26 +70,26 @@ fn processes_of(data_dir: &std::path::Path) -> Vec<String> {
 
 /// Wait until the `[[sleep:300]]` tool of a turn is running (it starts a little after the
 /// `tool_started` event).
-async fn wait_for_sleeping_tool(data_dir: &std::path::Path) {
-    let tool_runs = || processes_of(data_dir).iter().any(|p| p.contains("time.sleep(300)"));
+async fn wait_for_sleeping_tool(data_dir: &std::path::Path, chat: &str) {
+    let tool_runs = || processes_of(data_dir, chat).iter().any(|p| p.contains("time.sleep(300)"));
     for _ in 0..600 {
         if tool_runs() {
             return;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("the turn's tool never started: {:?}", processes_of(data_dir));
+    panic!("the turn's tool never started: {:?}", processes_of(data_dir, chat));
 }
 
 /// Every process of the data directory's sandboxes has ended (SIGKILL takes a moment).
-async fn assert_gone(data_dir: &std::path::Path) {
-    let mut left = processes_of(data_dir);
+async fn assert_gone(data_dir: &std::path::Path, chat: &str) {
+    let mut left = processes_of(data_dir, chat);
     for _ in 0..50 {
         if left.is_empty() {
             return;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
-        left = processes_of(data_dir);
+        left = processes_of(data_dir, chat);
     }
     panic!("sandbox processes still run: {left:?}");
 }
@@ -103,7 +109,7 @@ async fn kill_9_mid_turn_loses_no_committed_event() {
     let message = api.send(&chat, "[[think]] [[sleep:300]] a long job").await;
     let before: Vec<SseEvent> = api.stream(&chat, None).await.until("tool_started").await;
     // Kill only once the tool really runs, so that there is something to orphan.
-    wait_for_sleeping_tool(data.path()).await;
+    wait_for_sleeping_tool(data.path(), &chat).await;
 
     server.start_kill().unwrap();
     server.wait().await.unwrap();
@@ -111,7 +117,7 @@ async fn kill_9_mid_turn_loses_no_committed_event() {
     let (_restarted, base) = spawn_server(data.path(), &mock).await;
     let api = Api { base, ..api };
     // The CLI died with the server; the tool it had started was stopped at the restart.
-    assert_gone(data.path()).await;
+    assert_gone(data.path(), &chat).await;
 
     let after = api.stream(&chat, None).await.until_completed(&message).await;
     assert_eq!(
@@ -150,11 +156,11 @@ async fn a_graceful_shutdown_closes_running_turns_as_interrupted() {
     let message = api.send(&chat, "[[sleep:300]] long").await;
     let mut stream = api.stream(&chat, None).await;
     stream.until("tool_started").await;
-    wait_for_sleeping_tool(&config.data_dir).await;
+    wait_for_sleeping_tool(&config.data_dir, &chat).await;
 
     // What SIGTERM does: stop serving, interrupt turns, wait for them to be recorded.
     server.stop().await.unwrap();
-    assert_gone(&config.data_dir).await;
+    assert_gone(&config.data_dir, &chat).await;
 
     let server = agentbox::serve::start(config).await.unwrap();
     let api = Api { base: format!("http://{}", server.address), ..api };

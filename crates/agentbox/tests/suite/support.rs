@@ -32,6 +32,13 @@ pub fn init_logs() {
         .try_init();
 }
 
+/// A range of 100 sandbox user ids no other test server of this run uses.
+pub fn unique_uid_base() -> u32 {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let slot = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 100;
+    400_000 + (std::process::id() % 1000) * 10_000 + slot * 100
+}
+
 /// Settings for a test server in `data_dir`, talking to `mock`.
 pub fn test_config(data_dir: &Path, mock: &MockLlm) -> Config {
     let mut config = ServeArgs {
@@ -46,6 +53,10 @@ pub fn test_config(data_dir: &Path, mock: &MockLlm) -> Config {
     .unwrap();
     // Fail fast on scripted model errors instead of retrying with backoff.
     config.cli_max_retries = 0;
+    // Sandboxes run this build's init, and every test server gets user ids of its own, so
+    // that concurrent tests never share a sandbox user (or its process limit).
+    config.sandbox.init_program = Some(env!("CARGO_BIN_EXE_agentbox").into());
+    config.sandbox.uid_base = unique_uid_base();
     config.interrupt_grace = Duration::from_secs(3);
     config
 }
