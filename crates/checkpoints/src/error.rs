@@ -22,6 +22,9 @@ pub enum CheckpointError {
     InvalidExclude { pattern: String, reason: String },
     #[error("{0} is not a directory")]
     NotADirectory(PathBuf),
+    /// The store would snapshot itself, growing with every checkpoint.
+    #[error("the checkpoint store {store} is inside the workspace {workspace}")]
+    StoreInWorkspace { store: PathBuf, workspace: PathBuf },
     #[error("{0} exists and is not an empty directory")]
     TargetNotEmpty(PathBuf),
     /// Something in the store is not what this crate wrote: a manifest that does not parse,

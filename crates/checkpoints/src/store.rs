@@ -226,6 +226,10 @@ impl Store {
             ErrorKind::NotFound => CheckpointError::NotADirectory(workspace.to_path_buf()),
             _ => CheckpointError::io("resolve", workspace, e),
         })?;
+        let store = fs::canonicalize(&self.root).map_err(io("resolve", &self.root))?;
+        if store.starts_with(&workspace) {
+            return Err(CheckpointError::StoreInWorkspace { store, workspace });
+        }
         self.clean_tmp()?;
         let index_path = self.root.join("index");
         let old = Index::load(&index_path, &workspace);

@@ -128,6 +128,11 @@ fn unknown_checkpoints_and_missing_workspaces_are_errors_that_change_nothing() {
     assert!(matches!(err, CheckpointError::NotADirectory(_)), "{err}");
     assert!(store.list().unwrap().is_empty());
 
+    let inner = plain_store(&ws.join(".checkpoints"));
+    let err = inner.checkpoint(&ws, &Default::default()).unwrap_err();
+    assert!(matches!(err, CheckpointError::StoreInWorkspace { .. }), "{err}");
+    assert!(inner.list().unwrap().is_empty());
+
     let err = agentbox_checkpoints::Store::open(
         dir.path().join("store2"),
         agentbox_checkpoints::StoreConfig { excludes: vec!["[".into()] },
