@@ -22,6 +22,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 
+/// How long a terminal's shell waits for its client to reconnect.
+const TERMINAL_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
 const REFRESH_TOKEN_TTL: std::time::Duration = std::time::Duration::from_secs(30 * 24 * 3600);
 
 /// A started server.
@@ -138,6 +140,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
             idle_session_timeout: config.idle_session,
             cli_max_retries: config.cli_max_retries,
             append_system_prompt: None,
+            permissions: config.permissions.clone(),
         },
     );
     let recovered = runner.recover().await.context("cannot close turns left open by a crash")?;
@@ -163,6 +166,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
             model: model_health,
         }),
         shutdown: shutdown.clone(),
+        terminals: agentbox_server::TerminalRegistry::new(TERMINAL_GRACE),
     };
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await

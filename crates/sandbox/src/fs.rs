@@ -319,6 +319,104 @@ impl Workspace {
     }
 }
 
+/// One entry met by [`Workspace::walk`]. A regular file comes with an open handle, so what
+/// is read is what was listed.
+pub struct WalkEntry {
+    /// Relative to the walked directory.
+    pub path: PathBuf,
+    pub kind: FileKind,
+    pub mode: u32,
+    pub size: u64,
+    pub link_target: Option<String>,
+    pub file: Option<std::fs::File>,
+}
+
+impl Workspace {
+    /// Visit everything below `path` once, a directory before its contents, through directory
+    /// descriptors opened with `O_NOFOLLOW`: a directory the agent swaps for a symlink while
+    /// the walk runs cannot lead it outside.
+    pub fn walk(&self, path: &str, mut visit: impl FnMut(WalkEntry) -> Result<()>) -> Result<()> {
+        let relative = self.relative(path)?;
+        let start = self.open(&relative, OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty())?;
+        let mut stack: Vec<(OwnedFd, PathBuf)> = vec![(start, PathBuf::new())];
+        while let Some((dir, prefix)) = stack.pop() {
+            let mut names: Vec<Vec<u8>> = rustix::fs::Dir::read_from(&dir)?
+                .filter_map(|entry| entry.ok())
+                .map(|entry| entry.file_name().to_bytes().to_vec())
+                .filter(|n| n != b"." && n != b"..")
+                .collect();
+            names.sort();
+            for name in names.iter().rev() {
+                let name = OsStr::from_bytes(name);
+                let Ok(stat) = rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW) else {
+                    continue;
+                };
+                let mut entry = info(
+                    &name.to_string_lossy(),
+                    &prefix.join(name),
+                    &stat,
+                    link_target(&dir, name, &stat),
+                );
+                match entry.kind {
+                    FileKind::Dir => {
+                        let Ok(child) = rustix::fs::openat(
+                            &dir,
+                            name,
+                            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                            Mode::empty(),
+                        ) else {
+                            continue;
+                        };
+                        stack.push((child, prefix.join(name)));
+                        visit(WalkEntry {
+                            path: prefix.join(name),
+                            kind: entry.kind,
+                            mode: entry.mode,
+                            size: 0,
+                            link_target: None,
+                            file: None,
+                        })?;
+                    }
+                    FileKind::File => {
+                        let Ok(fd) = rustix::fs::openat(
+                            &dir,
+                            name,
+                            OFlags::RDONLY
+                                | OFlags::NOFOLLOW
+                                | OFlags::NOCTTY
+                                | OFlags::NONBLOCK
+                                | OFlags::CLOEXEC,
+                            Mode::empty(),
+                        ) else {
+                            continue;
+                        };
+                        visit(WalkEntry {
+                            path: prefix.join(name),
+                            kind: entry.kind,
+                            mode: entry.mode,
+                            size: entry.size,
+                            link_target: None,
+                            file: Some(std::fs::File::from(fd)),
+                        })?;
+                    }
+                    FileKind::Symlink => {
+                        visit(WalkEntry {
+                            path: prefix.join(name),
+                            kind: entry.kind,
+                            mode: entry.mode,
+                            size: 0,
+                            link_target: entry.link_target.take(),
+                            file: None,
+                        })?;
+                    }
+                    FileKind::Other => {}
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 fn remove_at(dir: &OwnedFd, name: &OsStr) -> Result<()> {
     let stat = rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW).map_err(io::Error::from)?;
     if FileType::from_raw_mode(stat.st_mode) != FileType::Directory {
@@ -462,6 +560,18 @@ mod tests {
         assert_eq!(link.link_target.as_deref(), Some(dir.path().join("secret").to_str().unwrap()));
         ws.remove("outdir").unwrap();
         assert_eq!(std::fs::read_to_string(dir.path().join("secret")).unwrap(), "host secret");
+        // A walk lists links as links and never enters them.
+        let mut seen = Vec::new();
+        ws.walk("", |entry| {
+            seen.push((entry.path.display().to_string(), entry.kind));
+            Ok(())
+        })
+        .unwrap();
+        assert!(seen.contains(&("etc".to_owned(), FileKind::Symlink)), "{seen:?}");
+        assert!(
+            !seen.iter().any(|(p, _)| p.starts_with("etc/") || p.contains("secret")),
+            "{seen:?}"
+        );
         // A link that stays inside works.
         ws.write("real.txt", b"inside").unwrap();
         symlink("real.txt", home.join("ok")).unwrap();

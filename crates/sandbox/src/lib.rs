@@ -158,6 +158,12 @@ pub trait SandboxProvider: Send + Sync {
     /// Remove the sandbox and everything in it. Removing a missing sandbox is not an error.
     async fn delete(&self, id: &str) -> Result<()>;
 
+    /// The sandbox's files, without starting the sandbox if the provider keeps them on this
+    /// machine.
+    async fn workspace(&self, id: &str) -> Result<Workspace> {
+        Ok(self.ensure(id).await?.files().clone())
+    }
+
     /// Where the sandbox stands; `Stopped` for one that does not exist.
     async fn status(&self, _id: &str) -> SandboxStatus {
         SandboxStatus::Running

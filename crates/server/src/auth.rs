@@ -71,18 +71,22 @@ impl FromRequestParts<AppState> for CurrentUser {
             .ok_or_else(|| {
                 ApiError::unauthorized("The Authorization header must be `Bearer <token>`.")
             })?;
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.leeway = 5;
-        let claims =
-            jsonwebtoken::decode::<Claims>(token.trim(), &state.auth.decoding, &validation)
-                .map_err(|_| ApiError::unauthorized("The access token is invalid or has expired."))?
-                .claims;
-        let user =
-            state.store.user(claims.sub).await?.ok_or_else(|| {
-                ApiError::unauthorized("The account of this token no longer exists.")
-            })?;
-        Ok(Self(user))
+        Ok(Self(user_from_token(state, token).await?))
     }
+}
+
+/// The user an access token was issued to, if the token is valid and the account exists.
+pub async fn user_from_token(state: &AppState, token: &str) -> Result<UserRecord, ApiError> {
+    let mut validation = Validation::new(Algorithm::HS256);
+    validation.leeway = 5;
+    let claims = jsonwebtoken::decode::<Claims>(token.trim(), &state.auth.decoding, &validation)
+        .map_err(|_| ApiError::unauthorized("The access token is invalid or has expired."))?
+        .claims;
+    state
+        .store
+        .user(claims.sub)
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("The account of this token no longer exists."))
 }
 
 pub fn routes() -> OpenApiRouter<AppState> {

@@ -12,10 +12,13 @@ mod extract;
 mod health;
 mod messages;
 pub mod openapi;
+mod sandbox;
 mod setup;
 mod spa;
 mod state;
 mod stream;
+mod terminal;
+mod workspace;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -26,6 +29,7 @@ pub use auth::AuthKeys;
 pub use error::ApiError;
 pub use health::{ServerInfo, component};
 pub use state::{AppState, Limits};
+pub use terminal::TerminalRegistry;
 
 /// The complete router: API, health, OpenAPI document, the web UI (`spa`), and JSON errors
 /// for unknown API paths.
@@ -55,4 +59,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(chats::routes())
         .merge(messages::routes())
         .merge(stream::routes())
+        .merge(sandbox::routes())
+        .merge(terminal::routes())
+        .merge(workspace::routes())
 }

@@ -36,4 +36,6 @@ pub struct AppState {
     pub info: Arc<ServerInfo>,
     /// Cancelled when the server shuts down, so long-lived responses (SSE) end.
     pub shutdown: CancellationToken,
+    /// Open terminals (shells on PTYs in sandboxes).
+    pub terminals: Arc<crate::terminal::TerminalRegistry>,
 }

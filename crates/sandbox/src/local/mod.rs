@@ -683,6 +683,12 @@ impl SandboxProvider for LocalProvider {
         }
     }
 
+    async fn workspace(&self, id: &str) -> Result<Workspace> {
+        let entry = self.entry(id)?;
+        prepare_dirs(&entry.dir, &entry.home(), entry.uid)?;
+        Ok(Workspace::new(entry.home(), HOME, Some((entry.uid, entry.uid))))
+    }
+
     async fn status(&self, id: &str) -> SandboxStatus {
         let Some(entry) = lock(&self.sandboxes).get(id).cloned() else {
             return SandboxStatus::Stopped;
