@@ -13,7 +13,7 @@ export function ToolCard({ block }: { block: ToolBlock }) {
   const bodyLines = (view.kind === "diff" ? view.changes.length : 0) + (view.kind === "generic" ? lineCount(view.input) : 0) + lineCount(block.output);
   const [open, setOpen] = useState(bodyLines <= LONG_OUTPUT_LINES * 2);
   return (
-    <details className={`tool-card tool-${block.state}`} open={open} onToggle={(e) => setOpen(e.currentTarget.open)} data-tool={block.name}>
+    <details className={`tool-card tool-${block.state}`} open={open} onToggle={(e) => setOpen(e.currentTarget.open)} data-tool={block.name} data-seq={block.seq}>
       <summary>
         <span className="tool-name">{block.name}</span>
         <span className="tool-subtitle">{subtitle}</span>
