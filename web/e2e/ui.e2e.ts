@@ -41,6 +41,20 @@ async function renderedSeqs(): Promise<string[]> {
   return page.locator("li.message-assistant [data-seq]").evaluateAll((nodes) => nodes.map((n) => n.getAttribute("data-seq") ?? ""));
 }
 
+/** Waits, asking the API directly (not through the browser), until the chat's turn is over. */
+async function waitUntilIdle(chatId: string): Promise<void> {
+  const stored = await page.evaluate(() => localStorage.getItem("agentbox.session"));
+  const token = (JSON.parse(stored ?? "{}") as { state?: { session?: { accessToken?: string } } }).state?.session?.accessToken;
+  const deadline = Date.now() + PATIENCE;
+  while (Date.now() < deadline) {
+    const response = await fetch(`${stack.base}/api/v1/chats/${chatId}`, { headers: { authorization: `Bearer ${token}` } });
+    const chat = (await response.json()) as { status?: string };
+    if (response.ok && chat.status === "idle") return;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`chat ${chatId} did not become idle`);
+}
+
 beforeAll(async () => {
   stack = await startStack();
   context = await stack.browser.newContext({ baseURL: stack.base, viewport: { width: 1280, height: 820 } });
@@ -122,6 +136,25 @@ describe("the web UI", () => {
     expect(await after.locator('[data-tool="Bash"] .tool-output').filter({ hasText: "before-the-pause" }).count()).toBe(1);
     expect(await after.getByText("after the pause").count()).toBe(1);
     expect(await page.locator(".message-user").count()).toBe(2);
+    const seqs = await renderedSeqs();
+    expect(new Set(seqs).size).toBe(seqs.length);
+  });
+
+  it("resumes by itself after the network drops, showing every event once", async () => {
+    await send("[[bash:echo before-the-drop]] [[sleep:3]] [[text:back after the drop]]");
+    const turn = lastTurn();
+    await turn.locator('[data-tool="Bash"] .tool-output').filter({ hasText: "before-the-drop" }).waitFor();
+    await context.setOffline(true);
+    await page.locator(".connection-offline").waitFor();
+    // The turn finishes on the server while the browser is offline.
+    await waitUntilIdle(new URL(page.url()).pathname.split("/").pop() ?? "");
+    expect(await turn.getByText("back after the drop").count()).toBe(0);
+    await context.setOffline(false);
+    await page.locator(".connection-live").waitFor();
+    await turn.getByText("back after the drop").waitFor();
+    await waitForTurnEnd();
+    expect(await turn.locator('[data-tool="Bash"]').count()).toBe(2);
+    expect(await turn.getByText("back after the drop").count()).toBe(1);
     const seqs = await renderedSeqs();
     expect(new Set(seqs).size).toBe(seqs.length);
   });

@@ -106,4 +106,33 @@ describe("the chat stream", () => {
       stream.stop();
     }
   });
+
+  it("goes offline when the browser loses the network and comes back when it returns", async () => {
+    const queryClient = new QueryClient();
+    queryClient.setQueryData<Conversation>(conversationKeys.detail(CHAT), [event(1)].reduce(applyEvent, emptyConversation));
+    const lastEventIds: (string | null)[] = [];
+    let online = true;
+    vi.spyOn(navigator, "onLine", "get").mockImplementation(() => online);
+    vi.stubGlobal("fetch", async (_path: string, init: RequestInit = {}) => {
+      if (!online) throw new TypeError("Failed to fetch");
+      lastEventIds.push(new Headers(init.headers).get("last-event-id"));
+      return streamResponse(lastEventIds.length === 1 ? sse([event(2)]) : "", init.signal as AbortSignal, false);
+    });
+    const states: ConnectionState[] = [];
+    const stream = new ChatStream({ chatId: CHAT, queryClient, onState: (s) => states.push(s) });
+    stream.start();
+    try {
+      await vi.waitFor(() => expect(states.at(-1)).toBe("live"));
+      online = false;
+      window.dispatchEvent(new Event("offline"));
+      await vi.waitFor(() => expect(states.at(-1)).toBe("offline"));
+      online = true;
+      window.dispatchEvent(new Event("online"));
+      await vi.waitFor(() => expect(lastEventIds).toEqual(["1", "2"]));
+      await vi.waitFor(() => expect(states.at(-1)).toBe("live"));
+    } finally {
+      stream.stop();
+      vi.restoreAllMocks();
+    }
+  });
 });

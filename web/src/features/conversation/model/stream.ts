@@ -36,15 +36,25 @@ export class ChatStream {
 
   start(): void {
     window.addEventListener("online", this.reconnectNow);
+    window.addEventListener("offline", this.dropNow);
     void this.run();
   }
 
   stop(): void {
     this.stopped = true;
     window.removeEventListener("online", this.reconnectNow);
+    window.removeEventListener("offline", this.dropNow);
     this.current?.abort();
     this.wake?.();
   }
+
+  /**
+   * The browser says it lost the network: an open connection may never notice by itself
+   * (until the silence limit), so it is dropped now and the indicator says "offline" at once.
+   */
+  readonly dropNow = (): void => {
+    this.current?.abort();
+  };
 
   /** Drops the current connection (or the wait before the next) and connects again. */
   readonly reconnectNow = (): void => {
