@@ -391,6 +391,11 @@ fn default_data_dir() -> anyhow::Result<PathBuf> {
     if let Some(dir) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
         return Ok(PathBuf::from(dir).join("agentbox"));
     }
+    // As root, sandboxes run as users of their own who must be able to walk to their
+    // workspace; root's home is closed to them, /var/lib is not.
+    if nix::unistd::geteuid().is_root() {
+        return Ok(PathBuf::from("/var/lib/agentbox"));
+    }
     let home = std::env::var_os("HOME").filter(|h| !h.is_empty()).context(
         "neither --data-dir, XDG_DATA_HOME nor HOME is set: cannot choose a data directory",
     )?;

@@ -64,6 +64,8 @@ fn main() -> anyhow::Result<()> {
     if let Command::SandboxInit = cli.command {
         return Ok(agentbox_sandbox::local::init::main()?);
     }
+    // Everything the server creates is private to it unless it says otherwise.
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
     tokio::runtime::Runtime::new()?.block_on(run(cli.command))
 }
 

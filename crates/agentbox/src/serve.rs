@@ -61,10 +61,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 /// Open everything, close what a crash left open, and start serving on `config.bind`.
 pub async fn start(config: Config) -> anyhow::Result<Server> {
     tracing::debug!(?config, "configuration");
-    // Everything the server creates (database, key, logs) is private to it.
-    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
     prepare_data_dir(&config.data_dir)?;
     let secret = secret_key(&config)?;
+    create_private_database(&config.database_url)?;
     let store = Store::open(&config.database_url)
         .await
         .with_context(|| format!("cannot open the database in {}", config.data_dir.display()))?;
@@ -281,6 +280,23 @@ pub async fn shutdown_signal() {
         _ = ctrl_c => {}
         () = term => {}
     }
+}
+
+/// Create the SQLite file with mode 0600 before SQLite does: its `-wal` and `-shm` files
+/// take the database file's mode, so the whole database stays private whatever the umask.
+fn create_private_database(url: &str) -> anyhow::Result<()> {
+    let path = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
+    let path = path.split('?').next().unwrap_or(path);
+    if path.is_empty() || path.contains(":memory:") {
+        return Ok(());
+    }
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot create the database file {path}"))?;
+    Ok(())
 }
 
 /// Files of earlier versions may have been created world-readable; make them private.

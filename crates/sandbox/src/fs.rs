@@ -174,10 +174,19 @@ impl Workspace {
             OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
             Mode::empty(),
         )?;
-        if let Ok(stat) = rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW)
-            && FileType::from_raw_mode(stat.st_mode) == FileType::Directory
-        {
-            return Err(SandboxError::IsADirectory(path.to_owned()));
+        if let Ok(stat) = rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+            match FileType::from_raw_mode(stat.st_mode) {
+                FileType::Directory => return Err(SandboxError::IsADirectory(path.to_owned())),
+                // Through a link only to a file that is inside too, written in place.
+                FileType::Symlink => {
+                    let fd = self.open(&relative, OFlags::WRONLY | OFlags::TRUNC | OFlags::NOCTTY, Mode::empty())?;
+                    let mut file = std::fs::File::from(fd);
+                    file.write_all(data)?;
+                    file.sync_all()?;
+                    return self.stat(path);
+                }
+                _ => {}
+            }
         }
         let temp = format!(".{}.agentbox-upload-{}", name.to_string_lossy(), std::process::id());
         let fd = rustix::fs::openat(
@@ -552,6 +561,8 @@ mod tests {
             assert!(matches!(err, SandboxError::PathOutside(_)), "{path}: {err:?}");
         }
         assert!(matches!(ws.write("outdir/planted", b"x"), Err(SandboxError::PathOutside(_))));
+        assert!(matches!(ws.write("abs", b"x"), Err(SandboxError::PathOutside(_))));
+        assert!(matches!(ws.write("rel", b"x"), Err(SandboxError::PathOutside(_))));
         assert!(matches!(ws.list("outdir"), Err(SandboxError::PathOutside(_))));
         assert!(!dir.path().join("planted").exists());
         // The links themselves can be inspected and removed, never followed.
@@ -576,5 +587,8 @@ mod tests {
         ws.write("real.txt", b"inside").unwrap();
         symlink("real.txt", home.join("ok")).unwrap();
         assert_eq!(ws.read("ok", 100).unwrap(), b"inside");
+        ws.write("ok", b"through the link").unwrap();
+        assert_eq!(ws.read("real.txt", 100).unwrap(), b"through the link");
+        assert_eq!(ws.stat("ok").unwrap().kind, FileKind::Symlink);
     }
 }

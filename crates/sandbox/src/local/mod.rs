@@ -200,6 +200,14 @@ impl LocalProvider {
         // traversal without listing reveals nothing (every file in the data directory is
         // private to the server).
         std::fs::set_permissions(&config.root, std::fs::Permissions::from_mode(0o711))?;
+        if own_uids && let Some(closed) = closed_ancestor(&config.root) {
+            return Err(SandboxError::Unavailable(format!(
+                "sandbox users cannot reach {}: {} is not traversable by others (o+x); put the data \
+                 directory under a path they can walk through, such as /var/lib/agentbox",
+                config.root.display(),
+                closed.display()
+            )));
+        }
         let mut binaries =
             vec![(INIT_NAME.to_owned(), shareable(&config.root, INIT_NAME, &config.init_program)?)];
         for (name, path) in &config.tools {
@@ -825,6 +833,15 @@ fn data_pipe(data: &[u8]) -> Result<OwnedFd> {
 fn find_on_path(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into());
     std::env::split_paths(&path).map(|dir| dir.join(name)).find(|p| p.is_file())
+}
+
+/// The first directory above `path` that other users cannot traverse, if any.
+fn closed_ancestor(path: &Path) -> Option<PathBuf> {
+    let path = path.canonicalize().ok()?;
+    path.ancestors()
+        .skip(1)
+        .find(|dir| std::fs::metadata(dir).is_ok_and(|m| m.mode() & 0o001 == 0))
+        .map(Path::to_path_buf)
 }
 
 /// A path to `source` that the sandboxes' users can open (bubblewrap binds it as them):
