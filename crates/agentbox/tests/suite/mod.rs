@@ -1,5 +1,6 @@
 mod api;
 mod crash;
+mod sandbox;
 mod support;
 mod turns;
 mod web;
