@@ -157,6 +157,8 @@ pub struct SandboxSettings {
     pub uid_base: u32,
     /// The init program; this binary (`agentbox sandbox-init`) when `None`.
     pub init_program: Option<PathBuf>,
+    /// How often workspace sizes are checked against the disk quota.
+    pub disk_check_interval: Duration,
 }
 
 /// Package registries and code hosts a coding agent commonly needs.
@@ -322,6 +324,7 @@ impl ServeArgs {
             },
             uid_base: self.sandbox_uid_base.or(file.sandbox_uid_base).unwrap_or(200_000),
             init_program: self.sandbox_init_program,
+            disk_check_interval: Duration::from_secs(15),
         };
         let log_format = match self.log_format.or(file.log_format).as_deref() {
             None | Some("text") => LogFormat::Text,

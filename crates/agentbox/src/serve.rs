@@ -226,7 +226,7 @@ async fn sandbox_provider(
         limits: config.sandbox.limits,
         uid_base: config.sandbox.uid_base,
         idle_pause: config.sandbox.idle_pause,
-        disk_check_interval: std::time::Duration::from_secs(15),
+        disk_check_interval: config.sandbox.disk_check_interval,
         egress: Arc::new(ServerEgress { allowed }),
     })
     .await

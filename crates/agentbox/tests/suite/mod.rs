@@ -1,4 +1,5 @@
 mod api;
+mod containment;
 mod crash;
 mod sandbox;
 mod support;
