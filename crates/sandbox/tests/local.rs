@@ -213,3 +213,41 @@ async fn timeouts_pause_resume_restart_and_delete() {
     assert!(!root.join("life").exists());
     assert_eq!(provider.status("life").await, SandboxStatus::Stopped);
 }
+
+#[tokio::test]
+async fn an_idle_sandbox_pauses_itself_and_resumes_on_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let provider = LocalProvider::new(LocalConfig {
+        idle_pause: Some(Duration::from_millis(300)),
+        ..config(dir.path().join("sandboxes"))
+    })
+    .await
+    .unwrap();
+    let sandbox = provider.ensure("idle").await.unwrap();
+    // While the server holds a process of the sandbox, it is not idle.
+    let busy = sandbox
+        .exec(ExecRequest {
+            program: "/bin/sleep".into(),
+            args: vec!["2".into()],
+            ..ExecRequest::default()
+        })
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(provider.status("idle").await, SandboxStatus::Running);
+    assert!(busy.exit.await.unwrap().success());
+    // Then it is, and pauses itself.
+    let mut status = SandboxStatus::Running;
+    for _ in 0..100 {
+        status = provider.status("idle").await;
+        if status == SandboxStatus::Paused {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(status, SandboxStatus::Paused);
+    // The next use resumes it transparently.
+    let sandbox = provider.ensure("idle").await.unwrap();
+    let (code, out, _) = sh(sandbox.as_ref(), "echo awake").await;
+    assert_eq!((code, out.trim()), (Some(0), "awake"));
+}
