@@ -179,7 +179,11 @@ impl Workspace {
                 FileType::Directory => return Err(SandboxError::IsADirectory(path.to_owned())),
                 // Through a link only to a file that is inside too, written in place.
                 FileType::Symlink => {
-                    let fd = self.open(&relative, OFlags::WRONLY | OFlags::TRUNC | OFlags::NOCTTY, Mode::empty())?;
+                    let fd = self.open(
+                        &relative,
+                        OFlags::WRONLY | OFlags::TRUNC | OFlags::NOCTTY,
+                        Mode::empty(),
+                    )?;
                     let mut file = std::fs::File::from(fd);
                     file.write_all(data)?;
                     file.sync_all()?;

@@ -162,6 +162,7 @@ impl Sandbox for HostSandbox {
             pty: request.pty,
             marker: (MARKER.to_owned(), marker.clone()),
             die_with_parent: true,
+            keep_when_dropped: request.background,
         })
         .map_err(|source| SandboxError::Spawn { program: request.program.clone(), source })?;
         let killer = ProcessKiller::new(ProcessTree {

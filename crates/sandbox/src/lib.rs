@@ -84,6 +84,9 @@ pub struct ExecRequest {
     pub pty: Option<PtySize>,
     /// Kill the process (and what it started) after this long.
     pub timeout: Option<Duration>,
+    /// Keep the process running when the server lets go of it (drops every handle); by
+    /// default that kills it.
+    pub background: bool,
 }
 
 /// Where a sandbox stands.

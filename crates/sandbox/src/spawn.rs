@@ -39,6 +39,8 @@ pub struct SpawnSpec {
     pub marker: (String, String),
     /// Make the process die when its parent does (for processes started by the server).
     pub die_with_parent: bool,
+    /// Keep the process when its exit future is dropped (a background process).
+    pub keep_when_dropped: bool,
 }
 
 /// A started process. With a PTY, `stdout` carries the terminal's output (stderr included)
@@ -62,7 +64,7 @@ pub fn spawn(spec: SpawnSpec) -> io::Result<Spawned> {
         .envs(spec.env.iter().map(|(k, v)| (k, v)))
         .env(&spec.marker.0, &spec.marker.1)
         .current_dir(&spec.cwd)
-        .kill_on_drop(true);
+        .kill_on_drop(!spec.keep_when_dropped);
     let pty = match spec.pty {
         Some(size) => {
             let pty = nix::pty::openpty(Some(&winsize(size)), None).map_err(io::Error::from)?;

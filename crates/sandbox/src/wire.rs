@@ -49,6 +49,9 @@ pub struct ExecSpec {
     pub cwd: Option<String>,
     pub pty: Option<PtySize>,
     pub timeout_ms: Option<u64>,
+    /// Keep running after the connection closes.
+    #[serde(default)]
+    pub background: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

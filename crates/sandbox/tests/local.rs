@@ -251,3 +251,31 @@ async fn an_idle_sandbox_pauses_itself_and_resumes_on_use() {
     let (code, out, _) = sh(sandbox.as_ref(), "echo awake").await;
     assert_eq!((code, out.trim()), (Some(0), "awake"));
 }
+
+#[tokio::test]
+async fn a_background_exec_outlives_its_connection_and_a_foreground_one_does_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let provider = LocalProvider::new(config(dir.path().join("sandboxes"))).await.unwrap();
+    let sandbox = provider.ensure("bgexec").await.unwrap();
+    for (name, background) in [("fg", false), ("bg", true)] {
+        let script = format!("while true; do date +%s%N > /home/user/{name}; sleep 0.05; done");
+        let process = sandbox
+            .exec(ExecRequest {
+                program: "/bin/sh".into(),
+                args: vec!["-c".into(), script],
+                background,
+                ..ExecRequest::default()
+            })
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        drop(process);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let home = dir.path().join("sandboxes/bgexec/home");
+    let read = |name: &str| std::fs::read_to_string(home.join(name)).unwrap();
+    let (fg, bg) = (read("fg"), read("bg"));
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(read("fg"), fg, "a dropped foreground process kept running");
+    assert_ne!(read("bg"), bg, "a background process stopped with its connection");
+}

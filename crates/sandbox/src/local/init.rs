@@ -138,6 +138,7 @@ async fn exec(
         pty: spec.pty,
         marker,
         die_with_parent: false,
+        keep_when_dropped: spec.background,
     }) {
         Ok(spawned) => spawned,
         Err(err) => {
@@ -146,6 +147,7 @@ async fn exec(
         }
     };
     let pid = spawned.pid;
+    let background = spec.background;
     wire::write_line(&mut write, &Reply::ok(Some(pid))).await?;
 
     let (frames, mut outgoing) = mpsc::channel::<(u8, Vec<u8>)>(64);
@@ -191,9 +193,12 @@ async fn exec(
                 }
                 Ok(Some((kind::KILL, _))) => kill_tree(pid, &kill_marker, Signal::SIGKILL),
                 Ok(Some(_)) => {}
-                // The server let go of the process: it must not run on unsupervised.
+                // The server let go of the process: unless asked to run in the background,
+                // it must not run on unsupervised.
                 Ok(None) | Err(_) => {
-                    kill_tree(pid, &kill_marker, Signal::SIGKILL);
+                    if !background {
+                        kill_tree(pid, &kill_marker, Signal::SIGKILL);
+                    }
                     return;
                 }
             }

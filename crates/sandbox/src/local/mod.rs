@@ -772,6 +772,7 @@ impl Sandbox for LocalSandbox {
             cwd: request.cwd,
             pty: request.pty,
             timeout_ms: request.timeout.map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
+            background: request.background,
         };
         let mut process = client::exec(&self.entry.ctl_socket(), spec).await?;
         // Busy until the process has exited: the sandbox is not idle meanwhile.
