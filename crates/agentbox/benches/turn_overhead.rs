@@ -93,7 +93,7 @@ struct Agentbox {
     _server: agentbox::serve::Server,
 }
 
-async fn start_agentbox(mock: &MockLlm, data: &Path, idle: Duration) -> Agentbox {
+async fn start_agentbox(mock: &MockLlm, data: &Path, provider: &str, idle: Duration) -> Agentbox {
     let mut config = ServeArgs {
         data_dir: Some(data.to_owned()),
         bind: Some("127.0.0.1:0".parse().unwrap()),
@@ -105,6 +105,9 @@ async fn start_agentbox(mock: &MockLlm, data: &Path, idle: Duration) -> Agentbox
     .resolve()
     .unwrap();
     config.idle_session = idle;
+    config.sandbox_provider = provider.to_owned();
+    // The sandboxes' init is the agentbox binary (this bench is another program).
+    config.sandbox.init_program = Some(env!("CARGO_BIN_EXE_agentbox").into());
     let server = agentbox::serve::start(config).await.unwrap();
     let base = format!("http://{}/api/v1", server.address);
     let http = reqwest::Client::new();
@@ -219,24 +222,54 @@ async fn main() {
         }
     }
 
-    let fresh = start_agentbox(&mock, &work.path().join("fresh"), Duration::ZERO).await;
-    let mut per_turn_process = Vec::new();
-    for i in 0..WARMUP + n {
-        let chat = fresh.new_chat().await;
-        let t = fresh.turn(&chat).await;
-        if i >= WARMUP {
-            per_turn_process.push(t);
-        }
+    // Sandboxes need their data directory's parents to be traversable by their users.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(work.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
     }
-
-    let kept = start_agentbox(&mock, &work.path().join("kept"), Duration::from_secs(600)).await;
-    let chat = kept.new_chat().await;
-    let mut kept_process = Vec::new();
-    for i in 0..WARMUP + n {
-        let t = kept.turn(&chat).await;
-        if i >= WARMUP {
-            kept_process.push(t);
+    let mut rows = Vec::new();
+    for provider in ["host", "local"] {
+        let fresh = start_agentbox(
+            &mock,
+            &work.path().join(format!("{provider}-fresh")),
+            provider,
+            Duration::ZERO,
+        )
+        .await;
+        let mut per_turn_process = Vec::new();
+        for i in 0..WARMUP + n {
+            let chat = fresh.new_chat().await;
+            let t = fresh.turn(&chat).await;
+            if i >= WARMUP {
+                per_turn_process.push(t);
+            }
         }
+        rows.push((
+            format!(
+                "agentbox on `{provider}`, new CLI process per turn (POST → `message_completed`)"
+            ),
+            per_turn_process,
+        ));
+
+        let kept = start_agentbox(
+            &mock,
+            &work.path().join(format!("{provider}-kept")),
+            provider,
+            Duration::from_secs(600),
+        )
+        .await;
+        let chat = kept.new_chat().await;
+        let mut kept_process = Vec::new();
+        for i in 0..WARMUP + n {
+            let t = kept.turn(&chat).await;
+            if i >= WARMUP {
+                kept_process.push(t);
+            }
+        }
+        rows.push((
+            format!("agentbox on `{provider}`, CLI process kept between turns (default)"),
+            kept_process,
+        ));
     }
 
     let (bare_median, bare_p90) = stats(&mut bare);
@@ -244,11 +277,8 @@ async fn main() {
     println!("| path | median | p90 | median ÷ bare CLI median |");
     println!("|---|---|---|---|");
     println!("| bare CLI (spawn → `result`) | {} | {} | 1.00 |", ms(bare_median), ms(bare_p90));
-    for (name, samples) in [
-        ("agentbox, new CLI process per turn (POST → `message_completed`)", &mut per_turn_process),
-        ("agentbox, CLI process kept between turns (default)", &mut kept_process),
-    ] {
-        let (median, p90) = stats(samples);
+    for (name, mut samples) in rows {
+        let (median, p90) = stats(&mut samples);
         let ratio = median.as_secs_f64() / bare_median.as_secs_f64();
         println!("| {name} | {} | {} | {ratio:.2} |", ms(median), ms(p90));
     }
