@@ -16,7 +16,7 @@ pub mod session;
 pub mod turn;
 
 pub use install::{CliInstall, PINNED_CLI_VERSION};
-pub use policy::{Assessment, AutoPolicy};
+pub use policy::{Assessment, AutoPolicy, rule_for, rule_matches};
 pub use session::{AgentSession, SessionOptions, SessionOutput};
 pub use turn::{
     AgentEvent, AllowAll, EventSink, PermissionDecision, PermissionPolicy, PersonAnswer, SinkError,

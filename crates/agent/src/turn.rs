@@ -405,14 +405,18 @@ impl Turn<'_> {
                 if let Some(index) =
                     self.pending.iter().position(|p| p.request_id == cancel.request_id)
                 {
-                    let pending = self.pending.remove(index);
-                    self.policy.withdraw(&pending.request_id);
-                    let resolution = PermissionResolution::new(
-                        &pending.request_id,
-                        false,
-                        ResolvedBy::Cancelled,
-                    )
-                    .with_message("The agent withdrew the request before it was answered.");
+                    let mut pending = self.pending.remove(index);
+                    // An answer given just before the CLI withdrew the request is what the
+                    // person decided; record that rather than the withdrawal.
+                    let answered = if self.policy.withdraw(&pending.request_id) {
+                        None
+                    } else {
+                        pending.answer.try_recv().ok().map(|answer| answer.resolution)
+                    };
+                    let resolution = answered.unwrap_or_else(|| {
+                        PermissionResolution::new(&pending.request_id, false, ResolvedBy::Cancelled)
+                            .with_message("The agent withdrew the request before it was answered.")
+                    });
                     self.emit(EventPayload::PermissionResolved(resolution)).await?;
                 }
             }

@@ -7,6 +7,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use agentbox_agent::AutoPolicy;
+use agentbox_runs::PermissionSettings;
 use agentbox_sandbox::egress::AllowList;
 use agentbox_sandbox::local::limits::Limits;
 use anyhow::{Context, bail};
@@ -107,6 +109,20 @@ pub struct ServeArgs {
     /// Log format: `text` or `json` [default: text].
     #[arg(long, env = "AGENTBOX_LOG_FORMAT")]
     pub log_format: Option<String>,
+    /// Seconds a permission request waits for an answer before it is denied [default: 600].
+    #[arg(long, env = "AGENTBOX_PERMISSION_TIMEOUT_SECS")]
+    pub permission_timeout_secs: Option<u64>,
+    /// Offer `bypassPermissions` although the sandbox provider does not isolate the agent.
+    #[arg(long, env = "AGENTBOX_ALLOW_BYPASS_WITHOUT_ISOLATION")]
+    pub allow_bypass_without_isolation: bool,
+    /// Hosts the `auto` mode lets the agent reach without asking, comma-separated (a host
+    /// includes its subdomains) [default: none].
+    #[arg(long, env = "AGENTBOX_AUTO_ALLOWED_HOSTS")]
+    pub auto_allowed_hosts: Option<String>,
+    /// Commands that always ask in `auto` mode, besides the built-in risky ones,
+    /// comma-separated [default: none].
+    #[arg(long, env = "AGENTBOX_AUTO_RISKY_COMMANDS")]
+    pub auto_risky_commands: Option<String>,
 }
 
 /// The same settings from a TOML file.
@@ -140,6 +156,10 @@ struct FileConfig {
     max_prompt_bytes: Option<usize>,
     access_token_secs: Option<u64>,
     log_format: Option<String>,
+    permission_timeout_secs: Option<u64>,
+    allow_bypass_without_isolation: Option<bool>,
+    auto_allowed_hosts: Option<Vec<String>>,
+    auto_risky_commands: Option<Vec<String>>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -201,6 +221,8 @@ pub struct Config {
     pub max_prompt_bytes: usize,
     pub access_token_ttl: Duration,
     pub log_format: LogFormat,
+    /// Permission timeout, bypass without isolation, and the `auto` policy.
+    pub permissions: PermissionSettings,
 }
 
 impl fmt::Debug for Config {
@@ -226,6 +248,7 @@ impl fmt::Debug for Config {
             .field("max_prompt_bytes", &self.max_prompt_bytes)
             .field("access_token_ttl", &self.access_token_ttl)
             .field("log_format", &self.log_format)
+            .field("permissions", &self.permissions)
             .finish()
     }
 }
@@ -375,8 +398,31 @@ impl ServeArgs {
                 self.access_token_secs.or(file.access_token_secs).unwrap_or(3600).max(60),
             ),
             log_format,
+            permissions: PermissionSettings {
+                timeout: Duration::from_secs(
+                    self.permission_timeout_secs
+                        .or(file.permission_timeout_secs)
+                        .unwrap_or(600)
+                        .max(1),
+                ),
+                allow_bypass_without_isolation: self.allow_bypass_without_isolation
+                    || file.allow_bypass_without_isolation.unwrap_or(false),
+                auto: AutoPolicy {
+                    allowed_hosts: list(self.auto_allowed_hosts, file.auto_allowed_hosts),
+                    risky_commands: list(self.auto_risky_commands, file.auto_risky_commands),
+                },
+            },
         })
     }
+}
+
+/// A comma-separated list from a flag or the environment, else a list from the file.
+fn list(flag: Option<String>, file: Option<Vec<String>>) -> Vec<String> {
+    let items = match flag {
+        Some(text) => text.split(',').map(str::to_owned).collect(),
+        None => file.unwrap_or_default(),
+    };
+    items.into_iter().map(|item| item.trim().to_owned()).filter(|item| !item.is_empty()).collect()
 }
 
 fn non_empty(value: Option<String>) -> Option<String> {

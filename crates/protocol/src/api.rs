@@ -256,6 +256,16 @@ pub struct UpdateQueuedMessageRequest {
     pub permission_mode: Option<PermissionMode>,
 }
 
+/// The answer to `POST /api/v1/chats/{chat_id}/queue/{queued_id}/send`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SendQueuedResponse {
+    pub queued_id: Uuid,
+    /// The assistant message of the prompt's turn when it started at once; `null` when the
+    /// running turn is being interrupted first (the turn starts as soon as it has stopped).
+    pub message_id: Option<Uuid>,
+}
+
 /// The signed-in user's settings.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

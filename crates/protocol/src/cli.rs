@@ -52,10 +52,20 @@ pub struct UserInputMessage {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "subtype", rename_all = "snake_case")]
 pub enum ControlRequest {
-    Initialize { hooks: Option<Value> },
+    Initialize {
+        hooks: Option<Value>,
+    },
     Interrupt,
-    SetPermissionMode { mode: String },
-    SetModel { model: Option<String> },
+    SetPermissionMode {
+        mode: String,
+    },
+    SetModel {
+        model: Option<String>,
+    },
+    /// `0` turns thinking off; `None` goes back to the budget the CLI was started with.
+    SetMaxThinkingTokens {
+        max_thinking_tokens: Option<u32>,
+    },
 }
 
 /// The answer to a control request, in either direction.

@@ -1,7 +1,10 @@
-//! What the runner needs to know: model access and the limits of running turns.
+//! What the runner needs to know: model access, the limits of running turns, and how
+//! permission requests are decided.
 
 use std::fmt;
 use std::time::Duration;
+
+use agentbox_agent::AutoPolicy;
 
 /// How the CLI reaches a model. Secrets are never printed by `Debug`.
 #[derive(Clone, Default)]
@@ -59,7 +62,31 @@ pub struct RunnerConfig {
     /// `CLAUDE_CODE_MAX_RETRIES`: how often the CLI retries a failed model call. The CLI's
     /// own default (10, with backoff) can keep a turn hanging for minutes.
     pub cli_max_retries: u32,
+    /// The operator's instructions, appended to the system prompt of every chat before the
+    /// user's and the chat's own.
     pub append_system_prompt: Option<String>,
+    pub permissions: PermissionSettings,
+}
+
+/// How permission requests are decided.
+#[derive(Clone, Debug)]
+pub struct PermissionSettings {
+    /// How long a request waits for a person before it is denied.
+    pub timeout: Duration,
+    /// Offer `bypassPermissions` although the sandbox provider does not isolate the agent.
+    pub allow_bypass_without_isolation: bool,
+    /// The `auto` mode's policy.
+    pub auto: AutoPolicy,
+}
+
+impl Default for PermissionSettings {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(600),
+            allow_bypass_without_isolation: false,
+            auto: AutoPolicy::default(),
+        }
+    }
 }
 
 impl Default for RunnerConfig {
@@ -71,6 +98,7 @@ impl Default for RunnerConfig {
             idle_session_timeout: Duration::from_secs(600),
             cli_max_retries: 3,
             append_system_prompt: None,
+            permissions: PermissionSettings::default(),
         }
     }
 }

@@ -8,10 +8,17 @@
 //! `message_completed` event in one transaction. At start-up [`TurnRunner::recover`] closes
 //! turns a crash left open. Runs are in-process today; a durable queue for worker nodes
 //! will take over [`TurnRunner::submit`]'s hand-off.
+//!
+//! While a turn runs, its permission requests wait for people without blocking it
+//! ([`TurnRunner::answer_permission`]), changes of model, mode and thinking reach it live
+//! ([`TurnRunner::apply_live`]), and prompts sent meanwhile wait in the chat's queue
+//! ([`TurnRunner::enqueue`], [`TurnRunner::send_now`]), which runs them in order afterwards.
 
 mod config;
+mod permissions;
 mod runner;
 mod sink;
 
-pub use config::{ModelAccess, RunnerConfig};
-pub use runner::{RunError, TurnRequest, TurnRunner};
+pub use config::{ModelAccess, PermissionSettings, RunnerConfig};
+pub use permissions::{BYPASS_REFUSAL, MAX_ANSWER_MESSAGE_CHARS};
+pub use runner::{LiveChange, PermissionError, RunError, SendNow, TurnRequest, TurnRunner};

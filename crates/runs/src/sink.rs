@@ -26,11 +26,14 @@ impl LogSink {
     }
 
     async fn append(&self, event: NewEvent) -> Result<ChatEvent, SinkError> {
-        let event = self
-            .store
-            .append_event(self.chat_id, event)
-            .await
-            .map_err(|err| SinkError(err.to_string()))?;
+        // Permission events also keep the index of open requests, in the same transaction.
+        let appended = match event.payload {
+            EventPayload::PermissionRequest(_) | EventPayload::PermissionResolved(_) => {
+                self.store.append_permission_event(self.chat_id, event).await
+            }
+            _ => self.store.append_event(self.chat_id, event).await,
+        };
+        let event = appended.map_err(|err| SinkError(err.to_string()))?;
         self.bus.publish(self.chat_id, event.clone());
         Ok(event)
     }

@@ -1,7 +1,10 @@
 //! Chats: create, list, read, change, delete. Every lookup is scoped to the signed-in
 //! user; another user's chat answers 404, exactly like a chat that does not exist.
 
-use agentbox_protocol::api::{Chat, ChatStatus, CreateChatRequest, UpdateChatRequest};
+use agentbox_protocol::api::{
+    Chat, ChatStatus, CreateChatRequest, PermissionMode, UpdateChatRequest,
+};
+use agentbox_runs::LiveChange;
 use agentbox_store::{ChatRecord, ChatUpdate, NewChat};
 use axum::Json;
 use axum::extract::State;
@@ -12,6 +15,7 @@ use utoipa_axum::routes;
 use crate::auth::CurrentUser;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ChatId};
+use crate::messages::bypass_not_allowed;
 use crate::state::AppState;
 
 pub const DEFAULT_TITLE: &str = "New chat";
@@ -78,9 +82,50 @@ pub fn valid_model(model: &str) -> Result<String, ApiError> {
     Ok(model.to_owned())
 }
 
+/// The longest custom instructions accepted, in bytes (of a user or of a chat).
+pub const MAX_INSTRUCTIONS_BYTES: usize = 16 * 1024;
+/// The thinking budgets the model API accepts: off, or 1024 tokens and more.
+const MIN_THINKING_TOKENS: u32 = 1024;
+const MAX_THINKING_TOKENS: u32 = 128_000;
+
+/// Instructions to store: trimmed, `None` when empty.
+pub fn valid_instructions(text: &str) -> Result<Option<String>, ApiError> {
+    let text = text.trim();
+    if text.len() > MAX_INSTRUCTIONS_BYTES {
+        return Err(ApiError::unprocessable(
+            "instructions_too_long",
+            format!("Custom instructions may have at most {MAX_INSTRUCTIONS_BYTES} bytes."),
+        ));
+    }
+    Ok((!text.is_empty()).then(|| text.to_owned()))
+}
+
+fn valid_thinking(tokens: u32) -> Result<u32, ApiError> {
+    if tokens == 0 || (MIN_THINKING_TOKENS..=MAX_THINKING_TOKENS).contains(&tokens) {
+        return Ok(tokens);
+    }
+    Err(ApiError::unprocessable(
+        "invalid_thinking_budget",
+        format!(
+            "max_thinking_tokens is 0 (thinking off) or between {MIN_THINKING_TOKENS} and \
+             {MAX_THINKING_TOKENS}."
+        ),
+    ))
+}
+
+/// Refuse `bypassPermissions` where the server does not offer it.
+fn allowed_mode(state: &AppState, mode: Option<PermissionMode>) -> Result<(), ApiError> {
+    if mode == Some(PermissionMode::BypassPermissions) && !state.runner.bypass_allowed() {
+        return Err(bypass_not_allowed());
+    }
+    Ok(())
+}
+
 /// Start a new chat.
 #[utoipa::path(post, path = "/api/v1/chats", tag = "chats", request_body = CreateChatRequest,
-    responses((status = 201, body = Chat), (status = 422, description = "invalid_title, invalid_model")),
+    responses((status = 201, body = Chat),
+              (status = 403, description = "bypass_not_allowed"),
+              (status = 422, description = "invalid_title, invalid_model, instructions_too_long, invalid_thinking_budget")),
     security(("bearer" = [])))]
 async fn create_chat(
     State(state): State<AppState>,
@@ -89,6 +134,10 @@ async fn create_chat(
 ) -> Result<(StatusCode, Json<Chat>), ApiError> {
     let title = request.title.as_deref().map(valid_title).transpose()?;
     let model = request.model.as_deref().map(valid_model).transpose()?;
+    let custom_instructions =
+        request.custom_instructions.as_deref().map(valid_instructions).transpose()?.flatten();
+    let max_thinking_tokens = request.max_thinking_tokens.map(valid_thinking).transpose()?;
+    allowed_mode(&state, request.permission_mode)?;
     let chat = state
         .store
         .create_chat(NewChat {
@@ -97,8 +146,8 @@ async fn create_chat(
             model: model.unwrap_or_else(|| state.info.default_model.clone()),
             permission_mode: request.permission_mode.unwrap_or_default(),
             sandbox_provider: state.runner.sandbox_provider().name().to_owned(),
-            custom_instructions: None,
-            max_thinking_tokens: None,
+            custom_instructions,
+            max_thinking_tokens,
         })
         .await?;
     Ok((StatusCode::CREATED, Json(chat_json(&state, chat))))
@@ -129,10 +178,14 @@ async fn get_chat(
     Ok(Json(chat_json(&state, chat)))
 }
 
-/// Rename a chat or change its default model or permission mode.
+/// Rename a chat or change its settings. A change of model, permission mode or thinking
+/// budget also reaches the chat's running turn at once; custom instructions take effect with
+/// the next turn.
 #[utoipa::path(patch, path = "/api/v1/chats/{chat_id}", tag = "chats",
     params(("chat_id" = uuid::Uuid, Path)), request_body = UpdateChatRequest,
-    responses((status = 200, body = Chat), (status = 404), (status = 422)),
+    responses((status = 200, body = Chat), (status = 403, description = "bypass_not_allowed"),
+              (status = 404),
+              (status = 422, description = "invalid_title, invalid_model, instructions_too_long, invalid_thinking_budget")),
     security(("bearer" = [])))]
 async fn update_chat(
     State(state): State<AppState>,
@@ -144,13 +197,33 @@ async fn update_chat(
         title: request.title.as_deref().map(valid_title).transpose()?,
         model: request.model.as_deref().map(valid_model).transpose()?,
         permission_mode: request.permission_mode,
-        ..ChatUpdate::default()
+        custom_instructions: request
+            .custom_instructions
+            .as_deref()
+            .map(valid_instructions)
+            .transpose()?,
+        max_thinking_tokens: request
+            .max_thinking_tokens
+            .map(|tokens| tokens.map(valid_thinking).transpose())
+            .transpose()?,
+    };
+    allowed_mode(&state, request.permission_mode)?;
+    let before = owned_chat(&state, &user, chat_id).await?;
+    let change = LiveChange {
+        model: update.model.clone().filter(|model| *model != before.model),
+        // The running turn may run in a mode of its own (a per-message override), so the
+        // turn compares the mode with its own.
+        permission_mode: update.permission_mode,
+        max_thinking_tokens: update
+            .max_thinking_tokens
+            .filter(|tokens| *tokens != before.max_thinking_tokens),
     };
     let chat = state
         .store
         .update_chat(user.0.id, chat_id, update)
         .await?
         .ok_or_else(ApiError::chat_not_found)?;
+    state.runner.apply_live(chat_id, &change);
     Ok(Json(chat_json(&state, chat)))
 }
 

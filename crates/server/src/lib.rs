@@ -12,7 +12,10 @@ mod extract;
 mod health;
 mod messages;
 pub mod openapi;
+mod permissions;
+mod queue;
 mod sandbox;
+mod settings;
 mod setup;
 mod spa;
 mod state;
@@ -59,6 +62,9 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(chats::routes())
         .merge(messages::routes())
         .merge(stream::routes())
+        .merge(permissions::routes())
+        .merge(queue::routes())
+        .merge(settings::routes())
         .merge(sandbox::routes())
         .merge(terminal::routes())
         .merge(workspace::routes())

@@ -25,6 +25,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
     params(("chat_id" = uuid::Uuid, Path)), request_body = PostMessageRequest,
     responses((status = 202, body = PostMessageResponse),
               (status = 404, description = "chat_not_found"),
+              (status = 403, description = "bypass_not_allowed"),
               (status = 409, description = "turn_in_progress"),
               (status = 413, description = "prompt_too_long, body_too_large"),
               (status = 422, description = "empty_prompt, invalid_model, attachments_unsupported")),
@@ -36,17 +37,7 @@ async fn post_message(
     ApiJson(request): ApiJson<PostMessageRequest>,
 ) -> Result<(StatusCode, Json<PostMessageResponse>), ApiError> {
     let chat = owned_chat(&state, &user, chat_id).await?;
-    if request.prompt.trim().is_empty() {
-        return Err(ApiError::unprocessable("empty_prompt", "The prompt is empty."));
-    }
-    let max = state.limits.max_prompt_bytes;
-    if request.prompt.len() > max {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "prompt_too_long",
-            format!("The prompt has {} bytes; at most {max} are accepted.", request.prompt.len()),
-        ));
-    }
+    valid_prompt(&state, &request.prompt)?;
     if !request.attachments.is_empty() {
         return Err(ApiError::unprocessable(
             "attachments_unsupported",
@@ -61,15 +52,7 @@ async fn post_message(
             TurnRequest { prompt: request.prompt, model, permission_mode: request.permission_mode },
         )
         .await
-        .map_err(|err| match err {
-            RunError::Busy => ApiError::conflict(
-                "turn_in_progress",
-                "A turn is already running in this chat; wait for it to finish or interrupt it.",
-            ),
-            RunError::ChatNotFound => ApiError::chat_not_found(),
-            RunError::NotRunning => ApiError::internal("submit reported no running turn"),
-            RunError::Store(err) => err.into(),
-        })?;
+        .map_err(run_error)?;
     Ok((
         StatusCode::ACCEPTED,
         Json(PostMessageResponse {
@@ -78,6 +61,49 @@ async fn post_message(
             user_message_id: started.user_message_id,
         }),
     ))
+}
+
+/// A prompt must have words and fit the server's limit.
+pub fn valid_prompt(state: &AppState, prompt: &str) -> Result<(), ApiError> {
+    if prompt.trim().is_empty() {
+        return Err(ApiError::unprocessable("empty_prompt", "The prompt is empty."));
+    }
+    let max = state.limits.max_prompt_bytes;
+    if prompt.len() > max {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "prompt_too_long",
+            format!("The prompt has {} bytes; at most {max} are accepted.", prompt.len()),
+        ));
+    }
+    Ok(())
+}
+
+/// The response to a refusal of the turn runner.
+pub fn run_error(err: RunError) -> ApiError {
+    match err {
+        RunError::Busy => ApiError::conflict(
+            "turn_in_progress",
+            "A turn is already running in this chat; wait for it to finish, interrupt it, or \
+             queue the prompt (POST .../queue).",
+        ),
+        RunError::ChatNotFound => ApiError::chat_not_found(),
+        RunError::NotRunning => {
+            ApiError::conflict("no_running_turn", "No turn is running in this chat.")
+        }
+        RunError::QueuedNotFound => ApiError::new(
+            StatusCode::NOT_FOUND,
+            "queued_message_not_found",
+            "The chat has no such queued message; it may have started already.",
+        ),
+        RunError::BypassNotAllowed => bypass_not_allowed(),
+        RunError::Store(err) => err.into(),
+    }
+}
+
+/// `bypassPermissions` asked for where the server does not offer it.
+pub fn bypass_not_allowed() -> ApiError {
+    ApiError::new(StatusCode::FORBIDDEN, "bypass_not_allowed", agentbox_runs::BYPASS_REFUSAL)
 }
 
 /// The conversation: every message in order with its events as `content`.

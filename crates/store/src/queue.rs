@@ -202,4 +202,12 @@ impl Store {
         queued.message_id = Some(started.message_id);
         Ok(Some((queued, started)))
     }
+
+    /// Every chat with a queued prompt.
+    pub async fn chats_with_queued_messages(&self) -> Result<Vec<Uuid>> {
+        let ids: Vec<String> = sqlx::query_scalar("SELECT DISTINCT chat_id FROM queued_messages")
+            .fetch_all(&self.pool)
+            .await?;
+        ids.iter().map(|id| parse_uuid(id)).collect()
+    }
 }

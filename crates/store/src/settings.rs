@@ -1,6 +1,7 @@
-//! Per-user settings (custom instructions for the agent).
+//! Agent settings kept apart from the chat and user records: a user's custom instructions,
+//! and a chat's mode changed by the turn runner (an approved plan continues in another mode).
 
-use agentbox_protocol::api::UserSettings;
+use agentbox_protocol::api::{PermissionMode, UserSettings};
 use uuid::Uuid;
 
 use crate::{Result, Store, now};
@@ -33,5 +34,21 @@ impl Store {
         .execute(&self.pool)
         .await?;
         self.user_settings(user_id).await
+    }
+
+    /// Set a chat's permission mode on behalf of the turn runner, which acts for the chat's
+    /// owner (when a person approves a plan and picks the mode to continue in).
+    pub async fn set_chat_permission_mode(
+        &self,
+        chat_id: Uuid,
+        mode: PermissionMode,
+    ) -> Result<()> {
+        sqlx::query("UPDATE chats SET permission_mode = $2, updated_at = $3 WHERE id = $1")
+            .bind(chat_id.to_string())
+            .bind(mode.as_str())
+            .bind(now())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 }

@@ -1,6 +1,7 @@
 mod api;
 mod containment;
 mod crash;
+mod permissions;
 mod sandbox;
 mod support;
 mod turns;
