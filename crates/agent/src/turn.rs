@@ -16,7 +16,7 @@ use agentbox_protocol::cli::{
     CanUseTool, CliInput, CliOutput, ContentBlock, ControlRequest, ControlResponse,
 };
 use agentbox_protocol::event::{
-    EventPayload, MessageStatus, PermissionRequest, PermissionResolution, Usage,
+    EventPayload, MessageStatus, PermissionRequest, PermissionResolution, SystemEvent, Usage,
 };
 use agentbox_protocol::permission::ResolvedBy;
 use async_trait::async_trait;
@@ -201,6 +201,7 @@ pub async fn run_turn(
         pending: Vec::new(),
         tool_inputs: Vec::new(),
         control_refused: false,
+        controls_sent: Vec::new(),
     };
     // A dead writer shows up below as the process's exit, which explains more than this would.
     let _ = session.send(CliInput::user_text(prompt)).await;
@@ -229,10 +230,7 @@ pub async fn run_turn(
                 session.kill();
                 kill_at = None;
             }
-            Wake::Command(Some(command)) => {
-                // A dead CLI shows up as its exit.
-                let _ = session.control(command).await;
-            }
+            Wake::Command(Some(command)) => turn.control(session, command).await,
             Wake::Command(None) => commands_open = false,
             Wake::Answer(index, answer) => {
                 let pending = turn.pending.remove(index);
@@ -308,9 +306,22 @@ struct Turn<'a> {
     /// `(tool_use id, input)` of the model's latest tool calls.
     tool_inputs: Vec<(String, Value)>,
     control_refused: bool,
+    /// Our control requests still waiting for the CLI's answer, by request id.
+    controls_sent: Vec<(String, ControlRequest)>,
 }
 
 impl Turn<'_> {
+    /// Send a control request of ours, remembering it to report the CLI's answer.
+    async fn control(&mut self, session: &AgentSession, command: ControlRequest) {
+        // A dead CLI shows up as its exit.
+        if let Ok(id) = session.control(command.clone()).await {
+            if self.controls_sent.len() == REMEMBERED_TOOL_INPUTS {
+                self.controls_sent.remove(0);
+            }
+            self.controls_sent.push((id, command));
+        }
+    }
+
     async fn emit(&mut self, payload: EventPayload) -> Result<(), AgentError> {
         self.emit_event(AgentEvent { payload, parent_tool_use_id: None }).await
     }
@@ -421,6 +432,14 @@ impl Turn<'_> {
                 }
             }
             CliOutput::ControlResponse(response) => {
+                let sent = self
+                    .controls_sent
+                    .iter()
+                    .position(|(id, _)| id == response.response.request_id())
+                    .map(|index| self.controls_sent.remove(index).1);
+                if let Some(payload) = control_outcome(sent, &response.response) {
+                    self.emit(payload).await?;
+                }
                 if let ControlResponse::Error { request_id, error } = &response.response {
                     tracing::warn!(%request_id, %error, "the CLI refused a control request");
                     self.control_refused = true;
@@ -489,7 +508,7 @@ impl Turn<'_> {
         let _ = session.send(reply).await;
         self.emit(EventPayload::PermissionResolved(answer.resolution)).await?;
         for command in answer.then {
-            let _ = session.control(command).await;
+            self.control(session, command).await;
         }
         Ok(())
     }
@@ -580,6 +599,38 @@ impl Turn<'_> {
     }
 }
 
+/// The event that reports the CLI's answer to a setting change of ours: the change took
+/// effect (`model_changed`, `thinking_changed`; a mode change shows as the CLI's own
+/// `system/status`), or the CLI refused it (`control_refused`).
+fn control_outcome(
+    sent: Option<ControlRequest>,
+    response: &ControlResponse,
+) -> Option<EventPayload> {
+    let sent = sent?;
+    let event = match (response, &sent) {
+        (ControlResponse::Error { error, .. }, _) => {
+            let what = match &sent {
+                ControlRequest::SetModel { .. } => "set_model",
+                ControlRequest::SetPermissionMode { .. } => "set_permission_mode",
+                ControlRequest::SetMaxThinkingTokens { .. } => "set_max_thinking_tokens",
+                ControlRequest::Interrupt | ControlRequest::Initialize { .. } => return None,
+            };
+            SystemEvent::new("control_refused").with("request", what).with("error", error.clone())
+        }
+        (ControlResponse::Success { response, .. }, ControlRequest::SetModel { model }) => {
+            let applied = response.get("model").cloned().or_else(|| model.clone().map(Value::from));
+            SystemEvent::new("model_changed").with("model", applied.unwrap_or(Value::Null))
+        }
+        (
+            ControlResponse::Success { .. },
+            ControlRequest::SetMaxThinkingTokens { max_thinking_tokens },
+        ) => SystemEvent::new("thinking_changed")
+            .with("max_thinking_tokens", max_thinking_tokens.map_or(Value::Null, Value::from)),
+        _ => return None,
+    };
+    Some(EventPayload::System(event))
+}
+
 fn decision_json(decision: PermissionDecision, input: &Value) -> Value {
     match decision {
         PermissionDecision::Allow { updated_input } => json!({
@@ -629,6 +680,31 @@ mod tests {
         assert_eq!(describe(Duration::from_secs(600)), "10 minutes");
         assert_eq!(describe(Duration::from_secs(90)), "90 seconds");
         assert_eq!(describe(Duration::from_secs(1)), "1 second");
+    }
+
+    #[test]
+    fn the_clis_answers_to_setting_changes_become_events() {
+        let ok = |response: Value| ControlResponse::Success { request_id: "r".into(), response };
+        let model = Some(ControlRequest::SetModel { model: Some("m2".into()) });
+        let Some(EventPayload::System(event)) =
+            control_outcome(model.clone(), &ok(json!({"model": "m2-full"})))
+        else {
+            panic!("no event")
+        };
+        assert_eq!(
+            (event.subtype.as_str(), &event.details["model"]),
+            ("model_changed", &json!("m2-full"))
+        );
+        let refused = ControlResponse::Error { request_id: "r".into(), error: "no".into() };
+        let Some(EventPayload::System(event)) = control_outcome(model, &refused) else { panic!() };
+        assert_eq!(event.subtype, "control_refused");
+        let thinking = Some(ControlRequest::SetMaxThinkingTokens { max_thinking_tokens: Some(0) });
+        let Some(EventPayload::System(event)) = control_outcome(thinking, &ok(Value::Null)) else {
+            panic!()
+        };
+        assert_eq!(event.details["max_thinking_tokens"], 0);
+        assert_eq!(control_outcome(None, &ok(Value::Null)), None);
+        assert_eq!(control_outcome(Some(ControlRequest::Interrupt), &ok(Value::Null)), None);
     }
 
     #[test]

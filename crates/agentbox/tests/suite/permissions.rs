@@ -388,6 +388,14 @@ async fn model_and_mode_changes_reach_a_running_turn() {
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
+    // The CLI confirms the change on the stream.
+    loop {
+        let event = stream.next().await;
+        if event.event == "system" && event.data["subtype"] == "model_changed" {
+            assert_eq!(event.data["model"], "claude-haiku-4-5");
+            break;
+        }
+    }
     answer(&api, &chat, &request_id(&request), json!({"approved": true})).await;
     let second = next_request(&mut stream).await;
     assert_eq!(server.mock.message_requests().last().unwrap().model(), Some("claude-haiku-4-5"));
