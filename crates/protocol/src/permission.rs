@@ -135,7 +135,8 @@ pub struct PermissionAnswerRequest {
     /// matching calls pass without asking.
     #[serde(default)]
     pub remember: bool,
-    /// For a plan being approved: the mode to continue in (default `auto`; not `plan`).
+    /// For a plan being approved: the mode to continue in (not `plan`); by default the
+    /// chat's own mode, or `auto` when the chat itself is in plan mode.
     #[serde(default)]
     pub mode: Option<PermissionMode>,
 }

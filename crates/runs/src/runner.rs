@@ -18,7 +18,7 @@ use agentbox_protocol::api::{PermissionMode, QueuedMessage};
 use agentbox_protocol::cli::ControlRequest;
 use agentbox_protocol::event::{EventPayload, MessageStatus, PermissionResolution, SystemEvent};
 use agentbox_protocol::permission::{
-    PermissionAnswerRequest, PermissionAnswerResponse, ResolvedBy,
+    PermissionAnswerRequest, PermissionAnswerResponse, PermissionKind, ResolvedBy,
 };
 use agentbox_sandbox::{Sandbox, SandboxProvider};
 use agentbox_store::{ChatRecord, NewEvent, StartedTurn, Store, StoreError, TurnResult};
@@ -397,8 +397,18 @@ impl TurnRunner {
             .filter(|turn| turn.message_id == record.message_id)
             .map(|turn| turn.live.clone())
             .ok_or(PermissionError::TurnNotRunning)?;
+        let mut answer = answer.clone();
+        if record.kind == PermissionKind::Plan && answer.approved && answer.mode.is_none() {
+            // An approved plan continues in the chat's own mode, or in `auto` when the chat
+            // itself is in plan mode.
+            let chat_mode = self.store.chat_unscoped(chat_id).await?.map(|c| c.permission_mode);
+            answer.mode = Some(match chat_mode {
+                Some(mode) if mode != PermissionMode::Plan => mode,
+                _ => PermissionMode::default(),
+            });
+        }
         let accepted =
-            live.answer(request_id, answer, self.bypass_allowed()).map_err(|err| match err {
+            live.answer(request_id, &answer, self.bypass_allowed()).map_err(|err| match err {
                 AnswerError::AlreadyResolved => PermissionError::AlreadyResolved(None),
                 AnswerError::TurnNotRunning => PermissionError::TurnNotRunning,
                 AnswerError::Invalid { code, message } => {

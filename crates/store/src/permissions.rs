@@ -229,3 +229,87 @@ impl Store {
         Ok(done.rows_affected() > 0)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use agentbox_protocol::api::PermissionMode;
+    use agentbox_protocol::event::{EventPayload, PermissionRequest, PermissionResolution};
+    use agentbox_protocol::permission::{PermissionKind, PermissionRule, ResolvedBy};
+    use serde_json::json;
+
+    use crate::{NewChat, NewEvent, Store};
+
+    fn request(id: &str) -> EventPayload {
+        EventPayload::PermissionRequest(PermissionRequest {
+            request_id: id.into(),
+            kind: PermissionKind::Tool,
+            tool_name: "Bash".into(),
+            input: json!({"command": "ls"}),
+            tool_use_id: None,
+            description: None,
+            reason: None,
+            plan: None,
+            blocked_path: None,
+            suggestions: Vec::new(),
+            expires_at: None,
+        })
+    }
+
+    #[tokio::test]
+    async fn the_index_of_open_requests_follows_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("db.sqlite").to_str().unwrap()).await.unwrap();
+        let user = store.create_user("p@example.com", None, "hash").await.unwrap();
+        let chat = store
+            .create_chat(NewChat {
+                user_id: user.id,
+                title: "t".into(),
+                model: "m".into(),
+                permission_mode: PermissionMode::Ask,
+                sandbox_provider: "local".into(),
+                custom_instructions: None,
+                max_thinking_tokens: None,
+            })
+            .await
+            .unwrap();
+        let turn = store.begin_turn(chat.id, "go", "m", PermissionMode::Ask).await.unwrap();
+        let append = |payload| {
+            store.append_permission_event(chat.id, NewEvent::new(turn.message_id, payload))
+        };
+        let asked = append(request("r1")).await.unwrap();
+        append(request("r2")).await.unwrap();
+        let open = store.pending_permissions(chat.id).await.unwrap();
+        assert_eq!(open.len(), 2);
+        assert_eq!((open[0].request_id.as_str(), open[0].seq), ("r1", asked.seq));
+        // The same request twice is refused.
+        assert!(append(request("r1")).await.is_err());
+
+        let resolved = PermissionResolution::new("r1", true, ResolvedBy::User);
+        append(EventPayload::PermissionResolved(resolved)).await.unwrap();
+        let record = store.permission_request(chat.id, "r1").await.unwrap().unwrap();
+        assert_eq!(
+            (record.status.as_str(), record.resolved_by),
+            ("allowed", Some(ResolvedBy::User))
+        );
+        // A second resolution is logged but changes nothing.
+        let again = PermissionResolution::new("r1", false, ResolvedBy::Timeout);
+        append(EventPayload::PermissionResolved(again)).await.unwrap();
+        let record = store.permission_request(chat.id, "r1").await.unwrap().unwrap();
+        assert_eq!(record.status, "allowed");
+        assert_eq!(store.pending_permissions(chat.id).await.unwrap().len(), 1);
+        assert_eq!(
+            store.all_pending_permissions().await.unwrap(),
+            [(chat.id, turn.message_id, "r2".to_owned())]
+        );
+        assert!(store.permission_request(uuid::Uuid::now_v7(), "r2").await.unwrap().is_none());
+
+        // Rules: stored once, listed, removed.
+        let rule = PermissionRule { tool_name: "Bash".into(), rule_content: None };
+        let first = store.add_permission_rule(chat.id, &rule).await.unwrap();
+        let second = store.add_permission_rule(chat.id, &rule).await.unwrap();
+        assert_eq!(first.id, second.id);
+        assert_eq!(store.permission_rules(chat.id).await.unwrap().len(), 1);
+        assert!(store.delete_permission_rule(chat.id, first.id).await.unwrap());
+        assert!(store.permission_rules(chat.id).await.unwrap().is_empty());
+    }
+}

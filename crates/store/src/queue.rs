@@ -211,3 +211,60 @@ impl Store {
         ids.iter().map(|id| parse_uuid(id)).collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use agentbox_protocol::api::PermissionMode;
+
+    use crate::{NewChat, Store, StoreError};
+
+    async fn store_with_chat() -> (tempfile::TempDir, Store, uuid::Uuid) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("db.sqlite").to_str().unwrap()).await.unwrap();
+        let user = store.create_user("q@example.com", None, "hash").await.unwrap();
+        let chat = store
+            .create_chat(NewChat {
+                user_id: user.id,
+                title: "t".into(),
+                model: "m".into(),
+                permission_mode: PermissionMode::Ask,
+                sandbox_provider: "local".into(),
+                custom_instructions: None,
+                max_thinking_tokens: None,
+            })
+            .await
+            .unwrap();
+        (dir, store, chat.id)
+    }
+
+    #[tokio::test]
+    async fn the_queue_keeps_order_and_a_prompt_is_queued_or_a_turn_never_both() {
+        let (_dir, store, chat) = store_with_chat().await;
+        let a = store.enqueue(chat, "a", None, None).await.unwrap();
+        let b = store.enqueue(chat, "b", Some("other-model"), Some(PermissionMode::Plan)).await;
+        let b = b.unwrap();
+        let c = store.enqueue(chat, "c", None, None).await.unwrap();
+        let order = |queue: Vec<agentbox_protocol::api::QueuedMessage>| {
+            queue.into_iter().map(|q| q.prompt).collect::<Vec<_>>()
+        };
+        assert_eq!(order(store.queue(chat).await.unwrap()), ["a", "b", "c"]);
+        assert!(store.move_queued_to_front(chat, c.id).await.unwrap());
+        assert_eq!(order(store.queue(chat).await.unwrap()), ["c", "a", "b"]);
+
+        // The next prompt leaves the queue as a turn, with the chat's settings where it has
+        // none of its own.
+        let (queued, started) =
+            store.begin_queued_turn(chat, None, "m", PermissionMode::Ask).await.unwrap().unwrap();
+        assert_eq!((queued.id, queued.message_id), (c.id, Some(started.message_id)));
+        // While it runs, another cannot start, and stays queued.
+        let busy = store.begin_queued_turn(chat, Some(b.id), "m", PermissionMode::Ask).await;
+        assert!(matches!(busy, Err(StoreError::Conflict("turn_in_progress"))), "{busy:?}");
+        assert_eq!(order(store.queue(chat).await.unwrap()), ["a", "b"]);
+        assert!(store.delete_queued(chat, a.id).await.unwrap());
+        assert!(!store.delete_queued(chat, a.id).await.unwrap());
+        assert_eq!(store.chats_with_queued_messages().await.unwrap(), [chat]);
+        let messages = store.messages(chat).await.unwrap();
+        assert_eq!(messages.len(), 2);
+        assert_eq!(messages[1].model.as_deref(), Some("m"));
+    }
+}
