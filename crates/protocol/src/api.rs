@@ -140,7 +140,8 @@ pub struct UpdateChatRequest {
     #[serde(default)]
     pub custom_instructions: Option<String>,
     /// `0` turns thinking off, a number sets the budget, `null` goes back to the CLI's
-    /// default; absent leaves it as it is. Applies to the running turn at once.
+    /// default; absent leaves it as it is. The running CLI is told at once
+    /// (`set_max_thinking_tokens`), and applies it from its next turn on.
     #[serde(default, deserialize_with = "present")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<u32>, nullable))]
     pub max_thinking_tokens: Option<Option<u32>>,

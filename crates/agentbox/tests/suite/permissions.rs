@@ -384,21 +384,25 @@ async fn model_and_mode_changes_reach_a_running_turn() {
         .call(
             Method::PATCH,
             &format!("/api/v1/chats/{chat}"),
-            Some(json!({"model": "claude-haiku-4-5"})),
+            Some(json!({"model": "claude-haiku-4-5", "max_thinking_tokens": 0})),
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    // The CLI confirms the change on the stream.
-    loop {
+    // The CLI confirms both changes on the stream.
+    let mut confirmed = Vec::new();
+    while confirmed.len() < 2 {
         let event = stream.next().await;
-        if event.event == "system" && event.data["subtype"] == "model_changed" {
-            assert_eq!(event.data["model"], "claude-haiku-4-5");
-            break;
+        match event.data["subtype"].as_str() {
+            Some("model_changed") => assert_eq!(event.data["model"], "claude-haiku-4-5"),
+            Some("thinking_changed") => assert_eq!(event.data["max_thinking_tokens"], 0),
+            _ => continue,
         }
+        confirmed.push(event.data["subtype"].clone());
     }
     answer(&api, &chat, &request_id(&request), json!({"approved": true})).await;
     let second = next_request(&mut stream).await;
-    assert_eq!(server.mock.message_requests().last().unwrap().model(), Some("claude-haiku-4-5"));
+    // The CLI (2.1.332) applies a thinking budget from its next turn on; the model at once.
+    assert_eq!(server.mock.message_requests().pop().unwrap().model(), Some("claude-haiku-4-5"));
 
     // Switching to bypassPermissions settles the open request and lets the call run.
     let (status, body) = api
@@ -428,7 +432,9 @@ async fn model_and_mode_changes_reach_a_running_turn() {
     let next = api.send(&chat, "[[write:three.txt:3]] more").await;
     let events = stream.until_completed(&next).await;
     assert_eq!(of_kind(&events, "permission_request").len(), 0);
-    assert_eq!(server.mock.message_requests().last().unwrap().model(), Some("claude-haiku-4-5"));
+    let last = server.mock.message_requests().pop().unwrap();
+    assert_eq!(last.model(), Some("claude-haiku-4-5"));
+    assert_eq!(last.body["thinking"], json!({"type": "disabled"}));
 }
 
 #[tokio::test]
