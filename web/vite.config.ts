@@ -10,7 +10,8 @@ const api = process.env.AGENTBOX_URL ?? "http://127.0.0.1:8080";
 export default defineConfig({
   plugins: [react()],
   resolve: { alias: { "@": fileURLToPath(new URL("./src", import.meta.url)) } },
-  server: { proxy: { "/api": api, "/health": api } },
+  // `ws` lets the terminal WebSocket through the dev server too.
+  server: { proxy: { "/api": { target: api, ws: true }, "/health": api } },
   build: { sourcemap: false, chunkSizeWarningLimit: 1024 },
   test: {
     environment: "jsdom",

@@ -79,28 +79,35 @@ async function errorFrom(response: Response): Promise<ApiError> {
 }
 
 export interface RequestOptions {
-  method?: "GET" | "POST" | "PATCH" | "DELETE";
+  method?: "GET" | "POST" | "PUT" | "PATCH" | "DELETE";
+  /** Sent as JSON, except a Blob or ArrayBuffer (a file's bytes), which is sent as it is. */
   body?: unknown;
   /** Whether to send the bearer token and handle 401 (everything but sign-in and sign-up). */
   auth?: boolean;
   signal?: AbortSignal;
 }
 
+function isRawBody(body: unknown): body is Blob | ArrayBuffer | Uint8Array {
+  return body instanceof Blob || body instanceof ArrayBuffer || body instanceof Uint8Array;
+}
+
 /**
  * Sends a request with the session's token and retries it once after a refresh on 401.
- * Resolves to the parsed JSON body (`undefined` for 204), rejects with an {@link ApiError}.
+ * Resolves to the successful response itself (for bodies that are not JSON, such as a
+ * file's bytes), rejects with an {@link ApiError}.
  */
-export async function request<T>(path: string, options: RequestOptions = {}): Promise<T> {
+export async function requestResponse(path: string, options: RequestOptions = {}): Promise<Response> {
   const { method = "GET", body, auth = true, signal } = options;
+  const raw = isRawBody(body);
   const send = () =>
     fetch(path, {
       method,
       signal,
       headers: {
-        ...(body === undefined ? {} : { "content-type": "application/json" }),
+        ...(body === undefined ? {} : { "content-type": raw ? "application/octet-stream" : "application/json" }),
         ...(auth ? authHeaders() : {}),
       },
-      body: body === undefined ? undefined : JSON.stringify(body),
+      body: body === undefined ? undefined : raw ? (body as BodyInit) : JSON.stringify(body),
     });
   let response: Response;
   try {
@@ -116,9 +123,23 @@ export async function request<T>(path: string, options: RequestOptions = {}): Pr
     keeper.expire();
   }
   if (!response.ok) throw await errorFrom(response);
+  return response;
+}
+
+/**
+ * Sends a request with the session's token and retries it once after a refresh on 401.
+ * Resolves to the parsed JSON body (`undefined` for 204), rejects with an {@link ApiError}.
+ */
+export async function request<T>(path: string, options: RequestOptions = {}): Promise<T> {
+  const response = await requestResponse(path, options);
   if (response.status === 204) return undefined as T;
   const text = await response.text();
   return (text ? JSON.parse(text) : undefined) as T;
+}
+
+/** The current access token, for the one place a header cannot carry it (a WebSocket URL). */
+export function accessToken(): string | null {
+  return keeper.get()?.accessToken ?? null;
 }
 
 /**

@@ -24,6 +24,9 @@ export type EventType = EventPayload["type"];
 export type Usage = Schemas["Usage"];
 export type Health = Schemas["Health"];
 export type ErrorBody = Schemas["ErrorBody"];
+export type FileEntry = Schemas["FileEntry"];
+export type MoveRequest = Schemas["MoveRequest"];
+export type SandboxInfo = Schemas["SandboxInfo"];
 
 /** The chat event of one `type`, e.g. `EventOf<"tool_started">`. */
 export type EventOf<T extends EventType> = Extract<ChatEvent, { type: T }>;

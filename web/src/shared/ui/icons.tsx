@@ -52,3 +52,28 @@ export const AutoThemeIcon = () => (
     <path d="M12 4a8 8 0 0 1 0 16z" fill="currentColor" />
   </Icon>
 );
+export const DownloadIcon = () => (
+  <Icon>
+    <path d="M12 4v11M7 10l5 5 5-5M5 20h14" />
+  </Icon>
+);
+export const UploadIcon = () => (
+  <Icon>
+    <path d="M12 16V5M7 10l5-5 5 5M5 20h14" />
+  </Icon>
+);
+export const RefreshIcon = () => (
+  <Icon>
+    <path d="M20 11a8 8 0 1 0-2.3 5.7M20 5v6h-6" />
+  </Icon>
+);
+export const FilePlusIcon = () => (
+  <Icon>
+    <path d="M14 3H6v18h12V7l-4-4zM14 3v4h4M12 11v6M9 14h6" />
+  </Icon>
+);
+export const FolderPlusIcon = () => (
+  <Icon>
+    <path d="M3 6h6l2 2h10v11H3zM12 11v6M9 14h6" />
+  </Icon>
+);

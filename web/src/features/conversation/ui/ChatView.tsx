@@ -1,7 +1,7 @@
 // One open chat: its header (title, connection, workspace toggle), the conversation kept live
 // by the chat's stream, and the composer.
 import { useQuery, useQueryClient } from "@tanstack/react-query";
-import { useEffect, useLayoutEffect, useRef } from "react";
+import { lazy, Suspense, useEffect, useLayoutEffect, useRef } from "react";
 import { ApiError } from "@/shared/api/client";
 import { navigate } from "@/shared/lib/router";
 import { Button } from "@/shared/ui/Button";
@@ -11,7 +11,6 @@ import { useSetSidebarOpen } from "@/features/chats/model/sidebar";
 import { ChatStatusDot } from "@/features/chats/ui/ChatStatusDot";
 import { Composer } from "@/features/composer/ui/Composer";
 import { useToggleWorkspace, useWorkspaceOpen } from "@/features/workspace/model/panel";
-import { WorkspacePanel } from "@/features/workspace/ui/WorkspacePanel";
 import { conversationQuery } from "../api/conversation";
 import { setConnectionState } from "../model/connection";
 import { runningMessage } from "../model/conversation";
@@ -19,6 +18,11 @@ import { ChatStream } from "../model/stream";
 import { ConnectionIndicator } from "./ConnectionIndicator";
 import { MessageList } from "./MessageList";
 import { MenuIcon, PanelIcon } from "@/shared/ui/icons";
+
+// The workspace (terminals, files, editor) is a chunk of its own, loaded when first opened or
+// when the pointer reaches its toggle, so that the first visit does not download it.
+const loadWorkspace = () => import("@/features/workspace/ui/WorkspacePanel");
+const WorkspacePanel = lazy(() => loadWorkspace().then((m) => ({ default: m.WorkspacePanel })));
 
 function useChatStream(chatId: string): void {
   const queryClient = useQueryClient();
@@ -84,7 +88,7 @@ export function ChatView({ chatId }: { chatId: string }) {
           {chat.data && <ChatStatusDot status={running ? "running" : "idle"} />}
           <h1 className="chat-heading">{chat.data?.title ?? "…"}</h1>
           <ConnectionIndicator />
-          <button type="button" className={`icon-btn ${workspaceOpen ? "active" : ""}`} aria-pressed={workspaceOpen} aria-label="Workspace panel" title="Terminal, files and checkpoints" onClick={toggleWorkspace}>
+          <button type="button" className={`icon-btn ${workspaceOpen ? "active" : ""}`} aria-pressed={workspaceOpen} aria-label="Workspace panel" title="Terminal, files and checkpoints" onClick={toggleWorkspace} onPointerEnter={() => void loadWorkspace()} onFocus={() => void loadWorkspace()}>
             <PanelIcon />
           </button>
         </header>
@@ -109,7 +113,11 @@ export function ChatView({ chatId }: { chatId: string }) {
         </div>
         {chat.data && <Composer chat={chat.data} running={running} />}
       </section>
-      {workspaceOpen && <WorkspacePanel onClose={toggleWorkspace} />}
+      {workspaceOpen && (
+        <Suspense fallback={<aside className="workspace" aria-label="Workspace" aria-busy="true" />}>
+          <WorkspacePanel chatId={chatId} onClose={toggleWorkspace} />
+        </Suspense>
+      )}
     </div>
   );
 }

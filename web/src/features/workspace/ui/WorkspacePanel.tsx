@@ -1,23 +1,90 @@
-// The panels beside the conversation. Each one follows an API that has not landed yet, so
-// each says so plainly instead of pretending: the terminal and files come with the isolating
-// sandbox, checkpoints with their own issue.
-import { useState } from "react";
+// The panels beside the conversation: terminals and files of the chat's sandbox (with the
+// sandbox's status above them), and checkpoints, whose API has not landed and which says so.
+// A panel is mounted on its first visit and then kept while the workspace is open, so that
+// terminals keep their shells and the editor its unsaved text when the user switches tabs.
+import { useEffect, useRef, useState, type KeyboardEvent, type PointerEvent } from "react";
 import { CloseIcon } from "@/shared/ui/icons";
+import "./workspace.css";
+import { FilesPanel } from "@/features/files/ui/FilesPanel";
+import { SandboxStatus } from "@/features/sandbox/ui/SandboxStatus";
+import { TerminalPanel } from "@/features/terminal/ui/TerminalPanel";
+import {
+  clampWidth,
+  useSetWorkspaceTab,
+  useSetWorkspaceWidth,
+  useWorkspaceTab,
+  useWorkspaceWidth,
+  type WorkspaceTab,
+} from "../model/panel";
 
-const PANELS = [
-  { id: "terminal", label: "Terminal", text: "A terminal into this chat's sandbox is not available yet. It arrives with the isolating sandbox and its terminal API." },
-  { id: "files", label: "Files", text: "Browsing and editing the sandbox's files is not available yet. It arrives with the sandbox's files API." },
-  { id: "checkpoints", label: "Checkpoints", text: "Checkpoints (restore and fork a turn) are not available yet. They arrive with the checkpoints API." },
-] as const;
+const TABS: { id: WorkspaceTab; label: string }[] = [
+  { id: "terminal", label: "Terminal" },
+  { id: "files", label: "Files" },
+  { id: "checkpoints", label: "Checkpoints" },
+];
 
-export function WorkspacePanel({ onClose }: { onClose: () => void }) {
-  const [active, setActive] = useState<(typeof PANELS)[number]["id"]>("terminal");
-  const panel = PANELS.find((p) => p.id === active) ?? PANELS[0];
+/** The drag handle on the panel's left edge; arrow keys move it too. */
+function ResizeHandle() {
+  const width = useWorkspaceWidth();
+  const setWidth = useSetWorkspaceWidth();
+  const drag = useRef<{ x: number; width: number } | null>(null);
+  const onPointerDown = (event: PointerEvent<HTMLDivElement>) => {
+    event.preventDefault();
+    event.currentTarget.setPointerCapture(event.pointerId);
+    drag.current = { x: event.clientX, width };
+  };
+  const onPointerMove = (event: PointerEvent<HTMLDivElement>) => {
+    if (!drag.current) return;
+    setWidth(clampWidth(drag.current.width + drag.current.x - event.clientX, window.innerWidth));
+  };
+  const onKeyDown = (event: KeyboardEvent<HTMLDivElement>) => {
+    const step = event.shiftKey ? 80 : 20;
+    if (event.key === "ArrowLeft") setWidth(clampWidth(width + step, window.innerWidth));
+    else if (event.key === "ArrowRight") setWidth(clampWidth(width - step, window.innerWidth));
+    else return;
+    event.preventDefault();
+  };
   return (
-    <aside className="workspace" aria-label="Workspace">
+    <div
+      className="workspace-resize"
+      role="separator"
+      aria-orientation="vertical"
+      aria-label="Resize the workspace panel"
+      aria-valuenow={width}
+      tabIndex={0}
+      onPointerDown={onPointerDown}
+      onPointerMove={onPointerMove}
+      onPointerUp={() => (drag.current = null)}
+      onPointerCancel={() => (drag.current = null)}
+      onKeyDown={onKeyDown}
+    />
+  );
+}
+
+export function WorkspacePanel({ chatId, onClose }: { chatId: string; onClose: () => void }) {
+  const active = useWorkspaceTab();
+  const setActive = useSetWorkspaceTab();
+  const width = useWorkspaceWidth();
+  const [visited, setVisited] = useState<Set<WorkspaceTab>>(() => new Set([active]));
+  useEffect(() => {
+    setVisited((seen) => (seen.has(active) ? seen : new Set([...seen, active])));
+  }, [active]);
+
+  return (
+    <aside className="workspace" aria-label="Workspace" style={{ width }}>
+      <ResizeHandle />
       <div className="workspace-tabs" role="tablist">
-        {PANELS.map((p) => (
-          <button key={p.id} type="button" role="tab" aria-selected={p.id === active} className={p.id === active ? "tab active" : "tab"} onClick={() => setActive(p.id)}>
+        {TABS.map((p) => (
+          <button
+            key={p.id}
+            type="button"
+            role="tab"
+            id={`workspace-tab-${p.id}`}
+            aria-selected={p.id === active}
+            aria-controls={`workspace-panel-${p.id}`}
+            className={p.id === active ? "tab active" : "tab"}
+            onClick={() => setActive(p.id)}
+          >
             {p.label}
           </button>
         ))}
@@ -25,10 +92,15 @@ export function WorkspacePanel({ onClose }: { onClose: () => void }) {
           <CloseIcon />
         </button>
       </div>
-      <div className="workspace-body" role="tabpanel">
-        <p className="empty">
-          <strong>Not available yet.</strong> {panel.text}
-        </p>
+      <SandboxStatus chatId={chatId} />
+      <div className="workspace-body" role="tabpanel" id={`workspace-panel-${active}`} aria-labelledby={`workspace-tab-${active}`}>
+        {visited.has("terminal") && <TerminalPanel chatId={chatId} visible={active === "terminal"} />}
+        {visited.has("files") && <FilesPanel chatId={chatId} visible={active === "files"} />}
+        {active === "checkpoints" && (
+          <p className="empty">
+            <strong>Not available yet.</strong> Checkpoints (restore and fork a turn) arrive with the checkpoints API.
+          </p>
+        )}
       </div>
     </aside>
   );
