@@ -239,6 +239,7 @@ describe("the web UI", () => {
     await page.getByRole("button", { name: /theme \(change\)/ }).click();
     expect(await page.evaluate(() => document.documentElement.dataset.theme)).toBe("dark");
     await page.getByRole("button", { name: "Workspace panel" }).click();
+    await page.getByRole("tab", { name: "Checkpoints" }).click();
     await page.getByText("Not available yet.").waitFor();
     await screenshot(page, "09-dark-workspace");
   });

@@ -104,6 +104,10 @@ export function FileTree({
             data-kind={entry.kind}
             className={classes.filter(Boolean).join(" ")}
             style={{ paddingLeft: indent(depth) }}
+            // Selection follows focus, as in a file manager's tree.
+            onFocus={(event) => {
+              if (event.target === event.currentTarget && entry.path !== selected) onSelect(entry.path);
+            }}
             onClick={() => {
               onSelect(entry.path);
               if (dir) onToggle(entry.path);

@@ -3,7 +3,9 @@
 import { FitAddon } from "@xterm/addon-fit";
 import { Terminal, type ITheme } from "@xterm/xterm";
 import "@xterm/xterm/css/xterm.css";
+import { useQueryClient } from "@tanstack/react-query";
 import { useEffect, useRef, useState } from "react";
+import { sandboxKeys } from "@/features/sandbox/api/sandbox";
 import { probeChat, terminalUrl } from "../api/terminal";
 import { TerminalConnection, type TerminalStatus } from "../model/connection";
 
@@ -69,6 +71,7 @@ export default function TerminalView({
   active: boolean;
   onSession: (sessionId: string | null) => void;
 }) {
+  const queryClient = useQueryClient();
   const host = useRef<HTMLDivElement>(null);
   const terminal = useRef<Terminal | null>(null);
   const connection = useRef<TerminalConnection | null>(null);
@@ -103,6 +106,8 @@ export default function TerminalView({
       onStatus: (next) => {
         setStatus(next);
         if (next.kind === "connecting" || next.kind === "reconnecting") setMessage(null);
+        // A new shell starts (or wakes) the sandbox: show its status now, not at the next poll.
+        if (next.kind === "open") void queryClient.invalidateQueries({ queryKey: sandboxKeys.detail(chatId) });
         if (next.kind === "exited") {
           term.write(NOTICE(`${statusLabel(next)} Press Enter to start a new one.`));
         }
@@ -155,7 +160,7 @@ export default function TerminalView({
       terminal.current = null;
       connection.current = null;
     };
-  }, [chatId]);
+  }, [chatId, queryClient]);
 
   useEffect(() => {
     if (active) terminal.current?.focus();
