@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use agentbox_agent::AutoPolicy;
+use agentbox_runs::CheckpointSettings;
 use agentbox_runs::PermissionSettings;
 use agentbox_sandbox::egress::AllowList;
 use agentbox_sandbox::local::limits::Limits;
@@ -82,6 +83,20 @@ pub struct ServeArgs {
     /// First host user id given to sandboxes when the server runs as root [default: 200000].
     #[arg(long, env = "AGENTBOX_SANDBOX_UID_BASE")]
     pub sandbox_uid_base: Option<u32>,
+    /// Keep at most this many checkpoints per chat; 0 keeps all [default: 100].
+    #[arg(long, env = "AGENTBOX_CHECKPOINT_KEEP_LAST")]
+    pub checkpoint_keep_last: Option<usize>,
+    /// Drop checkpoints older than this many days (the newest always stays); 0 keeps all
+    /// [default: 30].
+    #[arg(long, env = "AGENTBOX_CHECKPOINT_MAX_AGE_DAYS")]
+    pub checkpoint_max_age_days: Option<u64>,
+    /// Workspace paths checkpoints skip, comma-separated globs
+    /// [default: .cache,node_modules/.cache,__pycache__,.npm/_cacache].
+    #[arg(long, env = "AGENTBOX_CHECKPOINT_EXCLUDES")]
+    pub checkpoint_excludes: Option<String>,
+    /// Take no checkpoints (no restore, no fork).
+    #[arg(long, env = "AGENTBOX_NO_CHECKPOINTS")]
+    pub no_checkpoints: bool,
     /// The program sandboxes run as their init [default: this binary, `sandbox-init`].
     #[arg(long, env = "AGENTBOX_SANDBOX_INIT", hide = true)]
     pub sandbox_init_program: Option<PathBuf>,
@@ -148,6 +163,10 @@ struct FileConfig {
     sandbox_tmp_mb: Option<u64>,
     sandbox_idle_pause_secs: Option<u64>,
     sandbox_uid_base: Option<u32>,
+    checkpoint_keep_last: Option<usize>,
+    checkpoint_max_age_days: Option<u64>,
+    checkpoint_excludes: Option<Vec<String>>,
+    no_checkpoints: Option<bool>,
     default_model: Option<String>,
     max_concurrent_turns: Option<usize>,
     idle_session_secs: Option<u64>,
@@ -213,6 +232,7 @@ pub struct Config {
     pub claude_path: Option<PathBuf>,
     pub sandbox_provider: String,
     pub sandbox: SandboxSettings,
+    pub checkpoints: CheckpointSettings,
     pub default_model: String,
     pub max_concurrent_turns: usize,
     pub idle_session: Duration,
@@ -240,6 +260,7 @@ impl fmt::Debug for Config {
             .field("claude_path", &self.claude_path)
             .field("sandbox_provider", &self.sandbox_provider)
             .field("sandbox", &self.sandbox)
+            .field("checkpoints", &self.checkpoints)
             .field("default_model", &self.default_model)
             .field("max_concurrent_turns", &self.max_concurrent_turns)
             .field("idle_session", &self.idle_session)
@@ -349,6 +370,42 @@ impl ServeArgs {
             init_program: self.sandbox_init_program,
             disk_check_interval: Duration::from_secs(15),
         };
+        let checkpoints = if self.no_checkpoints || file.no_checkpoints.unwrap_or(false) {
+            CheckpointSettings::default()
+        } else {
+            CheckpointSettings {
+                root: Some(data_dir.join("checkpoints")),
+                excludes: match self.checkpoint_excludes {
+                    Some(list) => list
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|p| !p.is_empty())
+                        .map(str::to_owned)
+                        .collect(),
+                    None => file.checkpoint_excludes.unwrap_or_else(|| {
+                        [".cache", "node_modules/.cache", "__pycache__", ".npm/_cacache"]
+                            .map(str::to_owned)
+                            .to_vec()
+                    }),
+                },
+                keep_last: match self
+                    .checkpoint_keep_last
+                    .or(file.checkpoint_keep_last)
+                    .unwrap_or(100)
+                {
+                    0 => None,
+                    n => Some(n),
+                },
+                max_age: match self
+                    .checkpoint_max_age_days
+                    .or(file.checkpoint_max_age_days)
+                    .unwrap_or(30)
+                {
+                    0 => None,
+                    days => Some(Duration::from_secs(days * 24 * 3600)),
+                },
+            }
+        };
         let log_format = match self.log_format.or(file.log_format).as_deref() {
             None | Some("text") => LogFormat::Text,
             Some("json") => LogFormat::Json,
@@ -377,6 +434,7 @@ impl ServeArgs {
             claude_path: self.claude_path.or(file.claude_path),
             sandbox_provider,
             sandbox,
+            checkpoints,
             default_model: self
                 .default_model
                 .or(file.default_model)

@@ -140,6 +140,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
             cli_max_retries: config.cli_max_retries,
             append_system_prompt: None,
             permissions: config.permissions.clone(),
+            checkpoints: config.checkpoints.clone(),
         },
     );
     let recovered = runner.recover().await.context("cannot close turns left open by a crash")?;

@@ -381,6 +381,53 @@ pub struct Health {
     pub model: ComponentHealth,
 }
 
+/// A checkpoint of a chat's workspace, as listed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CheckpointInfo {
+    pub id: Uuid,
+    /// The turn (assistant message) it was taken after; for a `before_restore` checkpoint
+    /// the latest message at that moment.
+    pub message_id: Option<Uuid>,
+    /// `turn`, `before_restore` (restoring it undoes a restore) or `fork` (a fork's start).
+    pub kind: String,
+    pub created_at: DateTime<Utc>,
+    /// Paths added, modified and deleted since the checkpoint before it.
+    pub files_added: u64,
+    pub files_modified: u64,
+    pub files_deleted: u64,
+    /// Storage this checkpoint added (new contents only: the rest is shared).
+    pub bytes_added: u64,
+    /// Files in the workspace at that point, and their total size.
+    pub files: u64,
+    pub bytes: u64,
+}
+
+/// What a restore did.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RestoreResponse {
+    pub checkpoint_id: Uuid,
+    /// The checkpoint of the workspace taken just before: restoring it undoes this restore.
+    pub undo_checkpoint_id: Option<Uuid>,
+    /// Messages no longer shown (kept, and shown again by restoring a later checkpoint).
+    pub hidden_message_ids: Vec<Uuid>,
+    /// Messages shown again.
+    pub shown_message_ids: Vec<Uuid>,
+}
+
+/// Start a new chat from a turn of this one.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ForkRequest {
+    /// The assistant message whose checkpoint the fork starts from.
+    pub message_id: Uuid,
+    /// The new chat's title; "<title> (fork)" by default.
+    #[serde(default)]
+    pub title: Option<String>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -66,6 +66,7 @@ pub struct RunnerConfig {
     /// user's and the chat's own.
     pub append_system_prompt: Option<String>,
     pub permissions: PermissionSettings,
+    pub checkpoints: crate::checkpoints::CheckpointSettings,
 }
 
 /// How permission requests are decided.
@@ -99,6 +100,7 @@ impl Default for RunnerConfig {
             cli_max_retries: 3,
             append_system_prompt: None,
             permissions: PermissionSettings::default(),
+            checkpoints: crate::checkpoints::CheckpointSettings::default(),
         }
     }
 }

@@ -13,12 +13,18 @@
 //! ([`TurnRunner::answer_permission`]), changes of model, mode and thinking reach it live
 //! ([`TurnRunner::apply_live`]), and prompts sent meanwhile wait in the chat's queue
 //! ([`TurnRunner::enqueue`], [`TurnRunner::send_now`]), which runs them in order afterwards.
+//!
+//! After every turn the chat's workspace is checkpointed; [`TurnRunner::restore`] rewinds the
+//! workspace, the conversation and the CLI session to a checkpoint, and
+//! [`TurnRunner::fork`] starts a new chat from one (see [`checkpoints`]).
 
+mod checkpoints;
 mod config;
 mod permissions;
 mod runner;
 mod sink;
 
+pub use checkpoints::{CheckpointFailure, CheckpointSettings};
 pub use config::{ModelAccess, PermissionSettings, RunnerConfig};
 pub use permissions::{BYPASS_REFUSAL, MAX_ANSWER_MESSAGE_CHARS};
 pub use runner::{LiveChange, PermissionError, RunError, SendNow, TurnRequest, TurnRunner};

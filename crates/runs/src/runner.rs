@@ -14,6 +14,7 @@ use agentbox_agent::{
     run_turn,
 };
 use agentbox_bus::EventBus;
+use agentbox_checkpoints::Checkpoint;
 use agentbox_protocol::api::{PermissionMode, QueuedMessage};
 use agentbox_protocol::cli::ControlRequest;
 use agentbox_protocol::event::{EventPayload, MessageStatus, PermissionResolution, SystemEvent};
@@ -21,12 +22,16 @@ use agentbox_protocol::permission::{
     PermissionAnswerRequest, PermissionAnswerResponse, PermissionKind, ResolvedBy,
 };
 use agentbox_sandbox::{Sandbox, SandboxProvider};
-use agentbox_store::{ChatRecord, NewEvent, StartedTurn, Store, StoreError, TurnResult};
+use agentbox_store::{
+    ChatRecord, CheckpointKind, CheckpointRecord, NewChat, NewEvent, Rewind, StartedTurn, Store,
+    StoreError, TurnResult,
+};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use uuid::Uuid;
 
+use crate::checkpoints::{CheckpointFailure, Checkpoints};
 use crate::config::RunnerConfig;
 use crate::permissions::{AnswerError, ChatPolicy, LiveTurn};
 use crate::sink::LogSink;
@@ -182,6 +187,11 @@ pub struct TurnRunner {
     slots: Arc<Semaphore>,
     tasks: TaskTracker,
     shutting_down: AtomicBool,
+    /// Checkpoint stores; `None` when checkpoints are off.
+    checkpoints: Option<Checkpoints>,
+    /// Per chat: held while a turn is being started and during a restore or fork, so that
+    /// neither starts in the middle of the other.
+    gates: Mutex<HashMap<Uuid, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl std::fmt::Debug for TurnRunner {
@@ -200,6 +210,8 @@ impl TurnRunner {
         Arc::new(Self {
             slots: Arc::new(Semaphore::new(config.max_concurrent_turns.max(1))),
             auto: Arc::new(config.permissions.auto.clone()),
+            checkpoints: Checkpoints::new(&config.checkpoints),
+            gates: Mutex::default(),
             store,
             bus,
             sandboxes,
@@ -281,6 +293,8 @@ impl TurnRunner {
             return Err(RunError::BypassNotAllowed);
         }
         let model = request.model.unwrap_or_else(|| chat.model.clone());
+        let gate = self.gate(chat.id);
+        let _gate = gate.lock().await;
         let started = self.store.begin_turn(chat.id, &request.prompt, &model, mode).await?;
         self.launch(chat, &started, model, mode, request.prompt).await;
         Ok(started)
@@ -494,6 +508,8 @@ impl TurnRunner {
         id: Option<Uuid>,
     ) -> Result<Option<(QueuedMessage, StartedTurn)>, RunError> {
         let chat = self.store.chat_unscoped(chat_id).await?.ok_or(RunError::ChatNotFound)?;
+        let gate = self.gate(chat_id);
+        let _gate = gate.lock().await;
         let Some((queued, started)) =
             self.store.begin_queued_turn(chat_id, id, &chat.model, chat.permission_mode).await?
         else {
@@ -552,6 +568,10 @@ impl TurnRunner {
         if let Err(err) = self.sandboxes.delete(&chat_id.to_string()).await {
             tracing::warn!(%chat_id, %err, "could not delete the chat's sandbox");
         }
+        if let Some(checkpoints) = &self.checkpoints {
+            checkpoints.remove(chat_id).await;
+        }
+        lock(&self.gates).remove(&chat_id);
     }
 
     /// Interrupt every running turn, wait for them to be recorded as such and for their CLI
@@ -605,6 +625,8 @@ impl TurnRunner {
             }
         };
         let status = result.status;
+        self.checkpoint_after_turn(job.chat_id, job.message_id, result.session_id.clone(), &sink)
+            .await;
         match self.store.finish_turn(job.chat_id, job.message_id, result).await {
             Ok(event) => self.bus.publish(job.chat_id, event),
             Err(err) => tracing::error!(
@@ -764,6 +786,204 @@ impl TurnRunner {
         // Tracked, so that a server shutdown waits until the process is gone.
         self.tasks.spawn(idle.session.shutdown(grace));
         None
+    }
+
+    /// The gate of a chat (see [`TurnRunner::gates`]).
+    fn gate(&self, chat_id: Uuid) -> Arc<tokio::sync::Mutex<()>> {
+        lock(&self.gates).entry(chat_id).or_default().clone()
+    }
+
+    /// Checkpoint the chat's workspace after a turn and tie the checkpoint to the turn's
+    /// message. A failure is told in a `system/checkpoint_failed` event; the turn stands.
+    async fn checkpoint_after_turn(
+        &self,
+        chat_id: Uuid,
+        message_id: Uuid,
+        session_id: Option<String>,
+        sink: &LogSink,
+    ) {
+        let Some(checkpoints) = &self.checkpoints else { return };
+        let taken = async {
+            let workspace = self
+                .sandboxes
+                .workspace(&chat_id.to_string())
+                .await
+                .map_err(|e| CheckpointFailure::Failed(e.to_string()))?;
+            let session_id = match session_id {
+                Some(id) => Some(id),
+                None => self.store.chat_unscoped(chat_id).await?.and_then(|chat| chat.session_id),
+            };
+            let checkpoint = checkpoints
+                .take(chat_id, workspace.root(), format!("after message {message_id}"))
+                .await?;
+            self.store
+                .record_checkpoint(
+                    chat_id,
+                    checkpoint.id.as_uuid(),
+                    CheckpointKind::Turn,
+                    Some(message_id),
+                    session_id.as_deref(),
+                )
+                .await?;
+            let dropped = checkpoints.prune(chat_id).await?;
+            if !dropped.is_empty() {
+                self.store.forget_checkpoints(chat_id, &dropped).await?;
+            }
+            Ok::<_, CheckpointFailure>(checkpoint)
+        }
+        .await;
+        match taken {
+            Ok(checkpoint) => {
+                tracing::debug!(%chat_id, checkpoint = %checkpoint.id, "checkpoint taken")
+            }
+            Err(err) => {
+                tracing::warn!(%chat_id, %err, "could not checkpoint the workspace after a turn");
+                let _ = sink
+                    .record(notice(
+                        "checkpoint_failed",
+                        &format!("No checkpoint was taken after this turn: {err}"),
+                    ))
+                    .await;
+            }
+        }
+    }
+
+    /// The chat's checkpoints, newest first, with what the store knows of each (absent for
+    /// one the store no longer has).
+    pub async fn checkpoints(
+        &self,
+        chat_id: Uuid,
+    ) -> Result<Vec<(CheckpointRecord, Option<Checkpoint>)>, CheckpointFailure> {
+        let checkpoints = self.checkpoints.as_ref().ok_or(CheckpointFailure::Disabled)?;
+        let records = self.store.checkpoints(chat_id).await?;
+        let mut stored: HashMap<Uuid, Checkpoint> =
+            checkpoints.list(chat_id).await?.into_iter().map(|c| (c.id.as_uuid(), c)).collect();
+        Ok(records
+            .into_iter()
+            .map(|record| {
+                let details = stored.remove(&record.id);
+                (record, details)
+            })
+            .collect())
+    }
+
+    /// Make the chat's workspace, conversation and CLI session what they were at checkpoint
+    /// `id`. The chat's processes are stopped first (the next use starts them again), and
+    /// a checkpoint of the present is taken, whose id comes back: restoring it undoes this.
+    pub async fn restore(
+        &self,
+        chat: &ChatRecord,
+        id: Uuid,
+    ) -> Result<(Option<Uuid>, Rewind), CheckpointFailure> {
+        let checkpoints = self.checkpoints.as_ref().ok_or(CheckpointFailure::Disabled)?;
+        let gate = self.gate(chat.id);
+        let _gate = gate.lock().await;
+        if self.is_running(chat.id) || self.store.running_turn(chat.id).await?.is_some() {
+            return Err(CheckpointFailure::Busy);
+        }
+        let target =
+            self.store.checkpoint(chat.id, id).await?.ok_or(CheckpointFailure::NotFound)?;
+        // Nothing may write into the workspace while it is rewritten, and the CLI must not
+        // keep the conversation in memory: its next turn reads the restored transcript.
+        drop(lock(&self.idle).remove(&chat.id));
+        self.sandboxes
+            .stop(&chat.id.to_string())
+            .await
+            .map_err(|e| CheckpointFailure::Failed(e.to_string()))?;
+        let workspace = self
+            .sandboxes
+            .workspace(&chat.id.to_string())
+            .await
+            .map_err(|e| CheckpointFailure::Failed(e.to_string()))?;
+        let current =
+            self.store.chat_unscoped(chat.id).await?.ok_or(CheckpointFailure::NotFound)?;
+        let last_visible = self.store.messages(chat.id).await?.last().map(|m| m.id);
+        let undo = checkpoints.restore(chat.id, id, workspace.root(), workspace.owner()).await?;
+        let undo_id = match undo {
+            Some(undo) => {
+                let record = self
+                    .store
+                    .record_checkpoint(
+                        chat.id,
+                        undo.id.as_uuid(),
+                        CheckpointKind::BeforeRestore,
+                        last_visible,
+                        current.session_id.as_deref(),
+                    )
+                    .await?;
+                Some(record.id)
+            }
+            None => None,
+        };
+        let rewind = self.store.rewind(chat.id, &target).await?;
+        self.bus.publish(chat.id, rewind.event.clone());
+        tracing::info!(chat_id = %chat.id, checkpoint = %id, hidden = rewind.hidden.len(), shown = rewind.shown.len(), "restored a checkpoint");
+        Ok((undo_id, rewind))
+    }
+
+    /// A new chat of the same user holding the workspace and the conversation as they were
+    /// after `message_id`. Parent and fork are independent from then on.
+    pub async fn fork(
+        &self,
+        chat: &ChatRecord,
+        message_id: Uuid,
+        title: String,
+    ) -> Result<ChatRecord, CheckpointFailure> {
+        let checkpoints = self.checkpoints.as_ref().ok_or(CheckpointFailure::Disabled)?;
+        let gate = self.gate(chat.id);
+        let _gate = gate.lock().await;
+        let source = self
+            .store
+            .checkpoints(chat.id)
+            .await?
+            .into_iter()
+            .find(|c| c.kind == CheckpointKind::Turn && c.message_id == Some(message_id))
+            .ok_or(CheckpointFailure::NoCheckpoint)?;
+        let fork = self
+            .store
+            .create_chat(NewChat {
+                user_id: chat.user_id,
+                title,
+                model: chat.model.clone(),
+                permission_mode: chat.permission_mode,
+                sandbox_provider: self.sandboxes.name().to_owned(),
+                custom_instructions: chat.custom_instructions.clone(),
+                max_thinking_tokens: chat.max_thinking_tokens,
+            })
+            .await?;
+        let made = async {
+            self.store
+                .copy_conversation(chat, fork.id, message_id, source.session_id.as_deref())
+                .await?;
+            let workspace = self
+                .sandboxes
+                .workspace(&fork.id.to_string())
+                .await
+                .map_err(|e| CheckpointFailure::Failed(e.to_string()))?;
+            let first = checkpoints
+                .fork(chat.id, source.id, fork.id, workspace.root(), workspace.owner())
+                .await?;
+            self.store
+                .record_checkpoint(
+                    fork.id,
+                    first.id.as_uuid(),
+                    CheckpointKind::Fork,
+                    None,
+                    source.session_id.as_deref(),
+                )
+                .await?;
+            Ok::<_, CheckpointFailure>(())
+        }
+        .await;
+        if let Err(err) = made {
+            // No half-made fork is left behind.
+            let _ = self.store.delete_chat(chat.user_id, fork.id).await;
+            let _ = self.sandboxes.delete(&fork.id.to_string()).await;
+            checkpoints.remove(fork.id).await;
+            return Err(err);
+        }
+        tracing::info!(from = %chat.id, fork = %fork.id, %message_id, "forked a chat");
+        Ok(self.store.chat_unscoped(fork.id).await?.unwrap_or(fork))
     }
 
     /// Keep a healthy CLI process for the chat's next turn, or stop it.

@@ -69,6 +69,11 @@ impl Workspace {
         &self.root
     }
 
+    /// The user (and group) new files are given to, if not the server's.
+    pub fn owner(&self) -> Option<(u32, u32)> {
+        self.owner
+    }
+
     /// A path as the API receives it, made relative to the home directory: `""`, `.` and
     /// the home itself are the home; `a/b` and `/home/user/a/b` are `a/b`. Any `..`, NUL
     /// byte, or absolute path elsewhere is refused outright (the kernel would refuse it

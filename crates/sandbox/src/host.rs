@@ -95,6 +95,12 @@ impl SandboxProvider for HostProvider {
         }
     }
 
+    async fn stop(&self, id: &str) -> Result<()> {
+        let prefix = format!("{MARKER}={}#", self.dir(id)?.display());
+        signal_marked(|var| var.starts_with(prefix.as_bytes()), Signal::SIGKILL);
+        Ok(())
+    }
+
     async fn health(&self) -> ProviderHealth {
         match create_private_dir(&self.root).await {
             Ok(()) => ProviderHealth {

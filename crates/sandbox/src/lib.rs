@@ -172,6 +172,12 @@ pub trait SandboxProvider: Send + Sync {
         SandboxStatus::Running
     }
 
+    /// End every process of the sandbox but keep its files; the next use starts it again.
+    /// For operations that rewrite the workspace under its feet (a checkpoint restore).
+    async fn stop(&self, _id: &str) -> Result<()> {
+        Ok(())
+    }
+
     /// Freeze the sandbox's processes (releasing memory where the platform can).
     async fn pause(&self, _id: &str) -> Result<()> {
         Err(SandboxError::Unsupported("pause sandboxes"))

@@ -7,6 +7,7 @@
 
 mod auth;
 mod chats;
+mod checkpoints;
 mod error;
 mod extract;
 mod health;
@@ -66,6 +67,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(queue::routes())
         .merge(settings::routes())
         .merge(sandbox::routes())
+        .merge(checkpoints::routes())
         .merge(terminal::routes())
         .merge(workspace::routes())
 }

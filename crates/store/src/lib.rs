@@ -7,6 +7,7 @@
 //! transaction, so a crash leaves either all of it or none of it.
 
 mod chats;
+mod checkpoints;
 mod events;
 mod permissions;
 mod queue;
@@ -23,6 +24,7 @@ use sqlx::{Sqlite, SqlitePool, Transaction};
 use uuid::Uuid;
 
 pub use chats::{ChatRecord, ChatUpdate, NewChat};
+pub use checkpoints::{CheckpointKind, CheckpointRecord, Rewind};
 pub use events::NewEvent;
 pub use permissions::PermissionRecord;
 pub use queue::QueuedUpdate;

@@ -133,13 +133,14 @@ impl Store {
             .collect()
     }
 
-    /// The chat's messages in order, each with its events as `content`. Content is read from
-    /// the event log, which is the single source of truth for what happened in a turn.
+    /// The chat's messages in order, each with its events as `content`, without the ones a
+    /// restore hid. Content is read from the event log, which is the single source of truth
+    /// for what happened in a turn.
     pub async fn messages(&self, chat_id: Uuid) -> Result<Vec<Message>> {
         let rows = sqlx::query(
             "SELECT id, role, status, model, permission_mode, session_id, total_cost_usd, usage,
                     checkpoint_id, created_at, completed_at
-             FROM messages WHERE chat_id = $1 ORDER BY position",
+             FROM messages WHERE chat_id = $1 AND hidden_at IS NULL ORDER BY position",
         )
         .bind(chat_id.to_string())
         .fetch_all(&self.pool)

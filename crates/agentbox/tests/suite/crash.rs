@@ -12,7 +12,7 @@ use tokio::process::{Child, Command};
 use super::support::{Api, PATIENCE, SseEvent, cli_path, kinds};
 
 /// `agentbox serve` as a separate process; returns it with its base URL.
-async fn spawn_server(data_dir: &std::path::Path, mock: &MockLlm) -> (Child, String) {
+pub(super) async fn spawn_server(data_dir: &std::path::Path, mock: &MockLlm) -> (Child, String) {
     #[allow(clippy::disallowed_methods)] // The test starts the real binary, not agent code.
     let mut command = Command::new(env!("CARGO_BIN_EXE_agentbox"));
     command

@@ -1,4 +1,5 @@
 mod api;
+mod checkpoints;
 mod containment;
 mod crash;
 mod permissions;

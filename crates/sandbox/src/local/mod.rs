@@ -562,7 +562,7 @@ impl LocalProvider {
     }
 
     /// Kill the container (all its processes die with its pid namespace).
-    fn stop(entry: &Entry, reason: Option<String>) {
+    fn kill_container(entry: &Entry, reason: Option<String>) {
         let mut state = lock(&entry.state);
         if let Some(mut child) = state.container.take() {
             let _ = child.start_kill();
@@ -608,7 +608,7 @@ impl LocalProvider {
                         self.config.limits.disk_bytes >> 20
                     );
                     tracing::warn!(sandbox = %entry.id, "{reason}; stopping the sandbox");
-                    Self::stop(&entry, Some(reason));
+                    Self::kill_container(&entry, Some(reason));
                     continue;
                 }
             }
@@ -683,7 +683,7 @@ impl SandboxProvider for LocalProvider {
     async fn delete(&self, id: &str) -> Result<()> {
         let entry = self.entry(id)?;
         let _guard = entry.lifecycle.lock().await;
-        Self::stop(&entry, None);
+        Self::kill_container(&entry, None);
         lock(&self.sandboxes).remove(id);
         match tokio::fs::remove_dir_all(&entry.dir).await {
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -695,6 +695,13 @@ impl SandboxProvider for LocalProvider {
         let entry = self.entry(id)?;
         prepare_dirs(&entry.dir, &entry.home(), entry.uid)?;
         Ok(Workspace::new(entry.home(), HOME, Some((entry.uid, entry.uid))))
+    }
+
+    async fn stop(&self, id: &str) -> Result<()> {
+        let entry = self.entry(id)?;
+        let _guard = entry.lifecycle.lock().await;
+        Self::kill_container(&entry, None);
+        Ok(())
     }
 
     async fn status(&self, id: &str) -> SandboxStatus {

@@ -1,0 +1,181 @@
+//! Checkpoints of chats: one after every turn, restores that rewind the workspace and the
+//! conversation together, and forks into a new chat.
+//!
+//! The files are kept by the checkpoint store (`crates/checkpoints`, one store per chat under
+//! the configured root, outside every sandbox); the database says which turn each
+//! checkpoint belongs to and which messages were visible then. A restore first stops the
+//! chat's processes (the idle CLI process and the sandbox), takes a checkpoint of the
+//! present so that the restore can be undone, rewrites the workspace, and rewinds the
+//! conversation and the CLI session: the CLI's transcript lives in the workspace
+//! (`~/.claude/projects/...`), so it is rewound with the files, and the chat resumes the
+//! session it had at that turn.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use agentbox_checkpoints::{
+    Checkpoint, CheckpointError, CheckpointId, CheckpointOptions, Owner, RestoreOptions, Retention,
+    Store as CheckpointStore, StoreConfig,
+};
+use uuid::Uuid;
+
+/// How checkpoints are taken and kept.
+#[derive(Clone, Debug, Default)]
+pub struct CheckpointSettings {
+    /// Where the chats' checkpoint stores live; `None` turns checkpoints off.
+    pub root: Option<PathBuf>,
+    /// Globs of workspace paths never stored nor touched by a restore (caches).
+    pub excludes: Vec<String>,
+    /// Keep at most this many checkpoints per chat (the newest).
+    pub keep_last: Option<usize>,
+    /// Drop checkpoints older than this (the newest one always stays).
+    pub max_age: Option<Duration>,
+}
+
+/// Why a checkpoint operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointFailure {
+    #[error("checkpoints are turned off on this server")]
+    Disabled,
+    #[error("a turn is running in this chat")]
+    Busy,
+    #[error("the chat has no such checkpoint")]
+    NotFound,
+    #[error("that message has no checkpoint to start from")]
+    NoCheckpoint,
+    #[error("{0}")]
+    Failed(String),
+    #[error(transparent)]
+    Store(#[from] agentbox_store::StoreError),
+}
+
+impl From<CheckpointError> for CheckpointFailure {
+    fn from(err: CheckpointError) -> Self {
+        match err {
+            CheckpointError::NotFound(_) => Self::NotFound,
+            other => Self::Failed(other.to_string()),
+        }
+    }
+}
+
+/// The checkpoint stores of all chats.
+#[derive(Clone, Debug)]
+pub(crate) struct Checkpoints {
+    root: PathBuf,
+    settings: CheckpointSettings,
+}
+
+impl Checkpoints {
+    pub fn new(settings: &CheckpointSettings) -> Option<Self> {
+        settings.root.clone().map(|root| Self { root, settings: settings.clone() })
+    }
+
+    fn open(&self, chat_id: Uuid) -> Result<CheckpointStore, CheckpointError> {
+        CheckpointStore::open(
+            self.root.join(chat_id.to_string()),
+            StoreConfig { excludes: self.settings.excludes.clone() },
+        )
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        chat_id: Uuid,
+        work: impl FnOnce(CheckpointStore) -> Result<T, CheckpointError> + Send + 'static,
+    ) -> Result<T, CheckpointFailure> {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || work(this.open(chat_id)?))
+            .await
+            .map_err(|err| CheckpointFailure::Failed(err.to_string()))?
+            .map_err(CheckpointFailure::from)
+    }
+
+    /// Snapshot the chat's workspace.
+    pub async fn take(
+        &self,
+        chat_id: Uuid,
+        workspace: &Path,
+        label: String,
+    ) -> Result<Checkpoint, CheckpointFailure> {
+        let workspace = workspace.to_owned();
+        self.blocking(chat_id, move |store| {
+            store.checkpoint(&workspace, &CheckpointOptions { label: Some(label) })
+        })
+        .await
+    }
+
+    /// Apply the retention policy and collect the garbage; returns what was dropped.
+    pub async fn prune(&self, chat_id: Uuid) -> Result<Vec<Uuid>, CheckpointFailure> {
+        let retention = Retention {
+            keep_last: self.settings.keep_last,
+            max_age: self.settings.max_age.and_then(|age| chrono::TimeDelta::from_std(age).ok()),
+        };
+        if retention.keep_last.is_none() && retention.max_age.is_none() {
+            return Ok(Vec::new());
+        }
+        self.blocking(chat_id, move |store| {
+            let dropped = store.prune(&retention, chrono::Utc::now())?;
+            if !dropped.is_empty() {
+                store.gc()?;
+            }
+            Ok(dropped.into_iter().map(|c| c.id.as_uuid()).collect())
+        })
+        .await
+    }
+
+    pub async fn list(&self, chat_id: Uuid) -> Result<Vec<Checkpoint>, CheckpointFailure> {
+        self.blocking(chat_id, |store| store.list()).await
+    }
+
+    /// Make the workspace exactly checkpoint `id`, after taking one of the present;
+    /// returns that one (the undo).
+    pub async fn restore(
+        &self,
+        chat_id: Uuid,
+        id: Uuid,
+        workspace: &Path,
+        owner: Option<(u32, u32)>,
+    ) -> Result<Option<Checkpoint>, CheckpointFailure> {
+        let workspace = workspace.to_owned();
+        self.blocking(chat_id, move |store| {
+            let options = RestoreOptions {
+                checkpoint_first: true,
+                label: Some(format!("before restoring {id}")),
+                owner: owner.map(|(uid, gid)| Owner { uid, gid }),
+            };
+            Ok(store.restore(&CheckpointId::from(id), &workspace, &options)?.undo)
+        })
+        .await
+    }
+
+    /// Write checkpoint `id` of `from` into the empty workspace of the new chat `to`, and take
+    /// the new chat's first checkpoint of it.
+    pub async fn fork(
+        &self,
+        from: Uuid,
+        id: Uuid,
+        to: Uuid,
+        workspace: &Path,
+        owner: Option<(u32, u32)>,
+    ) -> Result<Checkpoint, CheckpointFailure> {
+        let target = workspace.to_owned();
+        self.blocking(from, move |store| {
+            store.restore_into(
+                &CheckpointId::from(id),
+                &target,
+                owner.map(|(uid, gid)| Owner { uid, gid }),
+            )
+        })
+        .await?;
+        self.take(to, workspace, format!("forked from {from} at {id}")).await
+    }
+
+    /// Remove a deleted chat's checkpoints.
+    pub async fn remove(&self, chat_id: Uuid) {
+        let dir = self.root.join(chat_id.to_string());
+        if let Err(err) = tokio::fs::remove_dir_all(&dir).await
+            && err.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(%chat_id, %err, "could not remove the chat's checkpoints");
+        }
+    }
+}
