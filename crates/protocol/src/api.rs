@@ -181,6 +181,8 @@ pub struct Chat {
     pub last_event_id: i64,
     /// The sandbox provider the chat's turns run in (`host` isolates nothing).
     pub sandbox_provider: String,
+    /// `running`, `paused` or `stopped` (a stopped sandbox starts on its next use).
+    pub sandbox_status: String,
     /// The chat's own instructions for the agent, if any.
     pub custom_instructions: Option<String>,
     /// The thinking budget: `0` is off, `null` the CLI's default.

@@ -30,8 +30,9 @@ pub fn routes() -> OpenApiRouter<AppState> {
     ))
 }
 
-pub fn chat_json(state: &AppState, chat: ChatRecord) -> Chat {
+pub async fn chat_json(state: &AppState, chat: ChatRecord) -> Chat {
     let running = state.runner.is_running(chat.id);
+    let sandbox_status = state.runner.sandbox_provider().status(&chat.id.to_string()).await;
     Chat {
         id: chat.id,
         title: chat.title,
@@ -41,6 +42,7 @@ pub fn chat_json(state: &AppState, chat: ChatRecord) -> Chat {
         session_id: chat.session_id,
         last_event_id: chat.last_seq,
         sandbox_provider: chat.sandbox_provider,
+        sandbox_status: sandbox_status.as_str().to_owned(),
         custom_instructions: chat.custom_instructions,
         max_thinking_tokens: chat.max_thinking_tokens,
         created_at: chat.created_at,
@@ -150,7 +152,7 @@ async fn create_chat(
             max_thinking_tokens,
         })
         .await?;
-    Ok((StatusCode::CREATED, Json(chat_json(&state, chat))))
+    Ok((StatusCode::CREATED, Json(chat_json(&state, chat).await)))
 }
 
 /// The user's chats, most recently active first.
@@ -161,7 +163,11 @@ async fn list_chats(
     user: CurrentUser,
 ) -> Result<Json<Vec<Chat>>, ApiError> {
     let chats = state.store.list_chats(user.0.id).await?;
-    Ok(Json(chats.into_iter().map(|chat| chat_json(&state, chat)).collect()))
+    let mut list = Vec::with_capacity(chats.len());
+    for chat in chats {
+        list.push(chat_json(&state, chat).await);
+    }
+    Ok(Json(list))
 }
 
 /// One chat.
@@ -175,7 +181,7 @@ async fn get_chat(
     ChatId(chat_id): ChatId,
 ) -> Result<Json<Chat>, ApiError> {
     let chat = owned_chat(&state, &user, chat_id).await?;
-    Ok(Json(chat_json(&state, chat)))
+    Ok(Json(chat_json(&state, chat).await))
 }
 
 /// Rename a chat or change its settings. A change of model, permission mode or thinking
@@ -224,7 +230,7 @@ async fn update_chat(
         .await?
         .ok_or_else(ApiError::chat_not_found)?;
     state.runner.apply_live(chat_id, &change);
-    Ok(Json(chat_json(&state, chat)))
+    Ok(Json(chat_json(&state, chat).await))
 }
 
 /// Delete a chat: its running turn is stopped, its sandbox removed, its history deleted.

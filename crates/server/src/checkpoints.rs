@@ -132,5 +132,5 @@ async fn fork_chat(
         }
     };
     let fork = state.runner.fork(&chat, request.message_id, title).await.map_err(failure)?;
-    Ok((StatusCode::CREATED, Json(chat_json(&state, fork))))
+    Ok((StatusCode::CREATED, Json(chat_json(&state, fork).await)))
 }
