@@ -123,6 +123,15 @@ describe("the workspace panels", () => {
     await waitForTerminal();
     await run('echo "mark=[$MARK]"');
     await waitForLine("mark=[]");
+    // When its shell exits the tab says so, and Enter starts a new one.
+    await run("exit 3");
+    await waitForTerminal("exited");
+    await terminal().locator(".terminal-status").getByText("The shell exited (code 3).").waitFor();
+    await waitForLine("[The shell exited (code 3). Press Enter to start a new one.]");
+    await page.keyboard.press("Enter");
+    await waitForTerminal();
+    await run("echo fresh-shell");
+    await waitForLine("fresh-shell");
     await page.getByRole("button", { name: "Close Terminal 2" }).click();
     await page.getByRole("tab", { name: "Terminal 1", selected: true }).waitFor();
     expect(await page.getByRole("tab", { name: "Terminal 2" }).count()).toBe(0);
@@ -151,6 +160,11 @@ describe("the workspace panels", () => {
     await page.keyboard.type("\nedited-in-the-browser\n");
     await editor.getByText("● Unsaved").waitFor();
     await screenshot(page, "11-editor-unsaved");
+    // Closing the panel would drop the unsaved text: it asks first.
+    await page.getByRole("button", { name: "Close the workspace panel" }).click();
+    await page.getByRole("dialog").getByText("Closing the workspace panel loses them.").waitFor();
+    await page.getByRole("dialog").getByRole("button", { name: "Cancel" }).click();
+    await content.click();
     await page.keyboard.press("Control+s");
     await editor.getByText("Saved.").waitFor();
     expect(await editor.getByText("● Unsaved").count()).toBe(0);

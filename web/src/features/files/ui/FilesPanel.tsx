@@ -12,6 +12,7 @@ import { conversationQuery } from "@/features/conversation/api/conversation";
 import { sandboxKeys } from "@/features/sandbox/api/sandbox";
 import { downloadFile, downloadZip, fileKeys, listQuery, statPath, useFileMutations } from "../api/files";
 import { fileChangeMark, planUploads } from "../model/document";
+import { setUnsavedFile } from "../model/unsaved";
 import {
   baseName,
   expandedAfterDelete,
@@ -83,6 +84,12 @@ export function FilesPanel({ chatId, visible }: { chatId: string; visible: boole
   const [dropTarget, setDropTarget] = useState<string | null>(null);
   const [uploading, setUploading] = useState<{ done: number; total: number } | null>(null);
   const picker = useRef<HTMLInputElement>(null);
+
+  // The workspace panel asks before closing while there are unsaved changes.
+  useEffect(() => {
+    setUnsavedFile(chatId, dirty && openPath !== null);
+  }, [chatId, dirty, openPath]);
+  useEffect(() => () => setUnsavedFile(chatId, false), [chatId]);
 
   const dirs = useMemo(() => [ROOT, ...expanded], [expanded]);
   const results = useQueries({ queries: dirs.map((dir) => ({ ...listQuery(chatId, dir), enabled: visible })) });

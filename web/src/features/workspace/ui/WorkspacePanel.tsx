@@ -3,7 +3,9 @@
 // A panel is mounted on its first visit and then kept while the workspace is open, so that
 // terminals keep their shells and the editor its unsaved text when the user switches tabs.
 import { useEffect, useRef, useState, type KeyboardEvent, type PointerEvent } from "react";
+import { ConfirmDialog } from "@/shared/ui/Dialog";
 import { CloseIcon } from "@/shared/ui/icons";
+import { useHasUnsavedFile } from "@/features/files/model/unsaved";
 import "./workspace.css";
 import { FilesPanel } from "@/features/files/ui/FilesPanel";
 import { SandboxStatus } from "@/features/sandbox/ui/SandboxStatus";
@@ -65,6 +67,8 @@ export function WorkspacePanel({ chatId, onClose }: { chatId: string; onClose: (
   const active = useWorkspaceTab();
   const setActive = useSetWorkspaceTab();
   const width = useWorkspaceWidth();
+  const unsaved = useHasUnsavedFile(chatId);
+  const [confirmClose, setConfirmClose] = useState(false);
   const [visited, setVisited] = useState<Set<WorkspaceTab>>(() => new Set([active]));
   useEffect(() => {
     setVisited((seen) => (seen.has(active) ? seen : new Set([...seen, active])));
@@ -88,7 +92,7 @@ export function WorkspacePanel({ chatId, onClose }: { chatId: string; onClose: (
             {p.label}
           </button>
         ))}
-        <button type="button" className="icon-btn" aria-label="Close the workspace panel" onClick={onClose}>
+        <button type="button" className="icon-btn" aria-label="Close the workspace panel" onClick={() => (unsaved ? setConfirmClose(true) : onClose())}>
           <CloseIcon />
         </button>
       </div>
@@ -102,6 +106,19 @@ export function WorkspacePanel({ chatId, onClose }: { chatId: string; onClose: (
           </p>
         )}
       </div>
+      <ConfirmDialog
+        open={confirmClose}
+        title="Discard unsaved changes?"
+        confirmLabel="Close and discard"
+        danger
+        onConfirm={() => {
+          setConfirmClose(false);
+          onClose();
+        }}
+        onCancel={() => setConfirmClose(false)}
+      >
+        <p>The open file has changes that are not saved. Closing the workspace panel loses them.</p>
+      </ConfirmDialog>
     </aside>
   );
 }
