@@ -199,6 +199,17 @@ describe("the workspace panels", () => {
     await run("cat upload.txt dropped.txt");
     await waitForLine("uploaded through the picker");
     await waitForLine("dropped on the tree");
+
+    // Uploading over an existing file asks first.
+    await showTab("Files");
+    await page.locator('[data-testid="upload-input"]').setInputFiles([{ name: "dropped.txt", mimeType: "text/plain", buffer: Buffer.from("replaced by an upload\n") }]);
+    const dialog = page.getByRole("dialog");
+    await dialog.getByRole("heading", { name: "Replace existing files?" }).waitFor();
+    await dialog.getByRole("button", { name: "Replace" }).click();
+    await page.getByText("Uploaded 1 file to the workspace.").waitFor();
+    await showTab("Terminal");
+    await run("cat dropped.txt");
+    await waitForLine("replaced by an upload");
     await showTab("Files");
   });
 

@@ -64,7 +64,11 @@ export function FileEditor({
         const entry = await statPath(chatId, path, signal);
         const refusal = refusalFor(entry);
         if (refusal) return { state: "refused", message: refusal, entry };
-        const content = classifyContent(await readFile(chatId, path, signal));
+        const bytes = await readFile(chatId, path, signal);
+        // A symlink's listing gives the link's size, not its target's: check what came.
+        const tooLarge = refusalFor({ kind: "file", size: bytes.length });
+        if (tooLarge) return { state: "refused", message: tooLarge, entry };
+        const content = classifyContent(bytes);
         if (content.kind === "binary") return { state: "refused", message: BINARY_MESSAGE, entry };
         return { state: "ready", text: content.text, entry };
       } catch (error) {

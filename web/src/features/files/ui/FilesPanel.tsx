@@ -83,6 +83,8 @@ export function FilesPanel({ chatId, visible }: { chatId: string; visible: boole
   const [refreshMark, setRefreshMark] = useState(0);
   const [dropTarget, setDropTarget] = useState<string | null>(null);
   const [uploading, setUploading] = useState<{ done: number; total: number } | null>(null);
+  /** An upload waiting for the user to agree to replace what is there. */
+  const [replaceFor, setReplaceFor] = useState<{ files: DroppedFile[]; dir: string; names: string[] } | null>(null);
   const picker = useRef<HTMLInputElement>(null);
 
   // The workspace panel asks before closing while there are unsaved changes.
@@ -237,7 +239,15 @@ export function FilesPanel({ chatId, visible }: { chatId: string; visible: boole
     }
   };
 
+  /** Uploads, after asking when they would replace files already there. */
   const upload = async (files: DroppedFile[], dir: string) => {
+    const taken = new Set(siblingsOf(dir));
+    const replacing = [...new Set(files.map((f) => f.relativePath.split("/")[0] ?? f.relativePath))].filter((name) => taken.has(name));
+    if (replacing.length > 0) setReplaceFor({ files, dir, names: replacing });
+    else await uploadNow(files, dir);
+  };
+
+  const uploadNow = async (files: DroppedFile[], dir: string) => {
     const plan = planUploads(files, dir);
     if (plan.uploads.length === 0 && plan.refused.length === 0) return;
     let done = 0;
@@ -438,6 +448,29 @@ export function FilesPanel({ chatId, visible }: { chatId: string; visible: boole
             {dialogError && <p className="form-error">{dialogError}</p>}
           </>
         )}
+      </ConfirmDialog>
+      <ConfirmDialog
+        open={replaceFor !== null}
+        title="Replace existing files?"
+        confirmLabel="Replace"
+        danger
+        onConfirm={() => {
+          const pending = replaceFor;
+          setReplaceFor(null);
+          if (pending) void uploadNow(pending.files, pending.dir);
+        }}
+        onCancel={() => setReplaceFor(null)}
+      >
+        <p>
+          {replaceFor?.names.map((name, i) => (
+            <span key={name}>
+              {i > 0 && ", "}
+              <code>{name}</code>
+            </span>
+          ))}{" "}
+          already {replaceFor?.names.length === 1 ? "exists" : "exist"} in {replaceFor?.dir || "the workspace"}. Uploaded files replace those
+          of the same name.
+        </p>
       </ConfirmDialog>
       <ConfirmDialog
         open={discardFor !== null}
