@@ -293,4 +293,34 @@ describe("the workspace panels", () => {
     await waitForTerminal();
     await screenshot(page, "14-terminal-dark");
   });
+
+  it("covers the chat at phone width and fits the terminal to it", async () => {
+    /** What the shell believes its width is. */
+    let asked = 0;
+    const shellColumns = async () => {
+      asked += 1;
+      await run(`echo "cols=$(tput cols)#${asked}"`);
+      const pattern = new RegExp(`^cols=(\\d+)#${asked}$`);
+      const deadline = Date.now() + PATIENCE;
+      while (Date.now() < deadline) {
+        const match = (await screen()).map((row) => pattern.exec(row.trim())).find((m) => m !== null);
+        if (match) return Number(match[1]);
+        await page.waitForTimeout(100);
+      }
+      throw new Error("the shell did not say its width");
+    };
+    const wide = await shellColumns();
+    expect(wide).toBeGreaterThan(40);
+    await page.setViewportSize({ width: 390, height: 780 });
+    const workspace = page.getByRole("complementary", { name: "Workspace" });
+    await page.waitForFunction(() => document.querySelector(".workspace")?.getBoundingClientRect().width === 390);
+    expect((await workspace.boundingBox())?.width).toBe(390);
+    // The resize reaches the shell a moment after the panel changes size: ask until it has.
+    let narrow = wide;
+    for (let attempt = 0; attempt < 30 && narrow >= wide; attempt += 1) narrow = await shellColumns();
+    expect(narrow).toBeLessThan(wide);
+    expect(narrow).toBeGreaterThan(20);
+    await screenshot(page, "15-phone-terminal");
+    await page.setViewportSize({ width: 1400, height: 860 });
+  });
 });
