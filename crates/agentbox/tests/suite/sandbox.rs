@@ -48,13 +48,15 @@ async fn a_turn_runs_inside_the_sandbox_as_the_unprivileged_user() {
     // The chat itself says where its sandbox stands.
     let (_, chat_json) = api.get(&format!("/api/v1/chats/{chat}")).await;
     assert_eq!(chat_json["sandbox_status"], "running");
-    let (status, paused) = api.call(Method::POST, &format!("/api/v1/chats/{chat}/sandbox/pause"), None).await;
+    let (status, paused) =
+        api.call(Method::POST, &format!("/api/v1/chats/{chat}/sandbox/pause"), None).await;
     assert_eq!((status, paused["status"].as_str()), (StatusCode::OK, Some("paused")));
     let (_, chat_json) = api.get(&format!("/api/v1/chats/{chat}")).await;
     assert_eq!(chat_json["sandbox_status"], "paused");
     // The next turn resumes it by itself.
     let next = api.send(&chat, "[[text:awake]] hello again").await;
-    let events = api.stream(&chat, Some(events.last().unwrap().id)).await.until_completed(&next).await;
+    let events =
+        api.stream(&chat, Some(events.last().unwrap().id)).await.until_completed(&next).await;
     assert_eq!(events.last().unwrap().data["status"], "completed");
     let (_, chat_json) = api.get(&format!("/api/v1/chats/{chat}")).await;
     assert_eq!(chat_json["sandbox_status"], "running");
