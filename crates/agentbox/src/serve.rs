@@ -125,7 +125,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         }
     };
 
-    let sandboxes = sandbox_provider(&config, &model_access, tools).await?;
+    let sandboxes = sandbox_provider(&config, &model_access, tools, &store).await?;
 
     let bus = Arc::new(EventBus::new());
     let runner = TurnRunner::new(
@@ -193,6 +193,7 @@ async fn sandbox_provider(
     config: &Config,
     model_access: &ModelAccess,
     tools: agentbox_sandbox::Tools,
+    store: &Store,
 ) -> anyhow::Result<Arc<dyn SandboxProvider>> {
     let root = config.data_dir.join("sandboxes");
     if config.sandbox_provider == "host" {
@@ -228,7 +229,7 @@ async fn sandbox_provider(
         uid_base: config.sandbox.uid_base,
         idle_pause: config.sandbox.idle_pause,
         disk_check_interval: config.sandbox.disk_check_interval,
-        egress: Arc::new(ServerEgress { allowed }),
+        egress: Arc::new(ServerEgress { allowed, store: store.clone() }),
     })
     .await
     .context(
@@ -254,15 +255,29 @@ fn model_host(base_url: Option<&str>) -> anyhow::Result<String> {
     })
 }
 
-/// Where sandboxes may connect: the model API and the configured hosts.
+/// Where sandboxes may connect: the model API, the server's allow-list, and the hosts the
+/// chat's owner added in their settings (read at each connection, so changes apply at once).
 struct ServerEgress {
     allowed: AllowList,
+    store: Store,
 }
 
 #[async_trait::async_trait]
 impl EgressPolicy for ServerEgress {
-    async fn allows(&self, _sandbox_id: &str, host: &str, port: u16) -> bool {
-        self.allowed.allows(host, port)
+    async fn allows(&self, sandbox_id: &str, host: &str, port: u16) -> bool {
+        if self.allowed.allows(host, port) {
+            return true;
+        }
+        let Ok(chat_id) = uuid::Uuid::parse_str(sandbox_id) else { return false };
+        let Ok(Some(chat)) = self.store.chat_unscoped(chat_id).await else { return false };
+        match self.store.user_settings(chat.user_id).await {
+            Ok(settings) => AllowList::parse(&settings.sandbox_allowed_hosts)
+                .is_ok_and(|list| list.allows(host, port)),
+            Err(err) => {
+                tracing::warn!(%sandbox_id, %err, "could not read the user's allowed hosts");
+                false
+            }
+        }
     }
 }
 

@@ -276,6 +276,10 @@ pub struct UserSettings {
     /// Appended to the agent's system prompt in every chat of the user, before the chat's
     /// own instructions.
     pub custom_instructions: Option<String>,
+    /// Hosts the user's sandboxes may reach through the egress proxy besides the server's
+    /// allow-list (`host`, `host:port`, `*.domain`).
+    #[serde(default)]
+    pub sandbox_allowed_hosts: Vec<String>,
 }
 
 /// The body of `PATCH /api/v1/settings`; absent fields stay, an empty string clears.
@@ -285,6 +289,9 @@ pub struct UserSettings {
 pub struct UpdateUserSettingsRequest {
     #[serde(default)]
     pub custom_instructions: Option<String>,
+    /// Replaces the list; `[]` clears it.
+    #[serde(default)]
+    pub sandbox_allowed_hosts: Option<Vec<String>>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

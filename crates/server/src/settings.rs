@@ -1,5 +1,6 @@
 //! The signed-in user's settings: custom instructions appended to the agent's system prompt
-//! in all of the user's chats (before each chat's own).
+//! in all of the user's chats (before each chat's own), and hosts their sandboxes may reach
+//! besides the server's allow-list.
 
 use agentbox_protocol::api::{UpdateUserSettingsRequest, UserSettings};
 use axum::Json;
@@ -7,11 +8,16 @@ use axum::extract::State;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use agentbox_sandbox::egress::AllowList;
+
 use crate::auth::CurrentUser;
 use crate::chats::valid_instructions;
 use crate::error::ApiError;
 use crate::extract::ApiJson;
 use crate::state::AppState;
+
+/// How many hosts a user may add to their sandboxes' allow-list.
+const MAX_ALLOWED_HOSTS: usize = 100;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(get_settings, update_settings))
@@ -28,20 +34,38 @@ async fn get_settings(
 }
 
 /// Change the user's settings; absent fields stay as they are, an empty string clears.
-/// Instructions take effect with each chat's next turn.
+/// Instructions take effect with each chat's next turn; allowed hosts with the next
+/// connection a sandbox makes.
 #[utoipa::path(patch, path = "/api/v1/settings", tag = "settings",
     request_body = UpdateUserSettingsRequest,
     responses((status = 200, body = UserSettings),
-              (status = 422, description = "instructions_too_long")),
+              (status = 422, description = "instructions_too_long, invalid_host")),
     security(("bearer" = [])))]
 async fn update_settings(
     State(state): State<AppState>,
     user: CurrentUser,
     ApiJson(request): ApiJson<UpdateUserSettingsRequest>,
 ) -> Result<Json<UserSettings>, ApiError> {
-    let Some(text) = request.custom_instructions else {
-        return Ok(Json(state.store.user_settings(user.0.id).await?));
-    };
-    let instructions = valid_instructions(&text)?;
-    Ok(Json(state.store.set_user_instructions(user.0.id, instructions.as_deref()).await?))
+    // Check everything before changing anything.
+    let instructions =
+        request.custom_instructions.as_deref().map(valid_instructions).transpose()?;
+    if let Some(hosts) = &request.sandbox_allowed_hosts {
+        if hosts.len() > MAX_ALLOWED_HOSTS {
+            return Err(ApiError::unprocessable(
+                "invalid_host",
+                format!("At most {MAX_ALLOWED_HOSTS} hosts can be allowed."),
+            ));
+        }
+        AllowList::parse(hosts)
+            .map_err(|reason| ApiError::unprocessable("invalid_host", reason))?;
+    }
+    if let Some(instructions) = instructions {
+        state.store.set_user_instructions(user.0.id, instructions.as_deref()).await?;
+    }
+    if let Some(hosts) = &request.sandbox_allowed_hosts {
+        let hosts: Vec<String> =
+            hosts.iter().map(|h| h.trim().to_owned()).filter(|h| !h.is_empty()).collect();
+        state.store.set_user_allowed_hosts(user.0.id, &hosts).await?;
+    }
+    Ok(Json(state.store.user_settings(user.0.id).await?))
 }

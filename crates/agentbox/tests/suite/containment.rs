@@ -283,3 +283,50 @@ async fn bombs_and_floods_are_stopped_by_the_limits() {
     let events = api.turn_events(&chat, &message).await;
     assert_eq!(events.last().unwrap().data["status"], "completed", "{:?}", kinds(&events));
 }
+
+#[tokio::test]
+async fn a_user_can_allow_more_hosts_for_their_own_sandboxes_only() {
+    let port = loopback_server("user-allowed-ok").await;
+    let server = TestServer::start().await;
+    let alice = server.user("alice-net@example.com").await;
+    let bob = server.user("bob-net@example.com").await;
+    let fetch = format!("curl -s --max-time 10 http://127.0.0.1:{port}/");
+
+    let (status, body) = alice
+        .call(
+            Method::PATCH,
+            "/api/v1/settings",
+            Some(json!({"sandbox_allowed_hosts": ["bad host!"]})),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_host"))
+    );
+    let (_, settings) = alice.get("/api/v1/settings").await;
+    assert_eq!(settings["sandbox_allowed_hosts"], json!([]));
+
+    // curl reaches the network, which `auto` would ask about; this test is about the proxy.
+    let bypass = json!({"permission_mode": "bypassPermissions"});
+    let (_, chat) = alice.call(Method::POST, "/api/v1/chats", Some(bypass.clone())).await;
+    let alice_chat = chat["id"].as_str().unwrap().to_owned();
+    let (before, _) = run_in_sandbox(&alice, &alice_chat, &fetch).await;
+    assert!(before.contains("not on this sandbox's allow-list"), "{before}");
+
+    let (status, settings) = alice
+        .call(
+            Method::PATCH,
+            "/api/v1/settings",
+            Some(json!({"sandbox_allowed_hosts": [format!("127.0.0.1:{port}")]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{settings}");
+    let (after, _) = run_in_sandbox(&alice, &alice_chat, &fetch).await;
+    assert!(after.contains("user-allowed-ok"), "{after}");
+
+    // Alice's list is hers: Bob's sandbox is still refused.
+    let (_, chat) = bob.call(Method::POST, "/api/v1/chats", Some(bypass)).await;
+    let bob_chat = chat["id"].as_str().unwrap().to_owned();
+    let (refused, _) = run_in_sandbox(&bob, &bob_chat, &fetch).await;
+    assert!(refused.contains("not on this sandbox's allow-list"), "{refused}");
+}

@@ -231,8 +231,10 @@ pub struct Sse {
 }
 
 impl Sse {
-    /// The next event (comments and keep-alives skipped).
+    /// The next event (comments and keep-alives skipped). Keep-alives do not extend the
+    /// wait: an event must arrive within [`PATIENCE`].
     pub async fn next(&mut self) -> SseEvent {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
         loop {
             if let Some(end) = self.buffer.windows(2).position(|w| w == b"\n\n") {
                 let frame: Vec<u8> = self.buffer.drain(..end + 2).collect();
@@ -252,7 +254,7 @@ impl Sse {
                 }
                 continue;
             }
-            let chunk = tokio::time::timeout(PATIENCE, self.body.next())
+            let chunk = tokio::time::timeout_at(deadline, self.body.next())
                 .await
                 .expect("no SSE event arrived")
                 .expect("the SSE stream ended")
