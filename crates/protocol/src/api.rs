@@ -174,6 +174,9 @@ pub struct Chat {
     pub model: String,
     pub permission_mode: PermissionMode,
     pub status: ChatStatus,
+    /// Permission requests, questions and plans waiting for the user's answer (only a
+    /// running turn has any).
+    pub pending_requests: u32,
     /// The CLI session the next turn resumes, once there has been a turn.
     pub session_id: Option<String>,
     /// The `seq` of the chat's latest event; pass it as `Last-Event-ID` to stream only what

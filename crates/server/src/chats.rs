@@ -33,12 +33,24 @@ pub fn routes() -> OpenApiRouter<AppState> {
 pub async fn chat_json(state: &AppState, chat: ChatRecord) -> Chat {
     let running = state.runner.is_running(chat.id);
     let sandbox_status = state.runner.sandbox_provider().status(&chat.id.to_string()).await;
+    let pending_requests = if running {
+        match state.store.pending_permissions(chat.id).await {
+            Ok(pending) => u32::try_from(pending.len()).unwrap_or(u32::MAX),
+            Err(err) => {
+                tracing::warn!(chat_id = %chat.id, %err, "could not count the open requests");
+                0
+            }
+        }
+    } else {
+        0
+    };
     Chat {
         id: chat.id,
         title: chat.title,
         model: chat.model,
         permission_mode: chat.permission_mode,
         status: if running { ChatStatus::Running } else { ChatStatus::Idle },
+        pending_requests,
         session_id: chat.session_id,
         last_event_id: chat.last_seq,
         sandbox_provider: chat.sandbox_provider,

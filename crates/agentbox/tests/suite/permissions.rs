@@ -73,11 +73,16 @@ async fn ask_mode_runs_an_approved_call_and_tells_the_model_why_one_was_denied()
         (Some(&*id), Some(request.id))
     );
     assert!(!home.join("approved.txt").exists());
+    // The chat says it waits for the user (what the chat list shows).
+    let (_, chat_json) = api.get(&format!("/api/v1/chats/{chat}")).await;
+    assert_eq!(chat_json["pending_requests"], 1, "{chat_json}");
 
     let (status, body) = answer(&api, &chat, &id, json!({"approved": true})).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["approved"], true);
     let rest = stream.until_completed(&message).await;
+    let (_, chat_json) = api.get(&format!("/api/v1/chats/{chat}")).await;
+    assert_eq!(chat_json["pending_requests"], 0, "{chat_json}");
     let resolved = of_kind(&rest, "permission_resolved");
     assert_eq!(resolved.len(), 1, "{:?}", kinds(&rest));
     assert_eq!(
