@@ -27,6 +27,15 @@ export type ErrorBody = Schemas["ErrorBody"];
 export type FileEntry = Schemas["FileEntry"];
 export type MoveRequest = Schemas["MoveRequest"];
 export type SandboxInfo = Schemas["SandboxInfo"];
+export type PermissionKind = Schemas["PermissionKind"];
+export type ResolvedBy = Schemas["ResolvedBy"];
+export type PermissionAnswerRequest = Schemas["PermissionAnswerRequest"];
+export type PermissionAnswerResponse = Schemas["PermissionAnswerResponse"];
+export type PendingPermission = Schemas["PendingPermission"];
+export type QueuedMessage = Schemas["QueuedMessage"];
+export type QueueMessageRequest = Schemas["QueueMessageRequest"];
+export type UpdateQueuedMessageRequest = Schemas["UpdateQueuedMessageRequest"];
+export type SendQueuedResponse = Schemas["SendQueuedResponse"];
 
 /** The chat event of one `type`, e.g. `EventOf<"tool_started">`. */
 export type EventOf<T extends EventType> = Extract<ChatEvent, { type: T }>;

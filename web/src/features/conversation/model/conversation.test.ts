@@ -146,3 +146,32 @@ function messagesOf(events: ChatEvent[]): Message[] {
     };
   });
 }
+
+describe("a restore (system/rewind)", () => {
+  const U2 = "00000000-0000-0000-0000-00000000000c";
+  const A2 = "00000000-0000-0000-0000-00000000000d";
+  const second: ChatEvent[] = [
+    { seq: 9, message_id: U2, created_at: at, type: "user_text", text: "more" },
+    { seq: 10, message_id: A2, created_at: at, type: "message_completed", status: "completed" },
+  ];
+
+  it("takes the undone turns out of the conversation without a refetch", () => {
+    const before = applyAll([...turn(), ...second]);
+    const rewind: ChatEvent = { seq: 11, message_id: ASSISTANT, created_at: at, type: "system", subtype: "rewind", checkpoint_id: "k", hidden_message_ids: [U2, A2], shown_message_ids: [] };
+    const after = applyEvent(before, rewind);
+    expect(after.messages.map((m) => m.id)).toEqual([USER, ASSISTANT]);
+    expect(after.lastSeq).toBe(11);
+    expect(hasGap(after)).toBe(false);
+  });
+
+  it("asks for a refetch when turns it does not have are shown again, and the snapshot settles it", () => {
+    const before = applyAll(turn());
+    const rewind: ChatEvent = { seq: 11, message_id: ASSISTANT, created_at: at, type: "system", subtype: "rewind", checkpoint_id: "k", hidden_message_ids: [], shown_message_ids: [U2, A2] };
+    const after = applyEvent({ ...before, lastSeq: 10 }, rewind);
+    expect(hasGap(after)).toBe(true);
+    const snapshot = fromMessages(messagesOf([...turn(), ...second, rewind]));
+    const merged = mergeSnapshot(after, snapshot);
+    expect(hasGap(merged)).toBe(false);
+    expect(merged.messages.map((m) => m.id)).toEqual([USER, ASSISTANT, U2, A2]);
+  });
+});

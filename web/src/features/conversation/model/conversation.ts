@@ -3,7 +3,16 @@
 // increases by exactly one per event, so the reducer applies an event only when it is the next
 // one, ignores any it has already applied (a replay after a reconnect), and holds back events
 // that arrive after a gap until the missing ones have been refetched.
-import type { ChatEvent, Message, MessageStatus, Usage } from "@/shared/api/types";
+import type { ChatEvent, Message, MessageStatus, PermissionKind, PermissionMode, ResolvedBy, Usage } from "@/shared/api/types";
+
+/** How a permission request ended, as its `permission_resolved` event says. */
+export interface PermissionOutcome {
+  approved: boolean;
+  message: string | null;
+  by: ResolvedBy | null;
+  answers: Record<string, unknown> | null;
+  mode: PermissionMode | null;
+}
 
 export type ToolState = "running" | "completed" | "failed";
 
@@ -21,7 +30,20 @@ export type Block =
       output: string | null;
       parent: string | null;
     }
-  | { kind: "permission"; seq: number; requestId: string; toolName: string; input: Record<string, unknown>; resolved: { approved: boolean; message: string | null } | null }
+  | {
+      kind: "permission";
+      seq: number;
+      requestId: string;
+      /** `tool` (may this call run?), `question` (AskUserQuestion) or `plan` (ExitPlanMode). */
+      request: PermissionKind;
+      toolName: string;
+      input: Record<string, unknown>;
+      description: string | null;
+      reason: string | null;
+      plan: string | null;
+      expiresAt: string | null;
+      resolved: PermissionOutcome | null;
+    }
   | { kind: "system"; seq: number; subtype: string; details: Record<string, unknown> }
   | { kind: "error"; seq: number; message: string; code: string | null };
 
@@ -47,6 +69,11 @@ export interface Conversation {
   messages: MessageView[];
   /** Events that came after a gap, held until the events before them are known. */
   pending: ChatEvent[];
+  /**
+   * Set when an event says that messages this client does not have became visible again (a
+   * restore that shows undone turns): the conversation must be refetched.
+   */
+  stale?: boolean;
 }
 
 /** A transient event: not in the log, no `seq`, shown until its durable event replaces it. */
@@ -118,8 +145,13 @@ function applyToMessage(message: MessageView, event: ChatEvent): void {
         kind: "permission",
         seq,
         requestId: event.request_id,
+        request: event.kind ?? "tool",
         toolName: event.tool_name,
         input: objectOf(event.input),
+        description: event.description ?? null,
+        reason: event.reason ?? null,
+        plan: event.plan ?? null,
+        expiresAt: event.expires_at ?? null,
         resolved: null,
       });
       break;
@@ -127,7 +159,14 @@ function applyToMessage(message: MessageView, event: ChatEvent): void {
       const index = message.blocks.findLastIndex((b) => b.kind === "permission" && b.requestId === event.request_id);
       const block = message.blocks[index];
       if (block?.kind === "permission") {
-        message.blocks[index] = { ...block, resolved: { approved: event.approved, message: event.message ?? null } };
+        const resolved: PermissionOutcome = {
+          approved: event.approved,
+          message: event.message ?? null,
+          by: event.resolved_by ?? null,
+          answers: event.answers ?? null,
+          mode: event.mode ?? null,
+        };
+        message.blocks[index] = { ...block, resolved };
       }
       break;
     }
@@ -168,10 +207,26 @@ function withMessage(messages: MessageView[], id: string, role: MessageView["rol
   return [next, copy];
 }
 
+function idsOf(value: unknown): string[] {
+  return Array.isArray(value) ? value.filter((v): v is string => typeof v === "string") : [];
+}
+
 function applyInOrder(conversation: Conversation, event: ChatEvent): Conversation {
   const role = event.type === "user_text" ? "user" : "assistant";
   const [messages, message] = withMessage(conversation.messages, event.message_id, role);
   applyToMessage(message, event);
+  if (event.type === "system" && event.subtype === "rewind") {
+    // A restore: the undone turns leave the conversation (the server keeps them); turns it
+    // shows again are not known here, so the conversation is refetched.
+    const hidden = new Set(idsOf((event as Record<string, unknown>).hidden_message_ids));
+    const shown = idsOf((event as Record<string, unknown>).shown_message_ids);
+    return {
+      ...conversation,
+      lastSeq: event.seq,
+      messages: messages.filter((m) => !hidden.has(m.id)),
+      stale: conversation.stale || shown.length > 0,
+    };
+  }
   return { ...conversation, lastSeq: event.seq, messages };
 }
 
@@ -207,9 +262,12 @@ export function applyEvent(conversation: Conversation, event: IncomingEvent): Co
   return { ...conversation, pending };
 }
 
-/** Whether events are missing: some arrived whose predecessors did not. Refetch then. */
+/**
+ * Whether the conversation must be refetched: events are missing (some arrived whose
+ * predecessors did not), or a restore showed messages again that this client does not have.
+ */
 export function hasGap(conversation: Conversation): boolean {
-  return conversation.pending.length > 0;
+  return conversation.pending.length > 0 || conversation.stale === true;
 }
 
 /** The conversation as `GET .../messages` returns it. */
@@ -240,7 +298,7 @@ export function mergeSnapshot(current: Conversation | undefined, snapshot: Conve
     // The snapshot has everything the stream applied; events it held back may follow on.
     return drain({ ...snapshot, pending: current.pending });
   }
-  return drain(current);
+  return drain({ ...current, stale: false });
 }
 
 /** The assistant message of the running turn, if a turn is running. */

@@ -22,8 +22,11 @@ export interface StreamOptions {
   silenceLimitMs?: number;
 }
 
-/** Events whose arrival changes what the chat list shows (a turn started or ended). */
-const STATUS_EVENTS = new Set(["user_text", "message_completed"]);
+/**
+ * Events whose arrival changes what the chat list shows (a turn started or ended, a request
+ * waits for the user or was answered) or the chat's queue (a queued prompt became a turn).
+ */
+const STATUS_EVENTS = new Set(["user_text", "message_completed", "permission_request", "permission_resolved"]);
 
 export class ChatStream {
   private stopped = false;

@@ -108,7 +108,7 @@ export function ChatView({ chatId }: { chatId: string }) {
               <p>Write what the agent should do below and press Enter. It works in this chat's own sandbox: it can run commands and create and edit files there.</p>
             </div>
           ) : (
-            <MessageList messages={messages} />
+            <MessageList chatId={chatId} messages={messages} />
           )}
         </div>
         {chat.data && <Composer chat={chat.data} running={running} />}

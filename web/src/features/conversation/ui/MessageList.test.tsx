@@ -1,5 +1,6 @@
-import { fireEvent, render, screen, within } from "@testing-library/react";
-import { describe, expect, it } from "vitest";
+import { QueryClient, QueryClientProvider } from "@tanstack/react-query";
+import { fireEvent, render, screen, waitFor, within } from "@testing-library/react";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import type { ChatEvent } from "@/shared/api/types";
 import { applyEvent, emptyConversation } from "../model/conversation";
 import { MessageList } from "./MessageList";
@@ -9,8 +10,30 @@ const at = "2026-01-01T00:00:00Z";
 
 function render_(events: ChatEvent[]) {
   const conversation = events.reduce(applyEvent, emptyConversation);
-  return render(<MessageList messages={conversation.messages} />);
+  const client = new QueryClient({ defaultOptions: { queries: { retry: false }, mutations: { retry: false } } });
+  return render(
+    <QueryClientProvider client={client}>
+      <MessageList chatId="c1" messages={conversation.messages} />
+    </QueryClientProvider>,
+  );
 }
+
+/** Answers every API call with `{}` and records what was sent. */
+function recordRequests() {
+  const sent: { url: string; method: string; body: unknown }[] = [];
+  vi.stubGlobal(
+    "fetch",
+    vi.fn(async (url: string, init: RequestInit) => {
+      sent.push({ url, method: init.method ?? "GET", body: init.body ? JSON.parse(String(init.body)) : null });
+      return new Response(JSON.stringify({ request_id: "r1", approved: true }), { status: 200, headers: { "content-type": "application/json" } });
+    }),
+  );
+  return sent;
+}
+
+afterEach(() => {
+  vi.unstubAllGlobals();
+});
 
 describe("the conversation view", () => {
   const long = Array.from({ length: 40 }, (_, i) => `line ${i + 1}`).join("\n");
@@ -51,5 +74,69 @@ describe("the conversation view", () => {
     expect(screen.getByRole("alert").textContent).toContain("The model API answered 500.");
     expect(screen.getByText("Failed")).toBeTruthy();
     expect(screen.getByText("1.2k in · 30 out · $0.0040")).toBeTruthy();
+  });
+
+  it("asks inline about a tool call and sends the answer", async () => {
+    const sent = recordRequests();
+    render_([
+      { seq: 1, message_id: A, created_at: at, type: "permission_request", request_id: "r1", kind: "tool", tool_name: "Bash", input: { command: "rm -rf build" }, reason: "ask mode: every change asks first" },
+    ]);
+    const card = screen.getByRole("region", { name: "Allow Bash?" });
+    expect(within(card).getByText("$ rm -rf build")).toBeTruthy();
+    expect(within(card).getByText(/ask mode: every change asks first/)).toBeTruthy();
+    fireEvent.click(within(card).getByText("Always allow"));
+    await waitFor(() => expect(sent).toHaveLength(1));
+    expect(sent[0]).toEqual({ url: "/api/v1/chats/c1/permissions/r1", method: "POST", body: { approved: true, remember: true } });
+  });
+
+  it("sends a denial with the user's message", async () => {
+    const sent = recordRequests();
+    render_([{ seq: 1, message_id: A, created_at: at, type: "permission_request", request_id: "r1", kind: "tool", tool_name: "Bash", input: { command: "git push" } }]);
+    fireEvent.click(screen.getByText("Deny…"));
+    fireEvent.change(screen.getByLabelText("Reason for denying"), { target: { value: "not yet" } });
+    fireEvent.click(screen.getByRole("button", { name: "Deny" }));
+    await waitFor(() => expect(sent).toHaveLength(1));
+    expect(sent[0]?.body).toEqual({ approved: false, message: "not yet" });
+  });
+
+  it("answers a question with the chosen option, and insists on an answer", async () => {
+    const sent = recordRequests();
+    const input = { questions: [{ question: "Which color?", header: "Color", multiSelect: false, options: [{ label: "red", description: "warm" }, { label: "blue", description: "cool" }] }] };
+    render_([{ seq: 1, message_id: A, created_at: at, type: "permission_request", request_id: "r1", kind: "question", tool_name: "AskUserQuestion", input }]);
+    fireEvent.click(screen.getByRole("button", { name: "Answer" }));
+    expect(screen.getByRole("alert").textContent).toContain("Which color?");
+    expect(sent).toHaveLength(0);
+    fireEvent.click(screen.getByLabelText(/blue/));
+    fireEvent.click(screen.getByRole("button", { name: "Answer" }));
+    await waitFor(() => expect(sent).toHaveLength(1));
+    expect(sent[0]?.body).toEqual({ approved: true, answers: { "Which color?": "blue" } });
+  });
+
+  it("approves a plan with the chosen mode", async () => {
+    const sent = recordRequests();
+    render_([{ seq: 1, message_id: A, created_at: at, type: "permission_request", request_id: "r1", kind: "plan", tool_name: "ExitPlanMode", input: {}, plan: "1. Write plan.txt" }]);
+    expect(screen.getByText(/Write plan.txt/)).toBeTruthy();
+    fireEvent.change(screen.getByLabelText("Mode after the plan"), { target: { value: "ask" } });
+    fireEvent.click(screen.getByText("Approve plan"));
+    await waitFor(() => expect(sent).toHaveLength(1));
+    expect(sent[0]?.body).toEqual({ approved: true, mode: "ask" });
+  });
+
+  it("shows how a request was settled, and no buttons", () => {
+    render_([
+      { seq: 1, message_id: A, created_at: at, type: "permission_request", request_id: "r1", kind: "tool", tool_name: "Bash", input: { command: "git push" } },
+      { seq: 2, message_id: A, created_at: at, type: "permission_resolved", request_id: "r1", approved: false, message: "not yet", resolved_by: "user" },
+    ]);
+    expect(screen.getByRole("status").textContent).toBe("Denied: not yet");
+    expect(screen.queryByText("Approve")).toBeNull();
+  });
+
+  it("an unanswered request of a finished turn cannot be answered", () => {
+    render_([
+      { seq: 1, message_id: A, created_at: at, type: "permission_request", request_id: "r1", kind: "tool", tool_name: "Bash", input: { command: "ls" } },
+      { seq: 2, message_id: A, created_at: at, type: "message_completed", status: "failed" },
+    ]);
+    expect(screen.getByText("The turn ended before this was answered.")).toBeTruthy();
+    expect(screen.queryByText("Approve")).toBeNull();
   });
 });

@@ -5,6 +5,7 @@ import { lazy, Suspense } from "react";
 import type { Block, MessageView } from "../model/conversation";
 import { formatCost, formatTokens } from "@/shared/lib/format";
 import { Spinner } from "@/shared/ui/Spinner";
+import { PermissionCard } from "@/features/permissions/ui/PermissionCard";
 import { ToolCard } from "./ToolCard";
 
 // Markdown and code highlighting are most of the app's code; they load right after the first
@@ -23,11 +24,11 @@ function Text({ text }: { text: string }) {
   );
 }
 
-export function MessageList({ messages }: { messages: MessageView[] }) {
+export function MessageList({ chatId, messages }: { chatId: string; messages: MessageView[] }) {
   return (
     <ol className="messages" aria-label="Conversation">
       {messages.map((message) =>
-        message.role === "user" ? <UserMessage key={message.id} message={message} /> : <AssistantMessage key={message.id} message={message} />,
+        message.role === "user" ? <UserMessage key={message.id} message={message} /> : <AssistantMessage key={message.id} chatId={chatId} message={message} />,
       )}
     </ol>
   );
@@ -42,11 +43,11 @@ function UserMessage({ message }: { message: MessageView }) {
   );
 }
 
-function AssistantMessage({ message }: { message: MessageView }) {
+function AssistantMessage({ chatId, message }: { chatId: string; message: MessageView }) {
   return (
     <li className={`message message-assistant status-${message.status}`} data-message-id={message.id} aria-busy={message.status === "in_progress"}>
       {message.blocks.map((block) => (
-        <BlockView key={`${block.kind}-${block.seq}`} block={block} />
+        <BlockView key={`${block.kind}-${block.seq}`} chatId={chatId} block={block} open={message.status === "in_progress"} />
       ))}
       {message.live && (
         <div className="block-text live">
@@ -58,7 +59,8 @@ function AssistantMessage({ message }: { message: MessageView }) {
   );
 }
 
-function BlockView({ block }: { block: Block }) {
+/** `open`: the block's turn still runs. */
+function BlockView({ chatId, block, open }: { chatId: string; block: Block; open: boolean }) {
   switch (block.kind) {
     case "text":
       return (
@@ -77,12 +79,7 @@ function BlockView({ block }: { block: Block }) {
     case "tool":
       return <ToolCard block={block} />;
     case "permission":
-      return (
-        <div className="notice-block permission" data-seq={block.seq}>
-          <strong>Permission requested</strong> for <code>{block.toolName}</code>.{" "}
-          {block.resolved ? (block.resolved.approved ? "Approved." : `Denied${block.resolved.message ? `: ${block.resolved.message}` : "."}`) : "Answering approvals in the web UI is not available yet."}
-        </div>
-      );
+      return <PermissionCard chatId={chatId} block={block} open={open} />;
     case "system":
       return <SystemNotice block={block} />;
     case "error":
@@ -102,6 +99,13 @@ function SystemNotice({ block }: { block: Extract<Block, { kind: "system" }> }) 
     return (
       <div className="notice-block" data-seq={block.seq}>
         {text}
+      </div>
+    );
+  }
+  if (block.subtype === "rewind") {
+    return (
+      <div className="notice-block" data-seq={block.seq}>
+        Restored the checkpoint of this turn: the workspace and the conversation are back to this point. Later turns are kept aside; restoring a later checkpoint brings them back.
       </div>
     );
   }
