@@ -1,5 +1,5 @@
 // The panels beside the conversation: terminals and files of the chat's sandbox (with the
-// sandbox's status above them), and checkpoints, whose API has not landed and which says so.
+// sandbox's status above them), and the checkpoint timeline (restore and fork).
 // A panel is mounted on its first visit and then kept while the workspace is open, so that
 // terminals keep their shells and the editor its unsaved text when the user switches tabs.
 import { useEffect, useRef, useState, type KeyboardEvent, type PointerEvent } from "react";
@@ -7,6 +7,7 @@ import { ConfirmDialog } from "@/shared/ui/Dialog";
 import { CloseIcon } from "@/shared/ui/icons";
 import { useHasUnsavedFile } from "@/features/files/model/unsaved";
 import "./workspace.css";
+import { CheckpointsPanel } from "@/features/checkpoints/ui/CheckpointsPanel";
 import { FilesPanel } from "@/features/files/ui/FilesPanel";
 import { SandboxStatus } from "@/features/sandbox/ui/SandboxStatus";
 import { TerminalPanel } from "@/features/terminal/ui/TerminalPanel";
@@ -100,11 +101,7 @@ export function WorkspacePanel({ chatId, onClose }: { chatId: string; onClose: (
       <div className="workspace-body" role="tabpanel" id={`workspace-panel-${active}`} aria-labelledby={`workspace-tab-${active}`}>
         {visited.has("terminal") && <TerminalPanel chatId={chatId} visible={active === "terminal"} />}
         {visited.has("files") && <FilesPanel chatId={chatId} visible={active === "files"} />}
-        {active === "checkpoints" && (
-          <p className="empty">
-            <strong>Not available yet.</strong> Checkpoints (restore and fork a turn) arrive with the checkpoints API.
-          </p>
-        )}
+        {visited.has("checkpoints") && <CheckpointsPanel chatId={chatId} visible={active === "checkpoints"} />}
       </div>
       <ConfirmDialog
         open={confirmClose}
