@@ -6,6 +6,7 @@ import { useIsSignedIn } from "@/features/auth/model/session";
 import { AuthScreen } from "@/features/auth/ui/AuthScreen";
 import { useCreateChat } from "@/features/chats/api/chats";
 import { useSetSidebarOpen } from "@/features/chats/model/sidebar";
+import { useAttention, useNotificationConsent } from "@/features/chats/model/useAttention";
 import { Sidebar } from "@/features/chats/ui/Sidebar";
 import { ChatView } from "@/features/conversation/ui/ChatView";
 import { preloadMarkdown } from "@/features/conversation/ui/MessageList";
@@ -36,6 +37,7 @@ function Shell() {
     return () => window.removeEventListener("keydown", onKey);
   }, [createChat]);
   const chatId = route.name === "chat" ? route.chatId : null;
+  useAttention(chatId);
   return (
     <div className="layout">
       <Sidebar activeChatId={chatId} footer={<AccountBar />} />
@@ -69,6 +71,7 @@ function AccountBar() {
   const signOut = useSignOut();
   const theme = useThemeChoice();
   const cycleTheme = useCycleTheme();
+  const notifications = useNotificationConsent();
   return (
     <div className="account">
       <span className="account-name" title={me.data?.email}>
@@ -77,6 +80,11 @@ function AccountBar() {
       <button type="button" className="icon-btn" onClick={cycleTheme} aria-label={`${themeLabels[theme]} (change)`} title={themeLabels[theme]}>
         {theme === "dark" ? <MoonIcon /> : theme === "light" ? <SunIcon /> : <AutoThemeIcon />}
       </button>
+      {notifications.offer && (
+        <Button variant="ghost" onClick={notifications.ask} title="Get a browser notification when a chat waits for your answer">
+          Notify me
+        </Button>
+      )}
       <Button variant="ghost" onClick={() => signOut.mutate()} disabled={signOut.isPending}>
         Sign out
       </Button>

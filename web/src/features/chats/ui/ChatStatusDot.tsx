@@ -1,8 +1,8 @@
-import type { ChatStatus } from "@/shared/api/types";
+import type { ChatState } from "../model/attention";
 
-const labels: Record<ChatStatus, string> = { running: "Running", idle: "Idle" };
+const labels: Record<ChatState, string> = { running: "Running", waiting: "Waiting for you", paused: "Sandbox paused", idle: "Idle" };
 
-/** A chat's status at a glance; the label is there for screen readers and on hover. */
-export function ChatStatusDot({ status }: { status: ChatStatus }) {
-  return <span className={`status-dot status-${status}`} role="img" aria-label={labels[status]} title={labels[status]} />;
+/** A chat's state at a glance; the label is there for screen readers and on hover. */
+export function ChatStatusDot({ state }: { state: ChatState }) {
+  return <span className={`status-dot status-${state}`} role="img" aria-label={labels[state]} title={labels[state]} />;
 }

@@ -9,6 +9,7 @@ import { ConfirmDialog } from "@/shared/ui/Dialog";
 import { Spinner } from "@/shared/ui/Spinner";
 import { useChats, useCreateChat, useDeleteChat, useUpdateChat } from "../api/chats";
 import { filterChats, useSearch, useSetSearch, useSetSidebarOpen, useSidebarOpen } from "../model/sidebar";
+import { chatState } from "../model/attention";
 import { ChatStatusDot } from "./ChatStatusDot";
 import { PencilIcon, TrashIcon } from "@/shared/ui/icons";
 
@@ -189,7 +190,7 @@ function ChatItem({ chat, active, onDelete, onOpen }: { chat: Chat; active: bool
           }
         }}
       >
-        <ChatStatusDot status={chat.status} />
+        <ChatStatusDot state={chatState(chat)} />
         <span className="chat-title">{chat.title}</span>
       </a>
       <span className="chat-actions">

@@ -64,4 +64,18 @@ describe("the composer", () => {
     // The draft of the chat survived the remount (it lives in the drafts store).
     expect((screen.getByRole("textbox", { name: "Prompt" }) as HTMLTextAreaElement).value).toBe("keep me");
   });
+
+  it("queues a prompt written while a turn runs", async () => {
+    const sent: { url: string; body: unknown }[] = [];
+    vi.stubGlobal("fetch", async (url: string, init: RequestInit = {}) => {
+      sent.push({ url, body: JSON.parse(String(init.body)) });
+      return new Response(JSON.stringify({ id: "q1", chat_id: chat.id, prompt: "next" }), { status: 201 });
+    });
+    renderComposer(true);
+    const box = screen.getByRole("textbox", { name: "Prompt" });
+    fireEvent.change(box, { target: { value: "next" } });
+    fireEvent.keyDown(box, { key: "Enter" });
+    await waitFor(() => expect(sent).toEqual([{ url: `/api/v1/chats/${chat.id}/queue`, body: { prompt: "next" } }]));
+    await waitFor(() => expect((box as HTMLTextAreaElement).value).toBe(""));
+  });
 });

@@ -1,11 +1,13 @@
 // The prompt box: Enter sends, Shift+Enter starts a new line; the model and mode pickers
-// change the chat's settings for its next turn; while a turn runs, Stop interrupts it.
+// change the chat's settings for its next turn; while a turn runs, Stop interrupts it and a
+// prompt sent meanwhile is queued to run after it.
 import { useLayoutEffect, useRef, type FormEvent } from "react";
 import { ApiError } from "@/shared/api/client";
 import type { Chat, PermissionMode } from "@/shared/api/types";
 import { Button } from "@/shared/ui/Button";
 import { useUpdateChat } from "@/features/chats/api/chats";
 import { useInterrupt, useSendMessage } from "@/features/conversation/api/conversation";
+import { useEnqueue } from "@/features/queue/api/queue";
 import { useDraft, useSetDraft } from "../model/drafts";
 import { isSendKey, modelChoices, MODES } from "../model/options";
 
@@ -13,6 +15,7 @@ export function Composer({ chat, running }: { chat: Chat; running: boolean }) {
   const draft = useDraft(chat.id);
   const setDraft = useSetDraft();
   const send = useSendMessage(chat.id);
+  const enqueue = useEnqueue(chat.id);
   const interrupt = useInterrupt(chat.id);
   const updateChat = useUpdateChat();
   const textarea = useRef<HTMLTextAreaElement>(null);
@@ -29,22 +32,24 @@ export function Composer({ chat, running }: { chat: Chat; running: boolean }) {
     textarea.current?.focus();
   }, [chat.id]);
 
-  const canSend = draft.trim().length > 0 && !running && !send.isPending;
+  const canSend = draft.trim().length > 0 && !send.isPending && !enqueue.isPending;
   const submit = (event?: FormEvent) => {
     event?.preventDefault();
     if (!canSend) return;
     const prompt = draft;
-    send.mutate({ prompt }, { onSuccess: () => setDraft(chat.id, "") });
+    const clear = { onSuccess: () => setDraft(chat.id, "") };
+    if (running) enqueue.mutate({ prompt }, clear);
+    else send.mutate({ prompt }, clear);
   };
 
-  const error = send.error ?? interrupt.error ?? updateChat.error;
+  const error = send.error ?? enqueue.error ?? interrupt.error ?? updateChat.error;
   return (
     <form className="composer" onSubmit={submit}>
       <textarea
         ref={textarea}
         rows={1}
         value={draft}
-        placeholder={running ? "The agent is working. You can write the next prompt meanwhile." : "Ask the agent to do something. Enter sends, Shift+Enter adds a line."}
+        placeholder={running ? "The agent is working. Enter queues the next prompt to run after this turn." : "Ask the agent to do something. Enter sends, Shift+Enter adds a line."}
         aria-label="Prompt"
         onChange={(e) => setDraft(chat.id, e.target.value)}
         onKeyDown={(e) => {
@@ -81,9 +86,14 @@ export function Composer({ chat, running }: { chat: Chat; running: boolean }) {
           </select>
         </label>
         <span className="composer-hint muted small">{running ? "Changes apply from the next turn." : ""}</span>
-        {running ? (
+        {running && (
           <Button variant="danger" onClick={() => interrupt.mutate()} disabled={interrupt.isPending} aria-label="Stop the running turn">
             ■ Stop
+          </Button>
+        )}
+        {running ? (
+          <Button type="submit" disabled={!canSend} aria-label="Queue" title="Runs after the current turn">
+            Queue ↵
           </Button>
         ) : (
           <Button type="submit" variant="primary" disabled={!canSend} aria-label="Send">

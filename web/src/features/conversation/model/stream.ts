@@ -7,6 +7,7 @@ import type { QueryClient } from "@tanstack/react-query";
 import { ApiError, openStream } from "@/shared/api/client";
 import { SseParser } from "@/shared/lib/sse";
 import { chatKeys } from "@/features/chats/api/chats";
+import { queueKeys } from "@/features/queue/api/queue";
 import { conversationKeys, loadConversation } from "../api/conversation";
 import { applyEvent, emptyConversation, hasGap, type Conversation, type IncomingEvent } from "./conversation";
 import type { ConnectionState } from "./connection";
@@ -142,6 +143,7 @@ export class ChatStream {
     if (STATUS_EVENTS.has(event.type)) {
       void queryClient.invalidateQueries({ queryKey: chatKeys.list() });
       void queryClient.invalidateQueries({ queryKey: chatKeys.detail(chatId) });
+      void queryClient.invalidateQueries({ queryKey: queueKeys.list(chatId) });
     }
     if (next && hasGap(next)) void this.resync();
   }

@@ -8,8 +8,10 @@ import { Button } from "@/shared/ui/Button";
 import { Spinner } from "@/shared/ui/Spinner";
 import { useChat } from "@/features/chats/api/chats";
 import { useSetSidebarOpen } from "@/features/chats/model/sidebar";
+import { chatState } from "@/features/chats/model/attention";
 import { ChatStatusDot } from "@/features/chats/ui/ChatStatusDot";
 import { Composer } from "@/features/composer/ui/Composer";
+import { QueuedPrompts } from "@/features/queue/ui/QueuedPrompts";
 import { useToggleWorkspace, useWorkspaceOpen } from "@/features/workspace/model/panel";
 import { conversationQuery } from "../api/conversation";
 import { setConnectionState } from "../model/connection";
@@ -76,7 +78,10 @@ export function ChatView({ chatId }: { chatId: string }) {
     );
   }
 
-  const running = runningMessage(conversation.data) !== undefined;
+  const current = runningMessage(conversation.data);
+  const running = current !== undefined;
+  // The stream knows first when the open chat starts or stops waiting for an answer.
+  const waiting = current?.blocks.filter((b) => b.kind === "permission" && b.resolved === null).length ?? 0;
   const messages = conversation.data?.messages ?? [];
   return (
     <div className="chat-area">
@@ -85,7 +90,7 @@ export function ChatView({ chatId }: { chatId: string }) {
           <button type="button" className="icon-btn menu-btn" aria-label="Show chats" onClick={() => setSidebarOpen(true)}>
             <MenuIcon />
           </button>
-          {chat.data && <ChatStatusDot status={running ? "running" : "idle"} />}
+          {chat.data && <ChatStatusDot state={chatState({ ...chat.data, status: running ? "running" : "idle", pending_requests: waiting })} />}
           <h1 className="chat-heading">{chat.data?.title ?? "…"}</h1>
           <ConnectionIndicator />
           <button type="button" className={`icon-btn ${workspaceOpen ? "active" : ""}`} aria-pressed={workspaceOpen} aria-label="Workspace panel" title="Terminal, files and checkpoints" onClick={toggleWorkspace} onPointerEnter={() => void loadWorkspace()} onFocus={() => void loadWorkspace()}>
@@ -111,6 +116,7 @@ export function ChatView({ chatId }: { chatId: string }) {
             <MessageList chatId={chatId} messages={messages} />
           )}
         </div>
+        {chat.data && <QueuedPrompts chatId={chatId} running={running} />}
         {chat.data && <Composer chat={chat.data} running={running} />}
       </section>
       {workspaceOpen && (

@@ -1,0 +1,28 @@
+// Which chats need the user: their state at a glance (running, waiting for an answer, idle,
+// paused), the number waiting (shown in the tab's title as a badge), and which chats have just
+// started waiting (a browser notification, when the user allowed them).
+import type { Chat } from "@/shared/api/types";
+
+export type ChatState = "waiting" | "running" | "paused" | "idle";
+
+export function chatState(chat: Pick<Chat, "status" | "pending_requests" | "sandbox_status">): ChatState {
+  if (chat.pending_requests > 0) return "waiting";
+  if (chat.status === "running") return "running";
+  if (chat.sandbox_status === "paused") return "paused";
+  return "idle";
+}
+
+/** The ids of the chats that wait for the user. */
+export function waitingChats(chats: readonly Chat[]): Set<string> {
+  return new Set(chats.filter((c) => c.pending_requests > 0).map((c) => c.id));
+}
+
+/** Chats waiting now that did not wait before: each deserves one notification. */
+export function newlyWaiting(before: ReadonlySet<string>, now: ReadonlySet<string>): string[] {
+  return [...now].filter((id) => !before.has(id));
+}
+
+/** The tab's title: the count of waiting chats in front, like an unread badge. */
+export function titleWithBadge(base: string, waiting: number): string {
+  return waiting > 0 ? `(${waiting}) ${base}` : base;
+}
