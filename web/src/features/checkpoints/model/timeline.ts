@@ -96,7 +96,9 @@ export function describeCheckpoint(checkpoint: CheckpointInfo, turns: Map<string
     default:
       title = `Checkpoint (${checkpoint.kind})`;
   }
-  const prompt = turn?.prompt ? turn.prompt : null;
+  // Only a turn's own checkpoint is named by its prompt: an undo point merely points at the
+  // latest message of its moment, which would read as if it were that turn.
+  const prompt = kind === "turn" && turn?.prompt ? turn.prompt : null;
   return {
     id: checkpoint.id,
     kind,
