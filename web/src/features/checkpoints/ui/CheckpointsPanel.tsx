@@ -161,7 +161,7 @@ export function CheckpointsPanel({ chatId, visible }: { chatId: string; visible:
       </div>
       {running && (
         <p className="checkpoints-notice" role="status">
-          A turn is running: its checkpoint appears when it ends, and restoring waits until then.
+          A turn is running: its checkpoint appears when it ends. Restoring is refused until then; forking a finished turn works.
         </p>
       )}
       {(notice || busy) && (
