@@ -240,7 +240,7 @@ describe("the web UI", () => {
     expect(await page.evaluate(() => document.documentElement.dataset.theme)).toBe("dark");
     await page.getByRole("button", { name: "Workspace panel" }).click();
     await page.getByRole("tab", { name: "Checkpoints" }).click();
-    await page.getByText("Not available yet.").waitFor();
+    await page.getByRole("list", { name: "Checkpoints, newest first" }).or(page.getByText("No checkpoints yet.")).first().waitFor();
     await screenshot(page, "09-dark-workspace");
   });
 

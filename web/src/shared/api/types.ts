@@ -36,6 +36,9 @@ export type QueuedMessage = Schemas["QueuedMessage"];
 export type QueueMessageRequest = Schemas["QueueMessageRequest"];
 export type UpdateQueuedMessageRequest = Schemas["UpdateQueuedMessageRequest"];
 export type SendQueuedResponse = Schemas["SendQueuedResponse"];
+export type CheckpointInfo = Schemas["CheckpointInfo"];
+export type RestoreResponse = Schemas["RestoreResponse"];
+export type ForkRequest = Schemas["ForkRequest"];
 
 /** The chat event of one `type`, e.g. `EventOf<"tool_started">`. */
 export type EventOf<T extends EventType> = Extract<ChatEvent, { type: T }>;

@@ -3,17 +3,13 @@
 // and fork (a new chat starts from it). Each refreshes what it changed once it is done.
 import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { request } from "@/shared/api/client";
-import type { components } from "@/shared/api/schema.gen";
-import type { Chat } from "@/shared/api/types";
+import type { Chat, CheckpointInfo, ForkRequest, RestoreResponse } from "@/shared/api/types";
 import { chatKeys } from "@/features/chats/api/chats";
 import { loadConversation } from "@/features/conversation/api/conversation";
 import { fileKeys } from "@/features/files/api/files";
 import { sandboxKeys } from "@/features/sandbox/api/sandbox";
 
-// Generated shapes, named here because `shared/api/types.ts` does not name them yet.
-export type CheckpointInfo = components["schemas"]["CheckpointInfo"];
-export type RestoreResponse = components["schemas"]["RestoreResponse"];
-export type ForkRequest = components["schemas"]["ForkRequest"];
+export type { CheckpointInfo, ForkRequest, RestoreResponse };
 
 export const checkpointKeys = {
   all: ["checkpoints"] as const,

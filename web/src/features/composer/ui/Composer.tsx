@@ -8,7 +8,7 @@ import { Button } from "@/shared/ui/Button";
 import { useUpdateChat } from "@/features/chats/api/chats";
 import { useInterrupt, useSendMessage } from "@/features/conversation/api/conversation";
 import { useEnqueue } from "@/features/queue/api/queue";
-import { useDraft, useSetDraft } from "../model/drafts";
+import { useDraft, useDraftStore, useSetDraft } from "../model/drafts";
 import { isSendKey, modelChoices, MODES } from "../model/options";
 
 export function Composer({ chat, running }: { chat: Chat; running: boolean }) {
@@ -37,9 +37,12 @@ export function Composer({ chat, running }: { chat: Chat; running: boolean }) {
     event?.preventDefault();
     if (!canSend) return;
     const prompt = draft;
-    const clear = { onSuccess: () => setDraft(chat.id, "") };
-    if (running) enqueue.mutate({ prompt }, clear);
-    else send.mutate({ prompt }, clear);
+    // Cleared at once, so that what the user writes next is never wiped by this send's
+    // answer; given back if the send fails and the box is still empty.
+    setDraft(chat.id, "");
+    const restore = { onError: () => useDraftStore.getState().drafts[chat.id] || setDraft(chat.id, prompt) };
+    if (running) enqueue.mutate({ prompt }, restore);
+    else send.mutate({ prompt }, restore);
   };
 
   const error = send.error ?? enqueue.error ?? interrupt.error ?? updateChat.error;

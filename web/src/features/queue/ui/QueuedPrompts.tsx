@@ -60,7 +60,7 @@ function QueuedItem(props: { chatId: string; item: QueuedMessage; position: numb
       </span>
       {editing ? (
         <form className="queue-edit" onSubmit={save}>
-          <textarea rows={2} value={text} autoFocus aria-label="Queued prompt" onChange={(e) => setText(e.target.value)} onKeyDown={(e) => e.key === "Escape" && setEditing(false)} />
+          <textarea rows={2} value={text} autoFocus aria-label="Edit the queued prompt" onChange={(e) => setText(e.target.value)} onKeyDown={(e) => e.key === "Escape" && setEditing(false)} />
           <div className="queue-actions">
             <Button type="submit" variant="primary" disabled={update.isPending || !text.trim()}>
               Save
