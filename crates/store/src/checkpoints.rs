@@ -281,6 +281,10 @@ impl Store {
                 let payload: EventPayload = serde_json::from_str(&data).map_err(|err| {
                     StoreError::Corrupt(format!("stored event does not parse: {err}"))
                 })?;
+                // The parent's restores name the parent's checkpoints: not the fork's history.
+                if matches!(&payload, EventPayload::System(system) if system.subtype == "rewind") {
+                    continue;
+                }
                 append(
                     &mut tx,
                     target,

@@ -243,6 +243,39 @@ async fn a_fork_starts_from_a_turn_and_goes_its_own_way() {
 }
 
 #[tokio::test]
+async fn a_fork_after_a_restore_does_not_carry_the_parents_restore() {
+    let server = TestServer::start().await;
+    let api = server.user("fork-after-restore@example.com").await;
+    let chat = api.new_chat().await;
+    let mut last = 0;
+    let (first, _) = turn(&api, &chat, "printf one > a.txt", &mut last).await;
+    turn(&api, &chat, "printf two > a.txt", &mut last).await;
+    restore(&api, &chat, &checkpoint_of(&api, &chat, &first).await).await;
+    let subtypes = |messages: &[Value]| -> Vec<String> {
+        messages
+            .iter()
+            .flat_map(|m| m["content"].as_array().unwrap().clone())
+            .filter_map(|e| e["subtype"].as_str().map(str::to_owned))
+            .collect()
+    };
+    assert!(subtypes(&api.messages(&chat).await).contains(&"rewind".to_owned()));
+
+    let (status, fork) = api
+        .call(
+            Method::POST,
+            &format!("/api/v1/chats/{chat}/fork"),
+            Some(json!({"message_id": first})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{fork}");
+    let fork_id = fork["id"].as_str().unwrap();
+    let copied = api.messages(fork_id).await;
+    assert_eq!(copied.len(), 2);
+    assert!(!subtypes(&copied).contains(&"rewind".to_owned()), "{copied:?}");
+    assert_eq!(std::fs::read_to_string(server.sandbox_home(fork_id).join("a.txt")).unwrap(), "one");
+}
+
+#[tokio::test]
 async fn restores_and_forks_refuse_what_they_cannot_do() {
     let server = TestServer::start().await;
     let api = server.user("refuse@example.com").await;
