@@ -120,6 +120,21 @@ describe("the web UI", () => {
     await screenshot(page, "03-turn");
   });
 
+  it("shows the text as the model writes it, then the whole block once", async () => {
+    const reply = "This reply is written slowly, a few words at a time, so that the reader sees it grow before the block is complete.";
+    await send(`[[slow:150]] [[text:${reply}]]`);
+    const live = lastTurn().locator(".block-text.live");
+    await live.waitFor();
+    const partial = (await live.textContent()) ?? "";
+    expect(partial.length).toBeGreaterThan(0);
+    expect(partial.length).toBeLessThan(reply.length);
+    expect(reply.startsWith(partial.trim())).toBe(true);
+    await screenshot(page, "03b-streaming-text");
+    await waitForTurnEnd();
+    expect(await lastTurn().locator(".block-text.live").count()).toBe(0);
+    expect(await lastTurn().getByText(reply).count()).toBe(1);
+  });
+
   it("shows the whole turn exactly once after a reload in the middle of it", async () => {
     await send("[[think]] [[bash:echo before-the-pause]] [[sleep:6]] [[text:after the pause]]");
     const turn = lastTurn();
@@ -135,7 +150,7 @@ describe("the web UI", () => {
     expect(await after.locator('[data-tool="Bash"]').count()).toBe(2);
     expect(await after.locator('[data-tool="Bash"] .tool-output').filter({ hasText: "before-the-pause" }).count()).toBe(1);
     expect(await after.getByText("after the pause").count()).toBe(1);
-    expect(await page.locator(".message-user").count()).toBe(2);
+    expect(await page.locator(".message-user").count()).toBe(3);
     const seqs = await renderedSeqs();
     expect(new Set(seqs).size).toBe(seqs.length);
   });

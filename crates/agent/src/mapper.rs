@@ -104,6 +104,13 @@ fn map_system(message: &SystemMessage) -> Option<AgentEvent> {
     if !SHOWN_SYSTEM_SUBTYPES.contains(&message.subtype.as_str()) {
         return None;
     }
+    // With partial messages the CLI says "requesting" before every model call: noise, and
+    // the text that follows shows the same thing better.
+    if message.subtype == "status"
+        && message.rest.get("status").and_then(Value::as_str) == Some("requesting")
+    {
+        return None;
+    }
     let mut event = SystemEvent::new(&message.subtype);
     let keep: &[&str] = match message.subtype.as_str() {
         "init" => {

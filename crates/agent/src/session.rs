@@ -49,6 +49,8 @@ impl SessionOptions {
             "--output-format",
             "stream-json",
             "--verbose",
+            // Text as the model writes it (`stream_event` lines), for the live view.
+            "--include-partial-messages",
             "--permission-prompt-tool",
             "stdio",
             "--permission-mode",
@@ -360,7 +362,7 @@ mod tests {
         assert_eq!(
             args,
             "-p --input-format stream-json --output-format stream-json --verbose \
-             --permission-prompt-tool stdio --permission-mode default --model claude-sonnet-4-5 \
+             --include-partial-messages --permission-prompt-tool stdio --permission-mode default --model claude-sonnet-4-5 \
              --resume abc --system-prompt-snapshot off"
         );
         let tuned = SessionOptions {

@@ -55,6 +55,12 @@ pub struct SinkError(pub String);
 #[async_trait]
 pub trait EventSink: Send {
     async fn emit(&mut self, event: AgentEvent) -> Result<(), SinkError>;
+
+    /// A piece of the assistant's text as the model writes it, before the `assistant_text`
+    /// event that carries the whole block. Best effort: nothing is stored, nothing can fail.
+    fn text_delta(&mut self, text: &str) {
+        let _ = text;
+    }
 }
 
 /// The answer to one `can_use_tool` request.
@@ -343,6 +349,9 @@ impl Turn<'_> {
     ) -> Result<Option<TurnOutcome>, AgentError> {
         for event in map_output(&message) {
             self.emit_event(event).await?;
+        }
+        if let Some(text) = text_delta(&message) {
+            self.sink.text_delta(text);
         }
         match message {
             CliOutput::System(system) => {
@@ -669,6 +678,22 @@ fn floor_char_boundary(s: &str, mut index: usize) -> usize {
 
 fn truncate(s: &str, max: usize) -> &str {
     &s[..floor_char_boundary(s, max.min(s.len()))]
+}
+
+/// The text of a `stream_event` that is a piece of the main agent's text (sub-agents' text
+/// arrives whole; thinking and tool input are not streamed to the user).
+fn text_delta(message: &CliOutput) -> Option<&str> {
+    let CliOutput::StreamEvent(stream) = message else { return None };
+    if stream.parent_tool_use_id.is_some()
+        || stream.event.get("type").and_then(Value::as_str) != Some("content_block_delta")
+    {
+        return None;
+    }
+    let delta = stream.event.get("delta")?;
+    if delta.get("type").and_then(Value::as_str) != Some("text_delta") {
+        return None;
+    }
+    delta.get("text").and_then(Value::as_str).filter(|text| !text.is_empty())
 }
 
 #[cfg(test)]

@@ -61,6 +61,7 @@ async fn replay_session(name: &str) -> (tempfile::TempDir, AgentSession) {
 struct Collect {
     events: Vec<AgentEvent>,
     interrupt_on_tool: Option<CancellationToken>,
+    deltas: Vec<String>,
 }
 
 #[async_trait]
@@ -73,6 +74,10 @@ impl EventSink for Collect {
         }
         self.events.push(event);
         Ok(())
+    }
+
+    fn text_delta(&mut self, text: &str) {
+        self.deltas.push(text.to_owned());
     }
 }
 
@@ -183,6 +188,19 @@ async fn a_turn_with_thinking_text_and_a_bash_call() {
     );
     let EventPayload::ToolCompleted { tool } = &sink.events[4].payload else { panic!() };
     assert_eq!((tool.id.as_str(), tool.result.as_str()), ("toolu_w1", "written"));
+}
+
+#[tokio::test]
+async fn text_pieces_reach_the_sink_before_the_whole_text() {
+    let mut sink = Collect::default();
+    let prompt = "[[slow:20]] [[text:Pieces of text arrive one after the other.]] go";
+    let outcome = run("text_deltas", prompt, &AllowAll, &mut sink).await;
+    assert_eq!(outcome.status, MessageStatus::Completed);
+    assert_eq!(sink.deltas, ["Pieces of text", " arrive one af", "ter the other."]);
+    // The CLI's "requesting" status before each model call is not shown.
+    assert_eq!(sink.kinds(), ["system/init", "assistant_text", "usage"]);
+    let EventPayload::AssistantText { text } = &sink.events[1].payload else { panic!() };
+    assert_eq!(text, "Pieces of text arrive one after the other.");
 }
 
 #[tokio::test]

@@ -5,11 +5,15 @@
 //! behind is told so ([`Received::Lagged`]) and catches up from the log; SSE handlers
 //! subscribe before reading the log so that nothing falls between the two. This is the
 //! in-process bus; a Redis Streams bus for several nodes will offer the same [`Subscription`].
+//!
+//! Transient events (text as the model writes it) travel the same way but are in no log: a
+//! subscriber that lags loses them, which costs nothing because the durable event that
+//! follows carries the whole text.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 
-use agentbox_protocol::ChatEvent;
+use agentbox_protocol::{ChatEvent, TransientEvent};
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
@@ -18,7 +22,7 @@ const CAPACITY: usize = 1024;
 
 #[derive(Debug, Default)]
 pub struct EventBus {
-    chats: Mutex<HashMap<Uuid, broadcast::Sender<ChatEvent>>>,
+    chats: Mutex<HashMap<Uuid, broadcast::Sender<Item>>>,
 }
 
 /// What a subscriber receives next.
@@ -28,11 +32,21 @@ pub enum Received {
     Event(ChatEvent),
     /// Events were missed; read them from the log.
     Lagged,
+    /// An event that is in no log (see [`TransientEvent`]).
+    Transient(TransientEvent),
+}
+
+/// What travels on a chat's channel.
+#[derive(Clone, Debug)]
+#[allow(clippy::large_enum_variant)] // As for `Received`.
+enum Item {
+    Event(ChatEvent),
+    Transient(TransientEvent),
 }
 
 #[derive(Debug)]
 pub struct Subscription {
-    receiver: broadcast::Receiver<ChatEvent>,
+    receiver: broadcast::Receiver<Item>,
 }
 
 impl Subscription {
@@ -40,7 +54,8 @@ impl Subscription {
     pub async fn recv(&mut self) -> Received {
         loop {
             match self.receiver.recv().await {
-                Ok(event) => return Received::Event(event),
+                Ok(Item::Event(event)) => return Received::Event(event),
+                Ok(Item::Transient(event)) => return Received::Transient(event),
                 Err(broadcast::error::RecvError::Lagged(_)) => return Received::Lagged,
                 // The sender is only dropped once nobody listens, which excludes us; if it
                 // happens anyway, wait forever rather than spin.
@@ -57,9 +72,18 @@ impl EventBus {
 
     /// Deliver `event` to the chat's current subscribers, if any.
     pub fn publish(&self, chat_id: Uuid, event: ChatEvent) {
+        self.send(chat_id, Item::Event(event));
+    }
+
+    /// Deliver an event that is in no log (see [`TransientEvent`]).
+    pub fn publish_transient(&self, chat_id: Uuid, event: TransientEvent) {
+        self.send(chat_id, Item::Transient(event));
+    }
+
+    fn send(&self, chat_id: Uuid, item: Item) {
         let mut chats = self.chats.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(sender) = chats.get(&chat_id)
-            && sender.send(event).is_err()
+            && sender.send(item).is_err()
         {
             // Nobody listens any more: forget the chat until someone subscribes again.
             chats.remove(&chat_id);
@@ -107,6 +131,19 @@ mod tests {
         assert_eq!(got.seq, 1);
         let Received::Event(got) = sub_b.recv().await else { panic!("lagged") };
         assert_eq!(got.seq, 2);
+    }
+
+    #[tokio::test]
+    async fn transient_events_arrive_in_order_with_the_durable_ones() {
+        let bus = EventBus::new();
+        let chat = Uuid::new_v4();
+        let mut sub = bus.subscribe(chat);
+        let delta =
+            TransientEvent::AssistantTextDelta { message_id: Uuid::nil(), text: "Hel".into() };
+        bus.publish_transient(chat, delta.clone());
+        bus.publish(chat, event(1));
+        assert!(matches!(sub.recv().await, Received::Transient(got) if got == delta));
+        assert!(matches!(sub.recv().await, Received::Event(got) if got.seq == 1));
     }
 
     #[tokio::test]

@@ -276,6 +276,27 @@ pub struct ChatEvent {
     pub payload: EventPayload,
 }
 
+/// An event that is not part of the log: no `seq`, never stored, sent only to streams that
+/// ask for it (`?deltas=true`), and made obsolete by the durable event that follows. Lost
+/// ones cost nothing: the durable `assistant_text` carries the whole text.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum TransientEvent {
+    /// A piece of the assistant's text as the model writes it; the `assistant_text` event of
+    /// the block follows with the whole text.
+    AssistantTextDelta { message_id: Uuid, text: String },
+}
+
+impl TransientEvent {
+    /// The SSE `event:` name.
+    pub const fn kind(&self) -> &'static str {
+        match self {
+            Self::AssistantTextDelta { .. } => "assistant_text_delta",
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

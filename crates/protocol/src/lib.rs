@@ -12,4 +12,4 @@ pub mod cli;
 pub mod event;
 pub mod permission;
 
-pub use event::{ChatEvent, EventPayload, MessageStatus};
+pub use event::{ChatEvent, EventPayload, MessageStatus, TransientEvent};

@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use agentbox_agent::{AgentEvent, EventSink, SinkError};
 use agentbox_bus::EventBus;
-use agentbox_protocol::EventPayload;
 use agentbox_protocol::event::ChatEvent;
+use agentbox_protocol::{EventPayload, TransientEvent};
 use agentbox_store::{NewEvent, Store};
 use async_trait::async_trait;
 use uuid::Uuid;
@@ -49,5 +49,13 @@ impl EventSink for LogSink {
         })
         .await
         .map(drop)
+    }
+
+    fn text_delta(&mut self, text: &str) {
+        let event = TransientEvent::AssistantTextDelta {
+            message_id: self.message_id,
+            text: text.to_owned(),
+        };
+        self.bus.publish_transient(self.chat_id, event);
     }
 }

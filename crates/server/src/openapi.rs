@@ -8,7 +8,11 @@ use utoipa::{Modify, OpenApi};
 #[openapi(
     info(title = "agentbox API", version = "1", description = "Chat with a coding agent that works in a sandbox of its own. Errors are `{\"error\": {\"code\", \"message\"}}`."),
     modifiers(&BearerAuth),
-    components(schemas(agentbox_protocol::api::ErrorBody, agentbox_protocol::api::Health)),
+    components(schemas(
+        agentbox_protocol::api::ErrorBody,
+        agentbox_protocol::api::Health,
+        agentbox_protocol::TransientEvent
+    )),
     tags((name = "auth"), (name = "chats"), (name = "messages"))
 )]
 pub struct ApiDoc;

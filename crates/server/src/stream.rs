@@ -43,10 +43,16 @@ pub fn routes() -> OpenApiRouter<AppState> {
 pub struct StreamQuery {
     /// Same as the `Last-Event-ID` header, for clients that cannot set headers.
     last_event_id: Option<String>,
+    /// Also send the assistant's text as the model writes it: `assistant_text_delta` events
+    /// (`{type, message_id, text}`) without an `id`, which are in no log and never replayed;
+    /// the `assistant_text` event that follows carries the whole text.
+    #[serde(default)]
+    deltas: bool,
 }
 
 /// The chat's events as `text/event-stream`: `id` is the event's `seq`, `event` its type,
-/// `data` the event as JSON. Stays open; sends keep-alive comments while idle.
+/// `data` the event as JSON. Stays open; sends keep-alive comments while idle. With
+/// `deltas=true`, also the transient `assistant_text_delta` events (no `id`).
 #[utoipa::path(get, path = "/api/v1/chats/{chat_id}/stream", tag = "messages",
     params(("chat_id" = Uuid, Path), StreamQuery,
            ("Last-Event-ID" = Option<i64>, Header, description = "Send only events after this seq")),
@@ -79,6 +85,7 @@ async fn stream_events(
         last_sent,
         backlog: VecDeque::new(),
         catch_up: true,
+        deltas: query.deltas,
     };
     let events = futures::stream::unfold(tail, Tail::next)
         .take_until(state.shutdown.clone().cancelled_owned());
@@ -106,6 +113,8 @@ struct Tail {
     last_sent: i64,
     backlog: VecDeque<ChatEvent>,
     catch_up: bool,
+    /// Whether the client asked for transient events.
+    deltas: bool,
 }
 
 impl Tail {
@@ -139,6 +148,12 @@ impl Tail {
                 }
                 // A gap or a lag: the log has what we missed, in order.
                 Received::Event(_) | Received::Lagged => self.catch_up = true,
+                // Only live: while catching up they would arrive after their own block.
+                Received::Transient(event) if self.deltas && !self.catch_up => {
+                    let data = serde_json::to_string(&event).unwrap_or_default();
+                    return Some((Ok(Event::default().event(event.kind()).data(data)), self));
+                }
+                Received::Transient(_) => {}
             }
         }
     }

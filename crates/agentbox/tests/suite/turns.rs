@@ -296,3 +296,75 @@ async fn deleting_a_chat_stops_its_turn_and_removes_its_sandbox() {
     let (status, _) = api.get(&format!("/api/v1/chats/{chat}")).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+/// The raw frames (`id`, `event`, `data`) of an open stream until `message_id` completes.
+async fn raw_frames(
+    response: reqwest::Response,
+    message_id: &str,
+) -> Vec<(Option<String>, String, Value)> {
+    use futures::StreamExt;
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut body = response.bytes_stream();
+    let mut text = String::new();
+    let deadline = tokio::time::Instant::now() + super::support::PATIENCE;
+    let done = format!("\"message_id\":\"{message_id}\",\"created_at\"");
+    while !(text.contains("event: message_completed") && text.contains(&done)) {
+        let chunk = tokio::time::timeout_at(deadline, body.next())
+            .await
+            .expect("the turn did not complete")
+            .expect("the stream ended")
+            .unwrap();
+        text.push_str(std::str::from_utf8(&chunk).unwrap());
+    }
+    text.split("\n\n")
+        .filter_map(|frame| {
+            let field = |name: &str| {
+                frame.lines().find_map(|l| l.strip_prefix(name)).map(|v| v.trim().to_owned())
+            };
+            let event = field("event:")?;
+            Some((field("id:"), event, serde_json::from_str(&field("data:")?).unwrap()))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn text_streams_as_the_model_writes_it_to_streams_that_ask() {
+    let server = TestServer::start().await;
+    let api = server.user("deltas@example.com").await;
+    let chat = api.new_chat().await;
+    let reply = "Streaming text arrives in pieces, long before the block is complete.";
+
+    // A slow model: the text comes in several pieces over time. The stream is open (and
+    // subscribed) before the turn starts, so no piece can pass before it.
+    let path = format!("/api/v1/chats/{chat}/stream?deltas=true");
+    let stream = api.request(Method::GET, &path).send().await.unwrap();
+    let message = api.send(&chat, &format!("[[slow:50]] [[text:{reply}]] go")).await;
+    let frames = raw_frames(stream, &message).await;
+    let deltas: Vec<&(Option<String>, String, Value)> =
+        frames.iter().filter(|(_, event, _)| event == "assistant_text_delta").collect();
+    assert!(deltas.len() > 1, "the text came whole: {frames:?}");
+    for (id, _, data) in &deltas {
+        assert!(id.is_none(), "a transient event has no id");
+        assert!(data.get("seq").is_none());
+        assert_eq!(data["message_id"], message.as_str());
+    }
+    let joined: String = deltas.iter().map(|(_, _, d)| d["text"].as_str().unwrap()).collect();
+    assert_eq!(joined, reply);
+    // The durable text follows the pieces and holds the whole of it.
+    let last_delta = frames.iter().rposition(|(_, e, _)| e == "assistant_text_delta").unwrap();
+    let text = frames.iter().position(|(_, e, _)| e == "assistant_text").unwrap();
+    assert!(text > last_delta);
+    assert_eq!(frames[text].2["text"], reply);
+    assert!(
+        frames.iter().filter(|(_, e, _)| e != "assistant_text_delta").all(|(id, ..)| id.is_some())
+    );
+
+    // Without asking, a stream carries only the log (and the log holds no delta).
+    let last = frames.iter().rev().find_map(|(id, ..)| id.clone()).unwrap();
+    let path = format!("/api/v1/chats/{chat}/stream?last_event_id={last}");
+    let stream = api.request(Method::GET, &path).send().await.unwrap();
+    let second = api.send(&chat, &format!("[[slow:50]] [[text:{reply}]] again")).await;
+    let frames = raw_frames(stream, &second).await;
+    assert!(frames.iter().all(|(id, event, _)| id.is_some() && event != "assistant_text_delta"));
+    assert!(frames.iter().any(|(_, event, _)| event == "assistant_text"));
+}

@@ -37,6 +37,7 @@ export type QueueMessageRequest = Schemas["QueueMessageRequest"];
 export type UpdateQueuedMessageRequest = Schemas["UpdateQueuedMessageRequest"];
 export type SendQueuedResponse = Schemas["SendQueuedResponse"];
 export type CheckpointInfo = Schemas["CheckpointInfo"];
+export type TransientEvent = Schemas["TransientEvent"];
 export type RestoreResponse = Schemas["RestoreResponse"];
 export type ForkRequest = Schemas["ForkRequest"];
 

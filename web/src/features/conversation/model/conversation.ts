@@ -3,7 +3,7 @@
 // increases by exactly one per event, so the reducer applies an event only when it is the next
 // one, ignores any it has already applied (a replay after a reconnect), and holds back events
 // that arrive after a gap until the missing ones have been refetched.
-import type { ChatEvent, Message, MessageStatus, PermissionKind, PermissionMode, ResolvedBy, Usage } from "@/shared/api/types";
+import type { ChatEvent, Message, MessageStatus, PermissionKind, PermissionMode, ResolvedBy, TransientEvent, Usage } from "@/shared/api/types";
 
 /** How a permission request ended, as its `permission_resolved` event says. */
 export interface PermissionOutcome {
@@ -56,9 +56,8 @@ export interface MessageView {
   costUsd: number | null;
   model: string | null;
   /**
-   * Text that arrived as transient deltas (events without a `seq`) and is not yet confirmed
-   * by its durable `assistant_text` event. The server sends whole blocks today; the field is
-   * here so that token deltas can be shown as they arrive once the server sends them.
+   * Text that arrived as transient deltas (`assistant_text_delta`, events without a `seq`)
+   * and is not yet confirmed by its durable `assistant_text` event, which replaces it.
    */
   live: string;
 }
@@ -76,12 +75,8 @@ export interface Conversation {
   stale?: boolean;
 }
 
-/** A transient event: not in the log, no `seq`, shown until its durable event replaces it. */
-export interface TransientEvent {
-  type: "assistant_text_delta";
-  message_id: string;
-  text: string;
-}
+/** A transient event (see the server's `TransientEvent`): no `seq`, shown until its durable event replaces it. */
+export type { TransientEvent };
 
 export type IncomingEvent = ChatEvent | TransientEvent;
 

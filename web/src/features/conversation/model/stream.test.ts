@@ -46,7 +46,8 @@ describe("the chat stream", () => {
     let messageFetches = 0;
     vi.stubGlobal("fetch", async (path: string, init: RequestInit = {}) => {
       const headers = new Headers(init.headers);
-      if (path.endsWith("/stream")) {
+      // The stream asks for the transient text deltas too.
+      if (path.endsWith("/stream?deltas=true")) {
         streamRequests.push(headers.get("last-event-id"));
         const signal = init.signal as AbortSignal;
         // First connection: two events, then the network drops. Second: a replayed

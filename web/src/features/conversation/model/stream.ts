@@ -85,7 +85,8 @@ export class ChatStream {
         const loaded = this.conversation() ?? (await loadConversation(queryClient, chatId));
         const lastSeq = loaded.lastSeq;
         const response = await openStream(
-          `/api/v1/chats/${chatId}/stream`,
+          // `deltas`: text also arrives as the model writes it (transient events, no `seq`).
+          `/api/v1/chats/${chatId}/stream?deltas=true`,
           lastSeq > 0 ? { "last-event-id": String(lastSeq) } : {},
           controller.signal,
         );
