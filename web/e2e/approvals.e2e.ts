@@ -2,26 +2,17 @@
 // the real CLI (its stdio control protocol) and the scripted model, in Chromium.
 import type { BrowserContext, Locator, Page } from "playwright-core";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { PATIENCE, screenshot, startStack, type Stack } from "./support";
+import { PATIENCE, screenshot, startStack, type Stack, sendPrompt, waitForTurnEnd as waitForTurnEndOn } from "./support";
 
 let stack: Stack;
 let context: BrowserContext;
 let page: Page;
+const send = (prompt: string) => sendPrompt(page, prompt);
+const waitForTurnEnd = () => waitForTurnEndOn(page);
 let chatId = "";
 
 function lastTurn(): Locator {
   return page.locator("li.message-assistant").last();
-}
-
-async function send(prompt: string): Promise<void> {
-  const box = page.getByRole("textbox", { name: "Prompt" });
-  await box.fill(prompt);
-  await box.press("Enter");
-}
-
-async function waitForTurnEnd(): Promise<void> {
-  await page.locator('li.message-assistant[aria-busy="true"]').first().waitFor({ state: "detached", timeout: PATIENCE });
-  await page.getByRole("button", { name: "Send" }).waitFor({ timeout: PATIENCE });
 }
 
 /** A file of the chat's workspace, read through the files API with the page's session. */

@@ -4,11 +4,13 @@
 // the first turn. The steps build on each other (one account, one chat, one browser).
 import type { BrowserContext, Locator, Page } from "playwright-core";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { PATIENCE, screenshot, startStack, type Stack } from "./support";
+import { PATIENCE, screenshot, startStack, type Stack, sendPrompt, waitForTurnEnd as waitForTurnEndOn } from "./support";
 
 let stack: Stack;
 let context: BrowserContext;
 let page: Page;
+const send = (prompt: string) => sendPrompt(page, prompt);
+const waitForTurnEnd = () => waitForTurnEndOn(page);
 let chatId = "";
 
 function treeItem(name: string): Locator {
@@ -33,17 +35,6 @@ function entry(title: string): Locator {
 /** The agent's reply with exactly this text, in the conversation. */
 function reply(text: string): Locator {
   return page.locator("li.message-assistant").getByText(text, { exact: true });
-}
-
-async function send(prompt: string): Promise<void> {
-  const box = page.getByRole("textbox", { name: "Prompt" });
-  await box.fill(prompt);
-  await box.press("Enter");
-}
-
-async function waitForTurnEnd(): Promise<void> {
-  await page.locator('li.message-assistant[aria-busy="true"]').first().waitFor({ state: "detached" });
-  await page.getByRole("button", { name: "Send" }).waitFor();
 }
 
 beforeAll(async () => {

@@ -138,3 +138,16 @@ export async function startStack(): Promise<Stack> {
 export async function screenshot(page: Page, name: string): Promise<void> {
   await page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: false });
 }
+
+/** Types `prompt` into the composer and presses Enter (sends, or queues during a turn). */
+export async function sendPrompt(page: Page, prompt: string): Promise<void> {
+  const box = page.getByRole("textbox", { name: "Prompt" });
+  await box.fill(prompt);
+  await box.press("Enter");
+}
+
+/** Waits until no turn runs: no busy assistant message, and the composer offers Send. */
+export async function waitForTurnEnd(page: Page): Promise<void> {
+  await page.locator('li.message-assistant[aria-busy="true"]').first().waitFor({ state: "detached", timeout: PATIENCE });
+  await page.getByRole("button", { name: "Send" }).waitFor({ timeout: PATIENCE });
+}

@@ -3,7 +3,7 @@
 import { join } from "node:path";
 import type { BrowserContext, Locator, Page } from "playwright-core";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { PATIENCE, screenshot, startStack, type Stack } from "./support";
+import { PATIENCE, screenshot, startStack, type Stack, sendPrompt, waitForTurnEnd as waitForTurnEndOn } from "./support";
 
 const EMAIL = "first@example.com";
 const PASSWORD = "a long password";
@@ -11,6 +11,8 @@ const PASSWORD = "a long password";
 let stack: Stack;
 let context: BrowserContext;
 let page: Page;
+const send = (prompt: string) => sendPrompt(page, prompt);
+const waitForTurnEnd = () => waitForTurnEndOn(page);
 
 /** The assistant message of the last turn. */
 function lastTurn(): Locator {
@@ -23,17 +25,6 @@ async function openNewChat(): Promise<string> {
   await page.waitForURL((url) => url.pathname.startsWith("/chats/") && url.href !== before, { timeout: PATIENCE });
   await page.getByText("Start the conversation").waitFor({ timeout: PATIENCE });
   return new URL(page.url()).pathname.split("/").pop() ?? "";
-}
-
-async function send(prompt: string): Promise<void> {
-  const box = page.getByRole("textbox", { name: "Prompt" });
-  await box.fill(prompt);
-  await box.press("Enter");
-}
-
-async function waitForTurnEnd(): Promise<void> {
-  await page.locator('li.message-assistant[aria-busy="true"]').first().waitFor({ state: "detached", timeout: PATIENCE });
-  await page.getByRole("button", { name: "Send" }).waitFor({ timeout: PATIENCE });
 }
 
 /** Every rendered event carries its seq; a duplicate would show the same seq twice. */
@@ -122,13 +113,19 @@ describe("the web UI", () => {
 
   it("shows the text as the model writes it, then the whole block once", async () => {
     const reply = "This reply is written slowly, a few words at a time, so that the reader sees it grow before the block is complete.";
-    await send(`[[slow:150]] [[text:${reply}]]`);
-    const live = lastTurn().locator(".block-text.live");
-    await live.waitFor();
-    const partial = (await live.textContent()) ?? "";
-    expect(partial.length).toBeGreaterThan(0);
-    expect(partial.length).toBeLessThan(reply.length);
-    expect(reply.startsWith(partial.trim())).toBe(true);
+    await send(`[[slow:400]] [[text:${reply}]]`);
+    // The mock sends the text in three pieces, 400 ms apart: for most of a second the live
+    // text holds a part of the reply only.
+    const partial = await page.waitForFunction(
+      (full) => {
+        const live = [...document.querySelectorAll("li.message-assistant .block-text.live")].pop();
+        const text = live?.textContent?.trim() ?? "";
+        return text.length > 0 && text.length < full.length ? text : null;
+      },
+      reply,
+      { polling: "raf", timeout: PATIENCE },
+    );
+    expect(reply.startsWith(String(await partial.jsonValue()))).toBe(true);
     await screenshot(page, "03b-streaming-text");
     await waitForTurnEnd();
     expect(await lastTurn().locator(".block-text.live").count()).toBe(0);

@@ -5,11 +5,12 @@
 import { readFileSync } from "node:fs";
 import type { BrowserContext, Locator, Page } from "playwright-core";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { PATIENCE, screenshot, startStack, type Stack } from "./support";
+import { PATIENCE, screenshot, startStack, type Stack, sendPrompt } from "./support";
 
 let stack: Stack;
 let context: BrowserContext;
 let page: Page;
+const send = (prompt: string) => sendPrompt(page, prompt);
 
 /** The terminal tab on show. */
 function terminal(): Locator {
@@ -52,12 +53,6 @@ function treeItem(name: string): Locator {
 
 async function showTab(name: "Terminal" | "Files" | "Checkpoints"): Promise<void> {
   await page.getByRole("tab", { name, exact: true }).click();
-}
-
-async function send(prompt: string): Promise<void> {
-  const box = page.getByRole("textbox", { name: "Prompt" });
-  await box.fill(prompt);
-  await box.press("Enter");
 }
 
 beforeAll(async () => {

@@ -65,6 +65,19 @@ async fn turn(api: &Api, chat: &str, command: &str, last: &mut i64) -> (String, 
     (message, events)
 }
 
+/// Fork `chat` at the turn `message`; returns the new chat.
+async fn fork(api: &Api, chat: &str, message: &str) -> Value {
+    let (status, fork) = api
+        .call(
+            Method::POST,
+            &format!("/api/v1/chats/{chat}/fork"),
+            Some(json!({"message_id": message})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{fork}");
+    fork
+}
+
 async fn checkpoint_of(api: &Api, chat: &str, message: &str) -> String {
     let messages = api.messages(chat).await;
     let found = messages.iter().find(|m| m["id"] == message).expect("the message is listed");
@@ -213,14 +226,7 @@ async fn a_fork_starts_from_a_turn_and_goes_its_own_way() {
     let (first, _) = turn(&api, &chat, "printf one > a.txt", &mut last).await;
     turn(&api, &chat, "printf two > a.txt", &mut last).await;
 
-    let (status, fork) = api
-        .call(
-            Method::POST,
-            &format!("/api/v1/chats/{chat}/fork"),
-            Some(json!({"message_id": first})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{fork}");
+    let fork = fork(&api, &chat, &first).await;
     let fork_id = fork["id"].as_str().unwrap().to_owned();
     assert!(fork["title"].as_str().unwrap().ends_with("(fork)"));
     let fork_home = server.sandbox_home(&fork_id);
@@ -260,14 +266,7 @@ async fn a_fork_after_a_restore_does_not_carry_the_parents_restore() {
     };
     assert!(subtypes(&api.messages(&chat).await).contains(&"rewind".to_owned()));
 
-    let (status, fork) = api
-        .call(
-            Method::POST,
-            &format!("/api/v1/chats/{chat}/fork"),
-            Some(json!({"message_id": first})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{fork}");
+    let fork = fork(&api, &chat, &first).await;
     let fork_id = fork["id"].as_str().unwrap();
     let copied = api.messages(fork_id).await;
     assert_eq!(copied.len(), 2);
