@@ -1,7 +1,7 @@
 //! Extractors whose rejections speak the API's error format.
 
 use axum::extract::rejection::{JsonRejection, PathRejection};
-use axum::extract::{FromRequest, FromRequestParts, Path, Request};
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
@@ -33,6 +33,21 @@ fn json_error(rejection: &JsonRejection) -> ApiError {
         _ => "invalid_json",
     };
     ApiError::new(status, code, rejection.body_text())
+}
+
+/// A query string. One that does not fit (a wrong type, a value out of range) is 400
+/// `invalid_query`, in the API's error format.
+pub struct ApiQuery<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match Query::<T>::from_request_parts(parts, state).await {
+            Ok(Query(value)) => Ok(Self(value)),
+            Err(rejection) => Err(ApiError::bad_request("invalid_query", rejection.body_text())),
+        }
+    }
 }
 
 /// The `{chat_id}` of a path. An id that is not a UUID names no chat: 404, like any other

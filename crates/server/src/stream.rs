@@ -14,7 +14,7 @@ use agentbox_bus::{Received, Subscription};
 use agentbox_protocol::event::ChatEvent;
 use agentbox_store::Store;
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::{Stream, StreamExt};
@@ -26,7 +26,7 @@ use uuid::Uuid;
 use crate::auth::CurrentUser;
 use crate::chats::owned_chat;
 use crate::error::ApiError;
-use crate::extract::ChatId;
+use crate::extract::{ApiQuery, ChatId};
 use crate::messages::{InterruptResponse, interrupt};
 use crate::state::AppState;
 
@@ -64,7 +64,7 @@ async fn stream_events(
     user: CurrentUser,
     ChatId(chat_id): ChatId,
     headers: HeaderMap,
-    Query(query): Query<StreamQuery>,
+    ApiQuery(query): ApiQuery<StreamQuery>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     owned_chat(&state, &user, chat_id).await?;
     let header = headers.get("last-event-id").map(|v| v.to_str().unwrap_or("invalid").to_owned());

@@ -13,9 +13,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use agentbox_sandbox::{ExecRequest, ProcessKiller, PtySize};
+use axum::extract::State;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use bytes::Bytes;
@@ -29,7 +29,7 @@ use uuid::Uuid;
 
 use crate::auth::user_from_token;
 use crate::error::ApiError;
-use crate::extract::ChatId;
+use crate::extract::{ApiQuery, ChatId};
 use crate::state::AppState;
 use crate::workspace::sandbox_error;
 
@@ -157,7 +157,7 @@ async fn terminal(
     State(state): State<AppState>,
     ChatId(chat_id): ChatId,
     headers: HeaderMap,
-    Query(query): Query<TerminalQuery>,
+    ApiQuery(query): ApiQuery<TerminalQuery>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     let token = headers

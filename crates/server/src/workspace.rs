@@ -10,7 +10,7 @@ use agentbox_sandbox::{FileInfo, FileKind, SandboxError, Workspace};
 use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -21,7 +21,7 @@ use uuid::Uuid;
 use crate::auth::CurrentUser;
 use crate::chats::owned_chat;
 use crate::error::ApiError;
-use crate::extract::{ApiJson, ChatId};
+use crate::extract::{ApiJson, ApiQuery, ChatId};
 use crate::state::AppState;
 
 /// The largest file read or written through the API.
@@ -154,7 +154,7 @@ async fn list_files(
     State(state): State<AppState>,
     user: CurrentUser,
     ChatId(chat_id): ChatId,
-    Query(query): Query<PathQuery>,
+    ApiQuery(query): ApiQuery<PathQuery>,
 ) -> Result<Json<Vec<FileEntry>>, ApiError> {
     let workspace = workspace(&state, &user, chat_id).await?;
     let entries = on_files(workspace, move |ws| ws.list(&query.path)).await?;
@@ -169,7 +169,7 @@ async fn stat_file(
     State(state): State<AppState>,
     user: CurrentUser,
     ChatId(chat_id): ChatId,
-    Query(query): Query<PathQuery>,
+    ApiQuery(query): ApiQuery<PathQuery>,
 ) -> Result<Json<FileEntry>, ApiError> {
     let workspace = workspace(&state, &user, chat_id).await?;
     Ok(Json(on_files(workspace, move |ws| ws.stat(&query.path)).await?.into()))
@@ -186,7 +186,7 @@ async fn download_file(
     State(state): State<AppState>,
     user: CurrentUser,
     ChatId(chat_id): ChatId,
-    Query(query): Query<PathQuery>,
+    ApiQuery(query): ApiQuery<PathQuery>,
 ) -> Result<Response, ApiError> {
     let workspace = workspace(&state, &user, chat_id).await?;
     let name = Path::new(&query.path)
@@ -218,7 +218,7 @@ async fn upload_file(
     State(state): State<AppState>,
     user: CurrentUser,
     ChatId(chat_id): ChatId,
-    Query(query): Query<PathQuery>,
+    ApiQuery(query): ApiQuery<PathQuery>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<FileEntry>, ApiError> {
     let body = body.map_err(|rejection| {
@@ -236,7 +236,7 @@ async fn delete_file(
     State(state): State<AppState>,
     user: CurrentUser,
     ChatId(chat_id): ChatId,
-    Query(query): Query<PathQuery>,
+    ApiQuery(query): ApiQuery<PathQuery>,
 ) -> Result<StatusCode, ApiError> {
     let workspace = workspace(&state, &user, chat_id).await?;
     on_files(workspace, move |ws| ws.remove(&query.path)).await?;
@@ -251,7 +251,7 @@ async fn make_directory(
     State(state): State<AppState>,
     user: CurrentUser,
     ChatId(chat_id): ChatId,
-    Query(query): Query<PathQuery>,
+    ApiQuery(query): ApiQuery<PathQuery>,
 ) -> Result<(StatusCode, Json<FileEntry>), ApiError> {
     let workspace = workspace(&state, &user, chat_id).await?;
     let info = on_files(workspace, move |ws| ws.mkdir(&query.path)).await?;
@@ -282,7 +282,7 @@ async fn download_zip(
     State(state): State<AppState>,
     user: CurrentUser,
     ChatId(chat_id): ChatId,
-    Query(query): Query<PathQuery>,
+    ApiQuery(query): ApiQuery<PathQuery>,
 ) -> Result<Response, ApiError> {
     let workspace = workspace(&state, &user, chat_id).await?;
     // Resolve the directory first so that a bad path is a clean 4xx, not a broken download.

@@ -202,6 +202,12 @@ async fn last_event_id_replays_exactly_the_events_after_it() {
         (status, body["error"]["code"].as_str()),
         (StatusCode::BAD_REQUEST, Some("invalid_last_event_id"))
     );
+    let (status, body) =
+        api.call(Method::GET, &format!("/api/v1/chats/{chat}/stream?deltas=maybe"), None).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_query"))
+    );
 }
 
 #[tokio::test]
