@@ -10,6 +10,7 @@ import { useAttention, useNotificationConsent } from "@/features/chats/model/use
 import { Sidebar } from "@/features/chats/ui/Sidebar";
 import { ChatView } from "@/features/conversation/ui/ChatView";
 import { preloadMarkdown } from "@/features/conversation/ui/MessageList";
+import { AccountSettingsButton } from "@/features/settings/ui/SettingsButtons";
 import { chatPath, navigate, useRoute } from "@/shared/lib/router";
 import { Button } from "@/shared/ui/Button";
 import { useApplyTheme, useCycleTheme, useThemeChoice } from "@/shared/ui/theme";
@@ -85,6 +86,7 @@ function AccountBar() {
           Notify me
         </Button>
       )}
+      <AccountSettingsButton />
       <Button variant="ghost" onClick={() => signOut.mutate()} disabled={signOut.isPending}>
         Sign out
       </Button>

@@ -12,6 +12,7 @@ import { chatState } from "@/features/chats/model/attention";
 import { ChatStatusDot } from "@/features/chats/ui/ChatStatusDot";
 import { Composer } from "@/features/composer/ui/Composer";
 import { QueuedPrompts } from "@/features/queue/ui/QueuedPrompts";
+import { ChatSettingsButton } from "@/features/settings/ui/SettingsButtons";
 import { useToggleWorkspace, useWorkspaceOpen } from "@/features/workspace/model/panel";
 import { conversationQuery } from "../api/conversation";
 import { setConnectionState } from "../model/connection";
@@ -93,6 +94,7 @@ export function ChatView({ chatId }: { chatId: string }) {
           {chat.data && <ChatStatusDot state={chatState({ ...chat.data, status: running ? "running" : "idle", pending_requests: waiting })} />}
           <h1 className="chat-heading">{chat.data?.title ?? "…"}</h1>
           <ConnectionIndicator />
+          {chat.data && <ChatSettingsButton chat={chat.data} />}
           <button type="button" className={`icon-btn ${workspaceOpen ? "active" : ""}`} aria-pressed={workspaceOpen} aria-label="Workspace panel" title="Terminal, files and checkpoints" onClick={toggleWorkspace} onPointerEnter={() => void loadWorkspace()} onFocus={() => void loadWorkspace()}>
             <PanelIcon />
           </button>
