@@ -15,8 +15,9 @@ export function useChats(enabled = true) {
     queryKey: chatKeys.list(),
     queryFn: () => request<Chat[]>("/api/v1/chats"),
     enabled,
-    // The open chat's stream keeps its own status current; this catches the others.
-    refetchInterval: 15_000,
+    // The open chat's stream keeps its own status current; this catches the others: often
+    // while one runs (it may start waiting for an answer), rarely while all are idle.
+    refetchInterval: (query) => (query.state.data?.some((c) => c.status === "running") ? 4_000 : 15_000),
   });
 }
 
