@@ -3,7 +3,6 @@
 // closing it can hand focus back to the button.
 import { lazy, Suspense, useState } from "react";
 import type { Chat } from "@/shared/api/types";
-import { Button } from "@/shared/ui/Button";
 import { GearIcon } from "./GearIcon";
 
 const loadAccount = () => import("./AccountSettingsDialog");
@@ -25,14 +24,14 @@ function useOpened() {
   };
 }
 
-/** "Settings" in the account bar: the user's instructions and allowed hosts. */
+/** The gear named "Settings" in the account bar (an icon: the bar is narrow): the user's instructions and allowed hosts. */
 export function AccountSettingsButton() {
   const dialog = useOpened();
   return (
     <>
-      <Button variant="ghost" onClick={dialog.show} onPointerEnter={() => void loadAccount()} aria-haspopup="dialog">
-        Settings
-      </Button>
+      <button type="button" className="icon-btn" aria-label="Settings" title="Settings: your instructions and allowed hosts" aria-haspopup="dialog" onClick={dialog.show} onPointerEnter={() => void loadAccount()}>
+        <GearIcon />
+      </button>
       {dialog.mounted && (
         <Suspense fallback={null}>
           <AccountSettingsDialog open={dialog.open} onClose={dialog.hide} />

@@ -1,0 +1,146 @@
+// The settings dialogs in the web UI, against the real server, the real CLI and the scripted
+// model, in Chromium: the user's instructions and allowed hosts, a chat's instructions and
+// thinking budget (kept across a reload), and an "always allow" rule seen and removed.
+import type { BrowserContext, Locator, Page } from "playwright-core";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { PATIENCE, screenshot, sendPrompt, startStack, type Stack, waitForTurnEnd } from "./support";
+
+let stack: Stack;
+let context: BrowserContext;
+let page: Page;
+let chatId = "";
+
+const accountDialog = (): Locator => page.getByRole("dialog", { name: "Settings" });
+const chatDialog = (): Locator => page.getByRole("dialog", { name: "Chat settings" });
+
+async function openAccountSettings(): Promise<Locator> {
+  await page.getByRole("button", { name: "Settings", exact: true }).click();
+  const dialog = accountDialog();
+  await dialog.getByLabel(/Custom instructions/).waitFor();
+  return dialog;
+}
+
+async function openChatSettings(): Promise<Locator> {
+  await page.getByRole("button", { name: "Chat settings" }).click();
+  const dialog = chatDialog();
+  await dialog.getByLabel(/Instructions for this chat/).waitFor();
+  return dialog;
+}
+
+beforeAll(async () => {
+  stack = await startStack();
+  context = await stack.browser.newContext({ baseURL: stack.base, viewport: { width: 1280, height: 820 } });
+  context.setDefaultTimeout(PATIENCE);
+  page = await context.newPage();
+  await page.goto("/");
+  await page.getByLabel("Email").fill("settings@example.com");
+  await page.getByLabel(/^Password/).fill("a long password");
+  await page.getByRole("button", { name: "Create account" }).click();
+  await page.getByRole("button", { name: "+ New chat" }).click();
+  await page.waitForURL((url) => url.pathname.startsWith("/chats/"));
+  chatId = new URL(page.url()).pathname.split("/").pop() ?? "";
+  await page.getByText("Start the conversation").waitFor();
+});
+
+afterEach(async (test) => {
+  if (test.task.result?.state === "fail") {
+    await screenshot(page, `settings-failed-${test.task.name.replace(/[^a-z0-9]+/gi, "-")}`).catch(() => undefined);
+  }
+});
+
+afterAll(async () => {
+  await stack?.stop();
+});
+
+describe("settings in the web UI", () => {
+  it("keeps the user's instructions and a chat's instructions and thinking budget across a reload", async () => {
+    let dialog = await openAccountSettings();
+    // Focus moves into the dialog.
+    expect(await dialog.getByLabel(/Custom instructions/).evaluate((el) => el === document.activeElement)).toBe(true);
+    await dialog.getByLabel(/Custom instructions/).fill("Answer in one sentence.");
+    await dialog.getByRole("button", { name: "Save instructions" }).click();
+    await dialog.getByRole("status").filter({ hasText: "Saved." }).waitFor();
+    await screenshot(page, "30-account-settings");
+    await page.keyboard.press("Escape");
+    await dialog.waitFor({ state: "hidden" });
+
+    dialog = await openChatSettings();
+    await dialog.getByLabel(/Instructions for this chat/).fill("Write files in French.");
+    await dialog.getByLabel(/Thinking budget/).selectOption({ label: "16k tokens" });
+    await dialog.getByText("Changes apply from the chat’s next turn.").waitFor();
+    await dialog.getByRole("button", { name: "Save", exact: true }).click();
+    await dialog.getByRole("status").filter({ hasText: "Saved." }).waitFor();
+    await screenshot(page, "31-chat-settings");
+    await dialog.getByRole("button", { name: "Close" }).click();
+    await dialog.waitFor({ state: "hidden" });
+
+    await page.reload();
+    await page.locator(".connection-live").waitFor();
+    dialog = await openAccountSettings();
+    expect(await dialog.getByLabel(/Custom instructions/).inputValue()).toBe("Answer in one sentence.");
+    await page.keyboard.press("Escape");
+    await dialog.waitFor({ state: "hidden" });
+    dialog = await openChatSettings();
+    expect(await dialog.getByLabel(/Instructions for this chat/).inputValue()).toBe("Write files in French.");
+    expect(await dialog.getByLabel(/Thinking budget/).inputValue()).toBe("16384");
+    await page.keyboard.press("Escape");
+    await dialog.waitFor({ state: "hidden" });
+  });
+
+  it("refuses an invalid host with the server's reason and saves a valid one", async () => {
+    let dialog = await openAccountSettings();
+    const input = dialog.getByLabel("Host to allow");
+    await input.fill("bad host!");
+    await dialog.getByRole("button", { name: "Add", exact: true }).click();
+    await dialog.getByRole("alert").filter({ hasText: "bad host!" }).waitFor();
+    await screenshot(page, "32-invalid-host");
+    await input.fill("registry.npmjs.org");
+    await dialog.getByRole("button", { name: "Add", exact: true }).click();
+    await dialog.getByRole("list", { name: "Allowed hosts" }).getByText("registry.npmjs.org").waitFor();
+    expect(await dialog.getByRole("alert").count()).toBe(0);
+    await page.keyboard.press("Escape");
+    await dialog.waitFor({ state: "hidden" });
+
+    await page.reload();
+    await page.locator(".connection-live").waitFor();
+    dialog = await openAccountSettings();
+    await dialog.getByRole("list", { name: "Allowed hosts" }).getByText("registry.npmjs.org").waitFor();
+    await page.keyboard.press("Escape");
+    await dialog.waitFor({ state: "hidden" });
+  });
+
+  it("lists an always-allow rule made on a request card and removes it", async () => {
+    const saved = page.waitForResponse((r) => r.url().endsWith(`/api/v1/chats/${chatId}`) && r.request().method() === "PATCH");
+    await page.getByRole("combobox", { name: "Mode", exact: true }).selectOption({ label: "Ask" });
+    await saved;
+    await sendPrompt(page, "[[write:a.txt:x]] go");
+    const card = page.getByRole("region", { name: "Allow Bash?" });
+    await card.getByRole("button", { name: "Always allow" }).click();
+    await waitForTurnEnd(page);
+
+    const dialog = await openChatSettings();
+    const rules = dialog.getByRole("list", { name: "Always allow rules" });
+    await rules.getByRole("listitem").first().waitFor();
+    expect(await rules.getByRole("listitem").count()).toBe(1);
+    expect(await rules.textContent()).toContain("Bash");
+    await screenshot(page, "33-chat-rules");
+    await rules.getByRole("button", { name: /^Remove / }).click();
+    await dialog.getByText("No rules yet: choose Always allow on a request.").waitFor();
+    await page.keyboard.press("Escape");
+    await dialog.waitFor({ state: "hidden" });
+  });
+
+  it("fits a phone's width", async () => {
+    await page.setViewportSize({ width: 390, height: 760 });
+    const dialog = await openChatSettings();
+    const box = await dialog.boundingBox();
+    expect(box && box.x >= 0 && box.x + box.width <= 390).toBe(true);
+    await screenshot(page, "34-chat-settings-phone");
+    await page.emulateMedia({ colorScheme: "dark" });
+    await page.waitForFunction(() => document.documentElement.dataset.theme === "dark");
+    await screenshot(page, "35-chat-settings-phone-dark");
+    await page.emulateMedia({ colorScheme: "light" });
+    await page.keyboard.press("Escape");
+    await dialog.waitFor({ state: "hidden" });
+  });
+});
