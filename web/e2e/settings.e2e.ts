@@ -73,6 +73,8 @@ describe("settings in the web UI", () => {
     await screenshot(page, "31-chat-settings");
     await dialog.getByRole("button", { name: "Close" }).click();
     await dialog.waitFor({ state: "hidden" });
+    // Focus goes back to the gear that opened it.
+    expect(await page.getByRole("button", { name: "Chat settings" }).evaluate((el) => el === document.activeElement)).toBe(true);
 
     await page.reload();
     await page.locator(".connection-live").waitFor();
