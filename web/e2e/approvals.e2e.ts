@@ -72,7 +72,7 @@ describe("approvals in the web UI", () => {
     await page.locator(".chat-item.active .status-waiting").waitFor();
     await page.waitForFunction(() => document.title.startsWith("(1)"));
     expect((await workspaceFile("approved.txt")).status).toBe(404);
-    await screenshot(page, "10-permission-request");
+    await screenshot(page, "40-permission-request");
     await card.getByRole("button", { name: "Approve" }).click();
     await card.getByRole("status").filter({ hasText: "Approved" }).waitFor();
     await waitForTurnEnd();
@@ -102,7 +102,7 @@ describe("approvals in the web UI", () => {
     const card = page.getByRole("region", { name: "The agent asks" });
     await card.getByText("Which color?").waitFor();
     await card.getByLabel(/blue/).check();
-    await screenshot(page, "11-question");
+    await screenshot(page, "41-question");
     await card.getByRole("button", { name: "Answer" }).click();
     await card.getByRole("status").filter({ hasText: "Which color?: blue" }).waitFor();
     await waitForTurnEnd();
@@ -117,7 +117,7 @@ describe("approvals in the web UI", () => {
     await card.getByText("Write plan.txt").waitFor();
     expect((await workspaceFile("plan.txt")).status).toBe(404);
     await card.getByLabel("Mode after the plan").selectOption({ label: "Bypass" });
-    await screenshot(page, "12-plan");
+    await screenshot(page, "42-plan");
     await card.getByRole("button", { name: "Approve plan" }).click();
     await card.getByRole("status").filter({ hasText: "continuing in Bypass mode" }).waitFor();
     await waitForTurnEnd();
@@ -139,7 +139,7 @@ describe("approvals in the web UI", () => {
     await queue.getByLabel("Edit the queued prompt").fill("[[text:third edited]] third");
     await queue.getByRole("button", { name: "Save" }).click();
     await queue.locator(".queue-prompt").filter({ hasText: "third edited" }).waitFor();
-    await screenshot(page, "13-queue");
+    await screenshot(page, "43-queue");
     await page.getByText("third edited", { exact: true }).waitFor();
     await queue.waitFor({ state: "detached" });
     await waitForTurnEnd();

@@ -14,7 +14,7 @@ import { AccountSettingsButton } from "@/features/settings/ui/SettingsButtons";
 import { chatPath, navigate, useRoute } from "@/shared/lib/router";
 import { Button } from "@/shared/ui/Button";
 import { useApplyTheme, useCycleTheme, useThemeChoice } from "@/shared/ui/theme";
-import { AutoThemeIcon, MenuIcon, MoonIcon, SunIcon } from "@/shared/ui/icons";
+import { AutoThemeIcon, BellIcon, MenuIcon, MoonIcon, SunIcon } from "@/shared/ui/icons";
 
 export function App() {
   useApplyTheme();
@@ -82,9 +82,9 @@ function AccountBar() {
         {theme === "dark" ? <MoonIcon /> : theme === "light" ? <SunIcon /> : <AutoThemeIcon />}
       </button>
       {notifications.offer && (
-        <Button variant="ghost" onClick={notifications.ask} title="Get a browser notification when a chat waits for your answer">
-          Notify me
-        </Button>
+        <button type="button" className="icon-btn" onClick={notifications.ask} aria-label="Notify me when a chat waits for me" title="Get a browser notification when a chat waits for your answer">
+          <BellIcon />
+        </button>
       )}
       <AccountSettingsButton />
       <Button variant="ghost" onClick={() => signOut.mutate()} disabled={signOut.isPending}>

@@ -38,6 +38,9 @@ export type UpdateQueuedMessageRequest = Schemas["UpdateQueuedMessageRequest"];
 export type SendQueuedResponse = Schemas["SendQueuedResponse"];
 export type CheckpointInfo = Schemas["CheckpointInfo"];
 export type TransientEvent = Schemas["TransientEvent"];
+export type UserSettings = Schemas["UserSettings"];
+export type UpdateUserSettingsRequest = Schemas["UpdateUserSettingsRequest"];
+export type StoredPermissionRule = Schemas["StoredPermissionRule"];
 export type RestoreResponse = Schemas["RestoreResponse"];
 export type ForkRequest = Schemas["ForkRequest"];
 

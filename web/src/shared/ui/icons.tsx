@@ -77,3 +77,8 @@ export const FolderPlusIcon = () => (
     <path d="M3 6h6l2 2h10v11H3zM12 11v6M9 14h6" />
   </Icon>
 );
+export const BellIcon = () => (
+  <Icon>
+    <path d="M6 16V11a6 6 0 0 1 12 0v5l2 2H4l2-2zM10 21h4" />
+  </Icon>
+);

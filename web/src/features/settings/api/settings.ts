@@ -2,14 +2,9 @@
 // instructions and thinking budget are fields of the chat, changed with `useUpdateChat`.
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { request } from "@/shared/api/client";
-import type { components } from "@/shared/api/schema.gen";
+import type { StoredPermissionRule, UpdateUserSettingsRequest, UserSettings } from "@/shared/api/types";
 
-// Named here until src/shared/api/types.ts names them (that file belongs to the shared API
-// layer); still the generated shapes, never written by hand.
-type Schemas = components["schemas"];
-export type UserSettings = Schemas["UserSettings"];
-export type UpdateUserSettingsRequest = Schemas["UpdateUserSettingsRequest"];
-export type StoredPermissionRule = Schemas["StoredPermissionRule"];
+export type { StoredPermissionRule, UpdateUserSettingsRequest, UserSettings };
 
 export const settingsKeys = {
   user: () => ["settings", "user"] as const,
