@@ -62,6 +62,10 @@ pub struct ServeArgs {
     /// [default: common package registries].
     #[arg(long, env = "AGENTBOX_SANDBOX_ALLOW_HOSTS")]
     pub sandbox_allow_hosts: Option<String>,
+    /// Let the hosts users add for their own sandboxes (in their settings) be on loopback or
+    /// private networks; without it those reach public addresses only.
+    #[arg(long, env = "AGENTBOX_SANDBOX_USER_HOSTS_PRIVATE")]
+    pub sandbox_user_hosts_private: bool,
     /// Memory per sandbox in MiB (per process where cgroup v2 is missing) [default: 4096].
     #[arg(long, env = "AGENTBOX_SANDBOX_MEMORY_MB")]
     pub sandbox_memory_mb: Option<u64>,
@@ -156,6 +160,7 @@ struct FileConfig {
     claude_path: Option<PathBuf>,
     sandbox_provider: Option<String>,
     sandbox_allow_hosts: Option<Vec<String>>,
+    sandbox_user_hosts_private: Option<bool>,
     sandbox_memory_mb: Option<u64>,
     sandbox_processes: Option<u64>,
     sandbox_cpu_percent: Option<u32>,
@@ -191,6 +196,8 @@ pub enum LogFormat {
 #[derive(Clone, Debug)]
 pub struct SandboxSettings {
     pub allow_hosts: Vec<String>,
+    /// Whether the hosts users add may be on loopback or private networks.
+    pub user_hosts_private: bool,
     pub limits: Limits,
     pub idle_pause: Option<Duration>,
     pub uid_base: u32,
@@ -333,6 +340,8 @@ impl ServeArgs {
         let defaults = Limits::default();
         let sandbox = SandboxSettings {
             allow_hosts,
+            user_hosts_private: self.sandbox_user_hosts_private
+                || file.sandbox_user_hosts_private.unwrap_or(false),
             limits: Limits {
                 memory_bytes: mib(
                     self.sandbox_memory_mb.or(file.sandbox_memory_mb),

@@ -11,7 +11,7 @@ use agentbox_bus::EventBus;
 use agentbox_protocol::api::ComponentHealth;
 use agentbox_runs::{ModelAccess, RunnerConfig, TurnRunner};
 use agentbox_sandbox::SandboxProvider;
-use agentbox_sandbox::egress::{AllowList, EgressPolicy};
+use agentbox_sandbox::egress::{AllowList, Egress, EgressPolicy};
 use agentbox_sandbox::host::HostProvider;
 use agentbox_sandbox::local::{LocalConfig, LocalProvider};
 use agentbox_server::{AppState, AuthKeys, Limits, ServerInfo, component};
@@ -229,7 +229,11 @@ async fn sandbox_provider(
         uid_base: config.sandbox.uid_base,
         idle_pause: config.sandbox.idle_pause,
         disk_check_interval: config.sandbox.disk_check_interval,
-        egress: Arc::new(ServerEgress { allowed, store: store.clone() }),
+        egress: Arc::new(ServerEgress {
+            allowed,
+            store: store.clone(),
+            user_hosts_private: config.sandbox.user_hosts_private,
+        }),
     })
     .await
     .context(
@@ -260,23 +264,33 @@ fn model_host(base_url: Option<&str>) -> anyhow::Result<String> {
 struct ServerEgress {
     allowed: AllowList,
     store: Store,
+    /// Whether users' own hosts may be on loopback or private networks (operator's choice).
+    user_hosts_private: bool,
 }
 
 #[async_trait::async_trait]
 impl EgressPolicy for ServerEgress {
-    async fn allows(&self, sandbox_id: &str, host: &str, port: u16) -> bool {
+    async fn decide(&self, sandbox_id: &str, host: &str, port: u16) -> Egress {
         if self.allowed.allows(host, port) {
-            return true;
+            return Egress::Allowed;
         }
-        let Ok(chat_id) = uuid::Uuid::parse_str(sandbox_id) else { return false };
-        let Ok(Some(chat)) = self.store.chat_unscoped(chat_id).await else { return false };
-        match self.store.user_settings(chat.user_id).await {
+        let Ok(chat_id) = uuid::Uuid::parse_str(sandbox_id) else { return Egress::Denied };
+        let Ok(Some(chat)) = self.store.chat_unscoped(chat_id).await else {
+            return Egress::Denied;
+        };
+        let allowed = match self.store.user_settings(chat.user_id).await {
             Ok(settings) => AllowList::parse(&settings.sandbox_allowed_hosts)
                 .is_ok_and(|list| list.allows(host, port)),
             Err(err) => {
                 tracing::warn!(%sandbox_id, %err, "could not read the user's allowed hosts");
                 false
             }
+        };
+        match allowed {
+            false => Egress::Denied,
+            // A user's own addition must not open the host's or the network's services.
+            true if self.user_hosts_private => Egress::Allowed,
+            true => Egress::PublicOnly,
         }
     }
 }

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use agentbox_sandbox::egress::EgressPolicy;
+use agentbox_sandbox::egress::{Egress, EgressPolicy};
 use agentbox_sandbox::local::limits::Limits;
 use agentbox_sandbox::local::{LocalConfig, LocalProvider};
 use agentbox_sandbox::{ExecRequest, Sandbox, SandboxProvider};
@@ -20,8 +20,8 @@ struct Nothing;
 
 #[async_trait]
 impl EgressPolicy for Nothing {
-    async fn allows(&self, _sandbox: &str, _host: &str, _port: u16) -> bool {
-        false
+    async fn decide(&self, _sandbox: &str, _host: &str, _port: u16) -> Egress {
+        Egress::Denied
     }
 }
 

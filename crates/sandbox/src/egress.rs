@@ -5,8 +5,10 @@
 //! served here, one per sandbox, so the proxy always knows which sandbox is asking. It
 //! understands `CONNECT host:port` (HTTPS and any TLS) and absolute-URI HTTP requests, asks
 //! the [`EgressPolicy`] whether that sandbox may reach `host:port`, and then relays bytes or
-//! answers `403` and logs the refusal. Names are resolved here, on the host.
+//! answers `403` and logs the refusal. Names are resolved here, on the host, and the proxy
+//! connects to the addresses it checked (a name cannot resolve differently in between).
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,10 +20,53 @@ use tokio::net::{TcpStream, UnixListener, UnixStream};
 const MAX_HEAD: usize = 64 * 1024;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// What a policy says about one destination.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Egress {
+    Denied,
+    /// Whatever addresses the name resolves to (the operator's own allow-list).
+    Allowed,
+    /// Only public addresses: never loopback, private, link-local or other local ranges, so
+    /// that a destination a user added cannot open the host's or the network's services.
+    PublicOnly,
+}
+
 /// Decides where a sandbox may connect.
 #[async_trait]
 pub trait EgressPolicy: Send + Sync {
-    async fn allows(&self, sandbox_id: &str, host: &str, port: u16) -> bool;
+    async fn decide(&self, sandbox_id: &str, host: &str, port: u16) -> Egress;
+}
+
+/// Whether `ip` is an address on the public internet, as far as the address alone tells.
+pub fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            !(v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_multicast()
+                || v4.is_documentation()
+                || a == 0
+                || (a == 100 && (64..128).contains(&b)) // shared address space (CGNAT)
+                || (a == 192 && b == 0) // IETF protocol assignments
+                || (a == 198 && (b == 18 || b == 19)) // benchmarking
+                || a >= 240)
+        }
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => is_public(IpAddr::V4(v4)),
+            None => {
+                !(v6.is_loopback()
+                    || v6.is_unspecified()
+                    || v6.is_multicast()
+                    || v6.is_unique_local()
+                    || v6.is_unicast_link_local()
+                    || v6.segments()[0] == 0x2001 && v6.segments()[1] == 0xdb8)
+            }
+        },
+    }
 }
 
 /// Host patterns: `example.com` (ports 80 and 443), `example.com:8080`, `*.example.com`
@@ -200,22 +245,37 @@ impl EgressProxy {
             .await;
         };
 
-        if !self.policy.allows(sandbox_id, &host, port).await {
+        let verdict = self.policy.decide(sandbox_id, &host, port).await;
+        if verdict == Egress::Denied {
             tracing::warn!(%sandbox_id, %host, port, "egress denied: not on the sandbox's allow-list");
             let message = format!("agentbox: {host}:{port} is not on this sandbox's allow-list");
             return respond(&mut client, 403, &message).await;
         }
-        let upstream =
-            tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect((host.as_str(), port))).await;
-        let mut upstream = match upstream {
-            Ok(Ok(stream)) => stream,
+        let resolved =
+            tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::lookup_host((host.as_str(), port)))
+                .await;
+        let mut addresses: Vec<SocketAddr> = match resolved {
+            Ok(Ok(found)) => found.collect(),
             Ok(Err(err)) => {
-                return respond(&mut client, 502, &format!("cannot reach {host}:{port}: {err}"))
-                    .await;
+                return respond(&mut client, 502, &format!("cannot resolve {host}: {err}")).await;
             }
             Err(_) => {
-                return respond(&mut client, 504, &format!("{host}:{port} did not answer")).await;
+                return respond(&mut client, 504, &format!("{host} did not resolve in time")).await;
             }
+        };
+        if verdict == Egress::PublicOnly {
+            addresses.retain(|address| is_public(address.ip()));
+            if addresses.is_empty() {
+                tracing::warn!(%sandbox_id, %host, port, "egress denied: a user's host on a local network");
+                let message = format!(
+                    "agentbox: {host}:{port} is on a loopback or private network; only the \
+                     server's own allow-list can open those"
+                );
+                return respond(&mut client, 403, &message).await;
+            }
+        }
+        let Some(mut upstream) = connect_any(&mut client, &host, port, &addresses).await? else {
+            return Ok(());
         };
         tracing::debug!(%sandbox_id, %host, port, "egress allowed");
         match forwarded_head {
@@ -228,6 +288,28 @@ impl EgressProxy {
         tokio::io::copy_bidirectional(&mut client, &mut upstream).await?;
         Ok(())
     }
+}
+
+/// The first of `addresses` that accepts a connection; otherwise the client is told why and
+/// the answer is `None`.
+async fn connect_any(
+    client: &mut UnixStream,
+    host: &str,
+    port: u16,
+    addresses: &[SocketAddr],
+) -> std::io::Result<Option<TcpStream>> {
+    let mut last = None;
+    for address in addresses {
+        match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(address)).await {
+            Ok(Ok(stream)) => return Ok(Some(stream)),
+            Ok(Err(err)) => last = Some(err.to_string()),
+            Err(_) => last = Some("no answer".to_owned()),
+        }
+    }
+    let reason = last.unwrap_or_else(|| "no address".to_owned());
+    let status = if reason == "no answer" { 504 } else { 502 };
+    respond(client, status, &format!("cannot reach {host}:{port}: {reason}")).await?;
+    Ok(None)
 }
 
 fn find_head_end(buffer: &[u8]) -> Option<usize> {
@@ -284,9 +366,66 @@ mod tests {
 
     #[async_trait]
     impl EgressPolicy for Only {
-        async fn allows(&self, _sandbox: &str, host: &str, port: u16) -> bool {
-            self.0.allows(host, port)
+        async fn decide(&self, _sandbox: &str, host: &str, port: u16) -> Egress {
+            if self.0.allows(host, port) { Egress::Allowed } else { Egress::Denied }
         }
+    }
+
+    #[test]
+    fn public_addresses_are_told_from_local_ones() {
+        for local in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "0.0.0.0",
+            "100.64.0.1",
+            "255.255.255.255",
+            "::1",
+            "::",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+            "::ffff:10.0.0.1",
+        ] {
+            assert!(!is_public(local.parse().unwrap()), "{local} counted as public");
+        }
+        for public in ["1.1.1.1", "93.184.216.34", "2606:4700::1111", "::ffff:8.8.8.8"] {
+            assert!(is_public(public.parse().unwrap()), "{public} counted as local");
+        }
+    }
+
+    /// Everything is allowed, but only on public addresses (like a user's own hosts).
+    struct PublicOnly;
+
+    #[async_trait]
+    impl EgressPolicy for PublicOnly {
+        async fn decide(&self, _sandbox: &str, _host: &str, _port: u16) -> Egress {
+            Egress::PublicOnly
+        }
+    }
+
+    #[tokio::test]
+    async fn a_public_only_grant_never_reaches_loopback() {
+        let upstream = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = upstream.local_addr().unwrap().port();
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("proxy.sock");
+        let proxy = EgressProxy::new(Arc::new(PublicOnly));
+        let _task = proxy.serve("sbx".into(), UnixListener::bind(&socket).unwrap());
+        for target in [format!("127.0.0.1:{port}"), format!("localhost:{port}")] {
+            let mut conn = UnixStream::connect(&socket).await.unwrap();
+            let request = format!("CONNECT {target} HTTP/1.1\r\n\r\n");
+            conn.write_all(request.as_bytes()).await.unwrap();
+            let mut out = String::new();
+            conn.read_to_string(&mut out).await.unwrap();
+            assert!(out.starts_with("HTTP/1.1 403"), "{target}: {out}");
+            assert!(out.contains("loopback or private network"), "{out}");
+        }
+        // Nothing ever connected.
+        let accepted = tokio::time::timeout(Duration::from_millis(200), upstream.accept()).await;
+        assert!(accepted.is_err(), "the proxy connected to loopback");
     }
 
     #[tokio::test]

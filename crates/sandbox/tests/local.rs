@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use agentbox_sandbox::egress::{AllowList, EgressPolicy};
+use agentbox_sandbox::egress::{AllowList, Egress, EgressPolicy};
 use agentbox_sandbox::local::limits::Limits;
 use agentbox_sandbox::local::{LocalConfig, LocalProvider};
 use agentbox_sandbox::{ExecRequest, PtySize, Sandbox, SandboxProvider, SandboxStatus};
@@ -19,8 +19,8 @@ struct Allow(AllowList);
 
 #[async_trait]
 impl EgressPolicy for Allow {
-    async fn allows(&self, _sandbox: &str, host: &str, port: u16) -> bool {
-        self.0.allows(host, port)
+    async fn decide(&self, _sandbox: &str, host: &str, port: u16) -> Egress {
+        if self.0.allows(host, port) { Egress::Allowed } else { Egress::Denied }
     }
 }
 

@@ -284,21 +284,25 @@ async fn bombs_and_floods_are_stopped_by_the_limits() {
     assert_eq!(events.last().unwrap().data["status"], "completed", "{:?}", kinds(&events));
 }
 
-#[tokio::test]
-async fn a_user_can_allow_more_hosts_for_their_own_sandboxes_only() {
-    let port = loopback_server("user-allowed-ok").await;
-    let server = TestServer::start().await;
-    let alice = server.user("alice-net@example.com").await;
-    let bob = server.user("bob-net@example.com").await;
-    let fetch = format!("curl -s --max-time 10 http://127.0.0.1:{port}/");
+/// A chat of `api` in `bypassPermissions` (curl reaches the network, which `auto` would ask
+/// about; these tests are about the proxy).
+async fn bypass_chat(api: &Api) -> String {
+    let body = json!({"permission_mode": "bypassPermissions"});
+    let (status, chat) = api.call(Method::POST, "/api/v1/chats", Some(body)).await;
+    assert_eq!(status, StatusCode::CREATED, "{chat}");
+    chat["id"].as_str().unwrap().to_owned()
+}
 
-    let (status, body) = alice
-        .call(
-            Method::PATCH,
-            "/api/v1/settings",
-            Some(json!({"sandbox_allowed_hosts": ["bad host!"]})),
-        )
-        .await;
+async fn allow_hosts(api: &Api, hosts: Value) -> (StatusCode, Value) {
+    api.call(Method::PATCH, "/api/v1/settings", Some(json!({"sandbox_allowed_hosts": hosts}))).await
+}
+
+#[tokio::test]
+async fn a_users_own_hosts_never_open_the_hosts_local_services() {
+    let port = loopback_server("must-not-be-reached").await;
+    let server = TestServer::start().await;
+    let alice = server.user("alice-local@example.com").await;
+    let (status, body) = allow_hosts(&alice, json!(["bad host!"])).await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
         (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_host"))
@@ -306,27 +310,41 @@ async fn a_user_can_allow_more_hosts_for_their_own_sandboxes_only() {
     let (_, settings) = alice.get("/api/v1/settings").await;
     assert_eq!(settings["sandbox_allowed_hosts"], json!([]));
 
-    // curl reaches the network, which `auto` would ask about; this test is about the proxy.
-    let bypass = json!({"permission_mode": "bypassPermissions"});
-    let (_, chat) = alice.call(Method::POST, "/api/v1/chats", Some(bypass.clone())).await;
-    let alice_chat = chat["id"].as_str().unwrap().to_owned();
+    // Allowing the host's loopback (or anything that resolves there) opens nothing.
+    let targets =
+        [format!("127.0.0.1:{port}"), format!("localhost:{port}"), "127.0.0.1:5432".into()];
+    let (status, body) = allow_hosts(&alice, json!(targets)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let chat = bypass_chat(&alice).await;
+    for target in ["127.0.0.1", "localhost"] {
+        let fetch = format!("curl -s --max-time 10 http://{target}:{port}/");
+        let (output, _) = run_in_sandbox(&alice, &chat, &fetch).await;
+        assert!(!output.contains("must-not-be-reached"), "{output}");
+        assert!(output.contains("loopback or private network"), "{output}");
+    }
+    assert_healthy(&alice).await;
+}
+
+#[tokio::test]
+async fn a_user_can_allow_more_hosts_for_their_own_sandboxes_only() {
+    let port = loopback_server("user-allowed-ok").await;
+    // Tests can only serve on loopback: the operator lets users' hosts be local here.
+    let server = TestServer::start_with(|config| config.sandbox.user_hosts_private = true).await;
+    let alice = server.user("alice-net@example.com").await;
+    let bob = server.user("bob-net@example.com").await;
+    let fetch = format!("curl -s --max-time 10 http://127.0.0.1:{port}/");
+
+    let alice_chat = bypass_chat(&alice).await;
     let (before, _) = run_in_sandbox(&alice, &alice_chat, &fetch).await;
     assert!(before.contains("not on this sandbox's allow-list"), "{before}");
 
-    let (status, settings) = alice
-        .call(
-            Method::PATCH,
-            "/api/v1/settings",
-            Some(json!({"sandbox_allowed_hosts": [format!("127.0.0.1:{port}")]})),
-        )
-        .await;
+    let (status, settings) = allow_hosts(&alice, json!([format!("127.0.0.1:{port}")])).await;
     assert_eq!(status, StatusCode::OK, "{settings}");
     let (after, _) = run_in_sandbox(&alice, &alice_chat, &fetch).await;
     assert!(after.contains("user-allowed-ok"), "{after}");
 
     // Alice's list is hers: Bob's sandbox is still refused.
-    let (_, chat) = bob.call(Method::POST, "/api/v1/chats", Some(bypass)).await;
-    let bob_chat = chat["id"].as_str().unwrap().to_owned();
+    let bob_chat = bypass_chat(&bob).await;
     let (refused, _) = run_in_sandbox(&bob, &bob_chat, &fetch).await;
     assert!(refused.contains("not on this sandbox's allow-list"), "{refused}");
 }

@@ -101,7 +101,7 @@ function HostsSection({ hosts }: { hosts: string[] }) {
       <h3 id="hosts-heading" className="settings-label">
         Sandbox allowed hosts
       </h3>
-      <p className="muted small">Your chats’ sandboxes may reach these hosts through the egress proxy, besides the ones the server allows. Write <code>host</code>, <code>host:port</code> or <code>*.domain</code>.</p>
+      <p className="muted small">Your chats’ sandboxes may reach these hosts through the egress proxy, besides the ones the server allows (public addresses only, unless the server’s operator allows local ones). Write <code>host</code>, <code>host:port</code> or <code>*.domain</code>.</p>
       {hosts.length === 0 ? (
         <p className="muted small">No hosts of your own.</p>
       ) : (
