@@ -68,6 +68,8 @@ describe("approvals in the web UI", () => {
     const card = page.getByRole("region", { name: "Allow Bash?" });
     await card.waitFor();
     await card.getByText("approved.txt").first().waitFor();
+    // The call's own card says it waits for the answer, not that it runs.
+    await lastTurn().locator('[data-tool="Bash"]').getByText("waiting for you", { exact: true }).waitFor();
     // The chat waits for the user: the list and the tab title say so.
     await page.locator(".chat-item.active .status-waiting").waitFor();
     await page.waitForFunction(() => document.title.startsWith("(1)"));

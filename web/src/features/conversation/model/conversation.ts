@@ -36,6 +36,8 @@ export type Block =
       requestId: string;
       /** `tool` (may this call run?), `question` (AskUserQuestion) or `plan` (ExitPlanMode). */
       request: PermissionKind;
+      /** The tool call it is about, when the CLI said. */
+      toolUseId: string | null;
       toolName: string;
       input: Record<string, unknown>;
       description: string | null;
@@ -141,6 +143,7 @@ function applyToMessage(message: MessageView, event: ChatEvent): void {
         seq,
         requestId: event.request_id,
         request: event.kind ?? "tool",
+        toolUseId: event.tool_use_id ?? null,
         toolName: event.tool_name,
         input: objectOf(event.input),
         description: event.description ?? null,

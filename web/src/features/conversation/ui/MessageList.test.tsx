@@ -139,4 +139,18 @@ describe("the conversation view", () => {
     expect(screen.getByText("The turn ended before this was answered.")).toBeTruthy();
     expect(screen.queryByText("Approve")).toBeNull();
   });
+
+  it("a tool call held by a request says it waits for the user, then runs", () => {
+    const started: ChatEvent = { seq: 1, message_id: A, created_at: at, type: "tool_started", tool: { id: "t1", name: "Bash", input: { command: "git push" } } };
+    const request: ChatEvent = { seq: 2, message_id: A, created_at: at, type: "permission_request", request_id: "r1", kind: "tool", tool_name: "Bash", tool_use_id: "t1", input: { command: "git push" } };
+    const { container, unmount } = render_([started, request]);
+    const card = container.querySelector('[data-tool="Bash"]') as HTMLElement;
+    expect(within(card).getByText("waiting for you")).toBeTruthy();
+    expect(within(card).queryByLabelText("Running")).toBeNull();
+    unmount();
+    const approved: ChatEvent = { seq: 3, message_id: A, created_at: at, type: "permission_resolved", request_id: "r1", approved: true };
+    const after = render_([started, request, approved]).container.querySelector('[data-tool="Bash"]') as HTMLElement;
+    expect(within(after).getByLabelText("Running")).toBeTruthy();
+    expect(within(after).queryByText("waiting for you")).toBeNull();
+  });
 });

@@ -44,10 +44,13 @@ function UserMessage({ message }: { message: MessageView }) {
 }
 
 function AssistantMessage({ chatId, message }: { chatId: string; message: MessageView }) {
+  const open = message.status === "in_progress";
+  // Tool calls held by a request to the user: their cards say so instead of "Running".
+  const held = new Set(message.blocks.flatMap((b) => (b.kind === "permission" && b.resolved === null && open && b.toolUseId ? [b.toolUseId] : [])));
   return (
     <li className={`message message-assistant status-${message.status}`} data-message-id={message.id} aria-busy={message.status === "in_progress"}>
       {message.blocks.map((block) => (
-        <BlockView key={`${block.kind}-${block.seq}`} chatId={chatId} block={block} open={message.status === "in_progress"} />
+        <BlockView key={`${block.kind}-${block.seq}`} chatId={chatId} block={block} open={open} held={held} />
       ))}
       {message.live && (
         <div className="block-text live">
@@ -59,8 +62,8 @@ function AssistantMessage({ chatId, message }: { chatId: string; message: Messag
   );
 }
 
-/** `open`: the block's turn still runs. */
-function BlockView({ chatId, block, open }: { chatId: string; block: Block; open: boolean }) {
+/** `open`: the block's turn still runs; `held`: tool calls waiting for the user's answer. */
+function BlockView({ chatId, block, open, held }: { chatId: string; block: Block; open: boolean; held: ReadonlySet<string> }) {
   switch (block.kind) {
     case "text":
       return (
@@ -77,7 +80,7 @@ function BlockView({ chatId, block, open }: { chatId: string; block: Block; open
         </details>
       );
     case "tool":
-      return <ToolCard block={block} />;
+      return <ToolCard block={block} waiting={held.has(block.id)} />;
     case "permission":
       return <PermissionCard chatId={chatId} block={block} open={open} />;
     case "system":

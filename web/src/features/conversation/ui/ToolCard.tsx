@@ -7,7 +7,8 @@ import { Spinner } from "@/shared/ui/Spinner";
 
 type ToolBlock = Extract<Block, { kind: "tool" }>;
 
-export function ToolCard({ block }: { block: ToolBlock }) {
+/** `waiting`: the call waits for the user's answer to a request about it. */
+export function ToolCard({ block, waiting = false }: { block: ToolBlock; waiting?: boolean }) {
   const view = toolView(block.name, block.input);
   const subtitle = toolSubtitle(view);
   const bodyLines = (view.kind === "diff" ? view.changes.length : 0) + (view.kind === "generic" ? lineCount(view.input) : 0) + lineCount(block.output);
@@ -18,7 +19,15 @@ export function ToolCard({ block }: { block: ToolBlock }) {
         <span className="tool-name">{block.name}</span>
         <span className="tool-subtitle">{subtitle}</span>
         <span className="tool-state">
-          {block.state === "running" ? <Spinner label="Running" /> : block.state === "failed" ? <span className="bad">failed</span> : <span className="good">done</span>}
+          {block.state === "running" && waiting ? (
+            <span className="badge badge-warn">waiting for you</span>
+          ) : block.state === "running" ? (
+            <Spinner label="Running" />
+          ) : block.state === "failed" ? (
+            <span className="bad">failed</span>
+          ) : (
+            <span className="good">done</span>
+          )}
         </span>
       </summary>
       <div className="tool-body">
@@ -26,7 +35,7 @@ export function ToolCard({ block }: { block: ToolBlock }) {
         {view.kind === "diff" && <Diff changes={view.changes} />}
         {view.kind === "generic" && <pre className="tool-input">{view.input}</pre>}
         {block.output !== null && (view.kind !== "diff" || block.state === "failed") && <Output text={block.output} failed={block.state === "failed"} />}
-        {block.output === null && block.state === "running" && <p className="muted small">Running…</p>}
+        {block.output === null && block.state === "running" && <p className="muted small">{waiting ? "Waiting for your answer below." : "Running…"}</p>}
       </div>
     </details>
   );
