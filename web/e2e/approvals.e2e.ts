@@ -2,7 +2,7 @@
 // the real CLI (its stdio control protocol) and the scripted model, in Chromium.
 import type { BrowserContext, Locator, Page } from "playwright-core";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { PATIENCE, screenshot, startStack, type Stack, sendPrompt, waitForTurnEnd as waitForTurnEndOn } from "./support";
+import { PATIENCE, screenshot, startStack, type Stack, sendPrompt, waitForTurnEnd as waitForTurnEndOn, signUpWithNewChat, screenshotIfFailed } from "./support";
 
 let stack: Stack;
 let context: BrowserContext;
@@ -41,20 +41,11 @@ beforeAll(async () => {
   context = await stack.browser.newContext({ baseURL: stack.base, viewport: { width: 1280, height: 820 } });
   context.setDefaultTimeout(PATIENCE);
   page = await context.newPage();
-  await page.goto("/");
-  await page.getByLabel("Email").fill("approver@example.com");
-  await page.getByLabel(/^Password/).fill("a long password");
-  await page.getByRole("button", { name: "Create account" }).click();
-  await page.getByRole("button", { name: "+ New chat" }).click();
-  await page.waitForURL((url) => url.pathname.startsWith("/chats/"));
-  chatId = new URL(page.url()).pathname.split("/").pop() ?? "";
-  await page.getByText("Start the conversation").waitFor();
+  chatId = await signUpWithNewChat(page, "approver@example.com");
 });
 
 afterEach(async (test) => {
-  if (test.task.result?.state === "fail") {
-    await screenshot(page, `approvals-failed-${test.task.name.replace(/[^a-z0-9]+/gi, "-")}`).catch(() => undefined);
-  }
+  await screenshotIfFailed(page, "approvals-failed", test.task);
 });
 
 afterAll(async () => {

@@ -4,7 +4,7 @@
 // the first turn. The steps build on each other (one account, one chat, one browser).
 import type { BrowserContext, Locator, Page } from "playwright-core";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { PATIENCE, screenshot, startStack, type Stack, sendPrompt, waitForTurnEnd as waitForTurnEndOn } from "./support";
+import { PATIENCE, screenshot, startStack, type Stack, sendPrompt, waitForTurnEnd as waitForTurnEndOn, signUpWithNewChat, screenshotIfFailed } from "./support";
 
 let stack: Stack;
 let context: BrowserContext;
@@ -42,20 +42,11 @@ beforeAll(async () => {
   context = await stack.browser.newContext({ baseURL: stack.base, viewport: { width: 1400, height: 860 } });
   context.setDefaultTimeout(PATIENCE);
   page = await context.newPage();
-  await page.goto("/");
-  await page.getByLabel("Email").fill("checkpoints@example.com");
-  await page.getByLabel(/^Password/).fill("a long password");
-  await page.getByRole("button", { name: "Create account" }).click();
-  await page.getByRole("button", { name: "+ New chat" }).click();
-  await page.waitForURL((url) => url.pathname.startsWith("/chats/"));
-  await page.getByText("Start the conversation").waitFor();
-  chatId = new URL(page.url()).pathname.split("/").pop() ?? "";
+  chatId = await signUpWithNewChat(page, "checkpoints@example.com");
 });
 
 afterEach(async (test) => {
-  if (test.task.result?.state === "fail") {
-    await screenshot(page, `failed-checkpoints-${test.task.name.replace(/[^a-z0-9]+/gi, "-")}`).catch(() => undefined);
-  }
+  await screenshotIfFailed(page, "failed-checkpoints", test.task);
 });
 
 afterAll(async () => {

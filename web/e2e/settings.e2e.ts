@@ -3,7 +3,7 @@
 // thinking budget (kept across a reload), and an "always allow" rule seen and removed.
 import type { BrowserContext, Locator, Page } from "playwright-core";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { PATIENCE, screenshot, sendPrompt, startStack, type Stack, waitForTurnEnd } from "./support";
+import { PATIENCE, screenshot, sendPrompt, startStack, type Stack, waitForTurnEnd, signUpWithNewChat, screenshotIfFailed } from "./support";
 
 let stack: Stack;
 let context: BrowserContext;
@@ -32,20 +32,11 @@ beforeAll(async () => {
   context = await stack.browser.newContext({ baseURL: stack.base, viewport: { width: 1280, height: 820 } });
   context.setDefaultTimeout(PATIENCE);
   page = await context.newPage();
-  await page.goto("/");
-  await page.getByLabel("Email").fill("settings@example.com");
-  await page.getByLabel(/^Password/).fill("a long password");
-  await page.getByRole("button", { name: "Create account" }).click();
-  await page.getByRole("button", { name: "+ New chat" }).click();
-  await page.waitForURL((url) => url.pathname.startsWith("/chats/"));
-  chatId = new URL(page.url()).pathname.split("/").pop() ?? "";
-  await page.getByText("Start the conversation").waitFor();
+  chatId = await signUpWithNewChat(page, "settings@example.com");
 });
 
 afterEach(async (test) => {
-  if (test.task.result?.state === "fail") {
-    await screenshot(page, `settings-failed-${test.task.name.replace(/[^a-z0-9]+/gi, "-")}`).catch(() => undefined);
-  }
+  await screenshotIfFailed(page, "settings-failed", test.task);
 });
 
 afterAll(async () => {

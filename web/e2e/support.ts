@@ -151,3 +151,22 @@ export async function waitForTurnEnd(page: Page): Promise<void> {
   await page.locator('li.message-assistant[aria-busy="true"]').first().waitFor({ state: "detached", timeout: PATIENCE });
   await page.getByRole("button", { name: "Send" }).waitFor({ timeout: PATIENCE });
 }
+
+/** On a fresh server: creates the first account, opens a new chat and returns its id. */
+export async function signUpWithNewChat(page: Page, email: string): Promise<string> {
+  await page.goto("/");
+  await page.getByLabel("Email").fill(email);
+  await page.getByLabel(/^Password/).fill("a long password");
+  await page.getByRole("button", { name: "Create account" }).click();
+  await page.getByRole("button", { name: "+ New chat" }).click();
+  await page.waitForURL((url) => url.pathname.startsWith("/chats/"));
+  await page.getByText("Start the conversation").waitFor();
+  return new URL(page.url()).pathname.split("/").pop() ?? "";
+}
+
+/** For `afterEach`: what the page showed when a step failed, next to the other screenshots. */
+export async function screenshotIfFailed(page: Page, prefix: string, task: { name: string; result?: { state?: string } }): Promise<void> {
+  if (task.result?.state === "fail") {
+    await screenshot(page, `${prefix}-${task.name.replace(/[^a-z0-9]+/gi, "-")}`).catch(() => undefined);
+  }
+}

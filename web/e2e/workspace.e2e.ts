@@ -5,7 +5,7 @@
 import { readFileSync } from "node:fs";
 import type { BrowserContext, Locator, Page } from "playwright-core";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { PATIENCE, screenshot, startStack, type Stack, sendPrompt } from "./support";
+import { PATIENCE, screenshot, startStack, type Stack, sendPrompt, signUpWithNewChat, screenshotIfFailed } from "./support";
 
 let stack: Stack;
 let context: BrowserContext;
@@ -60,18 +60,11 @@ beforeAll(async () => {
   context = await stack.browser.newContext({ baseURL: stack.base, viewport: { width: 1400, height: 860 }, acceptDownloads: true });
   context.setDefaultTimeout(PATIENCE);
   page = await context.newPage();
-  await page.goto("/");
-  await page.getByLabel("Email").fill("workspace@example.com");
-  await page.getByLabel(/^Password/).fill("a long password");
-  await page.getByRole("button", { name: "Create account" }).click();
-  await page.getByRole("button", { name: "+ New chat" }).click();
-  await page.getByText("Start the conversation").waitFor();
+  await signUpWithNewChat(page, "workspace@example.com");
 });
 
 afterEach(async (test) => {
-  if (test.task.result?.state === "fail") {
-    await screenshot(page, `failed-workspace-${test.task.name.replace(/[^a-z0-9]+/gi, "-")}`).catch(() => undefined);
-  }
+  await screenshotIfFailed(page, "failed-workspace", test.task);
 });
 
 afterAll(async () => {
