@@ -1,7 +1,29 @@
 // A modal dialog on the native <dialog> element: focus moves into it, Escape closes it and the
 // rest of the page is inert while it is open.
-import { useEffect, useRef, type ReactNode } from "react";
+import { useEffect, useRef, type ReactNode, type RefObject } from "react";
 import { Button } from "./Button";
+
+/**
+ * Shows the `<dialog>` in `ref` as a modal while `open` and closes it otherwise; `onShown`
+ * runs each time it opens (to move focus, say).
+ */
+export function useModal(ref: RefObject<HTMLDialogElement | null>, open: boolean, onShown?: (dialog: HTMLDialogElement) => void): void {
+  const shown = useRef(onShown);
+  shown.current = onShown;
+  useEffect(() => {
+    const dialog = ref.current;
+    if (!dialog) return;
+    if (open && !dialog.open) {
+      // jsdom has no showModal; the attribute is enough for tests.
+      if (typeof dialog.showModal === "function") dialog.showModal();
+      else dialog.setAttribute("open", "");
+      shown.current?.(dialog);
+    } else if (!open && dialog.open) {
+      if (typeof dialog.close === "function") dialog.close();
+      else dialog.removeAttribute("open");
+    }
+  }, [ref, open]);
+}
 
 export function ConfirmDialog({
   open,
@@ -23,18 +45,7 @@ export function ConfirmDialog({
   onCancel: () => void;
 }) {
   const ref = useRef<HTMLDialogElement>(null);
-  useEffect(() => {
-    const dialog = ref.current;
-    if (!dialog) return;
-    if (open && !dialog.open) {
-      // jsdom has no showModal; the attribute is enough for tests.
-      if (typeof dialog.showModal === "function") dialog.showModal();
-      else dialog.setAttribute("open", "");
-    } else if (!open && dialog.open) {
-      if (typeof dialog.close === "function") dialog.close();
-      else dialog.removeAttribute("open");
-    }
-  }, [open]);
+  useModal(ref, open);
   return (
     <dialog
       ref={ref}

@@ -2,27 +2,18 @@
 // shared ConfirmDialog has fixed Cancel/confirm actions). Focus moves to the element marked
 // `data-autofocus` (else the first control), Escape and the close button call `onClose`, the
 // rest of the page is inert while it is open, and closing returns focus where it was.
-import { useEffect, useId, useRef, type ReactNode } from "react";
+import { useId, useRef, type ReactNode } from "react";
+import { useModal } from "@/shared/ui/Dialog";
 import { CloseIcon } from "@/shared/ui/icons";
 import "./settings.css";
 
 export function Modal({ open, title, onClose, children }: { open: boolean; title: string; onClose: () => void; children: ReactNode }) {
   const ref = useRef<HTMLDialogElement>(null);
   const titleId = useId();
-  useEffect(() => {
-    const dialog = ref.current;
-    if (!dialog) return;
-    if (open && !dialog.open) {
-      // jsdom has no showModal; the attribute is enough for tests.
-      if (typeof dialog.showModal === "function") dialog.showModal();
-      else dialog.setAttribute("open", "");
-      const first = dialog.querySelector<HTMLElement>("[data-autofocus]") ?? dialog.querySelector<HTMLElement>(".settings-body :is(input, textarea, select, button)");
-      first?.focus();
-    } else if (!open && dialog.open) {
-      if (typeof dialog.close === "function") dialog.close();
-      else dialog.removeAttribute("open");
-    }
-  }, [open]);
+  useModal(ref, open, (dialog) => {
+    const first = dialog.querySelector<HTMLElement>("[data-autofocus]") ?? dialog.querySelector<HTMLElement>(".settings-body :is(input, textarea, select, button)");
+    first?.focus();
+  });
   return (
     <dialog
       ref={ref}
