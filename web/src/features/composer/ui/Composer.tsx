@@ -2,9 +2,9 @@
 // change the chat's settings for its next turn; while a turn runs, Stop interrupts it and a
 // prompt sent meanwhile is queued to run after it.
 import { useLayoutEffect, useRef, type FormEvent } from "react";
-import { ApiError } from "@/shared/api/client";
 import type { Chat, PermissionMode } from "@/shared/api/types";
 import { Button } from "@/shared/ui/Button";
+import { ErrorText } from "@/shared/ui/ErrorText";
 import { useUpdateChat } from "@/features/chats/api/chats";
 import { useInterrupt, useSendMessage } from "@/features/conversation/api/conversation";
 import { useEnqueue } from "@/features/queue/api/queue";
@@ -104,11 +104,7 @@ export function Composer({ chat, running }: { chat: Chat; running: boolean }) {
           </Button>
         )}
       </div>
-      {error && (
-        <p className="form-error" role="alert">
-          {error instanceof ApiError ? error.message : "That did not work. Try again."}
-        </p>
-      )}
+      <ErrorText error={error} />
     </form>
   );
 }

@@ -3,9 +3,9 @@
 // to approve with the mode to continue in (or to send back with feedback). Once settled it
 // shows how: by whom, with what message or answers.
 import { lazy, Suspense, useState, type FormEvent } from "react";
-import { ApiError } from "@/shared/api/client";
 import type { PermissionMode } from "@/shared/api/types";
 import { Button } from "@/shared/ui/Button";
+import { ErrorText } from "@/shared/ui/ErrorText";
 import type { Block, PermissionOutcome } from "@/features/conversation/model/conversation";
 import { toolSubtitle, toolView } from "@/features/conversation/model/tools";
 import { MODES } from "@/features/composer/model/options";
@@ -73,11 +73,6 @@ function ToolSummary({ block }: { block: PermissionBlock }) {
   );
 }
 
-function errorText(error: unknown): string | null {
-  if (!error) return null;
-  return error instanceof ApiError ? error.message : "That did not work. Try again.";
-}
-
 function ToolAnswer({ chatId, block }: { chatId: string; block: PermissionBlock }) {
   const answer = useAnswerPermission(chatId, block.requestId);
   const [denying, setDenying] = useState(false);
@@ -116,11 +111,7 @@ function ToolAnswer({ chatId, block }: { chatId: string; block: PermissionBlock 
           </Button>
         </div>
       )}
-      {answer.error ? (
-        <p className="form-error" role="alert">
-          {errorText(answer.error)}
-        </p>
-      ) : null}
+      <ErrorText error={answer.error} />
     </>
   );
 }
@@ -185,11 +176,7 @@ function QuestionForm({ chatId, block }: { chatId: string; block: PermissionBloc
           Answer “{missing}” first.
         </p>
       )}
-      {answer.error ? (
-        <p className="form-error" role="alert">
-          {errorText(answer.error)}
-        </p>
-      ) : null}
+      <ErrorText error={answer.error} />
     </form>
   );
 }
@@ -232,11 +219,7 @@ function PlanAnswer({ chatId, block }: { chatId: string; block: PermissionBlock 
           </Button>
         </div>
       </form>
-      {answer.error ? (
-        <p className="form-error" role="alert">
-          {errorText(answer.error)}
-        </p>
-      ) : null}
+      <ErrorText error={answer.error} />
     </div>
   );
 }

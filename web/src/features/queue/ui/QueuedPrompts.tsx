@@ -2,9 +2,9 @@
 // edited, removed, or sent now (which stops the running turn and runs it next). After a turn
 // was stopped the queue waits until one is sent, and says so.
 import { useState, type FormEvent } from "react";
-import { ApiError } from "@/shared/api/client";
 import type { QueuedMessage } from "@/shared/api/types";
 import { Button } from "@/shared/ui/Button";
+import { ErrorText } from "@/shared/ui/ErrorText";
 import { useDeleteQueued, useQueue, useSendQueuedNow, useUpdateQueued } from "../api/queue";
 import "./queue.css";
 
@@ -34,11 +34,7 @@ export function QueuedPrompts({ chatId, running }: { chatId: string; running: bo
           />
         ))}
       </ol>
-      {error ? (
-        <p className="form-error" role="alert">
-          {error instanceof ApiError ? error.message : "That did not work. Try again."}
-        </p>
-      ) : null}
+      <ErrorText error={error} />
     </section>
   );
 }
@@ -69,11 +65,7 @@ function QueuedItem(props: { chatId: string; item: QueuedMessage; position: numb
               Cancel
             </Button>
           </div>
-          {update.error ? (
-            <p className="form-error" role="alert">
-              {update.error instanceof ApiError ? update.error.message : "Could not save."}
-            </p>
-          ) : null}
+          <ErrorText error={update.error} />
         </form>
       ) : (
         <>

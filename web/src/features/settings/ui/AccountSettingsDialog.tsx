@@ -7,7 +7,7 @@ import { Spinner } from "@/shared/ui/Spinner";
 import { TrashIcon } from "@/shared/ui/icons";
 import { useUpdateUserSettings, useUserSettings } from "../api/settings";
 import { withHost } from "../model/settings";
-import { errorText } from "./errorText";
+import { ErrorText } from "@/shared/ui/ErrorText";
 import { Modal } from "./Modal";
 
 export function AccountSettingsDialog({ open, onClose }: { open: boolean; onClose: () => void }) {
@@ -24,9 +24,7 @@ function AccountSettings() {
   if (settings.isError) {
     return (
       <div>
-        <p className="form-error" role="alert">
-          The settings could not be loaded. {errorText(settings.error)}
-        </p>
+        <ErrorText error={settings.error} prefix="The settings could not be loaded." />
         <Button onClick={() => void settings.refetch()}>Try again</Button>
       </div>
     );
@@ -64,11 +62,7 @@ function InstructionsSection({ saved }: { saved: string }) {
           }}
         />
       </label>
-      {update.isError && (
-        <p className="form-error" role="alert">
-          {errorText(update.error)}
-        </p>
-      )}
+      <ErrorText error={update.error} />
       <div className="settings-actions">
         {update.isSuccess && !changed && (
           <span className="good small" role="status">
@@ -134,11 +128,7 @@ function HostsSection({ hosts }: { hosts: string[] }) {
           Add
         </Button>
       </form>
-      {update.isError && (
-        <p className="form-error" role="alert">
-          {errorText(update.error)}
-        </p>
-      )}
+      <ErrorText error={update.error} />
     </section>
   );
 }

@@ -7,7 +7,7 @@ import { Spinner } from "@/shared/ui/Spinner";
 import { useUpdateChat } from "@/features/chats/api/chats";
 import { useDeletePermissionRule, usePermissionRules, type StoredPermissionRule } from "../api/settings";
 import { thinkingFromValue, thinkingOptions, thinkingValue } from "../model/settings";
-import { errorText } from "./errorText";
+import { ErrorText } from "@/shared/ui/ErrorText";
 import { Modal } from "./Modal";
 
 export function ChatSettingsDialog({ chat, open, onClose }: { chat: Chat; open: boolean; onClose: () => void }) {
@@ -76,11 +76,7 @@ function ChatForm({ chat }: { chat: Chat }) {
         </select>
         <span className="muted small">How many tokens the model may think before it answers: more can help with hard tasks, at a cost.</span>
       </label>
-      {update.isError && (
-        <p className="form-error" role="alert">
-          {errorText(update.error)}
-        </p>
-      )}
+      <ErrorText error={update.error} />
       <div className="settings-actions">
         <span className="muted small settings-note">Changes apply from the chat’s next turn.</span>
         {update.isSuccess && !changed && (
@@ -112,9 +108,7 @@ function RulesSection({ chatId }: { chatId: string }) {
       {rules.isPending ? (
         <Spinner label="Loading the rules" />
       ) : rules.isError ? (
-        <p className="form-error" role="alert">
-          The rules could not be loaded. {errorText(rules.error)}
-        </p>
+        <ErrorText error={rules.error} prefix="The rules could not be loaded." />
       ) : rules.data.length === 0 ? (
         <p className="muted small">No rules yet: choose Always allow on a request.</p>
       ) : (
@@ -129,11 +123,7 @@ function RulesSection({ chatId }: { chatId: string }) {
           ))}
         </ul>
       )}
-      {remove.isError && (
-        <p className="form-error" role="alert">
-          {errorText(remove.error)}
-        </p>
-      )}
+      <ErrorText error={remove.error} />
     </section>
   );
 }
