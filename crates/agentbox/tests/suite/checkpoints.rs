@@ -370,7 +370,8 @@ async fn a_kill_in_the_middle_of_a_checkpoint_leaves_the_earlier_ones_restorable
     super::support::init_logs();
     let mock = mock_llm::MockLlm::start().await.unwrap();
     let data = tempfile::tempdir().unwrap();
-    let (mut server, base) = super::crash::spawn_server(data.path(), &mock).await;
+    let uid_base = super::support::unique_uid_base();
+    let (mut server, base) = super::support::spawn_server(data.path(), &mock, uid_base).await;
     let api =
         super::support::TestServerless(Api { base, http: reqwest::Client::new(), token: None })
             .user("midway@example.com")
@@ -395,7 +396,7 @@ async fn a_kill_in_the_middle_of_a_checkpoint_leaves_the_earlier_ones_restorable
     server.start_kill().unwrap();
     server.wait().await.unwrap();
 
-    let (_restarted, base) = super::crash::spawn_server(data.path(), &mock).await;
+    let (_restarted, base) = super::support::spawn_server(data.path(), &mock, uid_base).await;
     let api = Api { base, ..api };
     let messages = api.messages(&chat).await;
     let cut = messages.iter().find(|m| m["id"] == second).unwrap();

@@ -2,47 +2,11 @@
 //! Every event committed before the kill must still be served, the cut-off message must end
 //! `interrupted`, nothing of the old turn may keep running, and the chat must go on.
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use mock_llm::MockLlm;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
 
-use super::support::{Api, PATIENCE, SseEvent, cli_path, kinds};
-
-/// `agentbox serve` as a separate process; returns it with its base URL.
-pub(super) async fn spawn_server(data_dir: &std::path::Path, mock: &MockLlm) -> (Child, String) {
-    #[allow(clippy::disallowed_methods)] // The test starts the real binary, not agent code.
-    let mut command = Command::new(env!("CARGO_BIN_EXE_agentbox"));
-    command
-        .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
-        .arg(data_dir)
-        .env("ANTHROPIC_API_KEY", "test-key")
-        .env("ANTHROPIC_BASE_URL", mock.base_url())
-        .env("AGENTBOX_CLAUDE_PATH", cli_path())
-        .env("AGENTBOX_CLI_MAX_RETRIES", "0")
-        .env("AGENTBOX_SANDBOX_UID_BASE", super::support::unique_uid_base().to_string())
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    let mut child = command.spawn().unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let base = tokio::time::timeout(PATIENCE, async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if let Some(rest) = line.split("listening on ").nth(1) {
-                return rest.split_whitespace().next().unwrap().to_owned();
-            }
-        }
-        panic!("the server exited before listening");
-    })
-    .await
-    .expect("the server did not start");
-    // Keep draining the log so the server never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, base)
-}
+use super::support::{Api, SseEvent, kinds, spawn_server, unique_uid_base};
 
 /// Processes of a chat's sandbox, found by the variables sandboxes give every process
 /// (`AGENTBOX_SANDBOX` on the host provider, `AGENTBOX_SANDBOX_ID` on the local one).
@@ -99,7 +63,8 @@ async fn kill_9_mid_turn_loses_no_committed_event() {
     super::support::init_logs();
     let mock = MockLlm::start().await.unwrap();
     let data = tempfile::tempdir().unwrap();
-    let (mut server, base) = spawn_server(data.path(), &mock).await;
+    let uid_base = unique_uid_base();
+    let (mut server, base) = spawn_server(data.path(), &mock, uid_base).await;
     let anonymous = Api { base, http: reqwest::Client::new(), token: None };
     let api = {
         let server = super::support::TestServerless(anonymous);
@@ -114,7 +79,7 @@ async fn kill_9_mid_turn_loses_no_committed_event() {
     server.start_kill().unwrap();
     server.wait().await.unwrap();
 
-    let (_restarted, base) = spawn_server(data.path(), &mock).await;
+    let (_restarted, base) = spawn_server(data.path(), &mock, uid_base).await;
     let api = Api { base, ..api };
     // The CLI died with the server; the tool it had started was stopped at the restart.
     assert_gone(data.path(), &chat).await;

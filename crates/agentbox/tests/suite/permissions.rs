@@ -642,51 +642,13 @@ async fn send_now_interrupts_the_turn_and_runs_the_queued_prompt_next() {
     assert_eq!(status, StatusCode::NOT_FOUND, "a prompt that ran is no longer queued");
 }
 
-/// `agentbox serve` as a process of its own on `data_dir`, so that it can be killed.
-async fn spawn_server(
-    data_dir: &std::path::Path,
-    mock: &mock_llm::MockLlm,
-    uid_base: u32,
-) -> (tokio::process::Child, String) {
-    use tokio::io::AsyncBufReadExt;
-    #[allow(clippy::disallowed_methods)] // The test starts the real binary, not agent code.
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_agentbox"));
-    command
-        .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
-        .arg(data_dir)
-        .env("ANTHROPIC_API_KEY", "test-key")
-        .env("ANTHROPIC_BASE_URL", mock.base_url())
-        .env("AGENTBOX_CLAUDE_PATH", super::support::cli_path())
-        .env("AGENTBOX_CLI_MAX_RETRIES", "0")
-        .env("AGENTBOX_SANDBOX_UID_BASE", uid_base.to_string())
-        .env("RUST_LOG", "info")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true);
-    let mut child = command.spawn().unwrap();
-    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
-    let base = tokio::time::timeout(super::support::PATIENCE, async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if let Some(rest) = line.split("listening on ").nth(1) {
-                return rest.split_whitespace().next().unwrap().to_owned();
-            }
-        }
-        panic!("the server exited before listening");
-    })
-    .await
-    .expect("the server did not start");
-    // Keep draining the log so the server never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, base)
-}
-
 #[tokio::test]
 async fn open_requests_and_queued_prompts_survive_a_crash_and_restart() {
     super::support::init_logs();
     let mock = mock_llm::MockLlm::start().await.unwrap();
     let data = tempfile::tempdir().unwrap();
     let uid_base = super::support::unique_uid_base();
-    let (mut server, base) = spawn_server(data.path(), &mock, uid_base).await;
+    let (mut server, base) = super::support::spawn_server(data.path(), &mock, uid_base).await;
     let anonymous = Api { base, http: reqwest::Client::new(), token: None };
     let api = super::support::TestServerless(anonymous).user("restart@example.com").await;
     let chat = chat_in(&api, "ask").await;
@@ -700,7 +662,7 @@ async fn open_requests_and_queued_prompts_survive_a_crash_and_restart() {
 
     server.start_kill().unwrap();
     server.wait().await.unwrap();
-    let (_restarted, base) = spawn_server(data.path(), &mock, uid_base).await;
+    let (_restarted, base) = super::support::spawn_server(data.path(), &mock, uid_base).await;
     let api = Api { base, ..api };
 
     // The open request was denied by the restart, and cannot be answered any more.

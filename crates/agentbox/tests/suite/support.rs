@@ -309,3 +309,42 @@ pub fn assert_strictly_increasing(events: &[SseEvent]) {
         assert_eq!(event.data["seq"], event.id, "the id and the seq of an event differ");
     }
 }
+
+/// `agentbox serve` as a separate process on `data_dir` (for crash and restart tests);
+/// returns it with its base URL. A restart passes the same `uid_base`, as a real one would.
+pub async fn spawn_server(
+    data_dir: &Path,
+    mock: &MockLlm,
+    uid_base: u32,
+) -> (tokio::process::Child, String) {
+    use tokio::io::AsyncBufReadExt;
+    #[allow(clippy::disallowed_methods)] // The test starts the real binary, not agent code.
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_agentbox"));
+    command
+        .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
+        .arg(data_dir)
+        .env("ANTHROPIC_API_KEY", "test-key")
+        .env("ANTHROPIC_BASE_URL", mock.base_url())
+        .env("AGENTBOX_CLAUDE_PATH", cli_path())
+        .env("AGENTBOX_CLI_MAX_RETRIES", "0")
+        .env("AGENTBOX_SANDBOX_UID_BASE", uid_base.to_string())
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = command.spawn().unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let base = tokio::time::timeout(PATIENCE, async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(rest) = line.split("listening on ").nth(1) {
+                return rest.split_whitespace().next().unwrap().to_owned();
+            }
+        }
+        panic!("the server exited before listening");
+    })
+    .await
+    .expect("the server did not start");
+    // Keep draining the log so the server never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, base)
+}
