@@ -110,3 +110,30 @@ pub(crate) fn conflict_on_unique(err: sqlx::Error, name: &'static str) -> StoreE
         _ => StoreError::Database(err),
     }
 }
+
+#[cfg(test)]
+pub(crate) mod test_support {
+    use agentbox_protocol::api::PermissionMode;
+
+    use crate::{NewChat, Store};
+
+    /// A store in a temporary directory with one user and one chat (in `ask` mode).
+    pub async fn store_with_chat() -> (tempfile::TempDir, Store, uuid::Uuid) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("db.sqlite").to_str().unwrap()).await.unwrap();
+        let user = store.create_user("q@example.com", None, "hash").await.unwrap();
+        let chat = store
+            .create_chat(NewChat {
+                user_id: user.id,
+                title: "t".into(),
+                model: "m".into(),
+                permission_mode: PermissionMode::Ask,
+                sandbox_provider: "local".into(),
+                custom_instructions: None,
+                max_thinking_tokens: None,
+            })
+            .await
+            .unwrap();
+        (dir, store, chat.id)
+    }
+}

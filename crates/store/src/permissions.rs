@@ -237,7 +237,8 @@ mod tests {
     use agentbox_protocol::permission::{PermissionKind, PermissionRule, ResolvedBy};
     use serde_json::json;
 
-    use crate::{NewChat, NewEvent, Store};
+    use crate::NewEvent;
+    use crate::test_support::store_with_chat;
 
     fn request(id: &str) -> EventPayload {
         EventPayload::PermissionRequest(PermissionRequest {
@@ -257,28 +258,13 @@ mod tests {
 
     #[tokio::test]
     async fn the_index_of_open_requests_follows_the_log() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path().join("db.sqlite").to_str().unwrap()).await.unwrap();
-        let user = store.create_user("p@example.com", None, "hash").await.unwrap();
-        let chat = store
-            .create_chat(NewChat {
-                user_id: user.id,
-                title: "t".into(),
-                model: "m".into(),
-                permission_mode: PermissionMode::Ask,
-                sandbox_provider: "local".into(),
-                custom_instructions: None,
-                max_thinking_tokens: None,
-            })
-            .await
-            .unwrap();
-        let turn = store.begin_turn(chat.id, "go", "m", PermissionMode::Ask).await.unwrap();
-        let append = |payload| {
-            store.append_permission_event(chat.id, NewEvent::new(turn.message_id, payload))
-        };
+        let (_dir, store, chat) = store_with_chat().await;
+        let turn = store.begin_turn(chat, "go", "m", PermissionMode::Ask).await.unwrap();
+        let append =
+            |payload| store.append_permission_event(chat, NewEvent::new(turn.message_id, payload));
         let asked = append(request("r1")).await.unwrap();
         append(request("r2")).await.unwrap();
-        let open = store.pending_permissions(chat.id).await.unwrap();
+        let open = store.pending_permissions(chat).await.unwrap();
         assert_eq!(open.len(), 2);
         assert_eq!((open[0].request_id.as_str(), open[0].seq), ("r1", asked.seq));
         // The same request twice is refused.
@@ -286,7 +272,7 @@ mod tests {
 
         let resolved = PermissionResolution::new("r1", true, ResolvedBy::User);
         append(EventPayload::PermissionResolved(resolved)).await.unwrap();
-        let record = store.permission_request(chat.id, "r1").await.unwrap().unwrap();
+        let record = store.permission_request(chat, "r1").await.unwrap().unwrap();
         assert_eq!(
             (record.status.as_str(), record.resolved_by),
             ("allowed", Some(ResolvedBy::User))
@@ -294,22 +280,22 @@ mod tests {
         // A second resolution is logged but changes nothing.
         let again = PermissionResolution::new("r1", false, ResolvedBy::Timeout);
         append(EventPayload::PermissionResolved(again)).await.unwrap();
-        let record = store.permission_request(chat.id, "r1").await.unwrap().unwrap();
+        let record = store.permission_request(chat, "r1").await.unwrap().unwrap();
         assert_eq!(record.status, "allowed");
-        assert_eq!(store.pending_permissions(chat.id).await.unwrap().len(), 1);
+        assert_eq!(store.pending_permissions(chat).await.unwrap().len(), 1);
         assert_eq!(
             store.all_pending_permissions().await.unwrap(),
-            [(chat.id, turn.message_id, "r2".to_owned())]
+            [(chat, turn.message_id, "r2".to_owned())]
         );
         assert!(store.permission_request(uuid::Uuid::now_v7(), "r2").await.unwrap().is_none());
 
         // Rules: stored once, listed, removed.
         let rule = PermissionRule { tool_name: "Bash".into(), rule_content: None };
-        let first = store.add_permission_rule(chat.id, &rule).await.unwrap();
-        let second = store.add_permission_rule(chat.id, &rule).await.unwrap();
+        let first = store.add_permission_rule(chat, &rule).await.unwrap();
+        let second = store.add_permission_rule(chat, &rule).await.unwrap();
         assert_eq!(first.id, second.id);
-        assert_eq!(store.permission_rules(chat.id).await.unwrap().len(), 1);
-        assert!(store.delete_permission_rule(chat.id, first.id).await.unwrap());
-        assert!(store.permission_rules(chat.id).await.unwrap().is_empty());
+        assert_eq!(store.permission_rules(chat).await.unwrap().len(), 1);
+        assert!(store.delete_permission_rule(chat, first.id).await.unwrap());
+        assert!(store.permission_rules(chat).await.unwrap().is_empty());
     }
 }

@@ -216,26 +216,8 @@ impl Store {
 mod tests {
     use agentbox_protocol::api::PermissionMode;
 
-    use crate::{NewChat, Store, StoreError};
-
-    async fn store_with_chat() -> (tempfile::TempDir, Store, uuid::Uuid) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path().join("db.sqlite").to_str().unwrap()).await.unwrap();
-        let user = store.create_user("q@example.com", None, "hash").await.unwrap();
-        let chat = store
-            .create_chat(NewChat {
-                user_id: user.id,
-                title: "t".into(),
-                model: "m".into(),
-                permission_mode: PermissionMode::Ask,
-                sandbox_provider: "local".into(),
-                custom_instructions: None,
-                max_thinking_tokens: None,
-            })
-            .await
-            .unwrap();
-        (dir, store, chat.id)
-    }
+    use crate::StoreError;
+    use crate::test_support::store_with_chat;
 
     #[tokio::test]
     async fn the_queue_keeps_order_and_a_prompt_is_queued_or_a_turn_never_both() {
