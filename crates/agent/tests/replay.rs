@@ -154,11 +154,20 @@ async fn run(
     sink: &mut Collect,
 ) -> agentbox_agent::TurnOutcome {
     let (_dir, mut session) = replay_session(name).await;
+    run_in(&mut session, prompt, policy, sink, Duration::from_secs(20)).await
+}
+
+/// One turn on `session`; the sink's `interrupt_on_tool` token is the turn's interrupt.
+async fn run_in(
+    session: &mut AgentSession,
+    prompt: &str,
+    policy: &dyn PermissionPolicy,
+    sink: &mut Collect,
+    grace: Duration,
+) -> agentbox_agent::TurnOutcome {
     let token = sink.interrupt_on_tool.clone().unwrap_or_default();
     let mut controls = TurnControls::interrupt_only(token);
-    run_turn(&mut session, prompt, policy, sink, &mut controls, &options(Duration::from_secs(20)))
-        .await
-        .unwrap()
+    run_turn(session, prompt, policy, sink, &mut controls, &options(grace)).await.unwrap()
 }
 
 #[tokio::test]
@@ -290,17 +299,7 @@ async fn a_crashing_cli_is_an_error_event_with_its_stderr() {
     )
     .await;
     let mut sink = Collect::default();
-    let mut controls = TurnControls::interrupt_only(CancellationToken::new());
-    let outcome = run_turn(
-        &mut session,
-        "hi",
-        &AllowAll,
-        &mut sink,
-        &mut controls,
-        &options(Duration::from_secs(5)),
-    )
-    .await
-    .unwrap();
+    let outcome = run_in(&mut session, "hi", &AllowAll, &mut sink, Duration::from_secs(5)).await;
     assert_eq!(outcome.status, MessageStatus::Failed);
     assert_eq!(outcome.session_id.as_deref(), Some("s1"));
     let EventPayload::Error { message, code } = &sink.events.last().unwrap().payload else {
@@ -325,17 +324,7 @@ printf '{{"type":"result","subtype":"success","is_error":false,"session_id":"s2"
     ))
     .await;
     let mut sink = Collect::default();
-    let mut controls = TurnControls::interrupt_only(CancellationToken::new());
-    let outcome = run_turn(
-        &mut session,
-        "hi",
-        &AllowAll,
-        &mut sink,
-        &mut controls,
-        &options(Duration::from_secs(5)),
-    )
-    .await
-    .unwrap();
+    let outcome = run_in(&mut session, "hi", &AllowAll, &mut sink, Duration::from_secs(5)).await;
     assert_eq!(outcome.status, MessageStatus::Completed);
     assert_eq!(sink.kinds(), ["assistant_text", "assistant_text", "usage"]);
     let EventPayload::AssistantText { text } = &sink.events[1].payload else { panic!() };
@@ -348,20 +337,11 @@ async fn an_interrupt_the_cli_ignores_ends_in_a_kill() {
     let (_dir, mut session) =
         session_with_cli("read init; read turn; exec python3 -c 'import time; time.sleep(600)'")
             .await;
-    let mut sink = Collect::default();
     let token = CancellationToken::new();
     token.cancel();
-    let mut controls = TurnControls::interrupt_only(token);
-    let outcome = run_turn(
-        &mut session,
-        "hi",
-        &AllowAll,
-        &mut sink,
-        &mut controls,
-        &options(Duration::from_millis(300)),
-    )
-    .await
-    .unwrap();
+    let mut sink = Collect { interrupt_on_tool: Some(token), ..Collect::default() };
+    let outcome =
+        run_in(&mut session, "hi", &AllowAll, &mut sink, Duration::from_millis(300)).await;
     assert_eq!(outcome.status, MessageStatus::Interrupted);
     assert!(!session.is_alive());
 }
