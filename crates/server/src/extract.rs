@@ -1,5 +1,8 @@
 //! Extractors whose rejections speak the API's error format.
 
+use std::str::FromStr;
+
+use axum::extract::path::ErrorKind;
 use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::StatusCode;
@@ -63,5 +66,42 @@ impl<S: Send + Sync> FromRequestParts<S> for ChatId {
             Err(PathRejection::FailedToDeserializePathParams(_)) => Err(ApiError::chat_not_found()),
             Err(other) => Err(ApiError::internal(other.body_text())),
         }
+    }
+}
+
+/// Something of a chat that a path names by an id after the chat's
+/// (`/api/v1/chats/{chat_id}/queue/{queued_id}`), and the 404 for an id that names nothing.
+pub trait ChatItem {
+    type Id: FromStr;
+    fn not_found() -> ApiError;
+}
+
+/// The `{chat_id}` of a path and the id of a [`ChatItem`] after it. Ids that do not parse
+/// (not a UUID, or percent-encoded bytes that are not UTF-8) name nothing: 404
+/// `chat_not_found` for the chat's, 404 with the item's code for the other.
+pub struct InChat<I: ChatItem>(pub Uuid, pub I::Id);
+
+impl<S: Send + Sync, I: ChatItem> FromRequestParts<S> for InChat<I> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let (chat_id, item_id) =
+            match Path::<(String, String)>::from_request_parts(parts, state).await {
+                Ok(Path(ids)) => ids,
+                // axum names the first segment that is not UTF-8.
+                Err(PathRejection::FailedToDeserializePathParams(err)) => {
+                    return Err(match err.kind() {
+                        ErrorKind::InvalidUtf8InPathParam { key } if key == "chat_id" => {
+                            ApiError::chat_not_found()
+                        }
+                        ErrorKind::InvalidUtf8InPathParam { .. } => I::not_found(),
+                        _ => ApiError::internal(err.body_text()),
+                    });
+                }
+                Err(other) => return Err(ApiError::internal(other.body_text())),
+            };
+        let chat_id = Uuid::parse_str(&chat_id).map_err(|_| ApiError::chat_not_found())?;
+        let item_id = item_id.parse().map_err(|_| I::not_found())?;
+        Ok(Self(chat_id, item_id))
     }
 }
