@@ -132,6 +132,12 @@ impl App {
     async fn send_json(&self, method: Method, uri: &str, body: &Value) -> Answer {
         self.send(method, uri, Some("application/json"), serde_json::to_vec(body).unwrap()).await
     }
+
+    /// The user's chats, to check that bad input changed nothing.
+    async fn chat_count(&self) -> usize {
+        let chats = self.send(Method::GET, "/api/v1/chats", None, Vec::new()).await;
+        chats.json().as_array().unwrap().len()
+    }
 }
 
 #[tokio::test]
@@ -175,4 +181,40 @@ async fn ids_in_paths_that_do_not_parse_name_nothing() {
     let uri = format!("/api/v1/chats/{chat}/permissions/unknown-call");
     let answer = app.send_json(Method::POST, &uri, &json!({"approved": true})).await;
     assert_eq!(answer.error_code(), "permission_request_not_found");
+}
+
+#[tokio::test]
+async fn a_body_must_be_a_json_object() {
+    let app = App::new().await;
+    let chats = app.chat_count().await;
+    let settings = app.send(Method::GET, "/api/v1/settings", None, Vec::new()).await.json();
+    // serde reads a struct from an array of its fields in order: ["x"] would set the first.
+    for body in [json!([]), json!(["x"]), json!("x"), json!(1), json!(null), json!(true)] {
+        let created = app.send_json(Method::POST, "/api/v1/chats", &body).await;
+        assert_eq!(created.status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert_eq!(created.error_code(), "invalid_request", "{body}");
+        let changed = app.send_json(Method::PATCH, "/api/v1/settings", &body).await;
+        assert_eq!(changed.error_code(), "invalid_request", "{body}");
+    }
+    assert_eq!(app.chat_count().await, chats, "an array created a chat");
+    let after = app.send(Method::GET, "/api/v1/settings", None, Vec::new()).await.json();
+    assert_eq!(after, settings, "an array changed the settings");
+
+    // What is not JSON at all stays a 400, a missing content type a 415.
+    let json = Some("application/json");
+    for body in ["", "[1,", "{", "hello", "  ", "[\"x\"] trailing"] {
+        let answer = app.send(Method::POST, "/api/v1/chats", json, body.into()).await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{body:?}");
+        assert_eq!(answer.error_code(), "invalid_json", "{body:?}");
+    }
+    let answer = app.send(Method::POST, "/api/v1/chats", None, b"{}".to_vec()).await;
+    assert_eq!(answer.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_eq!(answer.error_code(), "unsupported_media_type");
+    // An object with whitespace before it, and a JSON content type with parameters, pass.
+    let spaced = b" \n\t{\"title\": \"spaced\"}".to_vec();
+    let answer = app.send(Method::POST, "/api/v1/chats", json, spaced).await;
+    assert_eq!(answer.status, StatusCode::CREATED);
+    let charset = Some("application/json; charset=utf-8");
+    let answer = app.send(Method::POST, "/api/v1/chats", charset, b"{}".to_vec()).await;
+    assert_eq!(answer.status, StatusCode::CREATED);
 }
