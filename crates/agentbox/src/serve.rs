@@ -175,7 +175,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
     tracing::info!(%address, data_dir = %config.data_dir.display(), "agentbox is listening on http://{address}");
     let stopping = shutdown.clone();
     let task = tokio::spawn(async move {
-        axum::serve(listener, agentbox_server::app(state))
+        axum::serve(agentbox_server::ApiListener(listener), agentbox_server::app(state))
             .with_graceful_shutdown(stopping.cancelled_owned())
             .await?;
         runner.shutdown().await;

@@ -4,7 +4,7 @@
 use agentbox_protocol::api::{Chat, CheckpointInfo, ForkRequest, RestoreResponse};
 use agentbox_runs::CheckpointFailure;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -13,7 +13,7 @@ use uuid::Uuid;
 use crate::auth::CurrentUser;
 use crate::chats::{chat_json, owned_chat};
 use crate::error::ApiError;
-use crate::extract::{ApiJson, ChatId};
+use crate::extract::{ApiJson, ChatId, ChatItem, InChat};
 use crate::state::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -21,6 +21,21 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(list_checkpoints))
         .routes(routes!(restore_checkpoint))
         .routes(routes!(fork_chat))
+}
+
+/// The `{checkpoint_id}` of a path.
+struct Checkpoint;
+
+impl ChatItem for Checkpoint {
+    type Id = Uuid;
+
+    fn not_found() -> ApiError {
+        checkpoint_not_found()
+    }
+}
+
+fn checkpoint_not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "checkpoint_not_found", "No such checkpoint.")
 }
 
 fn failure(err: CheckpointFailure) -> ApiError {
@@ -32,9 +47,7 @@ fn failure(err: CheckpointFailure) -> ApiError {
             "turn_in_progress",
             "A turn is running in this chat; wait for it to finish or interrupt it first.",
         ),
-        CheckpointFailure::NotFound => {
-            ApiError::new(StatusCode::NOT_FOUND, "checkpoint_not_found", "No such checkpoint.")
-        }
+        CheckpointFailure::NotFound => checkpoint_not_found(),
         CheckpointFailure::NoCheckpoint => ApiError::unprocessable(
             "no_checkpoint",
             "That message has no checkpoint: only finished turns of this chat have one.",
@@ -89,13 +102,9 @@ async fn list_checkpoints(
 async fn restore_checkpoint(
     State(state): State<AppState>,
     user: CurrentUser,
-    Path((chat_id, checkpoint_id)): Path<(String, String)>,
+    InChat(chat_id, checkpoint_id): InChat<Checkpoint>,
 ) -> Result<Json<RestoreResponse>, ApiError> {
-    let chat_id = Uuid::parse_str(&chat_id).map_err(|_| ApiError::chat_not_found())?;
     let chat = owned_chat(&state, &user, chat_id).await?;
-    let checkpoint_id = Uuid::parse_str(&checkpoint_id).map_err(|_| {
-        ApiError::new(StatusCode::NOT_FOUND, "checkpoint_not_found", "No such checkpoint.")
-    })?;
     let (undo, rewind) = state.runner.restore(&chat, checkpoint_id).await.map_err(failure)?;
     Ok(Json(RestoreResponse {
         checkpoint_id,

@@ -3,11 +3,13 @@
 //! and call the store and the turn runner.
 //!
 //! [`app`] builds the whole router from an [`AppState`]; [`openapi`] publishes the contract
-//! that the same handler annotations describe.
+//! that the same handler annotations describe; [`ApiListener`] makes the errors that hyper
+//! answers before any routing JSON too.
 
 mod auth;
 mod chats;
 mod checkpoints;
+mod connection;
 mod error;
 mod extract;
 mod health;
@@ -30,6 +32,7 @@ use tower_http::trace::TraceLayer;
 use utoipa_axum::router::OpenApiRouter;
 
 pub use auth::AuthKeys;
+pub use connection::{ApiConnection, ApiListener};
 pub use error::ApiError;
 pub use health::{ServerInfo, component};
 pub use state::{AppState, Limits};

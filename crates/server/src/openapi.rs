@@ -67,6 +67,44 @@ mod tests {
         );
     }
 
+    /// A parameter declared `in: path` that is not a `{placeholder}` of its route is a query
+    /// parameter declared wrongly (`IntoParams` defaults to the path): generated clients
+    /// would put it in the URL's path. Every placeholder must be declared, too.
+    #[test]
+    fn path_parameters_are_exactly_the_placeholders_of_their_route() {
+        let json = serde_json::to_value(super::document()).unwrap();
+        let mut wrong = Vec::new();
+        for (route, operations) in json["paths"].as_object().unwrap() {
+            let placeholders: Vec<&str> = route
+                .split('/')
+                .filter_map(|segment| segment.strip_prefix('{')?.strip_suffix('}'))
+                .collect();
+            for (method, operation) in operations.as_object().unwrap() {
+                let parameters = operation["parameters"].as_array().cloned().unwrap_or_default();
+                let in_path: Vec<&str> = parameters
+                    .iter()
+                    .filter(|p| p["in"] == "path")
+                    .filter_map(|p| p["name"].as_str())
+                    .collect();
+                for name in &in_path {
+                    if !placeholders.contains(name) {
+                        wrong.push(format!("{method} {route}: `{name}` is no placeholder"));
+                    }
+                }
+                for name in &placeholders {
+                    if !in_path.contains(name) {
+                        wrong.push(format!("{method} {route}: `{{{name}}}` is not declared"));
+                    }
+                }
+            }
+        }
+        assert!(
+            wrong.is_empty(),
+            "path parameters that do not fit their route:\n{}",
+            wrong.join("\n")
+        );
+    }
+
     #[test]
     fn the_document_lists_the_public_setup_endpoint_and_chat_events() {
         let json: serde_json::Value =

@@ -8,7 +8,7 @@ use agentbox_protocol::permission::{
 };
 use agentbox_runs::PermissionError;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -17,7 +17,7 @@ use uuid::Uuid;
 use crate::auth::CurrentUser;
 use crate::chats::owned_chat;
 use crate::error::ApiError;
-use crate::extract::{ApiJson, ChatId};
+use crate::extract::{ApiJson, ChatId, ChatItem, InChat};
 use crate::state::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -28,23 +28,35 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(delete_rule))
 }
 
-/// A chat id and a second id from the path; a chat id that is not a UUID names no chat.
-fn chat_and(ids: (String, String)) -> Result<(Uuid, String), ApiError> {
-    let chat_id = Uuid::parse_str(&ids.0).map_err(|_| ApiError::chat_not_found())?;
-    Ok((chat_id, ids.1))
+/// The `{request_id}` of a path: the agent's id of the tool call, any text.
+struct PermissionRequest;
+
+impl ChatItem for PermissionRequest {
+    type Id = String;
+
+    fn not_found() -> ApiError {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "permission_request_not_found",
+            "This chat has no permission request with that id.",
+        )
+    }
 }
 
-fn not_found() -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_FOUND,
-        "permission_request_not_found",
-        "This chat has no permission request with that id.",
-    )
+/// The `{rule_id}` of a path.
+struct Rule;
+
+impl ChatItem for Rule {
+    type Id = Uuid;
+
+    fn not_found() -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, "rule_not_found", "This chat has no such rule.")
+    }
 }
 
 fn refusal(err: PermissionError) -> ApiError {
     match err {
-        PermissionError::NotFound => not_found(),
+        PermissionError::NotFound => PermissionRequest::not_found(),
         PermissionError::AlreadyResolved(by) => {
             let why = match by {
                 Some(ResolvedBy::User) => "it was already answered",
@@ -107,10 +119,9 @@ async fn list_pending(
 async fn answer(
     State(state): State<AppState>,
     user: CurrentUser,
-    Path(ids): Path<(String, String)>,
+    InChat(chat_id, request_id): InChat<PermissionRequest>,
     ApiJson(answer): ApiJson<PermissionAnswerRequest>,
 ) -> Result<Json<PermissionAnswerResponse>, ApiError> {
-    let (chat_id, request_id) = chat_and(ids)?;
     owned_chat(&state, &user, chat_id).await?;
     let answered =
         state.runner.answer_permission(chat_id, &request_id, &answer).await.map_err(refusal)?;
@@ -141,15 +152,11 @@ async fn list_rules(
 async fn delete_rule(
     State(state): State<AppState>,
     user: CurrentUser,
-    Path(ids): Path<(String, String)>,
+    InChat(chat_id, rule_id): InChat<Rule>,
 ) -> Result<StatusCode, ApiError> {
-    let (chat_id, rule_id) = chat_and(ids)?;
     owned_chat(&state, &user, chat_id).await?;
-    let rule_not_found =
-        || ApiError::new(StatusCode::NOT_FOUND, "rule_not_found", "This chat has no such rule.");
-    let rule_id = Uuid::parse_str(&rule_id).map_err(|_| rule_not_found())?;
     if !state.store.delete_permission_rule(chat_id, rule_id).await? {
-        return Err(rule_not_found());
+        return Err(Rule::not_found());
     }
     Ok(StatusCode::NO_CONTENT)
 }

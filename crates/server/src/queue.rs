@@ -9,7 +9,7 @@ use agentbox_protocol::api::{
 use agentbox_runs::{SendNow, TurnRequest};
 use agentbox_store::QueuedUpdate;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -18,7 +18,7 @@ use uuid::Uuid;
 use crate::auth::CurrentUser;
 use crate::chats::{owned_chat, valid_model};
 use crate::error::ApiError;
-use crate::extract::{ApiJson, ChatId};
+use crate::extract::{ApiJson, ChatId, ChatItem, InChat};
 use crate::messages::{bypass_not_allowed, run_error, valid_prompt};
 use crate::state::AppState;
 
@@ -37,11 +37,15 @@ fn queued_not_found() -> ApiError {
     )
 }
 
-/// The chat id and queued message id of a path; ids that are not UUIDs name nothing.
-fn ids(ids: (String, String)) -> Result<(Uuid, Uuid), ApiError> {
-    let chat_id = Uuid::parse_str(&ids.0).map_err(|_| ApiError::chat_not_found())?;
-    let queued_id = Uuid::parse_str(&ids.1).map_err(|_| queued_not_found())?;
-    Ok((chat_id, queued_id))
+/// The `{queued_id}` of a path.
+struct Queued;
+
+impl ChatItem for Queued {
+    type Id = Uuid;
+
+    fn not_found() -> ApiError {
+        queued_not_found()
+    }
 }
 
 /// The chat's queued prompts, the next one first.
@@ -100,10 +104,9 @@ async fn enqueue(
 async fn update_queued(
     State(state): State<AppState>,
     user: CurrentUser,
-    Path(path): Path<(String, String)>,
+    InChat(chat_id, queued_id): InChat<Queued>,
     ApiJson(request): ApiJson<UpdateQueuedMessageRequest>,
 ) -> Result<Json<QueuedMessage>, ApiError> {
-    let (chat_id, queued_id) = ids(path)?;
     if let Some(prompt) = &request.prompt {
         valid_prompt(&state, prompt)?;
     }
@@ -132,9 +135,8 @@ async fn update_queued(
 async fn delete_queued(
     State(state): State<AppState>,
     user: CurrentUser,
-    Path(path): Path<(String, String)>,
+    InChat(chat_id, queued_id): InChat<Queued>,
 ) -> Result<StatusCode, ApiError> {
-    let (chat_id, queued_id) = ids(path)?;
     owned_chat(&state, &user, chat_id).await?;
     if !state.store.delete_queued(chat_id, queued_id).await? {
         return Err(queued_not_found());
@@ -152,9 +154,8 @@ async fn delete_queued(
 async fn send_queued(
     State(state): State<AppState>,
     user: CurrentUser,
-    Path(path): Path<(String, String)>,
+    InChat(chat_id, queued_id): InChat<Queued>,
 ) -> Result<(StatusCode, Json<SendQueuedResponse>), ApiError> {
-    let (chat_id, queued_id) = ids(path)?;
     owned_chat(&state, &user, chat_id).await?;
     let message_id = match state.runner.send_now(chat_id, queued_id).await.map_err(run_error)? {
         SendNow::Started(queued) => queued.message_id,

@@ -116,6 +116,7 @@ impl TerminalSession {
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct TerminalQuery {
     /// Reattach to this terminal (its id came in the `session` message).
     session: Option<Uuid>,

@@ -76,6 +76,7 @@ impl From<FileInfo> for FileEntry {
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PathQuery {
     /// A path relative to the home directory, or absolute under `/home/user`; empty for the
     /// home itself.

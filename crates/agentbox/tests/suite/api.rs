@@ -420,3 +420,69 @@ async fn demo_mode_runs_turns_offline_and_says_they_are_scripted() {
     assert_eq!(events.last().unwrap().data["status"], "completed");
     assert!(server.mock.requests().is_empty(), "demo mode must use its own in-process mock");
 }
+
+/// The status and JSON body of the one answer on `stream` after `request` was sent on it.
+async fn raw_answer(stream: &mut tokio::net::TcpStream, request: &[u8]) -> (u16, String, Value) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // The server may answer and close before it has read all of a request that large.
+    let _ = stream.write_all(request).await;
+    let mut out = Vec::new();
+    let read = stream.read_to_end(&mut out);
+    tokio::time::timeout(super::support::PATIENCE, read).await.expect("no answer").unwrap();
+    let text = String::from_utf8(out).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or_else(|| panic!("{text:?}"));
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    (status, head.to_ascii_lowercase(), serde_json::from_str(body).unwrap_or(Value::Null))
+}
+
+/// hyper refuses some requests before any routing: a URL longer than `http::Uri` can hold,
+/// headers too large, bytes that are not HTTP. Those answers are JSON too, on a new
+/// connection and on one that already served a request.
+#[tokio::test]
+async fn requests_hyper_refuses_before_routing_get_json_errors_too() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = TestServer::start().await;
+    let address = server._server.address;
+    let long_url = format!("GET /api/v1/chats?{} HTTP/1.1\r\nhost: x\r\n\r\n", "q".repeat(70_000));
+    let large_header =
+        format!("GET /health HTTP/1.1\r\nhost: x\r\nx-big: {}\r\n\r\n", "h".repeat(500_000));
+    let many_headers: String = (0..200).map(|n| format!("x-{n}: v\r\n")).collect();
+    let many_headers = format!("GET /health HTTP/1.1\r\nhost: x\r\n{many_headers}\r\n");
+    let cases = [
+        (long_url.as_str(), 414, "uri_too_long"),
+        (large_header.as_str(), 431, "headers_too_large"),
+        (many_headers.as_str(), 431, "headers_too_large"),
+        ("GET /health HTTP/1.1\r\nno colon here\r\n\r\n", 400, "malformed_request"),
+        ("\x16\x03\x01 not http at all\r\n\r\n", 400, "malformed_request"),
+    ];
+    for (request, status, code) in cases {
+        let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+        let (got, head, body) = raw_answer(&mut stream, request.as_bytes()).await;
+        assert_eq!((got, body["error"]["code"].as_str()), (status, Some(code)), "{head}\n{body}");
+        assert!(head.contains("content-type: application/json"), "{head}");
+        assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+    }
+
+    // After a served request on the same connection.
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    stream.write_all(b"GET /health HTTP/1.1\r\nhost: x\r\n\r\n").await.unwrap();
+    let mut served = Vec::new();
+    while !served.windows(4).any(|w| w == b"\r\n\r\n") {
+        let mut chunk = [0u8; 4096];
+        let n = stream.read(&mut chunk).await.unwrap();
+        assert!(n > 0, "the server closed the connection");
+        served.extend_from_slice(&chunk[..n]);
+    }
+    let text = String::from_utf8(served.clone()).unwrap().to_ascii_lowercase();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    let length: usize = head
+        .lines()
+        .find_map(|line| line.strip_prefix("content-length: "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let mut rest = vec![0u8; length - body.len()];
+    stream.read_exact(&mut rest).await.unwrap();
+    let (got, head, body) = raw_answer(&mut stream, long_url.as_bytes()).await;
+    assert_eq!((got, body["error"]["code"].as_str()), (414, Some("uri_too_long")), "{head}");
+}

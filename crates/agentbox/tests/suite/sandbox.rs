@@ -320,3 +320,36 @@ async fn terminals_check_the_token_and_the_owner_before_upgrading() {
         (StatusCode::BAD_REQUEST, Some("websocket_required"))
     );
 }
+
+/// A Unix socket's path must be shorter than 108 bytes, and each sandbox's egress proxy and
+/// control sockets live deep in the data directory: a data directory with a long path must
+/// still run turns (the CLI reaches the model through the proxy; the Bash call and the CLI
+/// itself start through the control socket).
+#[tokio::test]
+async fn a_data_directory_with_a_long_path_runs_turns_in_sandboxes() {
+    use std::os::unix::fs::DirBuilderExt;
+    let server = TestServer::start_with(|config| {
+        let parent = config.data_dir.parent().unwrap().join(
+            "a-directory-whose-name-alone-is-longer-than-what-is-left-of-a-unix-socket-address",
+        );
+        // Sandbox users must be able to walk through it, as through /var/lib.
+        std::fs::DirBuilder::new().mode(0o755).create(&parent).unwrap();
+        config.data_dir = parent.join("agentbox-data");
+        config.database_url =
+            format!("sqlite://{}", config.data_dir.join("agentbox.sqlite").display());
+        config.checkpoints.root = Some(config.data_dir.join("checkpoints"));
+        assert!(config.data_dir.as_os_str().len() >= 110, "{}", config.data_dir.display());
+    })
+    .await;
+    let api = server.user("long-path@example.com").await;
+    let chat = api.new_chat().await;
+    let message = api.send(&chat, "[[bash:echo still-here]] run it").await;
+    let events = api.turn_events(&chat, &message).await;
+    assert_eq!(events.last().unwrap().data["status"], "completed", "{:?}", kinds(&events));
+    assert_eq!(first_tool_output(&events).trim(), "still-here");
+    assert_eq!(
+        server.mock.message_requests().len(),
+        2,
+        "the model was not reached through the proxy"
+    );
+}

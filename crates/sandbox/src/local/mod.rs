@@ -149,6 +149,9 @@ impl std::fmt::Debug for LocalProvider {
 struct Entry {
     id: String,
     dir: PathBuf,
+    /// `dir` opened `O_PATH`, so that its sockets are bound and reached through
+    /// [`Entry::short_path`], whatever the length of the data directory's path.
+    dir_fd: OwnedFd,
     uid: u32,
     /// Serialises starting, pausing, resuming and deleting.
     lifecycle: tokio::sync::Mutex<()>,
@@ -172,8 +175,15 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Entry {
+    /// `relative` in the sandbox's directory as a path of at most about 40 bytes. A Unix
+    /// socket's address holds fewer than 108 bytes, less than the path of a data directory
+    /// may take; `/proc/self/fd/<dir_fd>/` names the same directory in few.
+    fn short_path(&self, relative: &str) -> PathBuf {
+        PathBuf::from(format!("/proc/self/fd/{}/{relative}", self.dir_fd.as_raw_fd()))
+    }
+
     fn ctl_socket(&self) -> PathBuf {
-        self.dir.join("ctl/init.sock")
+        self.short_path("ctl/init.sock")
     }
 
     fn home(&self) -> PathBuf {
@@ -200,6 +210,7 @@ impl LocalProvider {
         // traversal without listing reveals nothing (every file in the data directory is
         // private to the server).
         std::fs::set_permissions(&config.root, std::fs::Permissions::from_mode(0o711))?;
+        check_short_socket_paths(&config.root)?;
         if own_uids && let Some(closed) = closed_ancestor(&config.root) {
             return Err(SandboxError::Unavailable(format!(
                 "sandbox users cannot reach {}: {} is not traversable by others (o+x); put the data \
@@ -246,9 +257,12 @@ impl LocalProvider {
         } else {
             nix::unistd::geteuid().as_raw()
         };
+        std::fs::create_dir_all(&dir)?;
+        let dir_fd = open_path(&dir)?;
         let entry = Arc::new(Entry {
             id: id.to_owned(),
             dir,
+            dir_fd,
             uid,
             lifecycle: tokio::sync::Mutex::new(()),
             state: Mutex::new(State {
@@ -317,10 +331,11 @@ impl LocalProvider {
         }
 
         // The egress proxy's socket, mounted read-only inside.
-        let proxy_dir = entry.dir.join("proxy");
-        let proxy_socket = proxy_dir.join("proxy.sock");
+        // Bound through the short path; bubblewrap mounts it by its full one, which has no
+        // such limit.
+        let proxy_socket = entry.dir.join("proxy/proxy.sock");
         remove_if_exists(&proxy_socket)?;
-        let proxy_listener = tokio::net::UnixListener::bind(&proxy_socket)?;
+        let proxy_listener = tokio::net::UnixListener::bind(entry.short_path("proxy/proxy.sock"))?;
         nix::unistd::chown(
             &proxy_socket,
             Some(nix::unistd::Uid::from_raw(entry.uid)),
@@ -819,6 +834,35 @@ fn prepare_dirs(dir: &Path, home: &Path, uid: u32) -> Result<()> {
     }
     std::fs::set_permissions(home, std::fs::Permissions::from_mode(0o700))?;
     Ok(())
+}
+
+/// `dir` opened `O_PATH`: a handle to name it by, that reads nothing.
+fn open_path(dir: &Path) -> Result<OwnedFd> {
+    use nix::fcntl::OFlag;
+    let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+    Ok(nix::fcntl::open(dir, flags, nix::sys::stat::Mode::empty()).map_err(std::io::Error::from)?)
+}
+
+/// Sandboxes' sockets are bound and reached through `/proc/self/fd/<dir>/` (see
+/// [`Entry::short_path`]); say so at start-up if that does not work here (no `/proc`).
+fn check_short_socket_paths(root: &Path) -> Result<()> {
+    let name = ".socket-check.sock";
+    // A check cut short by a crash may have left its socket behind; there is none otherwise.
+    let _ = std::fs::remove_file(root.join(name));
+    let checked = open_path(root).and_then(|dir| {
+        let path = PathBuf::from(format!("/proc/self/fd/{}/{name}", dir.as_raw_fd()));
+        let listener = std::os::unix::net::UnixListener::bind(&path)?;
+        std::os::unix::net::UnixStream::connect(&path)?;
+        drop(listener);
+        Ok(std::fs::remove_file(root.join(name))?)
+    });
+    checked.map_err(|err| {
+        SandboxError::Unavailable(format!(
+            "sandbox sockets are bound through /proc/self/fd/ (Unix socket paths are limited to \
+             108 bytes, less than a data directory's may be), which does not work here: {err}; \
+             is /proc mounted?"
+        ))
+    })
 }
 
 fn remove_if_exists(path: &Path) -> Result<()> {
