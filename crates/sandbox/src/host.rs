@@ -169,6 +169,7 @@ impl Sandbox for HostSandbox {
             marker: (MARKER.to_owned(), marker.clone()),
             die_with_parent: true,
             keep_when_dropped: request.background,
+            process_limit: None,
         })
         .map_err(|source| SandboxError::Spawn { program: request.program.clone(), source })?;
         let killer = ProcessKiller::new(ProcessTree {

@@ -45,6 +45,18 @@ impl Default for Limits {
     }
 }
 
+impl Limits {
+    /// The process limit of the agent's commands and of terminals (`RLIMIT_NPROC`, which
+    /// counts every process and thread of the sandbox's user): below the sandbox's own, so
+    /// that a command starting processes without end fails inside its tool call and leaves
+    /// the CLI room for its threads and its next calls. A quarter of the limit is kept back,
+    /// at least 16 and at most 256 processes (never more than half).
+    pub fn command_processes(&self) -> u64 {
+        let headroom = (self.processes / 4).clamp(16, 256).min(self.processes / 2);
+        self.processes - headroom
+    }
+}
+
 /// How limits are enforced on this machine.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Enforcement {
@@ -167,6 +179,11 @@ impl SandboxCgroup {
         Ok(())
     }
 
+    /// Kill every process in the cgroup (`cgroup.kill`, Linux 5.14 and later).
+    pub fn kill(&self) {
+        let _ = fs::write(self.dir.join("cgroup.kill"), "1");
+    }
+
     pub fn remove(&self) {
         let _ = fs::remove_dir(&self.dir);
     }
@@ -246,6 +263,18 @@ mod tests {
         assert_eq!(fs::read_to_string(cgroup.dir.join("cpu.max")).unwrap(), "150000 100000");
         cgroup.freeze(true).unwrap();
         assert_eq!(fs::read_to_string(cgroup.dir.join("cgroup.freeze")).unwrap(), "1");
+        cgroup.kill();
+        assert_eq!(fs::read_to_string(cgroup.dir.join("cgroup.kill")).unwrap(), "1");
+    }
+
+    #[test]
+    fn commands_keep_headroom_below_the_sandboxs_process_limit() {
+        let with = |processes| Limits { processes, ..Limits::default() }.command_processes();
+        assert_eq!(with(512), 384);
+        assert_eq!(with(200), 150);
+        assert_eq!(with(4096), 3840);
+        assert_eq!(with(40), 24);
+        assert_eq!(with(10), 5);
     }
 
     #[test]

@@ -26,6 +26,7 @@ mod client;
 pub mod init;
 pub mod limits;
 mod seccomp;
+pub mod shell;
 
 use std::collections::{BTreeSet, HashMap};
 use std::ffi::CString;
@@ -59,6 +60,8 @@ const INIT_NAME: &str = "agentbox-init";
 const INSIDE_UID: u32 = 1000;
 /// How long a new sandbox has to answer its first ping.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long stopping a sandbox waits for its processes to be gone.
+const STOP_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Entries of the host's `/etc` that programs need and that hold no secrets.
 const ETC_ALLOWED: &[&str] = &[
@@ -434,9 +437,15 @@ impl LocalProvider {
                 format!("{TOOLS_DIR}/{name}"),
             ]);
         }
+        // The shell of the agent's commands is the init binary under another name.
+        args.extend([
+            "--symlink".into(),
+            INIT_NAME.into(),
+            format!("{TOOLS_DIR}/{}", shell::SHELL_NAME),
+        ]);
         args.extend(["--chdir".into(), HOME.into()]);
         let proxy_url = format!("http://127.0.0.1:{}", init::PROXY_PORT);
-        let env = [
+        let mut env = vec![
             ("HOME", HOME.to_owned()),
             ("USER", "user".to_owned()),
             ("LOGNAME", "user".to_owned()),
@@ -458,6 +467,11 @@ impl LocalProvider {
             ("AGENTBOX_SANDBOX_ID", entry.id.clone()),
             (init::LISTEN_FD_ENV, control_listener.as_raw_fd().to_string()),
         ];
+        // `RLIMIT_NPROC` counts per user: it is the sandbox's own only when the sandbox has a
+        // user id of its own, so only then do commands get a limit below the CLI's.
+        if self.own_uids {
+            env.push((shell::COMMAND_PROCESSES_ENV, limits.command_processes().to_string()));
+        }
         for (name, value) in &env {
             args.extend(["--setenv".into(), (*name).to_owned(), value.clone()]);
         }
@@ -561,20 +575,50 @@ impl LocalProvider {
         Ok(())
     }
 
-    /// Kill the container (all its processes die with its pid namespace).
-    fn kill_container(entry: &Entry, reason: Option<String>) {
+    /// Kill the container (all its processes die with its pid namespace). Returns what to
+    /// wait for to know they are gone (see [`Self::wait_gone`]).
+    fn kill_container(entry: &Entry, reason: Option<String>) -> Vec<OwnedFd> {
         let mut state = lock(&entry.state);
+        let mut ends = Vec::new();
         if let Some(mut child) = state.container.take() {
+            ends = child.id().map(container_ends).unwrap_or_default();
             let _ = child.start_kill();
         }
         if let Some(task) = state.proxy_task.take() {
             task.abort();
         }
         if let Some(cgroup) = state.cgroup.take() {
+            cgroup.kill();
             cgroup.remove();
         }
         state.status = SandboxStatus::Stopped;
         state.stopped_because = reason;
+        ends
+    }
+
+    /// Wait (at most [`STOP_TIMEOUT`]) until the processes behind `ends` have exited. The
+    /// first process of a pid namespace exits only once every other one in it is gone, so
+    /// nothing of a stopped sandbox writes to its workspace afterwards or counts against the
+    /// process limit of the sandbox that replaces it.
+    async fn wait_gone(id: &str, ends: Vec<OwnedFd>) {
+        let gone = tokio::task::spawn_blocking(move || {
+            use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+            let deadline = Instant::now() + STOP_TIMEOUT;
+            // A pidfd is readable once its process has exited.
+            for end in &ends {
+                let left = deadline.saturating_duration_since(Instant::now());
+                let timeout = PollTimeout::try_from(left).unwrap_or(PollTimeout::ZERO);
+                let mut fds = [PollFd::new(std::os::fd::AsFd::as_fd(end), PollFlags::POLLIN)];
+                if !matches!(poll(&mut fds, timeout), Ok(1..)) {
+                    return false;
+                }
+            }
+            true
+        })
+        .await;
+        if !matches!(gone, Ok(true)) {
+            tracing::warn!(sandbox = %id, "the processes of a stopped sandbox are slow to go");
+        }
     }
 
     async fn set_frozen(&self, entry: &Entry, frozen: bool) -> Result<()> {
@@ -631,11 +675,6 @@ impl LocalProvider {
                 }
             }
         }
-    }
-
-    /// Why the provider stopped the sandbox, if it did.
-    pub fn stopped_because(&self, id: &str) -> Option<String> {
-        lock(&self.sandboxes).get(id).and_then(|entry| lock(&entry.state).stopped_because.clone())
     }
 }
 
@@ -700,8 +739,26 @@ impl SandboxProvider for LocalProvider {
     async fn stop(&self, id: &str) -> Result<()> {
         let entry = self.entry(id)?;
         let _guard = entry.lifecycle.lock().await;
-        Self::kill_container(&entry, None);
+        let ends = Self::kill_container(&entry, None);
+        Self::wait_gone(id, ends).await;
         Ok(())
+    }
+
+    /// Kill the container, wait until all of its processes are gone, and start a new one on
+    /// the same workspace (its init answering).
+    async fn restart(&self, id: &str) -> Result<()> {
+        let entry = self.entry(id)?;
+        let _guard = entry.lifecycle.lock().await;
+        let ends = Self::kill_container(&entry, None);
+        Self::wait_gone(id, ends).await;
+        self.start(&entry).await?;
+        lock(&entry.state).idle_since = Instant::now();
+        tracing::info!(sandbox = %id, "sandbox restarted");
+        Ok(())
+    }
+
+    async fn stopped_because(&self, id: &str) -> Option<String> {
+        lock(&self.sandboxes).get(id).and_then(|entry| lock(&entry.state).stopped_because.clone())
     }
 
     async fn status(&self, id: &str) -> SandboxStatus {
@@ -771,6 +828,10 @@ impl Sandbox for LocalSandbox {
         &self.workspace
     }
 
+    fn command_shell(&self) -> Option<String> {
+        Some(format!("{TOOLS_DIR}/{}", shell::SHELL_NAME))
+    }
+
     async fn exec(&self, request: ExecRequest) -> Result<SandboxProcess> {
         let spec = ExecSpec {
             program: request.program,
@@ -780,6 +841,7 @@ impl Sandbox for LocalSandbox {
             pty: request.pty,
             timeout_ms: request.timeout.map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
             background: request.background,
+            as_command: request.as_command,
         };
         let mut process = client::exec(&self.entry.ctl_socket(), spec).await?;
         // Busy until the process has exited: the sandbox is not idle meanwhile.
@@ -819,6 +881,20 @@ fn prepare_dirs(dir: &Path, home: &Path, uid: u32) -> Result<()> {
     }
     std::fs::set_permissions(home, std::fs::Permissions::from_mode(0o700))?;
     Ok(())
+}
+
+/// Pidfds of a container's bubblewrap process (`bwrap`, the server's child) and of its
+/// children, the first processes of the container's pid namespace.
+fn container_ends(bwrap: u32) -> Vec<OwnedFd> {
+    let Ok(bwrap) = i32::try_from(bwrap) else { return Vec::new() };
+    let root = nix::unistd::Pid::from_raw(bwrap);
+    std::iter::once(root)
+        .chain(shell::descendants(root).into_iter().take(4))
+        .filter_map(|pid| rustix::process::Pid::from_raw(pid.as_raw()))
+        .filter_map(|pid| {
+            rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).ok()
+        })
+        .collect()
 }
 
 fn remove_if_exists(path: &Path) -> Result<()> {
