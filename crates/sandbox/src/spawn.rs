@@ -102,7 +102,7 @@ pub fn spawn(spec: SpawnSpec) -> io::Result<Spawned> {
     };
     let exit: ExitFuture = Box::pin(async move {
         let status = child.wait().await?;
-        Ok(ExitStatus { code: status.code(), signal: status.signal() })
+        Ok(ExitStatus { code: status.code(), signal: status.signal(), limit: None })
     });
     Ok(Spawned { pid, stdin, stdout, stderr, exit, pty })
 }

@@ -95,7 +95,11 @@ async fn loopback_server(body: &'static str) -> u16 {
 }
 
 /// The tool output of a turn that runs `command` (through the mock's `[[bash:...]]`).
-async fn run_in_sandbox(api: &Api, chat: &str, command: &str) -> (String, Vec<SseEvent>) {
+pub(super) async fn run_in_sandbox(
+    api: &Api,
+    chat: &str,
+    command: &str,
+) -> (String, Vec<SseEvent>) {
     assert!(!command.contains("]]"), "the marker cannot carry ]]");
     let message = api.send(chat, &format!("[[bash:{command}]] run this")).await;
     let events: Vec<SseEvent> = api
@@ -286,7 +290,7 @@ async fn bombs_and_floods_are_stopped_by_the_limits() {
 
 /// A chat of `api` in `bypassPermissions` (curl reaches the network, which `auto` would ask
 /// about; these tests are about the proxy).
-async fn bypass_chat(api: &Api) -> String {
+pub(super) async fn bypass_chat(api: &Api) -> String {
     let body = json!({"permission_mode": "bypassPermissions"});
     let (status, chat) = api.call(Method::POST, "/api/v1/chats", Some(body)).await;
     assert_eq!(status, StatusCode::CREATED, "{chat}");

@@ -116,7 +116,11 @@ pub async fn exec(socket: &Path, spec: ExecSpec) -> Result<SandboxProcess> {
                 }
                 Ok(Some((kind::EXIT, payload))) => {
                     break serde_json::from_slice::<Exit>(&payload)
-                        .map(|exit| ExitStatus { code: exit.code, signal: exit.signal })
+                        .map(|exit| ExitStatus {
+                            code: exit.code,
+                            signal: exit.signal,
+                            limit: None,
+                        })
                         .map_err(|err| io::Error::new(io::ErrorKind::InvalidData, err));
                 }
                 Ok(Some(_)) => {}

@@ -179,6 +179,16 @@ impl SandboxCgroup {
         Ok(())
     }
 
+    /// How many processes the OOM killer has killed in the cgroup (`memory.events`).
+    pub fn oom_kills(&self) -> Option<u64> {
+        event_count(&self.dir.join("memory.events"), "oom_kill")
+    }
+
+    /// How many forks `pids.max` has refused in the cgroup (`pids.events`).
+    pub fn forks_refused(&self) -> Option<u64> {
+        event_count(&self.dir.join("pids.events"), "max")
+    }
+
     /// Kill every process in the cgroup (`cgroup.kill`, Linux 5.14 and later).
     pub fn kill(&self) {
         let _ = fs::write(self.dir.join("cgroup.kill"), "1");
@@ -187,6 +197,14 @@ impl SandboxCgroup {
     pub fn remove(&self) {
         let _ = fs::remove_dir(&self.dir);
     }
+}
+
+/// The counter `key` of a cgroup's `*.events` file (`key value` lines).
+fn event_count(file: &Path, key: &str) -> Option<u64> {
+    fs::read_to_string(file).ok()?.lines().find_map(|line| {
+        let (name, value) = line.split_once(' ')?;
+        if name == key { value.trim().parse().ok() } else { None }
+    })
 }
 
 /// Disk space used under `dir` in bytes (allocated blocks, hard links counted once per
@@ -265,6 +283,11 @@ mod tests {
         assert_eq!(fs::read_to_string(cgroup.dir.join("cgroup.freeze")).unwrap(), "1");
         cgroup.kill();
         assert_eq!(fs::read_to_string(cgroup.dir.join("cgroup.kill")).unwrap(), "1");
+        assert_eq!(cgroup.oom_kills(), None);
+        fs::write(cgroup.dir.join("memory.events"), "low 0\nhigh 0\nmax 4\noom 2\noom_kill 1\n")
+            .unwrap();
+        fs::write(cgroup.dir.join("pids.events"), "max 17\n").unwrap();
+        assert_eq!((cgroup.oom_kills(), cgroup.forks_refused()), (Some(1), Some(17)));
     }
 
     #[test]

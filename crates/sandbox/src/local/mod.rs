@@ -47,8 +47,8 @@ use crate::egress::{EgressPolicy, EgressProxy};
 use crate::process::SandboxProcess;
 use crate::wire::ExecSpec;
 use crate::{
-    ExecRequest, ProviderHealth, Result, Sandbox, SandboxError, SandboxProvider, SandboxStatus,
-    Tools, Workspace, check_id,
+    ExecRequest, ExitStatus, ProviderHealth, Result, Sandbox, SandboxError, SandboxLimit,
+    SandboxProvider, SandboxStatus, Tools, Workspace, check_id,
 };
 
 /// The agent's home inside every sandbox.
@@ -845,10 +845,11 @@ impl Sandbox for LocalSandbox {
         };
         let mut process = client::exec(&self.entry.ctl_socket(), spec).await?;
         // Busy until the process has exited: the sandbox is not idle meanwhile.
-        {
+        let before = {
             let mut state = lock(&self.entry.state);
             state.busy += 1;
-        }
+            Counters::read(state.cgroup.as_ref())
+        };
         let entry = self.entry.clone();
         let exit = process.exit;
         process.exit = Box::pin(async move {
@@ -856,9 +857,56 @@ impl Sandbox for LocalSandbox {
             let mut state = lock(&entry.state);
             state.busy = state.busy.saturating_sub(1);
             state.idle_since = Instant::now();
-            status
+            let limit = ended_by_limit(&state, &before, status.as_ref().ok());
+            match status {
+                Ok(status) => Ok(ExitStatus { limit: limit.or(status.limit), ..status }),
+                // The container was stopped under the process: its connection broke.
+                Err(_) if limit.is_some() => {
+                    Ok(ExitStatus { signal: Some(9), limit, ..ExitStatus::default() })
+                }
+                Err(err) => Err(err),
+            }
         });
         Ok(process)
+    }
+}
+
+/// The kernel's counts of limit events in a sandbox's cgroup (cgroup v2 only).
+#[derive(Default)]
+struct Counters {
+    oom_kills: Option<u64>,
+    forks_refused: Option<u64>,
+}
+
+impl Counters {
+    fn read(cgroup: Option<&SandboxCgroup>) -> Self {
+        cgroup.map_or_else(Self::default, |cgroup| Self {
+            oom_kills: cgroup.oom_kills(),
+            forks_refused: cgroup.forks_refused(),
+        })
+    }
+}
+
+/// The limit that ended an exec, where that is certain: the provider stopped the sandbox
+/// over its disk quota under it, or it died by a signal while the sandbox's cgroup counted
+/// an OOM kill or a refused fork.
+fn ended_by_limit(
+    state: &State,
+    before: &Counters,
+    status: Option<&ExitStatus>,
+) -> Option<SandboxLimit> {
+    if state.stopped_because.is_some() && status.is_none_or(|s| s.signal.is_some()) {
+        return Some(SandboxLimit::Disk);
+    }
+    status?.signal?;
+    let after = Counters::read(state.cgroup.as_ref());
+    let grew = |before: Option<u64>, after: Option<u64>| matches!((before, after), (Some(b), Some(a)) if a > b);
+    if grew(before.oom_kills, after.oom_kills) {
+        Some(SandboxLimit::Memory)
+    } else if grew(before.forks_refused, after.forks_refused) {
+        Some(SandboxLimit::Processes)
+    } else {
+        None
     }
 }
 
