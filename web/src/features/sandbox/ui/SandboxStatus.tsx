@@ -26,28 +26,30 @@ export function SandboxStatus({ chatId }: { chatId: string }) {
   }
   const error = action.error instanceof ApiError ? action.error.message : null;
   return (
-    <div className={`sandbox-status small sandbox-${info.status}`} aria-live="polite" data-status={info.status}>
-      <span className="status-dot" aria-hidden />
-      <span>
-        Sandbox: <strong>{statusText[info.status] ?? info.status}</strong>
-      </span>
-      <span className={info.isolated ? "muted" : "sandbox-unisolated"} title={info.isolated ? "The agent is confined to this chat's sandbox." : "The agent runs unconfined, as the server's user."}>
-        {info.isolated ? `isolated (${info.provider})` : `not isolated (${info.provider})`}
-      </span>
-      {info.status === "running" && (
-        <button type="button" className="link" disabled={action.isPending} onClick={() => action.mutate("pause")}>
-          Pause
+    <>
+      <div className={`sandbox-status small sandbox-${info.status}`} aria-live="polite" data-status={info.status}>
+        <span className="status-dot" aria-hidden />
+        <span>
+          Sandbox: <strong>{statusText[info.status] ?? info.status}</strong>
+        </span>
+        <span className={info.isolated ? "muted" : "sandbox-unisolated"} title={info.isolated ? "The agent is confined to this chat's sandbox." : "The agent runs unconfined, as the server's user."}>
+          {info.isolated ? `isolated (${info.provider})` : `not isolated (${info.provider})`}
+        </span>
+        {info.status === "running" && (
+          <button type="button" className="link" disabled={action.isPending} onClick={() => action.mutate("pause")}>
+            Pause
+          </button>
+        )}
+        {info.status === "paused" && (
+          <button type="button" className="link" disabled={action.isPending} onClick={() => action.mutate("resume")}>
+            Resume
+          </button>
+        )}
+        <button type="button" className="link" disabled={action.isPending} onClick={() => setConfirmRestart(true)}>
+          Restart
         </button>
-      )}
-      {info.status === "paused" && (
-        <button type="button" className="link" disabled={action.isPending} onClick={() => action.mutate("resume")}>
-          Resume
-        </button>
-      )}
-      <button type="button" className="link" disabled={action.isPending} onClick={() => setConfirmRestart(true)}>
-        Restart
-      </button>
-      {error && <span className="bad">{error}</span>}
+        {error && <span className="bad">{error}</span>}
+      </div>
       <ConfirmDialog
         open={confirmRestart}
         title="Restart the sandbox?"
@@ -62,6 +64,6 @@ export function SandboxStatus({ chatId }: { chatId: string }) {
           with the next message.
         </p>
       </ConfirmDialog>
-    </div>
+    </>
   );
 }
