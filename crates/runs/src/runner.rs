@@ -1134,3 +1134,35 @@ fn interrupted() -> TurnOutcome {
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sandbox_failure_names_the_limit_only_when_it_is_certain() {
+        let refused = SandboxError::Spawn {
+            program: "/opt/agentbox/bin/claude".into(),
+            source: std::io::Error::from_raw_os_error(11), // EAGAIN,
+        };
+        let failure = Failure::from_sandbox(&refused, None);
+        assert_eq!(failure.code, "sandbox_out_of_processes");
+        assert!(failure.message.contains("Restart the sandbox from the workspace panel"));
+
+        let over_quota = SandboxError::Unavailable("the workspace uses 120 MiB".into());
+        let reason = "the workspace grew to 120 MiB, over its 100 MiB disk quota".to_owned();
+        let failure = Failure::from_sandbox(&over_quota, Some(reason));
+        assert_eq!(failure.code, "sandbox_out_of_disk");
+        assert!(failure.message.contains("over its 100 MiB disk quota"), "{}", failure.message);
+
+        // Anything else is said as it is, with the way out.
+        let other = SandboxError::Spawn {
+            program: "/opt/agentbox/bin/claude".into(),
+            source: std::io::Error::from_raw_os_error(2), // ENOENT,
+        };
+        let failure = Failure::from_sandbox(&other, None);
+        assert_eq!(failure.code, "sandbox_error");
+        assert!(failure.message.starts_with("The chat's sandbox failed: could not start"));
+        assert!(failure.message.contains("restart the sandbox from the workspace panel"));
+    }
+}

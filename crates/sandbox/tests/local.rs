@@ -355,7 +355,44 @@ async fn commands_run_under_a_lower_process_limit_than_the_agent_and_a_full_one_
     // ...while the agent itself can still start processes.
     let (code, out, _) = sh(sandbox.as_ref(), "echo the agent goes on").await;
     assert_eq!((code, out.trim()), (Some(0), "the agent goes on"));
+
+    // Past the sandbox's own limit nothing starts, and the error says it was the limit.
+    let mut rest = sandbox
+        .exec(ExecRequest {
+            program: "/usr/bin/python3".into(),
+            args: vec!["fill.py".into()],
+            ..ExecRequest::default()
+        })
+        .await
+        .unwrap();
+    let full = read_until(rest.stdout.as_mut(), "\n").await;
+    assert!(full.contains("Resource temporarily unavailable"), "{full}");
+    let refused = sandbox
+        .exec(ExecRequest { program: "/bin/true".into(), ..ExecRequest::default() })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.limit(), Some(agentbox_sandbox::SandboxLimit::Processes), "{refused}");
+    rest.killer.kill();
     fill.killer.kill();
+    // Other failures are not put down to a limit (tried until the killed processes are gone).
+    let mut last = None;
+    for _ in 0..100 {
+        match sandbox
+            .exec(ExecRequest { program: "/no/such/program".into(), ..ExecRequest::default() })
+            .await
+        {
+            Err(err) if err.limit().is_some() => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            other => {
+                last = Some(other.map(drop));
+                break;
+            }
+        }
+    }
+    let err = last.expect("the sandbox never freed its processes").unwrap_err();
+    assert_eq!(err.limit(), None, "{err}");
+    assert!(err.to_string().contains("No such file or directory"), "{err}");
 }
 
 #[tokio::test]
