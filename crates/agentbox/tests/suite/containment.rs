@@ -271,6 +271,10 @@ async fn bombs_and_floods_are_stopped_by_the_limits() {
     let fill = "for i in $(seq 1 12); do head -c 20000000 /dev/zero > fill$i; done; python3 -c 'import time; time.sleep(30)'";
     let (_, events) = run_in_sandbox(&api, &chat, fill).await;
     assert_eq!(events.last().unwrap().data["status"], "failed", "{:?}", kinds(&events));
+    // The turn says which limit ended it, and what to do.
+    let error = events.iter().rev().find(|e| e.event == "error").expect("an error event");
+    assert_eq!(error.data["code"], "sandbox_out_of_disk", "{}", error.data);
+    assert!(error.data["message"].as_str().unwrap().contains("Delete files"), "{}", error.data);
     assert_healthy(&api).await;
     let (_, sandbox) = api.get(&format!("/api/v1/chats/{chat}/sandbox")).await;
     assert_eq!(sandbox["status"], "stopped", "{sandbox}");
@@ -279,6 +283,7 @@ async fn bombs_and_floods_are_stopped_by_the_limits() {
     let events = api.turn_events(&chat, &message).await;
     let error = events.iter().rev().find(|e| e.event == "error").expect("an error event");
     assert!(error.data["message"].as_str().unwrap().contains("quota"), "{}", error.data);
+    assert_eq!(error.data["code"], "sandbox_out_of_disk", "{}", error.data);
     // Deleting files through the API brings it back.
     for i in 1..=12 {
         api.call(Method::DELETE, &format!("/api/v1/chats/{chat}/files?path=fill{i}"), None).await;
