@@ -8,6 +8,8 @@
 //!   sandbox runs as a user id of its own), a lower CPU priority instead of a CPU quota — and
 //!   pause stops the processes with `SIGSTOP` (their memory stays in use).
 //!
+//! In both modes, when sandboxes have user ids of their own, the agent's commands and
+//! terminals run under a lower `RLIMIT_NPROC` ([`Limits::command_processes`]) than the CLI.
 //! In both modes: `RLIMIT_FSIZE` caps any one file at the disk quota, the provider checks
 //! the workspace's total size periodically, sandbox processes are the OOM killer's first
 //! choice (`oom_score_adj` 1000), and core dumps are off.

@@ -15,7 +15,9 @@
 //! - pid, ipc, uts (hostname = sandbox id), cgroup and network namespaces: no interface but
 //!   loopback; the only way out is the [`crate::egress`] proxy;
 //! - no capabilities, `no_new_privs`, a seccomp filter ([`seccomp`]), no nested user
-//!   namespaces, and [`limits`] on memory, processes, CPU and disk.
+//!   namespaces, and [`limits`] on memory, processes, CPU and disk;
+//! - the agent's commands run in [`shell`] (`agentbox-bash`), under a lower process limit
+//!   than the CLI and ended with it.
 //!
 //! The server talks to the init over a Unix socket whose listening end it creates and hands
 //! down, in a directory the sandbox never sees. Sandboxes die with the server
