@@ -470,3 +470,27 @@ async fn a_restart_ends_every_process_and_keeps_the_files() {
         assert_eq!(theirs, 0);
     }
 }
+
+#[tokio::test]
+async fn a_call_told_to_stop_leaves_no_orphan_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let provider = provider_with_own_uids(dir.path().join("sandboxes"), 310_400).await;
+    let sandbox = provider.ensure("stop").await.unwrap();
+    let caller = format!("{SHELL} -c '(sleep 1006 &); exec sleep 1007' & echo $!; wait $!");
+    let mut cli = sandbox
+        .exec(ExecRequest {
+            program: "/bin/sh".into(),
+            args: vec!["-c".into(), caller],
+            ..ExecRequest::default()
+        })
+        .await
+        .unwrap();
+    let shell = read_until(cli.stdout.as_mut(), "\n").await.trim().to_owned();
+    wait_for_count(sandbox.as_ref(), "sleep 100[67]", 2).await;
+    // Someone other than the CLI stops the call by the shell's pid, as they would stop bash.
+    let (code, _, err) = sh(sandbox.as_ref(), &format!("kill -TERM {shell}")).await;
+    assert_eq!(code, Some(0), "{err}");
+    wait_for_count(sandbox.as_ref(), "sleep 100[67]", 0).await;
+    // The caller saw its shell end as bash would have: by SIGTERM.
+    assert_eq!(cli.exit.await.unwrap().code, Some(128 + 15));
+}

@@ -165,6 +165,10 @@ struct State {
     container: Option<tokio::process::Child>,
     cgroup: Option<SandboxCgroup>,
     proxy_task: Option<tokio::task::JoinHandle<()>>,
+    /// Pidfds of the container's bubblewrap process and of the first process of its pid
+    /// namespace, taken at start (when the container holds few processes to look through):
+    /// stopping waits for them.
+    ends: Vec<OwnedFd>,
     /// Open exec connections: while any is open, the sandbox is not idle.
     busy: usize,
     idle_since: Instant,
@@ -261,6 +265,7 @@ impl LocalProvider {
                 container: None,
                 cgroup: None,
                 proxy_task: None,
+                ends: Vec::new(),
                 busy: 0,
                 idle_since: Instant::now(),
                 stopped_because: None,
@@ -564,8 +569,10 @@ impl LocalProvider {
             }
             return Err(err);
         }
+        let ends = child.id().map(container_ends).unwrap_or_default();
         let mut state = lock(&entry.state);
         state.status = SandboxStatus::Running;
+        state.ends = ends;
         state.container = Some(child);
         state.cgroup = cgroup;
         if let Some(old) = state.proxy_task.replace(proxy_task) {
@@ -581,9 +588,8 @@ impl LocalProvider {
     /// wait for to know they are gone (see [`Self::wait_gone`]).
     fn kill_container(entry: &Entry, reason: Option<String>) -> Vec<OwnedFd> {
         let mut state = lock(&entry.state);
-        let mut ends = Vec::new();
+        let ends = std::mem::take(&mut state.ends);
         if let Some(mut child) = state.container.take() {
-            ends = child.id().map(container_ends).unwrap_or_default();
             let _ = child.start_kill();
         }
         if let Some(task) = state.proxy_task.take() {

@@ -22,7 +22,8 @@
 //! - **Transparent otherwise.** Bash stays in this process's group and session, so the CLI's
 //!   own stop of a call (SIGTERM to every process of the call's tree, then SIGKILL) reaches
 //!   it as before; a stop signal sent to this process alone by anyone else is passed on to
-//!   the group. Bash's descendants carry a marker value of their own, so that the init's
+//!   the group. A call that got a stop signal (SIGTERM, SIGINT, SIGHUP, SIGQUIT) leaves
+//!   nothing behind: when bash exits, what is still below this process is killed too. Bash's descendants carry a marker value of their own, so that the init's
 //!   "kill everything this exec started", aimed at the CLI, no longer reaches background
 //!   processes of finished calls: the foreground ones are this process's to stop.
 
@@ -157,6 +158,8 @@ fn not_started(err: &std::io::Error, limit: Option<u64>) -> i32 {
 /// if the parent dies first, take everything below us with it.
 fn serve(bash: Pid, parent: Pid, signals: &SignalFd, watch: Option<OwnedFd>) -> i32 {
     let own = getpid();
+    // A call that was told to stop leaves nothing behind, orphans included.
+    let mut stopped = false;
     loop {
         let mut fds = vec![PollFd::new(signals.as_fd(), PollFlags::POLLIN)];
         if let Some(watch) = &watch {
@@ -176,14 +179,24 @@ fn serve(bash: Pid, parent: Pid, signals: &SignalFd, watch: Option<OwnedFd>) -> 
             let Ok(signal) = Signal::try_from(info.ssi_signo as i32) else { continue };
             if signal == Signal::SIGCHLD {
                 if let Some(status) = reap(bash) {
+                    if stopped {
+                        kill_descendants(own);
+                    }
                     return finish(status);
                 }
             } else {
+                stopped = true;
                 // The CLI signals every process of the call itself; others may aim at this
                 // process alone, as they would at bash.
                 let sender = Pid::from_raw(info.ssi_pid as i32);
                 if sender != own && sender != parent {
-                    let _ = killpg(getpgrp(), signal);
+                    // The group is the call's own only when this process leads it, as when
+                    // the CLI starts it; otherwise it is the caller's too.
+                    if getpgrp() == own {
+                        let _ = killpg(own, signal);
+                    } else {
+                        let _ = kill(bash, signal);
+                    }
                 }
             }
         }
