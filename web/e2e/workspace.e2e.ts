@@ -1,6 +1,6 @@
 // The workspace panels against the real server, the real CLI and the scripted model, in
 // Chromium: terminals in the chat's sandbox (run, reattach, reconnect, tabs), the sandbox's
-// status, and the files (tree, editor, upload, download, new, rename, delete). The steps build
+// status and its restart, and the files (tree, editor, upload, download, new, rename, delete). The steps build
 // on each other (one account, one chat, one browser), so they run in order.
 import { readFileSync } from "node:fs";
 import type { BrowserContext, Locator, Page } from "playwright-core";
@@ -310,5 +310,26 @@ describe("the workspace panels", () => {
     expect(narrow).toBeGreaterThan(20);
     await screenshot(page, "15-phone-terminal");
     await page.setViewportSize({ width: 1400, height: 860 });
+  });
+
+  it("restarts the sandbox after asking: its processes stop, its files stay", async () => {
+    await showTab("Terminal");
+    await waitForTerminal();
+    await run("echo restart-mark > mark.txt; nohup sleep 1000 >/dev/null 2>&1 & echo bg-started");
+    await waitForLine("bg-started");
+    await page.locator(".sandbox-status").getByRole("button", { name: "Restart" }).click();
+    const dialog = page.getByRole("dialog", { name: "Restart the sandbox?" });
+    await dialog.getByText("This stops everything that runs in the sandbox").waitFor();
+    await screenshot(page, "16-restart-confirm");
+    await dialog.getByRole("button", { name: "Restart", exact: true }).click();
+    await dialog.waitFor({ state: "hidden" });
+    await page.locator('.sandbox-status[data-status="running"]').waitFor();
+    // The terminal's shell was one of the stopped processes; Enter starts a new one.
+    await waitForTerminal("exited");
+    await terminal().locator(".terminal-host").click();
+    await page.keyboard.press("Enter");
+    await waitForTerminal();
+    await run('echo "$(cat mark.txt) sleeping=$(pgrep -c -x -f \'sleep 1000\')"');
+    await waitForLine("restart-mark sleeping=0");
   });
 });

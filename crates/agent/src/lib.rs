@@ -19,8 +19,9 @@ pub use install::{CliInstall, PINNED_CLI_VERSION};
 pub use policy::{Assessment, AutoPolicy, rule_for, rule_matches};
 pub use session::{AgentSession, SessionOptions, SessionOutput};
 pub use turn::{
-    AgentEvent, AllowAll, EventSink, PermissionDecision, PermissionPolicy, PersonAnswer, SinkError,
-    ToolRequest, TurnControls, TurnOptions, TurnOutcome, Verdict, run_turn,
+    AgentEvent, AllowAll, EventSink, PROCESS_LIMIT_TEXT, PermissionDecision, PermissionPolicy,
+    PersonAnswer, SinkError, ToolRequest, TurnControls, TurnOptions, TurnOutcome, Verdict,
+    hit_process_limit, limit_exit, run_turn,
 };
 
 #[derive(Debug, thiserror::Error)]

@@ -127,13 +127,13 @@ impl AgentSession {
     /// Start the CLI in the sandbox and send `initialize`.
     pub async fn start(sandbox: &dyn Sandbox, options: SessionOptions) -> Result<Self, AgentError> {
         let program = sandbox.tool_path("claude").ok_or(AgentError::CliUnavailable)?;
+        let mut env = options.environment();
+        if let Some(shell) = sandbox.command_shell() {
+            // The CLI runs every Bash call in this shell (it accepts a path naming bash).
+            env.push(("CLAUDE_CODE_SHELL".to_owned(), shell));
+        }
         let process = sandbox
-            .exec(ExecRequest {
-                program,
-                args: options.args(),
-                env: options.environment(),
-                ..ExecRequest::default()
-            })
+            .exec(ExecRequest { program, args: options.args(), env, ..ExecRequest::default() })
             .await?;
         let alive = Arc::new(AtomicBool::new(true));
         let stderr = Arc::new(Mutex::new(Vec::new()));

@@ -25,6 +25,8 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use agentbox_sandbox::SandboxLimit;
+
 use crate::AgentError;
 use crate::mapper::{map_output, usage_of};
 use crate::session::{AgentSession, SessionOutput};
@@ -184,6 +186,25 @@ pub struct TurnOutcome {
 /// What the CLI says when `--resume` names a session it does not have.
 const NO_SUCH_SESSION: &str = "No conversation found with session ID";
 
+/// Words in a tool's output that mean a command was refused a new process because the
+/// sandbox is at its process limit: the line of agentbox's commands' shell when it could
+/// not start the command at all, and bash's report of a fork refused with `EAGAIN` (which
+/// fork returns only at a process limit). Other programs word it their own way and are not
+/// guessed at.
+const PROCESS_LIMIT_SIGNS: [&str; 3] = [
+    agentbox_sandbox::local::shell::PROCESS_LIMIT_NOTICE,
+    "fork: retry: Resource temporarily unavailable",
+    "fork: Resource temporarily unavailable",
+];
+
+/// The notice a turn gets (once) when one of its commands hit the process limit.
+pub const PROCESS_LIMIT_TEXT: &str = "A command reached the sandbox's process limit, so it could     not start every process it wanted; the agent goes on. If commands keep failing, stop what     earlier commands left running, or restart the sandbox from the workspace panel (that stops     running commands, servers and terminals; files are kept).";
+
+/// Whether a tool's output shows the sandbox's process limit was hit.
+pub fn hit_process_limit(output: &str) -> bool {
+    PROCESS_LIMIT_SIGNS.iter().any(|sign| output.contains(sign))
+}
+
 /// Run one turn on `session`. Cancelling `controls.interrupt` sends the CLI an `interrupt`
 /// control request; if the CLI has not finished the turn `options.grace` later, its process
 /// group is killed. CLI failures (a crash, a model API error) are events and a `failed`
@@ -208,6 +229,7 @@ pub async fn run_turn(
         tool_inputs: Vec::new(),
         control_refused: false,
         controls_sent: Vec::new(),
+        process_limit_told: false,
     };
     // A dead writer shows up below as the process's exit, which explains more than this would.
     let _ = session.send(CliInput::user_text(prompt)).await;
@@ -314,6 +336,8 @@ struct Turn<'a> {
     control_refused: bool,
     /// Our control requests still waiting for the CLI's answer, by request id.
     controls_sent: Vec<(String, ControlRequest)>,
+    /// Whether the turn already said that a command hit the process limit.
+    process_limit_told: bool,
 }
 
 impl Turn<'_> {
@@ -348,7 +372,19 @@ impl Turn<'_> {
         message: CliOutput,
     ) -> Result<Option<TurnOutcome>, AgentError> {
         for event in map_output(&message) {
+            let hit_limit = match &event.payload {
+                EventPayload::ToolCompleted { tool } => hit_process_limit(&tool.result),
+                EventPayload::ToolFailed { tool } => hit_process_limit(&tool.error),
+                _ => false,
+            };
             self.emit_event(event).await?;
+            if hit_limit && !self.process_limit_told {
+                self.process_limit_told = true;
+                let notice = SystemEvent::new("sandbox_limit")
+                    .with("limit", "processes")
+                    .with("text", PROCESS_LIMIT_TEXT);
+                self.emit(EventPayload::System(notice)).await?;
+            }
         }
         if let Some(text) = text_delta(&message) {
             self.sink.text_delta(text);
@@ -581,6 +617,10 @@ impl Turn<'_> {
         let status_text = status.map_or_else(|| "unknown status".to_owned(), |s| s.to_string());
         let outcome_status = if self.interrupted {
             MessageStatus::Interrupted
+        } else if let Some(limit) = status.and_then(|status| status.limit) {
+            let (message, code) = limit_exit(limit);
+            self.emit(EventPayload::error(message, code)).await?;
+            MessageStatus::Failed
         } else {
             let stderr = stderr.trim();
             let tail = &stderr
@@ -605,6 +645,30 @@ impl Turn<'_> {
             resume_failed: false,
             control_refused: self.control_refused,
         })
+    }
+}
+
+/// What the user is told when a sandbox limit ended the CLI, and the error's code.
+pub fn limit_exit(limit: SandboxLimit) -> (&'static str, &'static str) {
+    match limit {
+        SandboxLimit::Processes => (
+            "The agent stopped because the chat's sandbox ran out of processes. Restart the \
+             sandbox from the workspace panel (that stops running commands, servers and \
+             terminals; files are kept), then send the message again.",
+            "sandbox_out_of_processes",
+        ),
+        SandboxLimit::Memory => (
+            "The agent was stopped because the chat's sandbox ran out of memory. Restart the \
+             sandbox from the workspace panel (that stops running commands, servers and \
+             terminals; files are kept), then send the message again, perhaps asking for \
+             smaller steps.",
+            "sandbox_out_of_memory",
+        ),
+        SandboxLimit::Disk => (
+            "The agent was stopped because the chat's workspace outgrew its disk quota. Delete \
+             files in the workspace panel, then send the message again.",
+            "sandbox_out_of_disk",
+        ),
     }
 }
 
@@ -699,6 +763,18 @@ fn text_delta(message: &CliOutput) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refused_fork_is_recognised_in_tool_output() {
+        assert!(hit_process_limit("bash: line 1: fork: retry: Resource temporarily unavailable\n"));
+        assert!(hit_process_limit("environment: line 3: fork: Resource temporarily unavailable"));
+        assert!(hit_process_limit(
+            "agentbox: this command did not start: the sandbox's commands are at their process \
+             limit of 150 (fork: Resource temporarily unavailable (os error 11))."
+        ));
+        assert!(!hit_process_limit("read: Resource temporarily unavailable"));
+        assert!(!hit_process_limit("BlockingIOError: [Errno 11] Resource temporarily unavailable"));
+    }
 
     #[test]
     fn durations_read_well() {

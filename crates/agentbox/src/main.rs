@@ -58,6 +58,11 @@ fn init_logging(format: LogFormat) {
 }
 
 fn main() -> anyhow::Result<()> {
+    // Inside a sandbox this binary is also the shell of the agent's commands, under the
+    // name `agentbox-bash`, with bash's arguments rather than ours.
+    if agentbox_sandbox::local::shell::invoked_as_shell() {
+        std::process::exit(agentbox_sandbox::local::shell::main());
+    }
     let cli = Cli::parse();
     // The sandbox init must start without a runtime: it first closes every descriptor it
     // inherited, then builds its own.

@@ -27,4 +27,6 @@ mod sink;
 pub use checkpoints::{CheckpointFailure, CheckpointSettings};
 pub use config::{ModelAccess, PermissionSettings, RunnerConfig};
 pub use permissions::{BYPASS_REFUSAL, MAX_ANSWER_MESSAGE_CHARS};
-pub use runner::{LiveChange, PermissionError, RunError, SendNow, TurnRequest, TurnRunner};
+pub use runner::{
+    LiveChange, PermissionError, RestartError, RunError, SendNow, TurnRequest, TurnRunner,
+};

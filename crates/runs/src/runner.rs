@@ -21,7 +21,7 @@ use agentbox_protocol::event::{EventPayload, MessageStatus, PermissionResolution
 use agentbox_protocol::permission::{
     PermissionAnswerRequest, PermissionAnswerResponse, PermissionKind, ResolvedBy,
 };
-use agentbox_sandbox::{Sandbox, SandboxProvider};
+use agentbox_sandbox::{Sandbox, SandboxError, SandboxLimit, SandboxProvider};
 use agentbox_store::{
     ChatRecord, CheckpointKind, CheckpointRecord, NewChat, NewEvent, Rewind, StartedTurn, Store,
     StoreError, TurnResult,
@@ -98,6 +98,21 @@ pub enum PermissionError {
     Store(#[from] StoreError),
 }
 
+/// Why a chat's sandbox could not be restarted.
+#[derive(Debug, thiserror::Error)]
+pub enum RestartError {
+    /// A turn started while the running one was being stopped for the restart.
+    #[error("a turn is running in this chat")]
+    Busy,
+    #[error(transparent)]
+    Sandbox(#[from] SandboxError),
+}
+
+/// The end of a sandbox failure's message: what a user can do about it.
+const RESTART_HINT: &str = "If this keeps happening, restart the sandbox from the workspace \
+                            panel (that stops running commands, servers and terminals; files \
+                            are kept).";
+
 /// What `send now` did with a queued prompt.
 #[derive(Clone, Debug, PartialEq)]
 pub enum SendNow {
@@ -122,9 +137,7 @@ impl Failure {
                           scripts/setup, or set AGENTBOX_CLAUDE_PATH to the `claude` binary."
                     .into(),
             },
-            AgentError::Sandbox(err) => {
-                Self { code: "sandbox_error", message: format!("The chat's sandbox failed: {err}") }
-            }
+            AgentError::Sandbox(err) => Self::from_sandbox(&err, None),
             AgentError::Closed => Self {
                 code: "cli_exited",
                 message: "The Claude Code CLI stopped before the turn could start.".into(),
@@ -133,6 +146,38 @@ impl Failure {
                 code: "storage_error",
                 message: format!("Events could not be stored: {err}"),
             },
+        }
+    }
+}
+
+impl Failure {
+    /// A sandbox that failed to start or to run the CLI. The cause is named only where it is
+    /// certain: a refused fork (`EAGAIN`) is the process limit, and a sandbox the provider
+    /// stopped itself (`stopped_because`) was over its disk quota.
+    fn from_sandbox(err: &SandboxError, stopped_because: Option<String>) -> Self {
+        if err.limit() == Some(SandboxLimit::Processes) {
+            return Self {
+                code: "sandbox_out_of_processes",
+                message: "The agent could not start because the chat's sandbox is out of \
+                          processes: what runs there already holds all that its limit allows. \
+                          Restart the sandbox from the workspace panel (that stops running \
+                          commands, servers and terminals; files are kept), then send the \
+                          message again."
+                    .into(),
+            };
+        }
+        if let Some(reason) = stopped_because {
+            return Self {
+                code: "sandbox_out_of_disk",
+                message: format!(
+                    "The chat's sandbox was stopped because {reason}. Delete files in the \
+                     workspace panel, then send the message again."
+                ),
+            };
+        }
+        Self {
+            code: "sandbox_error",
+            message: format!("The chat's sandbox failed: {err}. {RESTART_HINT}"),
         }
     }
 }
@@ -551,6 +596,49 @@ impl TurnRunner {
         }
     }
 
+    /// End every process of the chat's sandbox and start it again; its files and the CLI
+    /// session stay (the transcript is in the workspace: the next turn resumes it with
+    /// `--resume`). A running turn is interrupted first and ends `interrupted`, with a notice
+    /// saying why, and the chat's queue pauses as after any interrupt; a turn that does not
+    /// stop within the interrupt grace is ended by the restart itself, which closes its CLI's
+    /// connection. Returns once the sandbox runs again.
+    pub async fn restart_sandbox(&self, chat_id: Uuid) -> Result<(), RestartError> {
+        let running = lock(&self.active).get_mut(&chat_id).map(|turn| {
+            turn.send_now = None;
+            (turn.message_id, turn.interrupt.clone(), turn.finished.clone())
+        });
+        let id = chat_id.to_string();
+        if let Some((message_id, interrupt, finished)) = running {
+            let text = "The sandbox was restarted from the workspace panel, so this turn was \
+                        interrupted.";
+            match self
+                .store
+                .append_event(chat_id, NewEvent::new(message_id, notice("sandbox_restarted", text)))
+                .await
+            {
+                Ok(event) => self.bus.publish(chat_id, event),
+                Err(err) => tracing::warn!(%chat_id, %err, "could not record the restart notice"),
+            }
+            interrupt.cancel();
+            let grace = self.config.interrupt_grace + Duration::from_secs(2);
+            if tokio::time::timeout(grace, finished.cancelled()).await.is_err() {
+                // A CLI that cannot even be killed through its sandbox goes with the sandbox.
+                self.sandboxes.stop(&id).await?;
+                let _ = tokio::time::timeout(grace, finished.cancelled()).await;
+            }
+        }
+        let gate = self.gate(chat_id);
+        let _gate = gate.lock().await;
+        if self.is_running(chat_id) {
+            return Err(RestartError::Busy);
+        }
+        // The idle CLI process dies with the sandbox; the next turn starts one with --resume.
+        drop(lock(&self.idle).remove(&chat_id));
+        self.sandboxes.restart(&id).await?;
+        tracing::info!(%chat_id, "restarted the chat's sandbox");
+        Ok(())
+    }
+
     /// Stop everything of a chat that is being deleted and remove its sandbox.
     pub async fn forget_chat(&self, chat_id: Uuid) {
         let finished = lock(&self.active).get_mut(&chat_id).map(|turn| {
@@ -687,11 +775,14 @@ impl TurnRunner {
                 message: crate::permissions::BYPASS_REFUSAL.into(),
             });
         }
-        let sandbox = self
-            .sandboxes
-            .ensure(&job.chat_id.to_string())
-            .await
-            .map_err(|err| Failure::from_agent(err.into()))?;
+        let sandbox = match self.sandboxes.ensure(&job.chat_id.to_string()).await {
+            Ok(sandbox) => sandbox,
+            Err(err) => {
+                let stopped_because =
+                    self.sandboxes.stopped_because(&job.chat_id.to_string()).await;
+                return Err(Failure::from_sandbox(&err, stopped_because));
+            }
+        };
         let policy = ChatPolicy {
             chat_id: job.chat_id,
             live: job.live.clone(),
@@ -1042,4 +1133,36 @@ fn interrupted() -> TurnOutcome {
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sandbox_failure_names_the_limit_only_when_it_is_certain() {
+        let refused = SandboxError::Spawn {
+            program: "/opt/agentbox/bin/claude".into(),
+            source: std::io::Error::from_raw_os_error(11), // EAGAIN,
+        };
+        let failure = Failure::from_sandbox(&refused, None);
+        assert_eq!(failure.code, "sandbox_out_of_processes");
+        assert!(failure.message.contains("Restart the sandbox from the workspace panel"));
+
+        let over_quota = SandboxError::Unavailable("the workspace uses 120 MiB".into());
+        let reason = "the workspace grew to 120 MiB, over its 100 MiB disk quota".to_owned();
+        let failure = Failure::from_sandbox(&over_quota, Some(reason));
+        assert_eq!(failure.code, "sandbox_out_of_disk");
+        assert!(failure.message.contains("over its 100 MiB disk quota"), "{}", failure.message);
+
+        // Anything else is said as it is, with the way out.
+        let other = SandboxError::Spawn {
+            program: "/opt/agentbox/bin/claude".into(),
+            source: std::io::Error::from_raw_os_error(2), // ENOENT,
+        };
+        let failure = Failure::from_sandbox(&other, None);
+        assert_eq!(failure.code, "sandbox_error");
+        assert!(failure.message.starts_with("The chat's sandbox failed: could not start"));
+        assert!(failure.message.contains("restart the sandbox from the workspace panel"));
+    }
 }

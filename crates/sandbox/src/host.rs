@@ -95,6 +95,8 @@ impl SandboxProvider for HostProvider {
         }
     }
 
+    /// Kills every process carrying one of the sandbox's markers (a restart, by the trait's
+    /// default, is this followed by `ensure`: there is nothing else to start).
     async fn stop(&self, id: &str) -> Result<()> {
         let prefix = format!("{MARKER}={}#", self.dir(id)?.display());
         signal_marked(|var| var.starts_with(prefix.as_bytes()), Signal::SIGKILL);
@@ -169,6 +171,7 @@ impl Sandbox for HostSandbox {
             marker: (MARKER.to_owned(), marker.clone()),
             die_with_parent: true,
             keep_when_dropped: request.background,
+            process_limit: None,
         })
         .map_err(|source| SandboxError::Spawn { program: request.program.clone(), source })?;
         let killer = ProcessKiller::new(ProcessTree {
@@ -421,6 +424,29 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(process.exit.await.unwrap().signal, Some(9));
+    }
+
+    #[tokio::test]
+    async fn a_restart_kills_the_sandboxs_processes_and_keeps_its_files() {
+        let root = tempfile::tempdir().unwrap();
+        let provider = HostProvider::new(root.path(), Tools::new());
+        let sandbox = provider.ensure("again").await.unwrap();
+        let (process, pid) = exec_reporting_pid(
+            sandbox.as_ref(),
+            "echo kept > notes.txt; setsid sleep 1000 >/dev/null 2>&1 </dev/null & echo $!",
+        )
+        .await;
+        process.exit.await.unwrap();
+        // Another sandbox's process is not the restart's business.
+        let other = provider.ensure("bystander").await.unwrap();
+        let (bystander, bystander_pid) =
+            exec_reporting_pid(other.as_ref(), "echo $$; exec sleep 1000").await;
+        provider.restart("again").await.unwrap();
+        assert!(gone(pid).await, "a process of the sandbox survived its restart");
+        assert!(!gone_now(bystander_pid));
+        let home = root.path().join("again/home");
+        assert_eq!(std::fs::read_to_string(home.join("notes.txt")).unwrap(), "kept\n");
+        bystander.killer.kill();
     }
 
     #[tokio::test]

@@ -68,6 +68,27 @@ impl From<rustix::io::Errno> for SandboxError {
     }
 }
 
+impl SandboxError {
+    /// The limit of the sandbox this failure shows was reached, where that is certain: a
+    /// process that could not be forked for `EAGAIN` means the sandbox is out of processes.
+    pub fn limit(&self) -> Option<SandboxLimit> {
+        match self {
+            Self::Spawn { source, .. } if source.raw_os_error() == Some(libc::EAGAIN) => {
+                Some(SandboxLimit::Processes)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// A resource limit of a sandbox, as the cause of a failure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SandboxLimit {
+    Processes,
+    Memory,
+    Disk,
+}
+
 pub type Result<T, E = SandboxError> = std::result::Result<T, E>;
 
 /// A command to run inside a sandbox. Paths are as the sandbox sees them.
@@ -87,6 +108,10 @@ pub struct ExecRequest {
     /// Keep the process running when the server lets go of it (drops every handle); by
     /// default that kills it.
     pub background: bool,
+    /// Run under the commands' process limit, below the one the CLI runs under, like the
+    /// agent's own commands: for shells that people type into, so that what they start
+    /// cannot starve the agent either. Providers without such a limit ignore it.
+    pub as_command: bool,
 }
 
 /// Where a sandbox stands.
@@ -128,6 +153,13 @@ pub trait Sandbox: Send + Sync {
     /// File operations confined to the home directory. Paths are relative to the home, or
     /// absolute under it.
     fn files(&self) -> &Workspace;
+
+    /// A bash to run the agent's commands in (the CLI's `CLAUDE_CODE_SHELL`), as the sandbox
+    /// sees it, when the provider has one that keeps them under the commands' limits and
+    /// ends them with the CLI; `None` leaves the CLI to find its own.
+    fn command_shell(&self) -> Option<String> {
+        None
+    }
 }
 
 /// Run a blocking file operation of a sandbox off the async workers.
@@ -176,6 +208,20 @@ pub trait SandboxProvider: Send + Sync {
     /// For operations that rewrite the workspace under its feet (a checkpoint restore).
     async fn stop(&self, _id: &str) -> Result<()> {
         Ok(())
+    }
+
+    /// End every process of the sandbox (its commands, servers, terminals and the CLI), keep
+    /// its files, and return once it is ready to run processes again: how a person gets a
+    /// sandbox back that its processes have made unusable.
+    async fn restart(&self, id: &str) -> Result<()> {
+        self.stop(id).await?;
+        self.ensure(id).await.map(drop)
+    }
+
+    /// Why the provider itself stopped the sandbox, if it did (the disk quota is the only
+    /// reason today); cleared when it starts again.
+    async fn stopped_because(&self, _id: &str) -> Option<String> {
+        None
     }
 
     /// Freeze the sandbox's processes (releasing memory where the platform can).

@@ -9,10 +9,14 @@ use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 /// How a process ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ExitStatus {
     pub code: Option<i32>,
     pub signal: Option<i32>,
+    /// The sandbox limit that ended the process, when the provider knows it for certain
+    /// (the sandbox stopped over its disk quota; the kernel's OOM or pids accounting of the
+    /// sandbox's cgroup counted an event while the process ran and it died by a signal).
+    pub limit: Option<crate::SandboxLimit>,
 }
 
 impl ExitStatus {

@@ -41,6 +41,8 @@ pub struct SpawnSpec {
     pub die_with_parent: bool,
     /// Keep the process when its exit future is dropped (a background process).
     pub keep_when_dropped: bool,
+    /// Lower `RLIMIT_NPROC` (soft and hard) to this for the process and what it starts.
+    pub process_limit: Option<u64>,
 }
 
 /// A started process. With a PTY, `stdout` carries the terminal's output (stderr included)
@@ -80,7 +82,7 @@ pub fn spawn(spec: SpawnSpec) -> io::Result<Spawned> {
             None
         }
     };
-    prepare_child(&mut command, pty.is_some(), spec.die_with_parent);
+    prepare_child(&mut command, pty.is_some(), spec.die_with_parent, spec.process_limit);
     let mut child = command.spawn()?;
     // The command holds the PTY's slave ends; the child has its own copies now.
     drop(command);
@@ -100,7 +102,7 @@ pub fn spawn(spec: SpawnSpec) -> io::Result<Spawned> {
     };
     let exit: ExitFuture = Box::pin(async move {
         let status = child.wait().await?;
-        Ok(ExitStatus { code: status.code(), signal: status.signal() })
+        Ok(ExitStatus { code: status.code(), signal: status.signal(), limit: None })
     });
     Ok(Spawned { pid, stdin, stdout, stderr, exit, pty })
 }
@@ -112,9 +114,11 @@ fn prepare_child(
     command: &mut tokio::process::Command,
     controlling_tty: bool,
     die_with_parent: bool,
+    process_limit: Option<u64>,
 ) {
     // SAFETY: the closure runs in the forked child before exec and only makes
-    // async-signal-safe system calls (setsid, ioctl, prctl) without allocating.
+    // async-signal-safe system calls (setsid, ioctl, prctl, getrlimit, setrlimit) without
+    // allocating.
     unsafe {
         command.pre_exec(move || {
             nix::unistd::setsid().map_err(io::Error::from)?;
@@ -123,6 +127,12 @@ fn prepare_child(
             }
             if die_with_parent {
                 nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(io::Error::from)?;
+            }
+            if let Some(wanted) = process_limit {
+                use nix::sys::resource::{Resource, getrlimit, setrlimit};
+                let (_, hard) = getrlimit(Resource::RLIMIT_NPROC).map_err(io::Error::from)?;
+                let limit = wanted.min(hard);
+                setrlimit(Resource::RLIMIT_NPROC, limit, limit).map_err(io::Error::from)?;
             }
             Ok(())
         });

@@ -52,6 +52,9 @@ pub struct ExecSpec {
     /// Keep running after the connection closes.
     #[serde(default)]
     pub background: bool,
+    /// Run under the commands' process limit (see [`crate::ExecRequest::as_command`]).
+    #[serde(default)]
+    pub as_command: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -61,15 +64,24 @@ pub struct Reply {
     pub pid: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The `errno` of a failed system call behind `error`, so the server can tell causes
+    /// apart (`EAGAIN` from fork: out of processes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub errno: Option<i32>,
 }
 
 impl Reply {
     pub fn ok(pid: Option<u32>) -> Self {
-        Self { ok: true, pid, error: None }
+        Self { ok: true, pid, error: None, errno: None }
     }
 
     pub fn error(message: impl Into<String>) -> Self {
-        Self { ok: false, pid: None, error: Some(message.into()) }
+        Self { ok: false, pid: None, error: Some(message.into()), errno: None }
+    }
+
+    /// A failed system call.
+    pub fn os_error(err: &std::io::Error) -> Self {
+        Self { errno: err.raw_os_error(), ..Self::error(err.to_string()) }
     }
 }
 

@@ -279,3 +279,218 @@ async fn a_background_exec_outlives_its_connection_and_a_foreground_one_does_not
     assert_eq!(read("fg"), fg, "a dropped foreground process kept running");
     assert_ne!(read("bg"), bg, "a background process stopped with its connection");
 }
+
+/// A provider whose sandboxes get user ids no other test of this file uses, so that their
+/// process counts (`RLIMIT_NPROC` counts per user) are their own.
+async fn provider_with_own_uids(root: PathBuf, uid_base: u32) -> Arc<LocalProvider> {
+    LocalProvider::new(LocalConfig { uid_base, ..config(root) }).await.unwrap()
+}
+
+const SHELL: &str = "/opt/agentbox/bin/agentbox-bash";
+
+/// Run `script` through the commands' shell, as the CLI does for a Bash call.
+async fn command(sandbox: &dyn Sandbox, script: &str) -> (Option<i32>, String, String) {
+    sh(sandbox, &format!("exec {SHELL} -c '{}'", script.replace('\'', r"'\''"))).await
+}
+
+/// Wait until `want` processes of the sandbox have exactly `pattern` (a regex) as their
+/// command line.
+async fn wait_for_count(sandbox: &dyn Sandbox, pattern: &str, want: usize) {
+    let mut seen = String::new();
+    for _ in 0..400 {
+        let (_, out, _) = sh(sandbox, &format!("pgrep -c -x -f '{pattern}' || true")).await;
+        seen = out.trim().to_owned();
+        if seen == want.to_string() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{pattern}: {seen} processes, not {want}");
+}
+
+#[tokio::test]
+async fn commands_run_under_a_lower_process_limit_than_the_agent_and_a_full_one_says_so() {
+    if !nix::unistd::geteuid().is_root() {
+        return; // Without user ids of its own, a sandbox has no process limit of its own.
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let provider = provider_with_own_uids(dir.path().join("sandboxes"), 310_000).await;
+    let sandbox = provider.ensure("nproc").await.unwrap();
+    let (_, out, _) = sh(sandbox.as_ref(), "bash -c 'ulimit -u'").await;
+    assert_eq!(out.trim(), "200", "the agent runs under the sandbox's own limit");
+    let (code, out, err) = command(sandbox.as_ref(), "ulimit -u").await;
+    assert_eq!((code, out.trim()), (Some(0), "150"), "{err}");
+    // Terminals are people's commands: the same limit.
+    let mut terminal = sandbox
+        .exec(ExecRequest {
+            program: "/bin/bash".into(),
+            args: vec!["-c".into(), "ulimit -u".into()],
+            as_command: true,
+            ..ExecRequest::default()
+        })
+        .await
+        .unwrap();
+    let mut out = String::new();
+    terminal.stdout.read_to_string(&mut out).await.unwrap();
+    assert_eq!(out.trim(), "150");
+
+    // A command that takes every process it may hold...
+    let filler = "import os, time\nn = 0\ntry:\n    while True:\n        if os.fork() == 0:\n            time.sleep(1000)\n            os._exit(0)\n        n += 1\nexcept OSError as e:\n    print('full after', n, e, flush=True)\n    time.sleep(1000)\n";
+    std::fs::write(dir.path().join("sandboxes/nproc/home/fill.py"), filler).unwrap();
+    let mut fill = sandbox
+        .exec(ExecRequest {
+            program: SHELL.into(),
+            args: vec!["-c".into(), "python3 fill.py".into()],
+            ..ExecRequest::default()
+        })
+        .await
+        .unwrap();
+    let full = read_until(fill.stdout.as_mut(), "\n").await;
+    assert!(full.contains("Resource temporarily unavailable"), "{full}");
+    // ...leaves the next command unstarted, with a line that says why...
+    let (code, out, err) = command(sandbox.as_ref(), "echo should-not-run").await;
+    assert_eq!(code, Some(126), "{out} {err}");
+    assert!(err.contains(agentbox_sandbox::local::shell::PROCESS_LIMIT_NOTICE), "{err}");
+    assert!(err.contains("of 150"), "{err}");
+    // ...while the agent itself can still start processes.
+    let (code, out, _) = sh(sandbox.as_ref(), "echo the agent goes on").await;
+    assert_eq!((code, out.trim()), (Some(0), "the agent goes on"));
+
+    // Past the sandbox's own limit nothing starts, and the error says it was the limit.
+    let mut rest = sandbox
+        .exec(ExecRequest {
+            program: "/usr/bin/python3".into(),
+            args: vec!["fill.py".into()],
+            ..ExecRequest::default()
+        })
+        .await
+        .unwrap();
+    let full = read_until(rest.stdout.as_mut(), "\n").await;
+    assert!(full.contains("Resource temporarily unavailable"), "{full}");
+    let refused = sandbox
+        .exec(ExecRequest { program: "/bin/true".into(), ..ExecRequest::default() })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.limit(), Some(agentbox_sandbox::SandboxLimit::Processes), "{refused}");
+    rest.killer.kill();
+    fill.killer.kill();
+    // Other failures are not put down to a limit (tried until the killed processes are gone).
+    let mut last = None;
+    for _ in 0..100 {
+        match sandbox
+            .exec(ExecRequest { program: "/no/such/program".into(), ..ExecRequest::default() })
+            .await
+        {
+            Err(err) if err.limit().is_some() => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            other => {
+                last = Some(other.map(drop));
+                break;
+            }
+        }
+    }
+    let err = last.expect("the sandbox never freed its processes").unwrap_err();
+    assert_eq!(err.limit(), None, "{err}");
+    assert!(err.to_string().contains("No such file or directory"), "{err}");
+}
+
+#[tokio::test]
+async fn the_foreground_of_a_call_dies_with_its_caller_and_the_background_stays() {
+    let dir = tempfile::tempdir().unwrap();
+    let provider = provider_with_own_uids(dir.path().join("sandboxes"), 310_100).await;
+    let sandbox = provider.ensure("orphans").await.unwrap();
+    // An earlier call, finished, left a server running in the background.
+    let (code, _, err) =
+        command(sandbox.as_ref(), "nohup sleep 1001 >/dev/null 2>&1 & echo started").await;
+    assert_eq!(code, Some(0), "{err}");
+    // A call in the foreground, with a child in its group, one in a session of its own and
+    // an orphan, under a caller that stands for the CLI.
+    let inner = "sleep 1002 & setsid sleep 1003 & (sleep 1004 &); exec sleep 1005";
+    let caller = format!("{SHELL} -c '{inner}' & echo $$; wait");
+    let mut cli = sandbox
+        .exec(ExecRequest {
+            program: "/bin/sh".into(),
+            args: vec!["-c".into(), caller],
+            ..ExecRequest::default()
+        })
+        .await
+        .unwrap();
+    let pid = read_until(cli.stdout.as_mut(), "\n").await.trim().to_owned();
+    wait_for_count(sandbox.as_ref(), "sleep 100[2-5]", 4).await;
+    // The caller dies (as the CLI does when it aborts, or is killed from outside).
+    let (code, _, err) = sh(sandbox.as_ref(), &format!("kill -9 {pid}")).await;
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(cli.exit.await.unwrap().signal, Some(9));
+    wait_for_count(sandbox.as_ref(), "sleep 100[2-5]", 0).await;
+    wait_for_count(sandbox.as_ref(), "sleep 1001", 1).await;
+}
+
+#[tokio::test]
+async fn the_commands_shell_is_bash_to_its_caller() {
+    let dir = tempfile::tempdir().unwrap();
+    let provider = provider_with_own_uids(dir.path().join("sandboxes"), 310_200).await;
+    let sandbox = provider.ensure("plain").await.unwrap();
+    let (code, out, _) = command(sandbox.as_ref(), "echo $BASH_VERSION | cut -c1; exit 3").await;
+    assert_eq!((code, out.trim()), (Some(3), "5"));
+    let (code, _, _) = command(sandbox.as_ref(), "kill -TERM $$").await;
+    assert_eq!(code, None, "a shell killed by a signal is reported as such");
+    let (code, out, _) = sh(sandbox.as_ref(), &format!("{SHELL} -c -l 'echo login'")).await;
+    assert_eq!((code, out.trim()), (Some(0), "login"));
+}
+
+#[tokio::test]
+async fn a_restart_ends_every_process_and_keeps_the_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let provider = provider_with_own_uids(dir.path().join("sandboxes"), 310_300).await;
+    let sandbox = provider.ensure("again").await.unwrap();
+    let (code, _, _) =
+        sh(sandbox.as_ref(), "echo kept > notes.txt; nohup sleep 1000 >/dev/null 2>&1 &").await;
+    assert_eq!(code, Some(0));
+    wait_for_count(sandbox.as_ref(), "sleep 1000", 1).await;
+    provider.restart("again").await.unwrap();
+    assert_eq!(provider.status("again").await, SandboxStatus::Running);
+    let sandbox = provider.ensure("again").await.unwrap();
+    let (code, out, _) =
+        sh(sandbox.as_ref(), "cat notes.txt; pgrep -c -x -f 'sleep 1000' || true").await;
+    assert_eq!((code, out.as_str()), (Some(0), "kept\n0\n"));
+    if nix::unistd::geteuid().is_root() {
+        // Nothing of the old container is left to count against the new one's limit.
+        let theirs = std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_str().is_some_and(|n| n.parse::<u32>().is_ok()))
+            .filter(|e| {
+                use std::os::unix::fs::MetadataExt;
+                std::fs::metadata(e.path()).is_ok_and(|m| m.uid() == 310_300)
+            })
+            .filter_map(|e| std::fs::read_to_string(e.path().join("cmdline")).ok())
+            .filter(|cmdline| cmdline.contains("sleep"))
+            .count();
+        assert_eq!(theirs, 0);
+    }
+}
+
+#[tokio::test]
+async fn a_call_told_to_stop_leaves_no_orphan_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let provider = provider_with_own_uids(dir.path().join("sandboxes"), 310_400).await;
+    let sandbox = provider.ensure("stop").await.unwrap();
+    let caller = format!("{SHELL} -c '(sleep 1006 &); exec sleep 1007' & echo $!; wait $!");
+    let mut cli = sandbox
+        .exec(ExecRequest {
+            program: "/bin/sh".into(),
+            args: vec!["-c".into(), caller],
+            ..ExecRequest::default()
+        })
+        .await
+        .unwrap();
+    let shell = read_until(cli.stdout.as_mut(), "\n").await.trim().to_owned();
+    wait_for_count(sandbox.as_ref(), "sleep 100[67]", 2).await;
+    // Someone other than the CLI stops the call by the shell's pid, as they would stop bash.
+    let (code, _, err) = sh(sandbox.as_ref(), &format!("kill -TERM {shell}")).await;
+    assert_eq!(code, Some(0), "{err}");
+    wait_for_count(sandbox.as_ref(), "sleep 100[67]", 0).await;
+    // The caller saw its shell end as bash would have: by SIGTERM.
+    assert_eq!(cli.exit.await.unwrap().code, Some(128 + 15));
+}

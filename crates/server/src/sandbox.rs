@@ -1,5 +1,7 @@
-//! A chat's sandbox as such: where it runs, whether it runs, and pausing it by hand.
+//! A chat's sandbox as such: where it runs, whether it runs, pausing it by hand, and
+//! restarting it when its processes have made it unusable.
 
+use agentbox_runs::RestartError;
 use axum::Json;
 use axum::extract::State;
 use serde::Serialize;
@@ -19,6 +21,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(sandbox_info))
         .routes(routes!(pause))
         .routes(routes!(resume))
+        .routes(routes!(restart))
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -87,5 +90,32 @@ async fn resume(
 ) -> Result<Json<SandboxInfo>, ApiError> {
     owned_chat(&state, &user, chat_id).await?;
     state.runner.sandbox_provider().resume(&chat_id.to_string()).await.map_err(sandbox_error)?;
+    Ok(Json(info(&state, chat_id).await))
+}
+
+/// End every process of the chat's sandbox (commands, servers, terminals, the CLI) and start
+/// it again; its files and the conversation's CLI session are kept, so the next turn
+/// resumes the conversation. A running turn is interrupted first (it ends `interrupted`
+/// with a `system/sandbox_restarted` notice, and the chat's queue pauses). Answers once the
+/// sandbox runs again.
+#[utoipa::path(post, path = "/api/v1/chats/{chat_id}/sandbox/restart", tag = "sandbox",
+    params(("chat_id" = Uuid, Path)),
+    responses((status = 200, body = SandboxInfo), (status = 404, description = "chat_not_found"),
+              (status = 409, description = "turn_in_progress: a turn started during the restart"),
+              (status = 503, description = "sandbox_unavailable: the sandbox cannot start (over its disk quota, ...)")),
+    security(("bearer" = [])))]
+async fn restart(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    ChatId(chat_id): ChatId,
+) -> Result<Json<SandboxInfo>, ApiError> {
+    owned_chat(&state, &user, chat_id).await?;
+    state.runner.restart_sandbox(chat_id).await.map_err(|err| match err {
+        RestartError::Busy => ApiError::conflict(
+            "turn_in_progress",
+            "A turn started while the sandbox was being restarted; restart it again if needed.",
+        ),
+        RestartError::Sandbox(err) => sandbox_error(err),
+    })?;
     Ok(Json(info(&state, chat_id).await))
 }

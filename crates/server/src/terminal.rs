@@ -236,6 +236,8 @@ async fn start_shell(
             program: "/bin/bash".into(),
             args: vec!["-l".into()],
             pty: Some(size),
+            // A person's commands, like the agent's: what they start cannot starve the CLI.
+            as_command: true,
             ..ExecRequest::default()
         })
         .await

@@ -95,7 +95,11 @@ async fn loopback_server(body: &'static str) -> u16 {
 }
 
 /// The tool output of a turn that runs `command` (through the mock's `[[bash:...]]`).
-async fn run_in_sandbox(api: &Api, chat: &str, command: &str) -> (String, Vec<SseEvent>) {
+pub(super) async fn run_in_sandbox(
+    api: &Api,
+    chat: &str,
+    command: &str,
+) -> (String, Vec<SseEvent>) {
     assert!(!command.contains("]]"), "the marker cannot carry ]]");
     let message = api.send(chat, &format!("[[bash:{command}]] run this")).await;
     let events: Vec<SseEvent> = api
@@ -267,6 +271,10 @@ async fn bombs_and_floods_are_stopped_by_the_limits() {
     let fill = "for i in $(seq 1 12); do head -c 20000000 /dev/zero > fill$i; done; python3 -c 'import time; time.sleep(30)'";
     let (_, events) = run_in_sandbox(&api, &chat, fill).await;
     assert_eq!(events.last().unwrap().data["status"], "failed", "{:?}", kinds(&events));
+    // The turn says which limit ended it, and what to do.
+    let error = events.iter().rev().find(|e| e.event == "error").expect("an error event");
+    assert_eq!(error.data["code"], "sandbox_out_of_disk", "{}", error.data);
+    assert!(error.data["message"].as_str().unwrap().contains("Delete files"), "{}", error.data);
     assert_healthy(&api).await;
     let (_, sandbox) = api.get(&format!("/api/v1/chats/{chat}/sandbox")).await;
     assert_eq!(sandbox["status"], "stopped", "{sandbox}");
@@ -275,6 +283,7 @@ async fn bombs_and_floods_are_stopped_by_the_limits() {
     let events = api.turn_events(&chat, &message).await;
     let error = events.iter().rev().find(|e| e.event == "error").expect("an error event");
     assert!(error.data["message"].as_str().unwrap().contains("quota"), "{}", error.data);
+    assert_eq!(error.data["code"], "sandbox_out_of_disk", "{}", error.data);
     // Deleting files through the API brings it back.
     for i in 1..=12 {
         api.call(Method::DELETE, &format!("/api/v1/chats/{chat}/files?path=fill{i}"), None).await;
@@ -286,7 +295,7 @@ async fn bombs_and_floods_are_stopped_by_the_limits() {
 
 /// A chat of `api` in `bypassPermissions` (curl reaches the network, which `auto` would ask
 /// about; these tests are about the proxy).
-async fn bypass_chat(api: &Api) -> String {
+pub(super) async fn bypass_chat(api: &Api) -> String {
     let body = json!({"permission_mode": "bypassPermissions"});
     let (status, chat) = api.call(Method::POST, "/api/v1/chats", Some(body)).await;
     assert_eq!(status, StatusCode::CREATED, "{chat}");

@@ -3,6 +3,7 @@ mod checkpoints;
 mod containment;
 mod crash;
 mod permissions;
+mod runaway;
 mod sandbox;
 mod support;
 mod turns;

@@ -32,12 +32,16 @@ async fn request(
         })??;
     match reply {
         Some(Reply { ok: true, .. }) => Ok((read, write)),
-        Some(Reply { error, .. }) => Err(SandboxError::Spawn {
+        Some(Reply { error, errno, .. }) => Err(SandboxError::Spawn {
             program: match request {
                 Request::Exec(spec) => spec.program.clone(),
                 _ => "request".into(),
             },
-            source: io::Error::other(error.unwrap_or_else(|| "refused".into())),
+            // Only the number crosses as a cause: the init's words are the agent's to choose.
+            source: match errno {
+                Some(errno) if errno > 0 => io::Error::from_raw_os_error(errno),
+                _ => io::Error::other(error.unwrap_or_else(|| "refused".into())),
+            },
         }),
         None => Err(SandboxError::Unavailable("the sandbox's init closed the connection".into())),
     }
@@ -112,7 +116,11 @@ pub async fn exec(socket: &Path, spec: ExecSpec) -> Result<SandboxProcess> {
                 }
                 Ok(Some((kind::EXIT, payload))) => {
                     break serde_json::from_slice::<Exit>(&payload)
-                        .map(|exit| ExitStatus { code: exit.code, signal: exit.signal })
+                        .map(|exit| ExitStatus {
+                            code: exit.code,
+                            signal: exit.signal,
+                            limit: None,
+                        })
                         .map_err(|err| io::Error::new(io::ErrorKind::InvalidData, err));
                 }
                 Ok(Some(_)) => {}

@@ -29,7 +29,7 @@ pub const PROXY_SOCKET: &str = "/run/agentbox/proxy.sock";
 /// The in-sandbox proxy port (`HTTP_PROXY=http://127.0.0.1:3128`).
 pub const PROXY_PORT: u16 = 3128;
 /// Inherited by every process an exec starts, so the exec can be stopped as a whole.
-const EXEC_MARKER: &str = "AGENTBOX_EXEC";
+pub(crate) const EXEC_MARKER: &str = "AGENTBOX_EXEC";
 /// How long output is still forwarded after a process exits (its children may hold the
 /// pipes open forever).
 const DRAIN: Duration = Duration::from_secs(2);
@@ -139,12 +139,10 @@ async fn exec(
         marker,
         die_with_parent: false,
         keep_when_dropped: spec.background,
+        process_limit: if spec.as_command { command_processes() } else { None },
     }) {
         Ok(spawned) => spawned,
-        Err(err) => {
-            return wire::write_line(&mut write, &Reply::error(format!("{}: {err}", spec.program)))
-                .await;
-        }
+        Err(err) => return wire::write_line(&mut write, &Reply::os_error(&err)).await,
     };
     let pid = spawned.pid;
     let background = spec.background;
@@ -232,6 +230,11 @@ async fn exec(
     let _ = writer.await;
     input.abort();
     Ok(())
+}
+
+/// The commands' process limit the provider put in the sandbox's environment, if any.
+fn command_processes() -> Option<u64> {
+    std::env::var(super::shell::COMMAND_PROCESSES_ENV).ok()?.trim().parse().ok()
 }
 
 async fn pump(

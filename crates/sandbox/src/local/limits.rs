@@ -8,6 +8,8 @@
 //!   sandbox runs as a user id of its own), a lower CPU priority instead of a CPU quota — and
 //!   pause stops the processes with `SIGSTOP` (their memory stays in use).
 //!
+//! In both modes, when sandboxes have user ids of their own, the agent's commands and
+//! terminals run under a lower `RLIMIT_NPROC` ([`Limits::command_processes`]) than the CLI.
 //! In both modes: `RLIMIT_FSIZE` caps any one file at the disk quota, the provider checks
 //! the workspace's total size periodically, sandbox processes are the OOM killer's first
 //! choice (`oom_score_adj` 1000), and core dumps are off.
@@ -42,6 +44,18 @@ impl Default for Limits {
             tmp_bytes: 512 << 20,
             open_files: 4096,
         }
+    }
+}
+
+impl Limits {
+    /// The process limit of the agent's commands and of terminals (`RLIMIT_NPROC`, which
+    /// counts every process and thread of the sandbox's user): below the sandbox's own, so
+    /// that a command starting processes without end fails inside its tool call and leaves
+    /// the CLI room for its threads and its next calls. A quarter of the limit is kept back,
+    /// at least 16 and at most 256 processes (never more than half).
+    pub fn command_processes(&self) -> u64 {
+        let headroom = (self.processes / 4).clamp(16, 256).min(self.processes / 2);
+        self.processes - headroom
     }
 }
 
@@ -167,9 +181,32 @@ impl SandboxCgroup {
         Ok(())
     }
 
+    /// How many processes the OOM killer has killed in the cgroup (`memory.events`).
+    pub fn oom_kills(&self) -> Option<u64> {
+        event_count(&self.dir.join("memory.events"), "oom_kill")
+    }
+
+    /// How many forks `pids.max` has refused in the cgroup (`pids.events`).
+    pub fn forks_refused(&self) -> Option<u64> {
+        event_count(&self.dir.join("pids.events"), "max")
+    }
+
+    /// Kill every process in the cgroup (`cgroup.kill`, Linux 5.14 and later).
+    pub fn kill(&self) {
+        let _ = fs::write(self.dir.join("cgroup.kill"), "1");
+    }
+
     pub fn remove(&self) {
         let _ = fs::remove_dir(&self.dir);
     }
+}
+
+/// The counter `key` of a cgroup's `*.events` file (`key value` lines).
+fn event_count(file: &Path, key: &str) -> Option<u64> {
+    fs::read_to_string(file).ok()?.lines().find_map(|line| {
+        let (name, value) = line.split_once(' ')?;
+        if name == key { value.trim().parse().ok() } else { None }
+    })
 }
 
 /// Disk space used under `dir` in bytes (allocated blocks, hard links counted once per
@@ -246,6 +283,23 @@ mod tests {
         assert_eq!(fs::read_to_string(cgroup.dir.join("cpu.max")).unwrap(), "150000 100000");
         cgroup.freeze(true).unwrap();
         assert_eq!(fs::read_to_string(cgroup.dir.join("cgroup.freeze")).unwrap(), "1");
+        cgroup.kill();
+        assert_eq!(fs::read_to_string(cgroup.dir.join("cgroup.kill")).unwrap(), "1");
+        assert_eq!(cgroup.oom_kills(), None);
+        fs::write(cgroup.dir.join("memory.events"), "low 0\nhigh 0\nmax 4\noom 2\noom_kill 1\n")
+            .unwrap();
+        fs::write(cgroup.dir.join("pids.events"), "max 17\n").unwrap();
+        assert_eq!((cgroup.oom_kills(), cgroup.forks_refused()), (Some(1), Some(17)));
+    }
+
+    #[test]
+    fn commands_keep_headroom_below_the_sandboxs_process_limit() {
+        let with = |processes| Limits { processes, ..Limits::default() }.command_processes();
+        assert_eq!(with(512), 384);
+        assert_eq!(with(200), 150);
+        assert_eq!(with(4096), 3840);
+        assert_eq!(with(40), 24);
+        assert_eq!(with(10), 5);
     }
 
     #[test]

@@ -15,7 +15,9 @@
 //! - pid, ipc, uts (hostname = sandbox id), cgroup and network namespaces: no interface but
 //!   loopback; the only way out is the [`crate::egress`] proxy;
 //! - no capabilities, `no_new_privs`, a seccomp filter ([`seccomp`]), no nested user
-//!   namespaces, and [`limits`] on memory, processes, CPU and disk.
+//!   namespaces, and [`limits`] on memory, processes, CPU and disk;
+//! - the agent's commands run in [`shell`] (`agentbox-bash`), under a lower process limit
+//!   than the CLI and ended with it.
 //!
 //! The server talks to the init over a Unix socket whose listening end it creates and hands
 //! down, in a directory the sandbox never sees. Sandboxes die with the server
@@ -26,6 +28,7 @@ mod client;
 pub mod init;
 pub mod limits;
 mod seccomp;
+pub mod shell;
 
 use std::collections::{BTreeSet, HashMap};
 use std::ffi::CString;
@@ -46,8 +49,8 @@ use crate::egress::{EgressPolicy, EgressProxy};
 use crate::process::SandboxProcess;
 use crate::wire::ExecSpec;
 use crate::{
-    ExecRequest, ProviderHealth, Result, Sandbox, SandboxError, SandboxProvider, SandboxStatus,
-    Tools, Workspace, check_id,
+    ExecRequest, ExitStatus, ProviderHealth, Result, Sandbox, SandboxError, SandboxLimit,
+    SandboxProvider, SandboxStatus, Tools, Workspace, check_id,
 };
 
 /// The agent's home inside every sandbox.
@@ -59,6 +62,8 @@ const INIT_NAME: &str = "agentbox-init";
 const INSIDE_UID: u32 = 1000;
 /// How long a new sandbox has to answer its first ping.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long stopping a sandbox waits for its processes to be gone.
+const STOP_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Entries of the host's `/etc` that programs need and that hold no secrets.
 const ETC_ALLOWED: &[&str] = &[
@@ -163,6 +168,10 @@ struct State {
     container: Option<tokio::process::Child>,
     cgroup: Option<SandboxCgroup>,
     proxy_task: Option<tokio::task::JoinHandle<()>>,
+    /// Pidfds of the container's bubblewrap process and of the first process of its pid
+    /// namespace, taken at start (when the container holds few processes to look through):
+    /// stopping waits for them.
+    ends: Vec<OwnedFd>,
     /// Open exec connections: while any is open, the sandbox is not idle.
     busy: usize,
     idle_since: Instant,
@@ -270,6 +279,7 @@ impl LocalProvider {
                 container: None,
                 cgroup: None,
                 proxy_task: None,
+                ends: Vec::new(),
                 busy: 0,
                 idle_since: Instant::now(),
                 stopped_because: None,
@@ -449,9 +459,15 @@ impl LocalProvider {
                 format!("{TOOLS_DIR}/{name}"),
             ]);
         }
+        // The shell of the agent's commands is the init binary under another name.
+        args.extend([
+            "--symlink".into(),
+            INIT_NAME.into(),
+            format!("{TOOLS_DIR}/{}", shell::SHELL_NAME),
+        ]);
         args.extend(["--chdir".into(), HOME.into()]);
         let proxy_url = format!("http://127.0.0.1:{}", init::PROXY_PORT);
-        let env = [
+        let mut env = vec![
             ("HOME", HOME.to_owned()),
             ("USER", "user".to_owned()),
             ("LOGNAME", "user".to_owned()),
@@ -473,6 +489,11 @@ impl LocalProvider {
             ("AGENTBOX_SANDBOX_ID", entry.id.clone()),
             (init::LISTEN_FD_ENV, control_listener.as_raw_fd().to_string()),
         ];
+        // `RLIMIT_NPROC` counts per user: it is the sandbox's own only when the sandbox has a
+        // user id of its own, so only then do commands get a limit below the CLI's.
+        if self.own_uids {
+            env.push((shell::COMMAND_PROCESSES_ENV, limits.command_processes().to_string()));
+        }
         for (name, value) in &env {
             args.extend(["--setenv".into(), (*name).to_owned(), value.clone()]);
         }
@@ -563,8 +584,10 @@ impl LocalProvider {
             }
             return Err(err);
         }
+        let ends = child.id().map(container_ends).unwrap_or_default();
         let mut state = lock(&entry.state);
         state.status = SandboxStatus::Running;
+        state.ends = ends;
         state.container = Some(child);
         state.cgroup = cgroup;
         if let Some(old) = state.proxy_task.replace(proxy_task) {
@@ -576,9 +599,11 @@ impl LocalProvider {
         Ok(())
     }
 
-    /// Kill the container (all its processes die with its pid namespace).
-    fn kill_container(entry: &Entry, reason: Option<String>) {
+    /// Kill the container (all its processes die with its pid namespace). Returns what to
+    /// wait for to know they are gone (see [`Self::wait_gone`]).
+    fn kill_container(entry: &Entry, reason: Option<String>) -> Vec<OwnedFd> {
         let mut state = lock(&entry.state);
+        let ends = std::mem::take(&mut state.ends);
         if let Some(mut child) = state.container.take() {
             let _ = child.start_kill();
         }
@@ -586,10 +611,37 @@ impl LocalProvider {
             task.abort();
         }
         if let Some(cgroup) = state.cgroup.take() {
+            cgroup.kill();
             cgroup.remove();
         }
         state.status = SandboxStatus::Stopped;
         state.stopped_because = reason;
+        ends
+    }
+
+    /// Wait (at most [`STOP_TIMEOUT`]) until the processes behind `ends` have exited. The
+    /// first process of a pid namespace exits only once every other one in it is gone, so
+    /// nothing of a stopped sandbox writes to its workspace afterwards or counts against the
+    /// process limit of the sandbox that replaces it.
+    async fn wait_gone(id: &str, ends: Vec<OwnedFd>) {
+        let gone = tokio::task::spawn_blocking(move || {
+            use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+            let deadline = Instant::now() + STOP_TIMEOUT;
+            // A pidfd is readable once its process has exited.
+            for end in &ends {
+                let left = deadline.saturating_duration_since(Instant::now());
+                let timeout = PollTimeout::try_from(left).unwrap_or(PollTimeout::ZERO);
+                let mut fds = [PollFd::new(std::os::fd::AsFd::as_fd(end), PollFlags::POLLIN)];
+                if !matches!(poll(&mut fds, timeout), Ok(1..)) {
+                    return false;
+                }
+            }
+            true
+        })
+        .await;
+        if !matches!(gone, Ok(true)) {
+            tracing::warn!(sandbox = %id, "the processes of a stopped sandbox are slow to go");
+        }
     }
 
     async fn set_frozen(&self, entry: &Entry, frozen: bool) -> Result<()> {
@@ -646,11 +698,6 @@ impl LocalProvider {
                 }
             }
         }
-    }
-
-    /// Why the provider stopped the sandbox, if it did.
-    pub fn stopped_because(&self, id: &str) -> Option<String> {
-        lock(&self.sandboxes).get(id).and_then(|entry| lock(&entry.state).stopped_because.clone())
     }
 }
 
@@ -715,8 +762,26 @@ impl SandboxProvider for LocalProvider {
     async fn stop(&self, id: &str) -> Result<()> {
         let entry = self.entry(id)?;
         let _guard = entry.lifecycle.lock().await;
-        Self::kill_container(&entry, None);
+        let ends = Self::kill_container(&entry, None);
+        Self::wait_gone(id, ends).await;
         Ok(())
+    }
+
+    /// Kill the container, wait until all of its processes are gone, and start a new one on
+    /// the same workspace (its init answering).
+    async fn restart(&self, id: &str) -> Result<()> {
+        let entry = self.entry(id)?;
+        let _guard = entry.lifecycle.lock().await;
+        let ends = Self::kill_container(&entry, None);
+        Self::wait_gone(id, ends).await;
+        self.start(&entry).await?;
+        lock(&entry.state).idle_since = Instant::now();
+        tracing::info!(sandbox = %id, "sandbox restarted");
+        Ok(())
+    }
+
+    async fn stopped_because(&self, id: &str) -> Option<String> {
+        lock(&self.sandboxes).get(id).and_then(|entry| lock(&entry.state).stopped_because.clone())
     }
 
     async fn status(&self, id: &str) -> SandboxStatus {
@@ -786,6 +851,10 @@ impl Sandbox for LocalSandbox {
         &self.workspace
     }
 
+    fn command_shell(&self) -> Option<String> {
+        Some(format!("{TOOLS_DIR}/{}", shell::SHELL_NAME))
+    }
+
     async fn exec(&self, request: ExecRequest) -> Result<SandboxProcess> {
         let spec = ExecSpec {
             program: request.program,
@@ -795,13 +864,15 @@ impl Sandbox for LocalSandbox {
             pty: request.pty,
             timeout_ms: request.timeout.map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
             background: request.background,
+            as_command: request.as_command,
         };
         let mut process = client::exec(&self.entry.ctl_socket(), spec).await?;
         // Busy until the process has exited: the sandbox is not idle meanwhile.
-        {
+        let before = {
             let mut state = lock(&self.entry.state);
             state.busy += 1;
-        }
+            Counters::read(state.cgroup.as_ref())
+        };
         let entry = self.entry.clone();
         let exit = process.exit;
         process.exit = Box::pin(async move {
@@ -809,9 +880,56 @@ impl Sandbox for LocalSandbox {
             let mut state = lock(&entry.state);
             state.busy = state.busy.saturating_sub(1);
             state.idle_since = Instant::now();
-            status
+            let limit = ended_by_limit(&state, &before, status.as_ref().ok());
+            match status {
+                Ok(status) => Ok(ExitStatus { limit: limit.or(status.limit), ..status }),
+                // The container was stopped under the process: its connection broke.
+                Err(_) if limit.is_some() => {
+                    Ok(ExitStatus { signal: Some(9), limit, ..ExitStatus::default() })
+                }
+                Err(err) => Err(err),
+            }
         });
         Ok(process)
+    }
+}
+
+/// The kernel's counts of limit events in a sandbox's cgroup (cgroup v2 only).
+#[derive(Default)]
+struct Counters {
+    oom_kills: Option<u64>,
+    forks_refused: Option<u64>,
+}
+
+impl Counters {
+    fn read(cgroup: Option<&SandboxCgroup>) -> Self {
+        cgroup.map_or_else(Self::default, |cgroup| Self {
+            oom_kills: cgroup.oom_kills(),
+            forks_refused: cgroup.forks_refused(),
+        })
+    }
+}
+
+/// The limit that ended an exec, where that is certain: the provider stopped the sandbox
+/// over its disk quota under it, or it died by a signal while the sandbox's cgroup counted
+/// an OOM kill or a refused fork.
+fn ended_by_limit(
+    state: &State,
+    before: &Counters,
+    status: Option<&ExitStatus>,
+) -> Option<SandboxLimit> {
+    if state.stopped_because.is_some() && status.is_none_or(|s| s.signal.is_some()) {
+        return Some(SandboxLimit::Disk);
+    }
+    status?.signal?;
+    let after = Counters::read(state.cgroup.as_ref());
+    let grew = |before: Option<u64>, after: Option<u64>| matches!((before, after), (Some(b), Some(a)) if a > b);
+    if grew(before.oom_kills, after.oom_kills) {
+        Some(SandboxLimit::Memory)
+    } else if grew(before.forks_refused, after.forks_refused) {
+        Some(SandboxLimit::Processes)
+    } else {
+        None
     }
 }
 
@@ -863,6 +981,20 @@ fn check_short_socket_paths(root: &Path) -> Result<()> {
              is /proc mounted?"
         ))
     })
+}
+
+/// Pidfds of a container's bubblewrap process (`bwrap`, the server's child) and of its
+/// children, the first processes of the container's pid namespace.
+fn container_ends(bwrap: u32) -> Vec<OwnedFd> {
+    let Ok(bwrap) = i32::try_from(bwrap) else { return Vec::new() };
+    let root = nix::unistd::Pid::from_raw(bwrap);
+    std::iter::once(root)
+        .chain(shell::descendants(root).into_iter().take(4))
+        .filter_map(|pid| rustix::process::Pid::from_raw(pid.as_raw()))
+        .filter_map(|pid| {
+            rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).ok()
+        })
+        .collect()
 }
 
 fn remove_if_exists(path: &Path) -> Result<()> {

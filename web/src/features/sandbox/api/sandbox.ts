@@ -1,5 +1,5 @@
 // The chat's sandbox as server state: where it runs, whether it is isolated, and whether it
-// runs, is paused or is stopped; and pausing or resuming it by hand.
+// runs, is paused or is stopped; and pausing, resuming or restarting it by hand.
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { request } from "@/shared/api/client";
 import type { SandboxInfo } from "@/shared/api/types";
@@ -20,7 +20,8 @@ export function useSandbox(chatId: string) {
 export function useSandboxAction(chatId: string) {
   const queryClient = useQueryClient();
   return useMutation({
-    mutationFn: (action: "pause" | "resume") => request<SandboxInfo>(`/api/v1/chats/${chatId}/sandbox/${action}`, { method: "POST" }),
+    // A restart answers once the sandbox runs again, so its answer is the new status too.
+    mutationFn: (action: "pause" | "resume" | "restart") => request<SandboxInfo>(`/api/v1/chats/${chatId}/sandbox/${action}`, { method: "POST" }),
     onSuccess: (info) => queryClient.setQueryData(sandboxKeys.detail(chatId), info),
   });
 }
