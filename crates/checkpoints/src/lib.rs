@@ -24,6 +24,7 @@
 mod diff;
 mod error;
 mod exclude;
+mod fd;
 mod hash;
 mod index;
 mod manifest;
@@ -40,6 +41,17 @@ pub use manifest::CheckpointId;
 pub use restore::{Owner, RestoreStats};
 pub use scan::ScanStats;
 pub use store::{
-    Checkpoint, CheckpointOptions, GcStats, RestoreOptions, Restored, Retention, Store, StoreConfig,
+    Checkpoint, CheckpointOptions, GcStats, RestoreOptions, Restored, Retention, Store,
+    StoreConfig, Undo,
 };
+
+/// The most directory levels below the workspace that a checkpoint takes and a restore
+/// writes: a deeper workspace fails with [`CheckpointError::TooDeep`]. A walk holds one
+/// descriptor per level, so this also bounds the descriptors a checkpoint holds open.
+pub const MAX_DEPTH: usize = 1024;
+
+/// The most entries (files, directories, symlinks, and the sockets, FIFOs and devices that
+/// are skipped) that a checkpoint takes by default ([`StoreConfig::max_entries`]): a larger
+/// workspace fails with [`CheckpointError::TooManyEntries`].
+pub const MAX_ENTRIES: usize = 1_000_000;
 pub use tree::EntryKind;
