@@ -114,16 +114,17 @@ impl Objects {
 
     /// The whole content of an object (used for tree objects, which are small).
     pub(crate) fn read(&self, hash: &ObjectHash) -> Result<Vec<u8>> {
-        let mut content = Vec::new();
-        self.open(hash)?
-            .read_to_end(&mut content)
+        let (mut file, len) = self.open(hash)?;
+        let mut content = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+        file.read_to_end(&mut content)
             .map_err(|e| CheckpointError::io("read", self.path(hash), e))?;
         Ok(content)
     }
 
-    /// Opens an object for reading. Like every open of this crate, it cannot block or follow
-    /// a link: whatever sits at an object's name that is not a regular file is not an object.
-    pub(crate) fn open(&self, hash: &ObjectHash) -> Result<File> {
+    /// Opens an object for reading; returns it and its length. Like every open of this
+    /// crate, it cannot block or follow a link: whatever sits at an object's name that is not
+    /// a regular file is not an object.
+    pub(crate) fn open(&self, hash: &ObjectHash) -> Result<(File, u64)> {
         let path = self.path(hash);
         let flags =
             OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NOCTTY | OFlags::NONBLOCK | OFlags::CLOEXEC;
@@ -137,7 +138,7 @@ impl Objects {
         if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile {
             return Err(CheckpointError::Corrupt(format!("object {hash} is not a file")));
         }
-        Ok(File::from(fd))
+        Ok((File::from(fd), u64::try_from(stat.st_size).unwrap_or(0)))
     }
 
     /// Every object in the store with its path and length, for garbage collection. Files

@@ -37,6 +37,10 @@ use crate::tree::{self, EntryKind, TreeEntry};
 
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
+/// Objects up to this size are copied in one go, without looking for holes (the scan
+/// writes files up to this size from memory, whole).
+const SMALL_OBJECT: u64 = 1 << 20;
+
 /// What a restore changed in the directory.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct RestoreStats {
@@ -358,7 +362,7 @@ impl<'a> Restorer<'a> {
         rel: &[u8],
         entry: &TreeEntry,
     ) -> Result<()> {
-        let source = self.objects.open(&entry.hash)?;
+        let (source, len) = self.objects.open(&entry.hash)?;
         let temp = temp_name();
         let flags = OFlags::WRONLY
             | OFlags::CREATE
@@ -372,7 +376,7 @@ impl<'a> Restorer<'a> {
         let file = File::from(fd);
         let written = chowned
             .and_then(|()| {
-                copy_object(&source, &file)
+                copy_object(&source, len, &file)
                     .map_err(|e| CheckpointError::io("write", self.path(rel), e))
             })
             .and_then(|n| {
@@ -589,9 +593,13 @@ fn hoist(from: &OwnedFd, name: &CStr, top: &OwnedFd) -> std::io::Result<()> {
     }
 }
 
-/// Copies an object into `dest` without writing its holes; returns its length.
-fn copy_object(source: &File, dest: &File) -> std::io::Result<u64> {
-    let len = source.metadata()?.len();
+/// Copies an object of `len` bytes into the new, empty file `dest` without writing its holes.
+fn copy_object(source: &File, len: u64, dest: &File) -> std::io::Result<u64> {
+    // Objects the scan held in memory were written whole and have no holes to look for.
+    if len <= SMALL_OBJECT {
+        copy_range(source, dest, 0, len)?;
+        return Ok(len);
+    }
     let mut pos = 0;
     while pos < len {
         let data = match rfs::seek(source, rfs::SeekFrom::Data(pos)) {
@@ -610,7 +618,10 @@ fn copy_object(source: &File, dest: &File) -> std::io::Result<u64> {
         copy_range(source, dest, data, end)?;
         pos = end;
     }
-    dest.set_len(len)?;
+    // A file that ends in a hole gets its length without writing the hole.
+    if pos < len {
+        dest.set_len(len)?;
+    }
     Ok(len)
 }
 
