@@ -57,7 +57,7 @@ pub struct RestoreOptions {
     /// Take a checkpoint of the workspace as it is before changing it, so that the restore
     /// can be undone by restoring that one. On by default.
     pub checkpoint_first: bool,
-    /// The label of that checkpoint; "before restoring <id>" when `None`.
+    /// The label of that checkpoint; `before restoring <id>` when `None`.
     pub label: Option<String>,
     /// Who the entries the restore writes belong to (see [`Owner`]).
     pub owner: Option<Owner>,
