@@ -5,10 +5,13 @@
 //! is written, which is cheaper than one `fsync` per object when a checkpoint adds thousands.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{ErrorKind, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use rustix::fs::{self as rfs, FileType, Mode, OFlags};
+use rustix::io::Errno;
 
 use crate::error::{CheckpointError, Result};
 use crate::hash::ObjectHash;
@@ -111,19 +114,31 @@ impl Objects {
 
     /// The whole content of an object (used for tree objects, which are small).
     pub(crate) fn read(&self, hash: &ObjectHash) -> Result<Vec<u8>> {
-        let path = self.path(hash);
-        fs::read(&path).map_err(|e| match e.kind() {
-            ErrorKind::NotFound => CheckpointError::Corrupt(format!("object {hash} is missing")),
-            _ => CheckpointError::io("read", &path, e),
-        })
+        let (mut file, len) = self.open(hash)?;
+        let mut content = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+        file.read_to_end(&mut content)
+            .map_err(|e| CheckpointError::io("read", self.path(hash), e))?;
+        Ok(content)
     }
 
-    pub(crate) fn open(&self, hash: &ObjectHash) -> Result<File> {
+    /// Opens an object for reading; returns it and its length. Like every open of this
+    /// crate, it cannot block or follow a link: whatever sits at an object's name that is not
+    /// a regular file is not an object.
+    pub(crate) fn open(&self, hash: &ObjectHash) -> Result<(File, u64)> {
         let path = self.path(hash);
-        File::open(&path).map_err(|e| match e.kind() {
-            ErrorKind::NotFound => CheckpointError::Corrupt(format!("object {hash} is missing")),
-            _ => CheckpointError::io("open", &path, e),
-        })
+        let flags =
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NOCTTY | OFlags::NONBLOCK | OFlags::CLOEXEC;
+        let missing = || CheckpointError::Corrupt(format!("object {hash} is missing"));
+        let fd = rfs::open(&path, flags, Mode::empty()).map_err(|e| match e {
+            Errno::NOENT => missing(),
+            Errno::LOOP => CheckpointError::Corrupt(format!("object {hash} is a symlink")),
+            e => CheckpointError::io("open", &path, e),
+        })?;
+        let stat = rfs::fstat(&fd).map_err(|e| CheckpointError::io("stat", &path, e))?;
+        if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile {
+            return Err(CheckpointError::Corrupt(format!("object {hash} is not a file")));
+        }
+        Ok((File::from(fd), u64::try_from(stat.st_size).unwrap_or(0)))
     }
 
     /// Every object in the store with its path and length, for garbage collection. Files

@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, TimeDelta, Utc};
 use rustix::fs::{Mode, OFlags};
 
+use crate::MAX_ENTRIES;
 use crate::diff::{self, Change, ChangeCounts};
 use crate::error::{CheckpointError, Result, io};
 use crate::exclude::Excludes;
@@ -25,15 +26,24 @@ use crate::hash::ObjectHash;
 use crate::index::Index;
 use crate::manifest::{self, CheckpointId, Manifest};
 use crate::objects::Objects;
-use crate::restore::{Owner, RestoreStats, Restorer};
+use crate::restore::{Owner, Present, RestoreStats, Restorer};
 use crate::scan::{ScanStats, Scanner};
 use crate::tree::{self, EntryKind};
 
 /// How a store is used; the same for every operation on it.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct StoreConfig {
     /// Paths neither stored nor touched by restore, as globs (see the crate docs).
     pub excludes: Vec<String>,
+    /// The most entries a checkpoint takes ([`MAX_ENTRIES`] by default): a workspace with
+    /// more fails with [`CheckpointError::TooManyEntries`].
+    pub max_entries: usize,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig { excludes: Vec::new(), max_entries: MAX_ENTRIES }
+    }
 }
 
 #[derive(Clone, Debug, Default)]
@@ -47,7 +57,7 @@ pub struct RestoreOptions {
     /// Take a checkpoint of the workspace as it is before changing it, so that the restore
     /// can be undone by restoring that one. On by default.
     pub checkpoint_first: bool,
-    /// The label of that checkpoint; "before restoring <id>" when `None`.
+    /// The label of that checkpoint; `before restoring <id>` when `None`.
     pub label: Option<String>,
     /// Who the entries the restore writes belong to (see [`Owner`]).
     pub owner: Option<Owner>,
@@ -98,12 +108,42 @@ impl Checkpoint {
 }
 
 /// What a restore did.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Restored {
-    /// The checkpoint of the workspace taken before the restore (with
-    /// `RestoreOptions::checkpoint_first`): restoring it undoes the restore.
-    pub undo: Option<Checkpoint>,
+    /// Whether the restore can be undone, and how.
+    pub undo: Undo,
     pub stats: RestoreStats,
+}
+
+/// The checkpoint a restore took of the workspace before changing it, or why there is none.
+#[derive(Debug)]
+pub enum Undo {
+    /// Restoring this checkpoint undoes the restore.
+    Taken(Checkpoint),
+    /// [`RestoreOptions::checkpoint_first`] was off.
+    NotRequested,
+    /// The workspace was beyond what a checkpoint takes (the error is
+    /// [`CheckpointError::TooDeep`] or [`CheckpointError::TooManyEntries`]), so the restore
+    /// went ahead without one: it cannot be undone. The workspace is still exactly the
+    /// restored checkpoint; what it held instead was looked at entry by entry and removed.
+    Refused(CheckpointError),
+}
+
+impl Undo {
+    /// The undo checkpoint, if one was taken.
+    pub fn checkpoint(&self) -> Option<&Checkpoint> {
+        match self {
+            Undo::Taken(checkpoint) => Some(checkpoint),
+            Undo::NotRequested | Undo::Refused(_) => None,
+        }
+    }
+
+    pub fn into_checkpoint(self) -> Option<Checkpoint> {
+        match self {
+            Undo::Taken(checkpoint) => Some(checkpoint),
+            Undo::NotRequested | Undo::Refused(_) => None,
+        }
+    }
 }
 
 /// Which checkpoints `prune` keeps: the newest one, pinned ones, and those both among the
@@ -234,8 +274,15 @@ impl Store {
         let index_path = self.root.join("index");
         let old = Index::load(&index_path, &workspace);
         let scan_start = self.clock()?;
-        let (root, stats, new) =
-            Scanner::new(&workspace, &self.objects, &self.excludes, &old, scan_start).run()?;
+        let (root, stats, new) = Scanner::new(
+            &workspace,
+            &self.objects,
+            &self.excludes,
+            &old,
+            scan_start,
+            self.config.max_entries,
+        )
+        .run()?;
         // One sync for all new objects, before any manifest can name them.
         let store_dir = rustix::fs::open(
             &self.root,
@@ -315,6 +362,11 @@ impl Store {
     /// rewritten, modes, symlinks and empty directories restored; excluded paths are left as
     /// they are. Only what differs is written. The workspace's processes should be stopped
     /// first: a file written during the restore may be lost.
+    ///
+    /// A workspace too deep or too large to checkpoint is restored all the same, at any depth
+    /// (that is how a user gets rid of such a tree), without an undo checkpoint
+    /// ([`Undo::Refused`] says why); then every entry is looked at instead of only those a
+    /// scan found changed, and sockets, FIFOs and devices the checkpoint lacks go too.
     pub fn restore(
         &self,
         id: &CheckpointId,
@@ -323,17 +375,29 @@ impl Store {
     ) -> Result<Restored> {
         let _lock = self.lock(true)?;
         let target = manifest::read(&self.checkpoints, id)?;
-        let (current, undo) = if options.checkpoint_first {
+        let (present, undo) = if options.checkpoint_first {
             let label = options.label.clone().or_else(|| Some(format!("before restoring {id}")));
-            let undo = self.take(workspace, label, Some(*id))?;
-            (undo.root, Some(undo))
+            match self.take(workspace, label, Some(*id)) {
+                Ok(undo) => (Present::Known(Some(undo.root)), Undo::Taken(undo)),
+                Err(err) if err.is_workspace_limit() => (Present::Unknown, Undo::Refused(err)),
+                Err(err) => return Err(err),
+            }
         } else {
-            (self.scan(workspace)?.0, None)
+            match self.scan(workspace) {
+                Ok((root, _)) => (Present::Known(Some(root)), Undo::NotRequested),
+                Err(err) if err.is_workspace_limit() => (Present::Unknown, Undo::NotRequested),
+                Err(err) => return Err(err),
+            }
         };
         let workspace = fs::canonicalize(workspace).map_err(io("resolve", workspace))?;
         let dir = open_dir(&workspace)?;
-        let mut restorer = Restorer::new(&self.objects, &workspace, options.owner);
-        restorer.apply(&dir, &mut Vec::new(), Some(&current), &target.root)?;
+        // Without a scan of the present, the stat cache of the last one still tells which
+        // files are unchanged since (by inode, size, times), which spares rewriting them.
+        let index = matches!(present, Present::Unknown)
+            .then(|| Index::load(&self.root.join("index"), &workspace));
+        let mut restorer =
+            Restorer::new(&self.objects, &workspace, options.owner, &self.excludes, index.as_ref());
+        restorer.apply(dir, present, &target.root)?;
         Ok(Restored { undo, stats: restorer.stats })
     }
 
@@ -363,9 +427,9 @@ impl Store {
             Err(e) => return Err(CheckpointError::io("list", target, e)),
         }
         let dir = open_dir(target)?;
-        let mut restorer = Restorer::new(&self.objects, target, owner);
+        let mut restorer = Restorer::new(&self.objects, target, owner, &self.excludes, None);
         restorer.chown(&dir, b"")?;
-        restorer.apply(&dir, &mut Vec::new(), None, &manifest.root)?;
+        restorer.apply(dir, Present::Known(None), &manifest.root)?;
         Ok(restorer.stats)
     }
 
@@ -442,9 +506,8 @@ impl Store {
         let _lock = self.lock(true)?;
         let mut stats = GcStats { temp_files_removed: self.clean_tmp()?, ..GcStats::default() };
         let mut live: HashSet<ObjectHash> = HashSet::new();
-        for manifest in manifest::read_all(&self.checkpoints)? {
-            self.mark(&manifest.root, &mut live)?;
-        }
+        let roots = manifest::read_all(&self.checkpoints)?.iter().map(|m| m.root).collect();
+        self.mark(roots, &mut live)?;
         live.extend(Index::load_any(&self.root.join("index")).hashes().copied());
         for (hash, path, len) in self.objects.list()? {
             if hash.is_some_and(|h| live.contains(&h)) {
@@ -458,15 +521,29 @@ impl Store {
         Ok(stats)
     }
 
-    fn mark(&self, tree_hash: &ObjectHash, live: &mut HashSet<ObjectHash>) -> Result<()> {
-        if !live.insert(*tree_hash) {
-            return Ok(());
-        }
-        for entry in tree::decode(tree_hash, &self.objects.read(tree_hash)?)? {
-            match entry.kind {
-                EntryKind::Directory => self.mark(&entry.hash, live)?,
-                EntryKind::File | EntryKind::Symlink => {
-                    live.insert(entry.hash);
+    /// Adds to `live` every object the trees `roots` reference. A worklist, not a recursion:
+    /// each tree is decoded once however many checkpoints share it, and no depth limit
+    /// applies, so that a checkpoint taken before there was one is still kept whole. Trees
+    /// seen are tracked apart from `live`, where a file with the same bytes as a tree would
+    /// otherwise stop the tree's contents from being marked.
+    fn mark(&self, roots: Vec<ObjectHash>, live: &mut HashSet<ObjectHash>) -> Result<()> {
+        let mut seen: HashSet<ObjectHash> = HashSet::new();
+        let mut trees = roots;
+        while let Some(tree_hash) = trees.pop() {
+            if !seen.insert(tree_hash) {
+                continue;
+            }
+            live.insert(tree_hash);
+            for entry in tree::decode(&tree_hash, &self.objects.read(&tree_hash)?)? {
+                match entry.kind {
+                    EntryKind::Directory => {
+                        if !seen.contains(&entry.hash) {
+                            trees.push(entry.hash);
+                        }
+                    }
+                    EntryKind::File | EntryKind::Symlink => {
+                        live.insert(entry.hash);
+                    }
                 }
             }
         }
@@ -475,6 +552,6 @@ impl Store {
 }
 
 fn open_dir(path: &Path) -> Result<std::os::fd::OwnedFd> {
-    rustix::fs::open(path, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
-        .map_err(io("open", path))
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NONBLOCK | OFlags::CLOEXEC;
+    rustix::fs::open(path, flags, Mode::empty()).map_err(io("open", path))
 }

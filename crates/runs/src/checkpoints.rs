@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use agentbox_checkpoints::{
     Checkpoint, CheckpointError, CheckpointId, CheckpointOptions, Owner, RestoreOptions, Retention,
-    Store as CheckpointStore, StoreConfig,
+    Store as CheckpointStore, StoreConfig, Undo,
 };
 use uuid::Uuid;
 
@@ -73,7 +73,7 @@ impl Checkpoints {
     fn open(&self, chat_id: Uuid) -> Result<CheckpointStore, CheckpointError> {
         CheckpointStore::open(
             self.root.join(chat_id.to_string()),
-            StoreConfig { excludes: self.settings.excludes.clone() },
+            StoreConfig { excludes: self.settings.excludes.clone(), ..StoreConfig::default() },
         )
     }
 
@@ -127,7 +127,8 @@ impl Checkpoints {
     }
 
     /// Make the workspace exactly checkpoint `id`, after taking one of the present;
-    /// returns that one (the undo).
+    /// returns that one (the undo). A workspace too deep or too large to checkpoint is
+    /// restored all the same, without an undo checkpoint (`None`, and a warning that says why).
     pub async fn restore(
         &self,
         chat_id: Uuid,
@@ -142,7 +143,15 @@ impl Checkpoints {
                 label: Some(format!("before restoring {id}")),
                 owner: owner.map(|(uid, gid)| Owner { uid, gid }),
             };
-            Ok(store.restore(&CheckpointId::from(id), &workspace, &options)?.undo)
+            let restored = store.restore(&CheckpointId::from(id), &workspace, &options)?;
+            match restored.undo {
+                Undo::Taken(undo) => Ok(Some(undo)),
+                Undo::Refused(reason) => {
+                    tracing::warn!(%chat_id, %reason, "restored without an undo checkpoint");
+                    Ok(None)
+                }
+                Undo::NotRequested => Ok(None),
+            }
         })
         .await
     }

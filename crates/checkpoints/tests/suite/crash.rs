@@ -62,8 +62,13 @@ fn killed_mid_checkpoint_leaves_earlier_checkpoints_restorable() {
     for (i, content) in new_small.iter().enumerate() {
         write(&ws, &format!("aaa-new/{i}"), content);
     }
-    // Sparse: cheap to make, and still 256 MiB for the child to read and copy.
-    fs::File::create(ws.join("zzz-huge.bin")).unwrap().set_len(HUGE).unwrap();
+    // Data, not holes: a checkpoint neither reads nor writes a sparse file's holes, and this
+    // one must take the child a while to copy.
+    let mut huge = std::io::BufWriter::new(fs::File::create(ws.join("zzz-huge.bin")).unwrap());
+    for seed in 0..HUGE >> 20 {
+        std::io::Write::write_all(&mut huge, &noise(1_000_000 + seed, 1 << 20)).unwrap();
+    }
+    drop(huge);
 
     #[allow(clippy::disallowed_methods)] // The test binary itself, as the process to kill.
     let mut child = Command::new(std::env::current_exe().unwrap())
@@ -123,7 +128,7 @@ fn killed_mid_checkpoint_leaves_earlier_checkpoints_restorable() {
 
     // The undo checkpoint holds everything the crashed one would have; garbage collection
     // then keeps what it references and removes nothing a checkpoint needs.
-    let undo = restored.undo.unwrap();
+    let undo = restored.undo.into_checkpoint().unwrap();
     store.gc().unwrap();
     assert!(partial_object(&store_dir).is_none());
     store

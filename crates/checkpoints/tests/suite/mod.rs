@@ -2,6 +2,7 @@
 
 mod crash;
 mod gc;
+mod hostile;
 mod restore;
 mod rounds;
 mod support;

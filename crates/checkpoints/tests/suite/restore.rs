@@ -51,7 +51,7 @@ fn a_restore_can_be_undone_with_the_checkpoint_it_takes_first() {
     assert_eq!(restored.stats.files_written, 1);
     assert_eq!(restored.stats.removed, 3, "later/, later/b.txt and later/empty");
 
-    let undo = restored.undo.expect("the restore took a checkpoint first");
+    let undo = restored.undo.into_checkpoint().expect("the restore took a checkpoint first");
     assert_eq!(undo.before_restore_of, Some(first.id));
     assert_eq!((undo.changes.added, undo.changes.modified), (3, 1));
     let listed: Vec<CheckpointId> = store.list().unwrap().iter().map(|c| c.id).collect();
@@ -77,7 +77,11 @@ fn restoring_the_current_state_writes_nothing() {
     let checkpoint = store.checkpoint(&ws, &Default::default()).unwrap();
     let restored = store.restore(&checkpoint.id, &ws, &RestoreOptions::default()).unwrap();
     assert_eq!(restored.stats, Default::default());
-    assert_eq!(restored.undo.unwrap().root, checkpoint.root, "same content, same root tree");
+    assert_eq!(
+        restored.undo.into_checkpoint().unwrap().root,
+        checkpoint.root,
+        "same content, same root tree"
+    );
 }
 
 #[test]
@@ -135,7 +139,7 @@ fn unknown_checkpoints_and_missing_workspaces_are_errors_that_change_nothing() {
 
     let err = agentbox_checkpoints::Store::open(
         dir.path().join("store2"),
-        agentbox_checkpoints::StoreConfig { excludes: vec!["[".into()] },
+        agentbox_checkpoints::StoreConfig { excludes: vec!["[".into()], ..Default::default() },
     )
     .unwrap_err();
     assert!(matches!(err, CheckpointError::InvalidExclude { .. }), "{err}");

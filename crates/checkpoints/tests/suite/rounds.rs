@@ -140,7 +140,10 @@ fn every_checkpoint_restores_exactly_after_every_round() {
     fs::create_dir_all(&ws).unwrap();
     write(&outside, "secret.txt", "outside the workspace");
     let outside_before = fingerprint(&outside);
-    let config = StoreConfig { excludes: EXCLUDED.iter().map(|s| s.to_string()).collect() };
+    let config = StoreConfig {
+        excludes: EXCLUDED.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
+    };
     let store = Store::open(dir.path().join("store"), config).unwrap();
     let no_undo = RestoreOptions { checkpoint_first: false, ..Default::default() };
 

@@ -1,57 +1,124 @@
-//! Helpers: a fingerprint of a directory tree written independently of the crate, and
-//! deterministic file contents.
+//! Helpers: a fingerprint of a directory tree written independently of the crate,
+//! deterministic file contents, directory chains deeper than a path can name, and threads
+//! with small stacks.
 
 use std::collections::BTreeMap;
 use std::fs;
+use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use rustix::fs::{Mode, OFlags};
 
 use agentbox_checkpoints::{Store, StoreConfig};
 
 /// One path of a tree as a test sees it: type, permission bits, content or link target.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Node {
-    File { mode: u32, len: u64, hash: String },
-    Dir { mode: u32 },
-    Symlink { target: Vec<u8> },
+    File {
+        mode: u32,
+        len: u64,
+        hash: String,
+    },
+    Dir {
+        mode: u32,
+    },
+    Symlink {
+        target: Vec<u8>,
+    },
+    /// A socket, FIFO or device, which is looked at, never opened.
+    Special,
 }
 
 /// Every path under a root (relative, as bytes) with what it is. Symlinks are read with
-/// `symlink_metadata` and `read_link`, never followed.
+/// `symlink_metadata` and `read_link`, never followed. A loop over a stack, so deep trees
+/// need no deep stack here either.
 pub type Tree = BTreeMap<Vec<u8>, Node>;
 
 pub fn fingerprint(root: &Path) -> Tree {
     let mut tree = Tree::new();
-    walk(root, &mut Vec::new(), &mut tree);
+    let mut dirs = vec![(root.to_path_buf(), Vec::new())];
+    while let Some((dir, rel)) = dirs.pop() {
+        for entry in fs::read_dir(&dir).unwrap() {
+            let entry = entry.unwrap();
+            let mut child = rel.clone();
+            if !child.is_empty() {
+                child.push(b'/');
+            }
+            child.extend_from_slice(entry.file_name().as_bytes());
+            let path = entry.path();
+            let meta = fs::symlink_metadata(&path).unwrap();
+            let mode = meta.permissions().mode() & 0o7777;
+            let kind = meta.file_type();
+            let node = if kind.is_symlink() {
+                Node::Symlink {
+                    target: fs::read_link(&path).unwrap().as_os_str().as_bytes().to_vec(),
+                }
+            } else if kind.is_dir() {
+                dirs.push((path, child.clone()));
+                Node::Dir { mode }
+            } else if kind.is_file() {
+                let mut hasher = blake3::Hasher::new();
+                let len = std::io::copy(&mut fs::File::open(&path).unwrap(), &mut hasher).unwrap();
+                Node::File { mode, len, hash: hasher.finalize().to_hex().to_string() }
+            } else {
+                Node::Special
+            };
+            tree.insert(child, node);
+        }
+    }
     tree
 }
 
-fn walk(dir: &Path, rel: &mut Vec<u8>, tree: &mut Tree) {
-    for entry in fs::read_dir(dir).unwrap() {
-        let entry = entry.unwrap();
-        let len = rel.len();
-        if !rel.is_empty() {
-            rel.push(b'/');
+/// Makes a chain of `levels` directories called `name` under `root`, one inside the other,
+/// through descriptors (its path is far longer than a path may be); returns the deepest.
+pub fn chain(root: &Path, name: &str, levels: usize) -> OwnedFd {
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    let mut dir = rustix::fs::open(root, flags, Mode::empty()).unwrap();
+    for _ in 0..levels {
+        rustix::fs::mkdirat(&dir, name, Mode::from_raw_mode(0o755)).unwrap();
+        dir = rustix::fs::openat(&dir, name, flags, Mode::empty()).unwrap();
+    }
+    dir
+}
+
+/// Writes a file called `name` into the directory `dir`.
+pub fn write_at(dir: &OwnedFd, name: &str, content: &[u8]) {
+    let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::CLOEXEC;
+    let fd = rustix::fs::openat(dir, name, flags, Mode::from_raw_mode(0o644)).unwrap();
+    std::io::Write::write_all(&mut fs::File::from(fd), content).unwrap();
+}
+
+/// Long enough for anything a test here does, short enough to fail rather than hang.
+pub const PATIENCE: Duration = Duration::from_secs(300);
+
+/// Runs `work` on a thread with a stack of `stack` bytes and returns what it returns; a
+/// test fails, rather than hangs, if it has not finished within [`PATIENCE`].
+pub fn on_thread<T: Send + 'static>(stack: usize, work: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = mpsc::channel();
+    let thread = std::thread::Builder::new()
+        .stack_size(stack)
+        .spawn(move || {
+            let _ = tx.send(work());
+        })
+        .unwrap();
+    match rx.recv_timeout(PATIENCE) {
+        Ok(out) => {
+            thread.join().unwrap();
+            out
         }
-        rel.extend_from_slice(entry.file_name().as_bytes());
-        let path = entry.path();
-        let meta = fs::symlink_metadata(&path).unwrap();
-        let mode = meta.permissions().mode() & 0o7777;
-        if meta.file_type().is_symlink() {
-            let target = fs::read_link(&path).unwrap().as_os_str().as_bytes().to_vec();
-            tree.insert(rel.clone(), Node::Symlink { target });
-        } else if meta.is_dir() {
-            tree.insert(rel.clone(), Node::Dir { mode });
-            walk(&path, rel, tree);
-        } else {
-            let content = fs::read(&path).unwrap();
-            let hash = blake3::hash(&content).to_hex().to_string();
-            tree.insert(rel.clone(), Node::File { mode, len: content.len() as u64, hash });
+        Err(mpsc::RecvTimeoutError::Timeout) => panic!("still running after {PATIENCE:?}"),
+        Err(mpsc::RecvTimeoutError::Disconnected) => {
+            std::panic::resume_unwind(thread.join().unwrap_err())
         }
-        rel.truncate(len);
     }
 }
+
+/// The stack of an ordinary test thread (what `cargo test` gives one).
+pub const TEST_STACK: usize = 2 << 20;
 
 /// The tree without the paths under any of `prefixes` (excluded caches).
 pub fn without(mut tree: Tree, prefixes: &[&str]) -> Tree {
@@ -80,6 +147,9 @@ pub fn tree_hash(tree: &Tree) -> String {
                 hasher.update(b"l ");
                 hasher.update(&(target.len() as u64).to_le_bytes());
                 hasher.update(target);
+            }
+            Node::Special => {
+                hasher.update(b"s\n");
             }
         }
     }
