@@ -61,6 +61,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 /// Open everything, close what a crash left open, and start serving on `config.bind`.
 pub async fn start(config: Config) -> anyhow::Result<Server> {
     tracing::debug!(?config, "configuration");
+    raise_open_file_limit();
     prepare_data_dir(&config.data_dir)?;
     let secret = secret_key(&config)?;
     create_private_database(&config.database_url)?;
@@ -383,6 +384,23 @@ fn secret_key(config: &Config) -> anyhow::Result<String> {
             Ok(key)
         }
         Err(err) => Err(err).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+/// Every walk over a workspace holds one descriptor per directory level (up to 1024), and
+/// every SSE stream, terminal and sandbox holds some; the common soft limit of 1024 open files
+/// (systemd's default) would make a deep walk fail for want of descriptors. The hard limit is
+/// the operator's; the soft one is raised to it, as servers commonly do.
+fn raise_open_file_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => {
+            if let Err(err) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+                tracing::warn!(%err, soft, hard, "could not raise the open-file limit");
+            }
+        }
+        Ok(_) => {}
+        Err(err) => tracing::warn!(%err, "could not read the open-file limit"),
     }
 }
 

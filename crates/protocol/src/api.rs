@@ -422,6 +422,10 @@ pub struct RestoreResponse {
     pub checkpoint_id: Uuid,
     /// The checkpoint of the workspace taken just before: restoring it undoes this restore.
     pub undo_checkpoint_id: Option<Uuid>,
+    /// Why there is no undo checkpoint, when the present could not be checkpointed (a
+    /// workspace nested too deep or holding too many entries); the restore happened anyway.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub undo_unavailable: Option<String>,
     /// Messages no longer shown (kept, and shown again by restoring a later checkpoint).
     pub hidden_message_ids: Vec<Uuid>,
     /// Messages shown again.

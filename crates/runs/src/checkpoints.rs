@@ -128,14 +128,14 @@ impl Checkpoints {
 
     /// Make the workspace exactly checkpoint `id`, after taking one of the present;
     /// returns that one (the undo). A workspace too deep or too large to checkpoint is
-    /// restored all the same, without an undo checkpoint (`None`, and a warning that says why).
+    /// restored all the same, without an undo checkpoint: then the reason comes back instead.
     pub async fn restore(
         &self,
         chat_id: Uuid,
         id: Uuid,
         workspace: &Path,
         owner: Option<(u32, u32)>,
-    ) -> Result<Option<Checkpoint>, CheckpointFailure> {
+    ) -> Result<Result<Checkpoint, Option<String>>, CheckpointFailure> {
         let workspace = workspace.to_owned();
         self.blocking(chat_id, move |store| {
             let options = RestoreOptions {
@@ -145,12 +145,12 @@ impl Checkpoints {
             };
             let restored = store.restore(&CheckpointId::from(id), &workspace, &options)?;
             match restored.undo {
-                Undo::Taken(undo) => Ok(Some(undo)),
+                Undo::Taken(undo) => Ok(Ok(undo)),
                 Undo::Refused(reason) => {
                     tracing::warn!(%chat_id, %reason, "restored without an undo checkpoint");
-                    Ok(None)
+                    Ok(Err(Some(reason.to_string())))
                 }
-                Undo::NotRequested => Ok(None),
+                Undo::NotRequested => Ok(Err(None)),
             }
         })
         .await

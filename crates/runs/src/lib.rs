@@ -28,5 +28,6 @@ pub use checkpoints::{CheckpointFailure, CheckpointSettings};
 pub use config::{ModelAccess, PermissionSettings, RunnerConfig};
 pub use permissions::{BYPASS_REFUSAL, MAX_ANSWER_MESSAGE_CHARS};
 pub use runner::{
-    LiveChange, PermissionError, RestartError, RunError, SendNow, TurnRequest, TurnRunner,
+    LiveChange, PermissionError, RestartError, Restoration, RunError, SendNow, TurnRequest,
+    TurnRunner,
 };

@@ -113,6 +113,15 @@ const RESTART_HINT: &str = "If this keeps happening, restart the sandbox from th
                             panel (that stops running commands, servers and terminals; files \
                             are kept).";
 
+/// What a restore did: the checkpoint that undoes it, or why none could be taken, and the
+/// messages it hid and showed.
+#[derive(Debug)]
+pub struct Restoration {
+    pub undo_id: Option<Uuid>,
+    pub undo_refused: Option<String>,
+    pub rewind: Rewind,
+}
+
 /// What `send now` did with a queued prompt.
 #[derive(Clone, Debug, PartialEq)]
 pub enum SendNow {
@@ -961,11 +970,13 @@ impl TurnRunner {
     /// Make the chat's workspace, conversation and CLI session what they were at checkpoint
     /// `id`. The chat's processes are stopped first (the next use starts them again), and
     /// a checkpoint of the present is taken, whose id comes back: restoring it undoes this.
+    /// A present that cannot be checkpointed (too deep, too many entries) is restored over
+    /// all the same; then the reason why there is no undo comes back instead.
     pub async fn restore(
         &self,
         chat: &ChatRecord,
         id: Uuid,
-    ) -> Result<(Option<Uuid>, Rewind), CheckpointFailure> {
+    ) -> Result<Restoration, CheckpointFailure> {
         let checkpoints = self.checkpoints.as_ref().ok_or(CheckpointFailure::Disabled)?;
         let gate = self.gate(chat.id);
         let _gate = gate.lock().await;
@@ -990,8 +1001,8 @@ impl TurnRunner {
             self.store.chat_unscoped(chat.id).await?.ok_or(CheckpointFailure::NotFound)?;
         let last_visible = self.store.messages(chat.id).await?.last().map(|m| m.id);
         let undo = checkpoints.restore(chat.id, id, workspace.root(), workspace.owner()).await?;
-        let undo_id = match undo {
-            Some(undo) => {
+        let (undo_id, undo_refused) = match undo {
+            Ok(undo) => {
                 let record = self
                     .store
                     .record_checkpoint(
@@ -1002,14 +1013,14 @@ impl TurnRunner {
                         current.session_id.as_deref(),
                     )
                     .await?;
-                Some(record.id)
+                (Some(record.id), None)
             }
-            None => None,
+            Err(reason) => (None, reason),
         };
         let rewind = self.store.rewind(chat.id, &target).await?;
         self.bus.publish(chat.id, rewind.event.clone());
         tracing::info!(chat_id = %chat.id, checkpoint = %id, hidden = rewind.hidden.len(), shown = rewind.shown.len(), "restored a checkpoint");
-        Ok((undo_id, rewind))
+        Ok(Restoration { undo_id, undo_refused, rewind })
     }
 
     /// A new chat of the same user holding the workspace and the conversation as they were

@@ -105,12 +105,13 @@ async fn restore_checkpoint(
     InChat(chat_id, checkpoint_id): InChat<Checkpoint>,
 ) -> Result<Json<RestoreResponse>, ApiError> {
     let chat = owned_chat(&state, &user, chat_id).await?;
-    let (undo, rewind) = state.runner.restore(&chat, checkpoint_id).await.map_err(failure)?;
+    let restored = state.runner.restore(&chat, checkpoint_id).await.map_err(failure)?;
     Ok(Json(RestoreResponse {
         checkpoint_id,
-        undo_checkpoint_id: undo,
-        hidden_message_ids: rewind.hidden,
-        shown_message_ids: rewind.shown,
+        undo_checkpoint_id: restored.undo_id,
+        undo_unavailable: restored.undo_refused,
+        hidden_message_ids: restored.rewind.hidden,
+        shown_message_ids: restored.rewind.shown,
     }))
 }
 

@@ -125,10 +125,12 @@ export function CheckpointsPanel({ chatId, visible }: { chatId: string; visible:
     setNotice(null);
     if (action === "restore") {
       restore.mutate(entry.id, {
-        onSuccess: () =>
+        onSuccess: (restored) =>
           setNotice({
             kind: "info",
-            text: `Restored ${entryName(entry)}. The state before it is kept as “Before restore (undo point)”.`,
+            text: restored.undo_unavailable
+              ? `Restored ${entryName(entry)}. There is no undo point: ${restored.undo_unavailable}.`
+              : `Restored ${entryName(entry)}. The state before it is kept as “Before restore (undo point)”.`,
           }),
         onError: (error) => setNotice({ kind: "error", text: failureText(error, "restore") }),
         onSettled: () => setPending(null),
