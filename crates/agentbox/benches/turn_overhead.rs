@@ -7,7 +7,9 @@
 //! (like the bare CLI) and once with the chat's CLI process kept between turns (the default).
 //! Prints medians, p90 and ratios of medians as a Markdown table for docs/benchmarks.md.
 //!
-//! Run: `cargo bench -p agentbox --bench turn_overhead` (after `scripts/setup`).
+//! Run: `cargo bench -p agentbox --bench turn_overhead` (after `scripts/setup`);
+//! `BENCH_DATABASE=postgres` stores agentbox's data in PostgreSQL (a database created for
+//! the run on `AGENTBOX_TEST_POSTGRES_URL`, default the local server) instead of SQLite.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
 use std::path::Path;
@@ -25,6 +27,11 @@ const WARMUP: usize = 2;
 
 fn runs() -> usize {
     std::env::var("BENCH_RUNS").ok().and_then(|n| n.parse().ok()).unwrap_or(20)
+}
+
+/// `postgres` or `sqlite` (the default).
+fn database() -> String {
+    std::env::var("BENCH_DATABASE").unwrap_or_else(|_| "sqlite".into())
 }
 
 fn cli() -> std::path::PathBuf {
@@ -91,6 +98,8 @@ struct Agentbox {
     http: reqwest::Client,
     token: String,
     _server: agentbox::serve::Server,
+    /// Dropped after the server: the PostgreSQL database of the run, if any.
+    _database: Option<agentbox_store::testing::TestDatabase>,
 }
 
 async fn start_agentbox(mock: &MockLlm, data: &Path, provider: &str, idle: Duration) -> Agentbox {
@@ -108,6 +117,15 @@ async fn start_agentbox(mock: &MockLlm, data: &Path, provider: &str, idle: Durat
     config.sandbox_provider = provider.to_owned();
     // The sandboxes' init is the agentbox binary (this bench is another program).
     config.sandbox.init_program = Some(env!("CARGO_BIN_EXE_agentbox").into());
+    let database = match database().as_str() {
+        "postgres" => {
+            Some(agentbox_store::testing::TestDatabase::create("bench_turns").await.unwrap())
+        }
+        _ => None,
+    };
+    if let Some(db) = &database {
+        config.database_url = db.url.clone();
+    }
     let server = agentbox::serve::start(config).await.unwrap();
     let base = format!("http://{}/api/v1", server.address);
     let http = reqwest::Client::new();
@@ -127,6 +145,7 @@ async fn start_agentbox(mock: &MockLlm, data: &Path, provider: &str, idle: Durat
         http,
         token: tokens["access_token"].as_str().unwrap().to_owned(),
         _server: server,
+        _database: database,
     }
 }
 
@@ -273,7 +292,10 @@ async fn main() {
     }
 
     let (bare_median, bare_p90) = stats(&mut bare);
-    println!("Per-turn time, {n} runs each after {WARMUP} warm-up runs, prompt `{PROMPT}`:\n");
+    println!(
+        "Per-turn time, {n} runs each after {WARMUP} warm-up runs, prompt `{PROMPT}`, agentbox on {}:\n",
+        database()
+    );
     println!("| path | median | p90 | median ÷ bare CLI median |");
     println!("|---|---|---|---|");
     println!("| bare CLI (spawn → `result`) | {} | {} | 1.00 |", ms(bare_median), ms(bare_p90));

@@ -12,6 +12,7 @@ use agentbox_runs::CheckpointSettings;
 use agentbox_runs::PermissionSettings;
 use agentbox_sandbox::egress::AllowList;
 use agentbox_sandbox::local::limits::Limits;
+use agentbox_store::{Backend, PoolSettings, redact_url};
 use anyhow::{Context, bail};
 use clap::Args;
 use serde::Deserialize;
@@ -29,9 +30,22 @@ pub struct ServeArgs {
     /// [default: $XDG_DATA_HOME/agentbox or ~/.local/share/agentbox].
     #[arg(long, env = "AGENTBOX_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
-    /// Database URL [default: sqlite in the data directory].
+    /// Database URL: `sqlite://PATH` or `postgres://USER@HOST:PORT/DB`
+    /// [default: sqlite in the data directory].
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
+    /// Database connections kept open (sqlx `min_connections`)
+    /// [default: 30 on PostgreSQL, 0 on SQLite].
+    #[arg(long, env = "AGENTBOX_DB_POOL_SIZE")]
+    pub db_pool_size: Option<u32>,
+    /// Connections opened beyond the pool size under load, closed again after a minute idle
+    /// (`max_connections` = size + overflow) [default: 20 on PostgreSQL, 8 on SQLite].
+    #[arg(long, env = "AGENTBOX_DB_MAX_OVERFLOW")]
+    pub db_max_overflow: Option<u32>,
+    /// Close and replace a connection this many seconds after it was opened (sqlx
+    /// `max_lifetime`); 0 never [default: 1800 on PostgreSQL, never on SQLite].
+    #[arg(long, env = "AGENTBOX_DB_POOL_RECYCLE_SECS")]
+    pub db_pool_recycle_secs: Option<u64>,
     /// Redis URL, for running several nodes (not supported yet: setting it is an error).
     #[arg(long, env = "REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<String>,
@@ -151,6 +165,9 @@ struct FileConfig {
     bind: Option<SocketAddr>,
     data_dir: Option<PathBuf>,
     database_url: Option<String>,
+    db_pool_size: Option<u32>,
+    db_max_overflow: Option<u32>,
+    db_pool_recycle_secs: Option<u64>,
     redis_url: Option<String>,
     secret_key: Option<String>,
     anthropic_api_key: Option<String>,
@@ -231,6 +248,8 @@ pub struct Config {
     pub bind: SocketAddr,
     pub data_dir: PathBuf,
     pub database_url: String,
+    /// The database's connection pool.
+    pub db_pool: PoolSettings,
     pub secret_key: Option<String>,
     pub anthropic_api_key: Option<String>,
     pub anthropic_auth_token: Option<String>,
@@ -259,6 +278,7 @@ impl fmt::Debug for Config {
             .field("bind", &self.bind)
             .field("data_dir", &self.data_dir)
             .field("database_url", &redact_url(&self.database_url))
+            .field("db_pool", &self.db_pool)
             .field("secret_key", &set(&self.secret_key))
             .field("anthropic_api_key", &set(&self.anthropic_api_key))
             .field("anthropic_auth_token", &set(&self.anthropic_auth_token))
@@ -281,16 +301,6 @@ impl fmt::Debug for Config {
     }
 }
 
-/// A URL with any password replaced.
-fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            format!("{}://<redacted>@{}", &url[..scheme], &url[at + 1..])
-        }
-        _ => url.to_owned(),
-    }
-}
-
 impl ServeArgs {
     pub fn resolve(self) -> anyhow::Result<Config> {
         let file = match &self.config {
@@ -302,13 +312,16 @@ impl ServeArgs {
             .database_url
             .or(file.database_url)
             .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("agentbox.sqlite").display()));
-        if !database_url.starts_with("sqlite:") && database_url.contains("://") {
-            bail!(
-                "DATABASE_URL {} is not supported yet: this build stores its data in SQLite only \
-                 (leave DATABASE_URL unset, or point it at a sqlite:// file)",
-                redact_url(&database_url)
-            );
-        }
+        Backend::of_url(&database_url).map_err(|err| anyhow::anyhow!("DATABASE_URL: {err}"))?;
+        let db_pool = PoolSettings {
+            size: self.db_pool_size.or(file.db_pool_size),
+            max_overflow: self.db_max_overflow.or(file.db_max_overflow),
+            recycle: self
+                .db_pool_recycle_secs
+                .or(file.db_pool_recycle_secs)
+                .map(Duration::from_secs),
+            idle_timeout: None,
+        };
         if self.redis_url.or(file.redis_url).is_some() {
             bail!(
                 "REDIS_URL is set, but running several nodes on Redis is not supported yet; \
@@ -433,6 +446,7 @@ impl ServeArgs {
                 .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
             data_dir,
             database_url,
+            db_pool,
             secret_key,
             anthropic_api_key: non_empty(self.anthropic_api_key.or(file.anthropic_api_key)),
             anthropic_auth_token: non_empty(
@@ -572,10 +586,40 @@ mod tests {
             .resolve()
             .unwrap_err();
         assert!(err.to_string().contains("bad host"), "{err}");
-        let err = ServeArgs { database_url: Some("postgres://u:pw@h/db".into()), ..args() }
+        let err = ServeArgs { database_url: Some("mysql://u:pw@h/db".into()), ..args() }
             .resolve()
             .unwrap_err();
+        assert!(err.to_string().contains("mysql"), "{err}");
         assert!(!err.to_string().contains("pw"), "password leaked: {err}");
+    }
+
+    #[test]
+    fn a_postgres_url_and_pool_flags_are_taken() {
+        let config = ServeArgs {
+            database_url: Some("postgres://u:pw@h/db".into()),
+            db_pool_size: Some(5),
+            db_pool_recycle_secs: Some(0),
+            ..args()
+        }
+        .resolve()
+        .unwrap();
+        assert_eq!(config.database_url, "postgres://u:pw@h/db");
+        assert_eq!(
+            config.db_pool,
+            PoolSettings {
+                size: Some(5),
+                max_overflow: None,
+                recycle: Some(Duration::ZERO),
+                idle_timeout: None
+            }
+        );
+        assert!(!format!("{config:?}").contains("pw"), "password leaked");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("agentbox.toml");
+        std::fs::write(&file, "db_max_overflow = 3\ndb_pool_recycle_secs = 60\n").unwrap();
+        let config = ServeArgs { config: Some(file), ..args() }.resolve().unwrap();
+        assert_eq!(config.db_pool.max_overflow, Some(3));
+        assert_eq!(config.db_pool.recycle, Some(Duration::from_secs(60)));
     }
 
     #[test]

@@ -2,4 +2,5 @@
 //! integration tests and benchmarks start exactly what `agentbox serve` starts.
 
 pub mod config;
+pub mod migrate;
 pub mod serve;

@@ -1,11 +1,11 @@
 //! The `agentbox` binary: `serve` (the platform), `mock-llm` (the scripted model server),
-//! `migrate` (database schema only), `openapi` (print the API's OpenAPI document).
+//! `migrate` (database schema, or a copy of a whole installation into another database), `openapi` (print the API's OpenAPI document).
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use agentbox::config::{LogFormat, ServeArgs};
-use agentbox::serve;
+use agentbox::{migrate, serve};
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
@@ -35,13 +35,26 @@ enum Command {
         #[arg(long)]
         scenario: Option<PathBuf>,
     },
-    /// Create or upgrade the database schema, then exit.
-    Migrate(Box<ServeArgs>),
+    /// Create or upgrade the database schema, then exit; with `--from` and `--to`, copy a
+    /// whole installation from one database into another, empty one.
+    Migrate(Box<MigrateArgs>),
     /// Print the API's OpenAPI document (JSON), the source of the web UI's generated types.
     Openapi,
     /// The first process inside a `local` sandbox; started by the server, not by people.
     #[command(hide = true)]
     SandboxInit,
+}
+
+#[derive(clap::Args, Debug)]
+struct MigrateArgs {
+    /// Copy everything from this database (`sqlite://PATH`) ...
+    #[arg(long, requires = "to", value_name = "URL")]
+    from: Option<String>,
+    /// ... into this one (`postgres://...`), which must be empty; it is migrated first.
+    #[arg(long, requires = "from", value_name = "URL")]
+    to: Option<String>,
+    #[command(flatten)]
+    serve: ServeArgs,
 }
 
 fn init_logging(format: LogFormat) {
@@ -82,12 +95,25 @@ async fn run(command: Command) -> anyhow::Result<()> {
             serve::run(config).await
         }
         Command::Migrate(args) => {
-            let config = args.resolve()?;
+            let MigrateArgs { from, to, serve: serve_args } = *args;
+            let config = serve_args.resolve()?;
             init_logging(config.log_format);
-            serve::prepare_data_dir(&config.data_dir)?;
-            agentbox_store::Store::open(&config.database_url).await?.close().await;
-            tracing::info!(database = %config.database_url, "the database schema is up to date");
-            Ok(())
+            match (from, to) {
+                (Some(from), Some(to)) => migrate::copy(&from, &to, &config.db_pool).await,
+                _ => {
+                    serve::prepare_data_dir(&config.data_dir)?;
+                    serve::create_private_database(&config.database_url)?;
+                    agentbox_store::Store::open_with(&config.database_url, &config.db_pool)
+                        .await?
+                        .close()
+                        .await;
+                    tracing::info!(
+                        database = %agentbox_store::redact_url(&config.database_url),
+                        "the database schema is up to date"
+                    );
+                    Ok(())
+                }
+            }
         }
         Command::SandboxInit => anyhow::bail!("sandbox-init runs before any runtime starts"),
         Command::Openapi => {

@@ -65,9 +65,10 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
     prepare_data_dir(&config.data_dir)?;
     let secret = secret_key(&config)?;
     create_private_database(&config.database_url)?;
-    let store = Store::open(&config.database_url)
-        .await
-        .with_context(|| format!("cannot open the database in {}", config.data_dir.display()))?;
+    let store =
+        Store::open_with(&config.database_url, &config.db_pool).await.with_context(|| {
+            format!("cannot open the database {}", agentbox_store::redact_url(&config.database_url))
+        })?;
 
     // The mock model lives as long as the server in demo mode.
     let mut demo_mock = None;
@@ -315,7 +316,10 @@ pub async fn shutdown_signal() {
 
 /// Create the SQLite file with mode 0600 before SQLite does: its `-wal` and `-shm` files
 /// take the database file's mode, so the whole database stays private whatever the umask.
-fn create_private_database(url: &str) -> anyhow::Result<()> {
+pub fn create_private_database(url: &str) -> anyhow::Result<()> {
+    if agentbox_store::Backend::of_url(url)? != agentbox_store::Backend::Sqlite {
+        return Ok(());
+    }
     let path = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
     let path = path.split('?').next().unwrap_or(path);
     if path.is_empty() || path.contains(":memory:") {

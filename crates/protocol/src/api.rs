@@ -381,12 +381,40 @@ pub struct ComponentHealth {
     pub isolated: Option<bool>,
 }
 
+/// The database: the common fields (`version` is the server's or library's), which
+/// backend it is, and how its connection pool is used.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DatabaseHealth {
+    #[serde(flatten)]
+    pub component: ComponentHealth,
+    /// `sqlite` or `postgres`.
+    pub backend: String,
+    /// Absent when the database did not answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool: Option<PoolHealth>,
+}
+
+/// A connection pool's use at the moment of the request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PoolHealth {
+    /// Connections open now.
+    pub open: u32,
+    /// Open connections no request holds.
+    pub idle: u32,
+    /// Connections kept open (`--db-pool-size`).
+    pub min: u32,
+    /// The most it opens (`--db-pool-size` + `--db-max-overflow`).
+    pub max: u32,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Health {
     pub status: HealthStatus,
     pub version: String,
-    pub database: ComponentHealth,
+    pub database: DatabaseHealth,
     pub redis: ComponentHealth,
     pub sandbox: ComponentHealth,
     pub cli: ComponentHealth,

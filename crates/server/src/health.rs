@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use agentbox_protocol::api::{ComponentHealth, Health, HealthStatus};
+use agentbox_protocol::api::{ComponentHealth, DatabaseHealth, Health, HealthStatus, PoolHealth};
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -30,13 +30,38 @@ pub fn component(status: &str, detail: impl Into<String>) -> ComponentHealth {
     }
 }
 
-/// Checks the database and the sandbox provider now; reports the CLI and model access as
+/// Checks the database (its backend, version and pool use) and the sandbox provider now; reports the CLI and model access as
 /// found at start-up. `degraded` means turns cannot run; 503 means the database is down.
 pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
-    let database = match tokio::time::timeout(Duration::from_secs(3), state.store.ping()).await {
-        Ok(Ok(())) => component("ok", "sqlite"),
-        Ok(Err(err)) => component("error", err.to_string()),
-        Err(_) => component("error", "the database did not answer within 3 s"),
+    let backend = state.store.backend().as_str().to_owned();
+    let database = match tokio::time::timeout(Duration::from_secs(3), state.store.info()).await {
+        Ok(Ok(info)) => DatabaseHealth {
+            component: ComponentHealth {
+                version: Some(info.version),
+                ..component(
+                    "ok",
+                    format!(
+                        "{backend}: {} of {} connections open, {} idle",
+                        info.pool.open, info.pool.max, info.pool.idle
+                    ),
+                )
+            },
+            backend,
+            pool: Some(PoolHealth {
+                open: info.pool.open,
+                idle: info.pool.idle,
+                min: info.pool.min,
+                max: info.pool.max,
+            }),
+        },
+        Ok(Err(err)) => {
+            DatabaseHealth { component: component("error", err.to_string()), backend, pool: None }
+        }
+        Err(_) => DatabaseHealth {
+            component: component("error", "the database did not answer within 3 s"),
+            backend,
+            pool: None,
+        },
     };
     let provider = state.runner.sandbox_provider();
     let provider_health = provider.health().await;
@@ -47,11 +72,11 @@ pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Health>)
         isolated: Some(provider.isolates()),
     };
     let info = &state.info;
-    let turns_can_run = database.status == "ok"
+    let turns_can_run = database.component.status == "ok"
         && sandbox.status == "ok"
         && info.cli.status == "ok"
         && matches!(info.model.status.as_str(), "ok" | "demo");
-    let database_up = database.status == "ok";
+    let database_up = database.component.status == "ok";
     let body = Health {
         status: if turns_can_run { HealthStatus::Healthy } else { HealthStatus::Degraded },
         version: info.version.clone(),

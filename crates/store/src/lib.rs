@@ -1,35 +1,35 @@
-//! Persistence for agentbox: users, chats, messages and each chat's durable event log.
+//! Persistence for agentbox: users, chats, messages and each chat's durable event log, the
+//! index of permission requests and the rules, the queue, settings and checkpoints' metadata.
 //!
-//! This is the only crate that knows SQL. It runs on SQLite (WAL, foreign keys, a busy
-//! timeout) with migrations embedded in the binary; the schema is written so that a
-//! PostgreSQL implementation can follow without redesign. Every write that must be atomic
-//! (starting a turn, appending an event, finishing a turn) is one `BEGIN IMMEDIATE`
-//! transaction, so a crash leaves either all of it or none of it.
+//! This is the only crate that knows SQL. The operations are the traits of `repository`,
+//! implemented twice: SQLite (`sqlite/`, the embedded default: WAL, foreign keys, a busy
+//! timeout, every write one `BEGIN IMMEDIATE` transaction) and PostgreSQL (`postgres/`:
+//! a pool with the seed's settings, per-chat row locks). [`Store`] is the handle the rest
+//! of the product holds; it knows neither backend. Row → record mapping and validation live
+//! once, in `records`. Migrations of both are embedded in the binary and run at open.
 
-mod chats;
-mod checkpoints;
-mod events;
-mod permissions;
-mod queue;
-mod settings;
-mod turns;
-mod users;
+mod copy;
+mod postgres;
+mod records;
+mod repository;
+mod sqlite;
+pub mod testing;
 
-use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
+use agentbox_protocol::api::{Message, PermissionMode, QueuedMessage, UserSettings};
+use agentbox_protocol::event::ChatEvent;
+use agentbox_protocol::permission::{PendingPermission, PermissionRule, StoredPermissionRule};
 use chrono::{DateTime, Utc};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Sqlite, SqlitePool, Transaction};
 use uuid::Uuid;
 
-pub use chats::{ChatRecord, ChatUpdate, NewChat};
-pub use checkpoints::{CheckpointKind, CheckpointRecord, Rewind};
-pub use events::NewEvent;
-pub use permissions::PermissionRecord;
-pub use queue::QueuedUpdate;
-pub use turns::{StartedTurn, TurnResult};
-pub use users::UserRecord;
+pub use copy::{CopyReport, copy_installation};
+pub use records::{
+    ChatRecord, ChatUpdate, CheckpointKind, CheckpointRecord, NewChat, NewEvent, PermissionRecord,
+    QueuedUpdate, Rewind, StartedTurn, TurnResult, UserRecord,
+};
+pub use repository::Repository;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -40,100 +40,626 @@ pub enum StoreError {
     Conflict(&'static str),
     #[error("stored data is not valid: {0}")]
     Corrupt(String),
+    /// The database failed; the text is its cause.
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(String),
     #[error("migration failed: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
+    Migrate(String),
+    /// What was asked cannot be done (an unknown database URL, a copy into a database that
+    /// is not empty); the text says why.
+    #[error("{0}")]
+    Refused(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(err: sqlx::Error) -> Self {
+        match err {
+            sqlx::Error::RowNotFound => Self::NotFound,
+            other => Self::Database(other.to_string()),
+        }
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for StoreError {
+    fn from(err: sqlx::migrate::MigrateError) -> Self {
+        Self::Migrate(err.to_string())
+    }
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
-
-static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
-
-/// A handle to the database; cheap to clone.
-#[derive(Clone, Debug)]
-pub struct Store {
-    pool: SqlitePool,
-}
-
-impl Store {
-    /// Open (creating it if needed) and migrate the database at `url`: `sqlite://PATH` or a
-    /// plain file path.
-    pub async fn open(url: &str) -> Result<Self> {
-        let options = if url.starts_with("sqlite:") {
-            SqliteConnectOptions::from_str(url)?
-        } else {
-            SqliteConnectOptions::new().filename(url)
-        };
-        let options = options
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            // In WAL mode NORMAL loses nothing when the process crashes; only a power cut
-            // can take back the last transactions.
-            .synchronous(SqliteSynchronous::Normal)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
-        MIGRATIONS.run(&pool).await?;
-        Ok(Self { pool })
-    }
-
-    /// Check that the database answers.
-    pub async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
-    }
-
-    /// A write transaction that takes the write lock at once, so it never fails half-way
-    /// on lock upgrade.
-    async fn write(&self) -> Result<Transaction<'static, Sqlite>> {
-        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
-    }
-
-    pub async fn close(&self) {
-        self.pool.close().await;
-    }
-}
-
-pub(crate) fn parse_uuid(text: &str) -> Result<Uuid> {
-    Uuid::parse_str(text).map_err(|err| StoreError::Corrupt(format!("bad id {text:?}: {err}")))
-}
-
-pub(crate) fn now() -> DateTime<Utc> {
-    Utc::now()
-}
 
 /// Map a unique-constraint violation to a named conflict.
 pub(crate) fn conflict_on_unique(err: sqlx::Error, name: &'static str) -> StoreError {
     match &err {
         sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(name),
-        _ => StoreError::Database(err),
+        _ => StoreError::from(err),
     }
 }
 
-#[cfg(test)]
-pub(crate) mod test_support {
-    use agentbox_protocol::api::PermissionMode;
+/// Which database a store runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
 
-    use crate::{NewChat, Store};
+impl Backend {
+    /// The backend a database URL names: `postgres://` or `postgresql://`, else SQLite
+    /// (`sqlite://PATH` or a plain path). Other schemes are refused.
+    pub fn of_url(url: &str) -> Result<Self> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Self::Postgres)
+        } else if url.starts_with("sqlite:") || !url.contains("://") {
+            Ok(Self::Sqlite)
+        } else {
+            Err(StoreError::Refused(format!(
+                "unsupported database URL {}: use sqlite://PATH or postgres://...",
+                redact_url(url)
+            )))
+        }
+    }
 
-    /// A store in a temporary directory with one user and one chat (in `ask` mode).
-    pub async fn store_with_chat() -> (tempfile::TempDir, Store, uuid::Uuid) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path().join("db.sqlite").to_str().unwrap()).await.unwrap();
-        let user = store.create_user("q@example.com", None, "hash").await.unwrap();
-        let chat = store
-            .create_chat(NewChat {
-                user_id: user.id,
-                title: "t".into(),
-                model: "m".into(),
-                permission_mode: PermissionMode::Ask,
-                sandbox_provider: "local".into(),
-                custom_instructions: None,
-                max_thinking_tokens: None,
-            })
-            .await
-            .unwrap();
-        (dir, store, chat.id)
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Sqlite => "sqlite",
+            Self::Postgres => "postgres",
+        }
+    }
+}
+
+/// A URL with any password replaced, for logs and errors.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}://<redacted>@{}", &url[..scheme], &url[at + 1..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Connection pool settings, with the seed's meaning. `None` is the backend's default.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PoolSettings {
+    /// Connections kept open (sqlx `min_connections`) [PostgreSQL: 30; SQLite: 0].
+    pub size: Option<u32>,
+    /// Connections opened beyond `size` under load and closed after `idle_timeout` idle;
+    /// `size + max_overflow` is sqlx's `max_connections` [PostgreSQL: 20; SQLite: 8].
+    pub max_overflow: Option<u32>,
+    /// Close a connection this long after it was opened (`pool_recycle`, sqlx
+    /// `max_lifetime`); zero never [PostgreSQL: 1800 s; SQLite: never].
+    pub recycle: Option<Duration>,
+    /// How long an overflow connection may sit idle [default: 60 s].
+    pub idle_timeout: Option<Duration>,
+}
+
+impl PoolSettings {
+    pub(crate) fn min_and_max(&self, default_size: u32, default_overflow: u32) -> (u32, u32) {
+        let size = self.size.unwrap_or(default_size);
+        let max = size.saturating_add(self.max_overflow.unwrap_or(default_overflow)).max(1);
+        (size.min(max), max)
+    }
+
+    /// The connections' lifetime: `None` for ever.
+    pub(crate) fn lifetime(&self, default: Option<Duration>) -> Option<Duration> {
+        match self.recycle {
+            Some(lifetime) if lifetime.is_zero() => None,
+            Some(lifetime) => Some(lifetime),
+            None => default,
+        }
+    }
+
+    pub(crate) fn idle(&self) -> Duration {
+        self.idle_timeout.unwrap_or(Duration::from_secs(60))
+    }
+}
+
+/// How a connection pool is used right now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolUse {
+    /// Open connections.
+    pub open: u32,
+    /// Open connections nobody holds.
+    pub idle: u32,
+    /// Connections kept open.
+    pub min: u32,
+    /// The most the pool opens.
+    pub max: u32,
+}
+
+impl PoolUse {
+    pub(crate) fn of<DB: sqlx::Database>(pool: &sqlx::Pool<DB>) -> Self {
+        let options = pool.options();
+        Self {
+            open: pool.size(),
+            idle: u32::try_from(pool.num_idle()).unwrap_or(u32::MAX),
+            min: options.get_min_connections(),
+            max: options.get_max_connections(),
+        }
+    }
+}
+
+/// What `/health` says about the database.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DatabaseInfo {
+    pub backend: Backend,
+    /// The server's (PostgreSQL) or the library's (SQLite) version.
+    pub version: String,
+    pub pool: PoolUse,
+}
+
+/// The tables of the schema, in an order that satisfies every foreign key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Table {
+    Users,
+    RefreshTokens,
+    UserSettings,
+    Chats,
+    Messages,
+    ChatEvents,
+    PermissionRequests,
+    PermissionRules,
+    QueuedMessages,
+    Checkpoints,
+}
+
+impl Table {
+    pub const ALL: [Self; 10] = [
+        Self::Users,
+        Self::RefreshTokens,
+        Self::UserSettings,
+        Self::Chats,
+        Self::Messages,
+        Self::ChatEvents,
+        Self::PermissionRequests,
+        Self::PermissionRules,
+        Self::QueuedMessages,
+        Self::Checkpoints,
+    ];
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Users => "users",
+            Self::RefreshTokens => "refresh_tokens",
+            Self::UserSettings => "user_settings",
+            Self::Chats => "chats",
+            Self::Messages => "messages",
+            Self::ChatEvents => "chat_events",
+            Self::PermissionRequests => "permission_requests",
+            Self::PermissionRules => "permission_rules",
+            Self::QueuedMessages => "queued_messages",
+            Self::Checkpoints => "checkpoints",
+        }
+    }
+}
+
+/// A handle to the database; cheap to clone. Every method is one atomic operation of the
+/// backend behind it.
+#[derive(Clone, Debug)]
+pub struct Store {
+    repo: Arc<dyn Repository>,
+    backend: Backend,
+}
+
+impl Store {
+    /// Open (creating a SQLite file if needed) and migrate the database at `url`:
+    /// `sqlite://PATH`, a plain file path, or `postgres://...`; default pool settings.
+    pub async fn open(url: &str) -> Result<Self> {
+        Self::open_with(url, &PoolSettings::default()).await
+    }
+
+    /// [`Store::open`] with pool settings.
+    pub async fn open_with(url: &str, pool: &PoolSettings) -> Result<Self> {
+        let backend = Backend::of_url(url)?;
+        let repo: Arc<dyn Repository> = match backend {
+            Backend::Sqlite => Arc::new(sqlite::Sqlite::open(url, pool).await?),
+            Backend::Postgres => Arc::new(postgres::Postgres::open(url, pool).await?),
+        };
+        Ok(Self { repo, backend })
+    }
+
+    /// Which database this store runs on.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The backend's implementation, for code that needs the interface itself.
+    pub fn repository(&self) -> &dyn Repository {
+        &*self.repo
+    }
+
+    /// Check that the database answers.
+    pub async fn ping(&self) -> Result<()> {
+        self.repo.ping().await
+    }
+
+    /// The backend, its version and its pool's use.
+    pub async fn info(&self) -> Result<DatabaseInfo> {
+        self.repo.info().await
+    }
+
+    pub async fn close(&self) {
+        self.repo.close().await;
+    }
+
+    /// How many rows `table` has.
+    pub async fn count_rows(&self, table: Table) -> Result<i64> {
+        self.repo.count_rows(table).await
+    }
+
+    // Users.
+
+    /// Create a user; `Conflict("email_taken")` if the (lower-cased) email exists.
+    pub async fn create_user(
+        &self,
+        email: &str,
+        username: Option<&str>,
+        password_hash: &str,
+    ) -> Result<UserRecord> {
+        let user = UserRecord {
+            id: Uuid::now_v7(),
+            email: email.to_lowercase(),
+            username: username.map(str::to_owned),
+            password_hash: password_hash.to_owned(),
+            created_at: records::now(),
+        };
+        self.repo.create_user(&user).await?;
+        Ok(user)
+    }
+
+    pub async fn user_by_email(&self, email: &str) -> Result<Option<UserRecord>> {
+        self.repo.user_by_email(&email.to_lowercase()).await
+    }
+
+    pub async fn user(&self, id: Uuid) -> Result<Option<UserRecord>> {
+        self.repo.user(id).await
+    }
+
+    pub async fn count_users(&self) -> Result<i64> {
+        self.repo.count_users().await
+    }
+
+    /// Remember a refresh token by its hash (the token itself is never stored).
+    pub async fn add_refresh_token(
+        &self,
+        user_id: Uuid,
+        token_hash: &str,
+        expires_at: DateTime<Utc>,
+    ) -> Result<()> {
+        self.repo.add_refresh_token(user_id, token_hash, records::stored_time(expires_at)).await
+    }
+
+    /// Use up a refresh token: it is deleted, and its user returned if it had not expired.
+    /// A token works once; the caller issues a new one (rotation).
+    pub async fn take_refresh_token(&self, token_hash: &str) -> Result<Option<Uuid>> {
+        Ok(self
+            .repo
+            .take_refresh_token(token_hash)
+            .await?
+            .and_then(|(user, expires_at)| (expires_at > records::now()).then_some(user)))
+    }
+
+    /// Sign a user out everywhere.
+    pub async fn remove_refresh_tokens(&self, user_id: Uuid) -> Result<()> {
+        self.repo.remove_refresh_tokens(user_id).await
+    }
+
+    // Chats: every query behind a request is scoped by the user, so that someone else's
+    // chat is indistinguishable from one that does not exist.
+
+    pub async fn create_chat(&self, chat: NewChat) -> Result<ChatRecord> {
+        let record = chat.into_record();
+        self.repo.create_chat(&record).await?;
+        Ok(record)
+    }
+
+    /// The user's chats, most recently active first.
+    pub async fn list_chats(&self, user_id: Uuid) -> Result<Vec<ChatRecord>> {
+        self.repo.list_chats(user_id).await
+    }
+
+    /// The chat if it exists and belongs to `user_id`.
+    pub async fn chat(&self, user_id: Uuid, chat_id: Uuid) -> Result<Option<ChatRecord>> {
+        self.repo.chat(user_id, chat_id).await
+    }
+
+    /// The chat whoever owns it: for the turn runner, never for a request handler.
+    pub async fn chat_unscoped(&self, chat_id: Uuid) -> Result<Option<ChatRecord>> {
+        self.repo.chat_unscoped(chat_id).await
+    }
+
+    pub async fn update_chat(
+        &self,
+        user_id: Uuid,
+        chat_id: Uuid,
+        update: ChatUpdate,
+    ) -> Result<Option<ChatRecord>> {
+        self.repo.update_chat(user_id, chat_id, update).await
+    }
+
+    /// Delete the chat with its messages and events; `false` if there was no such chat.
+    pub async fn delete_chat(&self, user_id: Uuid, chat_id: Uuid) -> Result<bool> {
+        self.repo.delete_chat(user_id, chat_id).await
+    }
+
+    /// Forget the CLI session (when it can no longer be resumed).
+    pub async fn clear_session_id(&self, chat_id: Uuid) -> Result<()> {
+        self.repo.clear_session_id(chat_id).await
+    }
+
+    // The event log: appending takes the chat's next `seq` in the same transaction as the
+    // insert, so seqs are strictly increasing, without gaps, and an event is either fully
+    // committed or absent.
+
+    /// Append one event to the chat's log and return it with its `seq`.
+    pub async fn append_event(&self, chat_id: Uuid, event: NewEvent) -> Result<ChatEvent> {
+        self.repo.append_event(chat_id, event.normalized()).await
+    }
+
+    /// Up to `limit` events of the chat with `seq > after`, in order.
+    pub async fn events_after(
+        &self,
+        chat_id: Uuid,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<ChatEvent>> {
+        self.repo.events_after(chat_id, after, limit).await
+    }
+
+    // Turns: a user message and the assistant message that answers it, started and
+    // finished atomically together with their events.
+
+    /// Record a new turn: the user message with its `user_text` event and an `in_progress`
+    /// assistant message. `Conflict("turn_in_progress")` if the chat already has a turn running.
+    pub async fn begin_turn(
+        &self,
+        chat_id: Uuid,
+        prompt: &str,
+        model: &str,
+        permission_mode: PermissionMode,
+    ) -> Result<StartedTurn> {
+        self.repo.begin_turn(chat_id, prompt, model, permission_mode).await
+    }
+
+    /// Finish a running turn: set the message's final status and figures, remember the CLI
+    /// session on the chat and append `message_completed`, all in one transaction.
+    /// `Conflict("turn_not_running")` if the message is not in progress.
+    pub async fn finish_turn(
+        &self,
+        chat_id: Uuid,
+        message_id: Uuid,
+        result: TurnResult,
+    ) -> Result<ChatEvent> {
+        self.repo.finish_turn(chat_id, message_id, result).await
+    }
+
+    /// The assistant message of the chat's running turn, if one is running.
+    pub async fn running_turn(&self, chat_id: Uuid) -> Result<Option<Uuid>> {
+        self.repo.running_turn(chat_id).await
+    }
+
+    /// Every turn left `in_progress` (by a crash), as (chat, message) pairs.
+    pub async fn unfinished_turns(&self) -> Result<Vec<(Uuid, Uuid)>> {
+        self.repo.unfinished_turns().await
+    }
+
+    /// The chat's messages in order, each with its events as `content`, without the ones a
+    /// restore hid. Content is read from the event log, which is the single source of truth
+    /// for what happened in a turn.
+    pub async fn messages(&self, chat_id: Uuid) -> Result<Vec<Message>> {
+        self.repo.messages(chat_id).await
+    }
+
+    // Permission requests and "always allow" rules. The log is the truth about a request:
+    // its `permission_request` event and its `permission_resolved` event. The
+    // `permission_requests` table is an index of the same facts, written in the
+    // transaction that appends each of the two events.
+
+    /// Append an event like [`Store::append_event`], keeping the index of permission
+    /// requests in step when it is a `permission_request` or `permission_resolved` event.
+    /// A resolution of a request that is not open is still logged but changes nothing else.
+    pub async fn append_permission_event(
+        &self,
+        chat_id: Uuid,
+        event: NewEvent,
+    ) -> Result<ChatEvent> {
+        self.repo.append_permission_event(chat_id, event.normalized()).await
+    }
+
+    /// The chat's open permission requests, oldest first.
+    pub async fn pending_permissions(&self, chat_id: Uuid) -> Result<Vec<PendingPermission>> {
+        self.repo.pending_permissions(chat_id).await
+    }
+
+    /// One request of the chat, open or not.
+    pub async fn permission_request(
+        &self,
+        chat_id: Uuid,
+        request_id: &str,
+    ) -> Result<Option<PermissionRecord>> {
+        self.repo.permission_request(chat_id, request_id).await
+    }
+
+    /// Every open request of every chat, as (chat, message, request id): what a restart
+    /// must close.
+    pub async fn all_pending_permissions(&self) -> Result<Vec<(Uuid, Uuid, String)>> {
+        self.repo.all_pending_permissions().await
+    }
+
+    /// Store an "always allow" rule; storing one the chat already has returns the existing one.
+    pub async fn add_permission_rule(
+        &self,
+        chat_id: Uuid,
+        rule: &PermissionRule,
+    ) -> Result<StoredPermissionRule> {
+        let stored = StoredPermissionRule {
+            id: Uuid::now_v7(),
+            rule: rule.clone(),
+            created_at: records::now(),
+        };
+        match self.repo.insert_permission_rule(chat_id, &stored).await {
+            Ok(()) => Ok(stored),
+            Err(StoreError::Conflict("rule_exists")) => self
+                .permission_rules(chat_id)
+                .await?
+                .into_iter()
+                .find(|existing| existing.rule == *rule)
+                .ok_or(StoreError::NotFound),
+            Err(other) => Err(other),
+        }
+    }
+
+    /// The chat's "always allow" rules, oldest first.
+    pub async fn permission_rules(&self, chat_id: Uuid) -> Result<Vec<StoredPermissionRule>> {
+        self.repo.permission_rules(chat_id).await
+    }
+
+    /// Remove one rule of the chat; `false` if the chat has no such rule.
+    pub async fn delete_permission_rule(&self, chat_id: Uuid, rule_id: Uuid) -> Result<bool> {
+        self.repo.delete_permission_rule(chat_id, rule_id).await
+    }
+
+    // Queued prompts: sent while a turn was running, they wait in order. Taking one out of
+    // the queue and starting its turn is one transaction, so a prompt is either still
+    // queued or a turn, never both and never lost.
+
+    /// Put a prompt at the end of the chat's queue.
+    pub async fn enqueue(
+        &self,
+        chat_id: Uuid,
+        prompt: &str,
+        model: Option<&str>,
+        permission_mode: Option<PermissionMode>,
+    ) -> Result<QueuedMessage> {
+        self.repo.enqueue(chat_id, prompt, model, permission_mode).await
+    }
+
+    /// The chat's queue, next first.
+    pub async fn queue(&self, chat_id: Uuid) -> Result<Vec<QueuedMessage>> {
+        self.repo.queue(chat_id).await
+    }
+
+    /// Change a queued prompt; `None` if the chat has no such queued prompt (any more).
+    pub async fn update_queued(
+        &self,
+        chat_id: Uuid,
+        id: Uuid,
+        update: QueuedUpdate,
+    ) -> Result<Option<QueuedMessage>> {
+        self.repo.update_queued(chat_id, id, update).await
+    }
+
+    /// Remove a queued prompt; `false` if the chat has no such queued prompt (any more).
+    pub async fn delete_queued(&self, chat_id: Uuid, id: Uuid) -> Result<bool> {
+        self.repo.delete_queued(chat_id, id).await
+    }
+
+    /// Move a queued prompt to the front of the queue; `false` if there is no such prompt.
+    pub async fn move_queued_to_front(&self, chat_id: Uuid, id: Uuid) -> Result<bool> {
+        self.repo.move_queued_to_front(chat_id, id).await
+    }
+
+    /// Take the queued prompt `id` (the next one when `None`) out of the queue and start its
+    /// turn, in one transaction. `model` and `permission_mode` are the chat's, used when the
+    /// prompt has none of its own. `Ok(None)` when there is no such prompt;
+    /// `Conflict("turn_in_progress")` (and the prompt stays queued) while a turn runs.
+    pub async fn begin_queued_turn(
+        &self,
+        chat_id: Uuid,
+        id: Option<Uuid>,
+        model: &str,
+        permission_mode: PermissionMode,
+    ) -> Result<Option<(QueuedMessage, StartedTurn)>> {
+        self.repo.begin_queued_turn(chat_id, id, model, permission_mode).await
+    }
+
+    /// Every chat with a queued prompt.
+    pub async fn chats_with_queued_messages(&self) -> Result<Vec<Uuid>> {
+        self.repo.chats_with_queued_messages().await
+    }
+
+    // Agent settings kept apart from the chat and user records.
+
+    /// The user's settings; defaults when the user never changed any.
+    pub async fn user_settings(&self, user_id: Uuid) -> Result<UserSettings> {
+        self.repo.user_settings(user_id).await
+    }
+
+    /// Set the hosts the user's sandboxes may reach besides the server's allow-list.
+    pub async fn set_user_allowed_hosts(
+        &self,
+        user_id: Uuid,
+        hosts: &[String],
+    ) -> Result<UserSettings> {
+        self.repo.set_user_allowed_hosts(user_id, hosts).await?;
+        self.user_settings(user_id).await
+    }
+
+    /// Set the user's custom instructions (`None` removes them) and return the settings.
+    pub async fn set_user_instructions(
+        &self,
+        user_id: Uuid,
+        instructions: Option<&str>,
+    ) -> Result<UserSettings> {
+        self.repo.set_user_instructions(user_id, instructions).await?;
+        self.user_settings(user_id).await
+    }
+
+    /// Set a chat's permission mode on behalf of the turn runner, which acts for the chat's
+    /// owner (when a person approves a plan and picks the mode to continue in).
+    pub async fn set_chat_permission_mode(
+        &self,
+        chat_id: Uuid,
+        mode: PermissionMode,
+    ) -> Result<()> {
+        self.repo.set_chat_permission_mode(chat_id, mode).await
+    }
+
+    // Checkpoints: which checkpoint belongs to which turn, and the rewinds and forks that
+    // use them. The workspace files themselves are in the checkpoint store.
+
+    /// Remember a checkpoint of the chat's workspace with the conversation as it is now.
+    /// A turn's checkpoint is also set on its message.
+    pub async fn record_checkpoint(
+        &self,
+        chat_id: Uuid,
+        id: Uuid,
+        kind: CheckpointKind,
+        message_id: Option<Uuid>,
+        session_id: Option<&str>,
+    ) -> Result<CheckpointRecord> {
+        self.repo.record_checkpoint(chat_id, id, kind, message_id, session_id).await
+    }
+
+    /// The chat's checkpoints, newest first.
+    pub async fn checkpoints(&self, chat_id: Uuid) -> Result<Vec<CheckpointRecord>> {
+        self.repo.checkpoints(chat_id).await
+    }
+
+    pub async fn checkpoint(&self, chat_id: Uuid, id: Uuid) -> Result<Option<CheckpointRecord>> {
+        self.repo.checkpoint(chat_id, id).await
+    }
+
+    /// Forget checkpoints the store pruned; messages no longer point at them.
+    pub async fn forget_checkpoints(&self, chat_id: Uuid, ids: &[Uuid]) -> Result<()> {
+        self.repo.forget_checkpoints(chat_id, ids).await
+    }
+
+    /// Make the conversation what it was at `to`: the messages visible then are shown, all
+    /// others hidden (kept, restorable), the chat resumes `to`'s CLI session next, and a
+    /// `system/rewind` event says so. All in one transaction.
+    pub async fn rewind(&self, chat_id: Uuid, to: &CheckpointRecord) -> Result<Rewind> {
+        self.repo.rewind(chat_id, to).await
+    }
+
+    /// Copy the conversation of `source` up to and including `up_to` (its visible messages
+    /// and their events, renumbered) into the new chat `target`, which resumes `session_id`.
+    pub async fn copy_conversation(
+        &self,
+        source: &ChatRecord,
+        target: Uuid,
+        up_to: Uuid,
+        session_id: Option<&str>,
+    ) -> Result<()> {
+        self.repo.copy_conversation(source, target, up_to, session_id).await
     }
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use super::support::{Api, SseEvent, TestServer, kinds};
+use super::support::{Api, Db, SseEvent, TestServer, kinds};
 
 /// Every entry of a workspace, but the CLI's own state (`.claude`, `.claude.json`), which
 /// the CLI may touch after a checkpoint: path → (kind, mode, content or link target).
@@ -167,7 +167,16 @@ async fn restoring_each_checkpoint_gives_back_its_exact_tree() {
 
 #[tokio::test]
 async fn a_restore_rewinds_the_conversation_the_model_sees() {
-    let server = TestServer::start().await;
+    a_restore_rewinds_the_conversation_the_model_sees_on(Db::Sqlite).await;
+}
+
+#[tokio::test]
+async fn a_restore_rewinds_the_conversation_the_model_sees_on_postgres() {
+    a_restore_rewinds_the_conversation_the_model_sees_on(Db::Postgres).await;
+}
+
+async fn a_restore_rewinds_the_conversation_the_model_sees_on(db: Db) {
+    let server = TestServer::start_on(db, "a_restore_rewinds_the_co").await;
     let api = server.user("rewind@example.com").await;
     let chat = api.new_chat().await;
     let mut last = 0;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use mock_llm::MockLlm;
 
-use super::support::{Api, SseEvent, kinds, spawn_server, unique_uid_base};
+use super::support::{Api, Db, SseEvent, kinds, spawn_server_on, unique_uid_base};
 
 /// Processes of a chat's sandbox, found by the variables sandboxes give every process
 /// (`AGENTBOX_SANDBOX` on the host provider, `AGENTBOX_SANDBOX_ID` on the local one).
@@ -60,11 +60,22 @@ async fn assert_gone(data_dir: &std::path::Path, chat: &str) {
 
 #[tokio::test]
 async fn kill_9_mid_turn_loses_no_committed_event() {
+    kill_9_mid_turn_loses_no_committed_event_on(Db::Sqlite).await;
+}
+
+#[tokio::test]
+async fn kill_9_mid_turn_loses_no_committed_event_on_postgres() {
+    kill_9_mid_turn_loses_no_committed_event_on(Db::Postgres).await;
+}
+
+async fn kill_9_mid_turn_loses_no_committed_event_on(db: Db) {
     super::support::init_logs();
     let mock = MockLlm::start().await.unwrap();
     let data = tempfile::tempdir().unwrap();
     let uid_base = unique_uid_base();
-    let (mut server, base) = spawn_server(data.path(), &mock, uid_base).await;
+    let database = db.create("kill_9").await;
+    let url = database.as_ref().map(|d| d.url.as_str());
+    let (mut server, base) = spawn_server_on(data.path(), url, &mock, uid_base).await;
     let anonymous = Api { base, http: reqwest::Client::new(), token: None };
     let api = {
         let server = super::support::TestServerless(anonymous);
@@ -79,7 +90,7 @@ async fn kill_9_mid_turn_loses_no_committed_event() {
     server.start_kill().unwrap();
     server.wait().await.unwrap();
 
-    let (_restarted, base) = spawn_server(data.path(), &mock, uid_base).await;
+    let (_restarted, base) = spawn_server_on(data.path(), url, &mock, uid_base).await;
     let api = Api { base, ..api };
     // The CLI died with the server; the tool it had started was stopped at the restart.
     assert_gone(data.path(), &chat).await;

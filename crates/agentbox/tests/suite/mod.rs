@@ -1,4 +1,5 @@
 mod api;
+mod backends;
 mod checkpoints;
 mod containment;
 mod crash;

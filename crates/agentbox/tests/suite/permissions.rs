@@ -6,7 +6,7 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use super::support::{Api, Sse, SseEvent, TestServer, kinds};
+use super::support::{Api, Db, Sse, SseEvent, TestServer, kinds};
 
 /// A new chat with these settings.
 async fn chat_with(api: &Api, settings: Value) -> String {
@@ -51,7 +51,16 @@ fn last_tool_results(server: &TestServer) -> String {
 
 #[tokio::test]
 async fn ask_mode_runs_an_approved_call_and_tells_the_model_why_one_was_denied() {
-    let server = TestServer::start().await;
+    ask_mode_runs_an_approved_call_and_tells_the_model_why_one_was_denied_on(Db::Sqlite).await;
+}
+
+#[tokio::test]
+async fn ask_mode_runs_an_approved_call_and_tells_the_model_why_one_was_denied_on_postgres() {
+    ask_mode_runs_an_approved_call_and_tells_the_model_why_one_was_denied_on(Db::Postgres).await;
+}
+
+async fn ask_mode_runs_an_approved_call_and_tells_the_model_why_one_was_denied_on(db: Db) {
+    let server = TestServer::start_on(db, "ask_mode_runs_an_approve").await;
     let api = server.user("ask@example.com").await;
     let chat = chat_in(&api, "ask").await;
     let home = server.sandbox_home(&chat);

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use agentbox::config::{Config, ServeArgs};
 use agentbox::serve::{Server, start};
+use agentbox_store::testing::TestDatabase;
 use futures::StreamExt;
 use mock_llm::MockLlm;
 use reqwest::{Method, StatusCode};
@@ -58,7 +59,38 @@ pub fn test_config(data_dir: &Path, mock: &MockLlm) -> Config {
     config.sandbox.init_program = Some(env!("CARGO_BIN_EXE_agentbox").into());
     config.sandbox.uid_base = unique_uid_base();
     config.interrupt_grace = Duration::from_secs(3);
+    config.db_pool = test_pool();
     config
+}
+
+/// Which database a test server stores its data in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Db {
+    /// A file in the server's data directory (the default).
+    Sqlite,
+    /// A PostgreSQL database created for the test (see `agentbox_store::testing`) and
+    /// dropped after it.
+    Postgres,
+}
+
+impl Db {
+    /// A database for one test: `None` for SQLite (the data directory's file), else a new
+    /// PostgreSQL database, dropped with the guard.
+    pub async fn create(self, label: &str) -> Option<TestDatabase> {
+        match self {
+            Self::Sqlite => None,
+            Self::Postgres => Some(TestDatabase::create(label).await.unwrap()),
+        }
+    }
+}
+
+/// A small pool: many test servers share one PostgreSQL server.
+pub fn test_pool() -> agentbox_store::PoolSettings {
+    agentbox_store::PoolSettings {
+        size: Some(1),
+        max_overflow: Some(7),
+        ..agentbox_store::PoolSettings::default()
+    }
 }
 
 pub struct TestServer {
@@ -70,11 +102,27 @@ pub struct TestServer {
     pub data_dir: PathBuf,
     _tmp: tempfile::TempDir,
     pub http: reqwest::Client,
+    /// The PostgreSQL database, if the server runs on one; dropped after the server.
+    pub database: Option<TestDatabase>,
 }
 
 impl TestServer {
     pub async fn start() -> Self {
         Self::start_with(|_| {}).await
+    }
+
+    /// A server on `db`, otherwise like [`TestServer::start`].
+    pub async fn start_on(db: Db, label: &str) -> Self {
+        let database = db.create(label).await;
+        let url = database.as_ref().map(|d| d.url.clone());
+        let mut server = Self::start_with(|config| {
+            if let Some(url) = url {
+                config.database_url = url;
+            }
+        })
+        .await;
+        server.database = database;
+        server
     }
 
     pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> Self {
@@ -87,7 +135,15 @@ impl TestServer {
         let data_dir = config.data_dir.clone();
         let server = start(config).await.unwrap();
         let base = format!("http://{}", server.address);
-        Self { _server: server, base, mock, data_dir, _tmp: tmp, http: reqwest::Client::new() }
+        Self {
+            _server: server,
+            base,
+            mock,
+            data_dir,
+            _tmp: tmp,
+            http: reqwest::Client::new(),
+            database: None,
+        }
     }
 
     pub fn sandbox_home(&self, chat: &str) -> PathBuf {
@@ -317,6 +373,16 @@ pub async fn spawn_server(
     mock: &MockLlm,
     uid_base: u32,
 ) -> (tokio::process::Child, String) {
+    spawn_server_on(data_dir, None, mock, uid_base).await
+}
+
+/// [`spawn_server`] on the database at `database_url` (`None`: the data directory's SQLite).
+pub async fn spawn_server_on(
+    data_dir: &Path,
+    database_url: Option<&str>,
+    mock: &MockLlm,
+    uid_base: u32,
+) -> (tokio::process::Child, String) {
     use tokio::io::AsyncBufReadExt;
     #[allow(clippy::disallowed_methods)] // The test starts the real binary, not agent code.
     let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_agentbox"));
@@ -328,10 +394,15 @@ pub async fn spawn_server(
         .env("AGENTBOX_CLAUDE_PATH", cli_path())
         .env("AGENTBOX_CLI_MAX_RETRIES", "0")
         .env("AGENTBOX_SANDBOX_UID_BASE", uid_base.to_string())
+        .env("AGENTBOX_DB_POOL_SIZE", "1")
+        .env("AGENTBOX_DB_MAX_OVERFLOW", "7")
         .env("RUST_LOG", "info")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true);
+    if let Some(url) = database_url {
+        command.env("DATABASE_URL", url);
+    }
     let mut child = command.spawn().unwrap();
     let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
     let base = tokio::time::timeout(PATIENCE, async {

@@ -3,11 +3,20 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use super::support::{TestServer, assert_strictly_increasing, kinds};
+use super::support::{Db, TestServer, assert_strictly_increasing, kinds};
 
 #[tokio::test]
 async fn a_turn_streams_thinking_text_and_a_bash_call_that_writes_a_file() {
-    let server = TestServer::start().await;
+    a_turn_streams_thinking_text_and_a_bash_call_that_writes_a_file_on(Db::Sqlite).await;
+}
+
+#[tokio::test]
+async fn a_turn_streams_thinking_text_and_a_bash_call_that_writes_a_file_on_postgres() {
+    a_turn_streams_thinking_text_and_a_bash_call_that_writes_a_file_on(Db::Postgres).await;
+}
+
+async fn a_turn_streams_thinking_text_and_a_bash_call_that_writes_a_file_on(db: Db) {
+    let server = TestServer::start_on(db, "a_turn_streams_thinking_").await;
     let api = server.user("turn@example.com").await;
     let chat = api.new_chat().await;
     let message = api.send(&chat, "[[think]] [[write:hello.txt:hi there]] make a file").await;
@@ -168,7 +177,16 @@ async fn interrupting_a_long_turn_leaves_it_interrupted() {
 
 #[tokio::test]
 async fn last_event_id_replays_exactly_the_events_after_it() {
-    let server = TestServer::start().await;
+    last_event_id_replays_exactly_the_events_after_it_on(Db::Sqlite).await;
+}
+
+#[tokio::test]
+async fn last_event_id_replays_exactly_the_events_after_it_on_postgres() {
+    last_event_id_replays_exactly_the_events_after_it_on(Db::Postgres).await;
+}
+
+async fn last_event_id_replays_exactly_the_events_after_it_on(db: Db) {
+    let server = TestServer::start_on(db, "last_event_id_replays_ex").await;
     let api = server.user("replay@example.com").await;
     let chat = api.new_chat().await;
     let message = api.send(&chat, "[[steps:2]] count").await;

@@ -1,50 +1,18 @@
-//! Queued prompts: sent while a turn was running, they wait in `position` order. Taking one
-//! out of the queue and starting its turn is one transaction, so a prompt is either still
-//! queued or a turn, never both and never lost.
+//! Queued prompts on SQLite, in `position` order.
 
 use agentbox_protocol::api::{PermissionMode, QueuedMessage};
-use sqlx::Row;
+use async_trait::async_trait;
 use uuid::Uuid;
 
-use crate::turns::{StartedTurn, insert_turn};
-use crate::{Result, Store, StoreError, now, parse_uuid};
+use super::Sqlite;
+use super::turns::insert_turn;
+use crate::records::{Fields, QueuedUpdate, StartedTurn, now, queued_columns, queued_from_row};
+use crate::repository::QueueRepository;
+use crate::{Result, StoreError};
 
-/// Fields of a queued prompt to change; `None` leaves a field as it is.
-#[derive(Clone, Debug, Default)]
-pub struct QueuedUpdate {
-    pub prompt: Option<String>,
-    pub model: Option<String>,
-    pub permission_mode: Option<PermissionMode>,
-}
-
-macro_rules! queued_columns {
-    () => {
-        "id, chat_id, prompt, model, permission_mode, created_at, updated_at"
-    };
-}
-
-fn queued_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<QueuedMessage> {
-    let mode: Option<String> = row.try_get("permission_mode")?;
-    Ok(QueuedMessage {
-        id: parse_uuid(row.try_get("id")?)?,
-        chat_id: parse_uuid(row.try_get("chat_id")?)?,
-        prompt: row.try_get("prompt")?,
-        model: row.try_get("model")?,
-        permission_mode: mode
-            .map(|mode| {
-                PermissionMode::parse(&mode)
-                    .ok_or_else(|| StoreError::Corrupt(format!("unknown permission mode {mode:?}")))
-            })
-            .transpose()?,
-        message_id: None,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
-    })
-}
-
-impl Store {
-    /// Put a prompt at the end of the chat's queue.
-    pub async fn enqueue(
+#[async_trait]
+impl QueueRepository for Sqlite {
+    async fn enqueue(
         &self,
         chat_id: Uuid,
         prompt: &str,
@@ -75,15 +43,14 @@ impl Store {
         .await
         .map_err(|err| match &err {
             sqlx::Error::Database(db) if db.is_foreign_key_violation() => StoreError::NotFound,
-            _ => StoreError::Database(err),
+            _ => StoreError::from(err),
         })?;
         let queued = queued_from_row(&row)?;
         tx.commit().await?;
         Ok(queued)
     }
 
-    /// The chat's queue, next first.
-    pub async fn queue(&self, chat_id: Uuid) -> Result<Vec<QueuedMessage>> {
+    async fn queue(&self, chat_id: Uuid) -> Result<Vec<QueuedMessage>> {
         let rows = sqlx::query(concat!(
             "SELECT ",
             queued_columns!(),
@@ -95,8 +62,7 @@ impl Store {
         rows.iter().map(queued_from_row).collect()
     }
 
-    /// Change a queued prompt; `None` if the chat has no such queued prompt (any more).
-    pub async fn update_queued(
+    async fn update_queued(
         &self,
         chat_id: Uuid,
         id: Uuid,
@@ -119,8 +85,7 @@ impl Store {
         row.as_ref().map(queued_from_row).transpose()
     }
 
-    /// Remove a queued prompt; `false` if the chat has no such queued prompt (any more).
-    pub async fn delete_queued(&self, chat_id: Uuid, id: Uuid) -> Result<bool> {
+    async fn delete_queued(&self, chat_id: Uuid, id: Uuid) -> Result<bool> {
         let done = sqlx::query("DELETE FROM queued_messages WHERE chat_id = $1 AND id = $2")
             .bind(chat_id.to_string())
             .bind(id.to_string())
@@ -129,8 +94,7 @@ impl Store {
         Ok(done.rows_affected() > 0)
     }
 
-    /// Move a queued prompt to the front of the queue; `false` if there is no such prompt.
-    pub async fn move_queued_to_front(&self, chat_id: Uuid, id: Uuid) -> Result<bool> {
+    async fn move_queued_to_front(&self, chat_id: Uuid, id: Uuid) -> Result<bool> {
         let mut tx = self.write().await?;
         let first: i64 = sqlx::query_scalar(
             "SELECT COALESCE(MIN(position), 0) FROM queued_messages WHERE chat_id = $1",
@@ -149,11 +113,7 @@ impl Store {
         Ok(done.rows_affected() > 0)
     }
 
-    /// Take the queued prompt `id` (the next one when `None`) out of the queue and start its
-    /// turn, in one transaction. `model` and `permission_mode` are the chat's, used when the
-    /// prompt has none of its own. `Ok(None)` when there is no such prompt;
-    /// `Conflict("turn_in_progress")` (and the prompt stays queued) while a turn runs.
-    pub async fn begin_queued_turn(
+    async fn begin_queued_turn(
         &self,
         chat_id: Uuid,
         id: Option<Uuid>,
@@ -203,50 +163,10 @@ impl Store {
         Ok(Some((queued, started)))
     }
 
-    /// Every chat with a queued prompt.
-    pub async fn chats_with_queued_messages(&self) -> Result<Vec<Uuid>> {
-        let ids: Vec<String> = sqlx::query_scalar("SELECT DISTINCT chat_id FROM queued_messages")
+    async fn chats_with_queued_messages(&self) -> Result<Vec<Uuid>> {
+        let rows = sqlx::query("SELECT DISTINCT chat_id FROM queued_messages")
             .fetch_all(&self.pool)
             .await?;
-        ids.iter().map(|id| parse_uuid(id)).collect()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use agentbox_protocol::api::PermissionMode;
-
-    use crate::StoreError;
-    use crate::test_support::store_with_chat;
-
-    #[tokio::test]
-    async fn the_queue_keeps_order_and_a_prompt_is_queued_or_a_turn_never_both() {
-        let (_dir, store, chat) = store_with_chat().await;
-        let a = store.enqueue(chat, "a", None, None).await.unwrap();
-        let b = store.enqueue(chat, "b", Some("other-model"), Some(PermissionMode::Plan)).await;
-        let b = b.unwrap();
-        let c = store.enqueue(chat, "c", None, None).await.unwrap();
-        let order = |queue: Vec<agentbox_protocol::api::QueuedMessage>| {
-            queue.into_iter().map(|q| q.prompt).collect::<Vec<_>>()
-        };
-        assert_eq!(order(store.queue(chat).await.unwrap()), ["a", "b", "c"]);
-        assert!(store.move_queued_to_front(chat, c.id).await.unwrap());
-        assert_eq!(order(store.queue(chat).await.unwrap()), ["c", "a", "b"]);
-
-        // The next prompt leaves the queue as a turn, with the chat's settings where it has
-        // none of its own.
-        let (queued, started) =
-            store.begin_queued_turn(chat, None, "m", PermissionMode::Ask).await.unwrap().unwrap();
-        assert_eq!((queued.id, queued.message_id), (c.id, Some(started.message_id)));
-        // While it runs, another cannot start, and stays queued.
-        let busy = store.begin_queued_turn(chat, Some(b.id), "m", PermissionMode::Ask).await;
-        assert!(matches!(busy, Err(StoreError::Conflict("turn_in_progress"))), "{busy:?}");
-        assert_eq!(order(store.queue(chat).await.unwrap()), ["a", "b"]);
-        assert!(store.delete_queued(chat, a.id).await.unwrap());
-        assert!(!store.delete_queued(chat, a.id).await.unwrap());
-        assert_eq!(store.chats_with_queued_messages().await.unwrap(), [chat]);
-        let messages = store.messages(chat).await.unwrap();
-        assert_eq!(messages.len(), 2);
-        assert_eq!(messages[1].model.as_deref(), Some("m"));
+        rows.iter().map(|row| row.id("chat_id")).collect()
     }
 }

@@ -1,0 +1,558 @@
+//! What the store hands out, and the one mapping from a row of either backend to it.
+//!
+//! Each backend reads its rows through [`Fields`], which hides how a column is stored (a
+//! TEXT id on SQLite, a UUID on PostgreSQL; TEXT or TIMESTAMPTZ timestamps; TEXT or JSON
+//! documents), so the parsing and validation below are written once.
+
+use agentbox_protocol::api::{Message, PermissionMode, QueuedMessage, Role};
+use agentbox_protocol::event::{ChatEvent, EventPayload, MessageStatus, Usage};
+use agentbox_protocol::permission::{
+    PendingPermission, PermissionKind, PermissionRule, ResolvedBy, StoredPermissionRule,
+};
+use chrono::{DateTime, SubsecRound, Utc};
+use uuid::Uuid;
+
+use crate::{Result, StoreError};
+
+/// The columns of one row, read the same way whichever backend stored them.
+pub(crate) trait Fields {
+    fn text(&self, col: &str) -> Result<String>;
+    fn opt_text(&self, col: &str) -> Result<Option<String>>;
+    fn int(&self, col: &str) -> Result<i64>;
+    fn opt_int(&self, col: &str) -> Result<Option<i64>>;
+    fn opt_real(&self, col: &str) -> Result<Option<f64>>;
+    fn id(&self, col: &str) -> Result<Uuid>;
+    fn opt_id(&self, col: &str) -> Result<Option<Uuid>>;
+    fn time(&self, col: &str) -> Result<DateTime<Utc>>;
+    fn opt_time(&self, col: &str) -> Result<Option<DateTime<Utc>>>;
+    /// A JSON document as the text it was stored as.
+    fn json(&self, col: &str) -> Result<String>;
+    fn opt_json(&self, col: &str) -> Result<Option<String>>;
+}
+
+/// The current time at the precision both backends keep (PostgreSQL's TIMESTAMPTZ holds
+/// microseconds), so that a timestamp reads back exactly as it was written on either.
+pub(crate) fn now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(6)
+}
+
+/// A timestamp from outside the store, cut to the precision both backends keep.
+pub(crate) fn stored_time(at: DateTime<Utc>) -> DateTime<Utc> {
+    at.trunc_subsecs(6)
+}
+
+pub(crate) fn parse_uuid(text: &str) -> Result<Uuid> {
+    Uuid::parse_str(text).map_err(|err| StoreError::Corrupt(format!("bad id {text:?}: {err}")))
+}
+
+pub(crate) fn to_json<T: serde::Serialize + ?Sized>(value: &T) -> Result<String> {
+    serde_json::to_string(value).map_err(|err| StoreError::Corrupt(format!("not JSON: {err}")))
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(text: &str, what: &str) -> Result<T> {
+    serde_json::from_str(text).map_err(|err| StoreError::Corrupt(format!("{what}: {err}")))
+}
+
+fn mode(text: &str) -> Result<PermissionMode> {
+    PermissionMode::parse(text)
+        .ok_or_else(|| StoreError::Corrupt(format!("unknown permission mode {text:?}")))
+}
+
+// ---------------------------------------------------------------------------------------
+// Users.
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct UserRecord {
+    pub id: Uuid,
+    pub email: String,
+    pub username: Option<String>,
+    pub password_hash: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// The columns `user_from_row` reads; a macro so that queries stay `&'static str`.
+macro_rules! user_columns {
+    () => {
+        "id, email, username, password_hash, created_at"
+    };
+}
+pub(crate) use user_columns;
+
+pub(crate) fn user_from_row(row: &impl Fields) -> Result<UserRecord> {
+    Ok(UserRecord {
+        id: row.id("id")?,
+        email: row.text("email")?,
+        username: row.opt_text("username")?,
+        password_hash: row.text("password_hash")?,
+        created_at: row.time("created_at")?,
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// Chats.
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ChatRecord {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub title: String,
+    pub model: String,
+    pub permission_mode: PermissionMode,
+    pub session_id: Option<String>,
+    pub sandbox_provider: String,
+    pub last_seq: i64,
+    pub custom_instructions: Option<String>,
+    /// `None`: the CLI's default; `Some(0)`: thinking off.
+    pub max_thinking_tokens: Option<u32>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug)]
+pub struct NewChat {
+    pub user_id: Uuid,
+    pub title: String,
+    pub model: String,
+    pub permission_mode: PermissionMode,
+    pub sandbox_provider: String,
+    pub custom_instructions: Option<String>,
+    pub max_thinking_tokens: Option<u32>,
+}
+
+impl NewChat {
+    /// The record a new chat is stored as.
+    pub(crate) fn into_record(self) -> ChatRecord {
+        let now = now();
+        ChatRecord {
+            id: Uuid::now_v7(),
+            user_id: self.user_id,
+            title: self.title,
+            model: self.model,
+            permission_mode: self.permission_mode,
+            session_id: None,
+            sandbox_provider: self.sandbox_provider,
+            last_seq: 0,
+            custom_instructions: self.custom_instructions,
+            max_thinking_tokens: self.max_thinking_tokens,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+}
+
+/// Fields to change; `None` leaves a field as it is, `Some(None)` clears an optional one.
+#[derive(Clone, Debug, Default)]
+pub struct ChatUpdate {
+    pub title: Option<String>,
+    pub model: Option<String>,
+    pub permission_mode: Option<PermissionMode>,
+    pub custom_instructions: Option<Option<String>>,
+    pub max_thinking_tokens: Option<Option<u32>>,
+}
+
+/// The columns `chat_from_row` reads.
+macro_rules! chat_columns {
+    () => {
+        "id, user_id, title, model, permission_mode, session_id, sandbox_provider, last_seq, \
+         custom_instructions, max_thinking_tokens, created_at, updated_at"
+    };
+}
+pub(crate) use chat_columns;
+
+pub(crate) fn chat_from_row(row: &impl Fields) -> Result<ChatRecord> {
+    Ok(ChatRecord {
+        id: row.id("id")?,
+        user_id: row.id("user_id")?,
+        title: row.text("title")?,
+        model: row.text("model")?,
+        permission_mode: mode(&row.text("permission_mode")?)?,
+        session_id: row.opt_text("session_id")?,
+        sandbox_provider: row.text("sandbox_provider")?,
+        last_seq: row.int("last_seq")?,
+        custom_instructions: row.opt_text("custom_instructions")?,
+        max_thinking_tokens: row
+            .opt_int("max_thinking_tokens")?
+            .map(|n| {
+                u32::try_from(n)
+                    .map_err(|_| StoreError::Corrupt(format!("thinking budget {n} out of range")))
+            })
+            .transpose()?,
+        created_at: row.time("created_at")?,
+        updated_at: row.time("updated_at")?,
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// Events.
+
+/// An event to append: what happened and to which message.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewEvent {
+    pub message_id: Uuid,
+    pub payload: EventPayload,
+    pub parent_tool_use_id: Option<String>,
+}
+
+impl NewEvent {
+    pub fn new(message_id: Uuid, payload: EventPayload) -> Self {
+        Self { message_id, payload, parent_tool_use_id: None }
+    }
+
+    /// The event with the timestamps it carries cut to the precision both backends keep, so
+    /// that the log and the index of permission requests hold the same instant.
+    pub(crate) fn normalized(mut self) -> Self {
+        if let EventPayload::PermissionRequest(request) = &mut self.payload {
+            request.expires_at = request.expires_at.map(stored_time);
+        }
+        self
+    }
+}
+
+/// The columns `event_from_row` reads.
+macro_rules! event_columns {
+    () => {
+        "seq, message_id, parent_tool_use_id, data, created_at"
+    };
+}
+pub(crate) use event_columns;
+
+pub(crate) fn event_from_row(row: &impl Fields) -> Result<ChatEvent> {
+    Ok(ChatEvent {
+        seq: row.int("seq")?,
+        message_id: row.id("message_id")?,
+        parent_tool_use_id: row.opt_text("parent_tool_use_id")?,
+        created_at: row.time("created_at")?,
+        payload: parse_payload(&row.json("data")?)?,
+    })
+}
+
+pub(crate) fn parse_payload(data: &str) -> Result<EventPayload> {
+    from_json(data, "stored event does not parse")
+}
+
+/// Whether a copied conversation leaves the event out: the parent's restores name the
+/// parent's checkpoints, which are not the fork's history.
+pub(crate) fn skipped_in_copy(payload: &EventPayload) -> bool {
+    matches!(payload, EventPayload::System(system) if system.subtype == "rewind")
+}
+
+// ---------------------------------------------------------------------------------------
+// Turns and messages.
+
+/// What starting a turn created.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StartedTurn {
+    pub user_message_id: Uuid,
+    /// The assistant message, `in_progress` until the turn finishes.
+    pub message_id: Uuid,
+    /// The `user_text` event holding the prompt.
+    pub user_event: ChatEvent,
+}
+
+/// How a turn ended, as recorded on its assistant message.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TurnResult {
+    pub status: MessageStatus,
+    pub total_cost_usd: Option<f64>,
+    pub usage: Option<Usage>,
+    /// The CLI session to resume next; `None` keeps the chat's current one.
+    pub session_id: Option<String>,
+}
+
+impl TurnResult {
+    pub fn status(status: MessageStatus) -> Self {
+        Self { status, total_cost_usd: None, usage: None, session_id: None }
+    }
+
+    /// Checks the result and returns its usage as stored.
+    pub(crate) fn checked_usage(&self) -> Result<Option<String>> {
+        if !self.status.is_final() {
+            return Err(StoreError::Corrupt("a turn cannot finish in progress".into()));
+        }
+        self.usage.as_ref().map(to_json).transpose()
+    }
+
+    pub(crate) fn completed_event(&self, message_id: Uuid) -> NewEvent {
+        NewEvent::new(
+            message_id,
+            EventPayload::MessageCompleted {
+                status: self.status,
+                total_cost_usd: self.total_cost_usd,
+            },
+        )
+    }
+}
+
+/// The two messages of a new turn: (id, position offset, role, status).
+pub(crate) fn turn_messages(
+    user_message_id: Uuid,
+    message_id: Uuid,
+) -> [(Uuid, i64, Role, MessageStatus); 2] {
+    [
+        (user_message_id, 1, Role::User, MessageStatus::Completed),
+        (message_id, 2, Role::Assistant, MessageStatus::InProgress),
+    ]
+}
+
+pub(crate) fn user_text(message_id: Uuid, prompt: &str) -> NewEvent {
+    NewEvent::new(message_id, EventPayload::UserText { text: prompt.to_owned() })
+}
+
+/// The columns `message_from_row` reads.
+macro_rules! message_columns {
+    () => {
+        "id, role, status, model, permission_mode, session_id, total_cost_usd, usage, \
+         checkpoint_id, created_at, completed_at"
+    };
+}
+pub(crate) use message_columns;
+
+/// A message with its content taken from `content` (its events, by message id).
+pub(crate) fn message_from_row(
+    row: &impl Fields,
+    chat_id: Uuid,
+    content: &mut std::collections::HashMap<Uuid, Vec<ChatEvent>>,
+) -> Result<Message> {
+    let id = row.id("id")?;
+    let role = row.text("role")?;
+    let status = row.text("status")?;
+    Ok(Message {
+        id,
+        chat_id,
+        role: Role::parse(&role)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown role {role:?}")))?,
+        status: MessageStatus::parse(&status)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown status {status:?}")))?,
+        content: content.remove(&id).unwrap_or_default(),
+        model: row.opt_text("model")?,
+        permission_mode: row
+            .opt_text("permission_mode")?
+            .as_deref()
+            .and_then(PermissionMode::parse),
+        session_id: row.opt_text("session_id")?,
+        total_cost_usd: row.opt_real("total_cost_usd")?,
+        usage: row.opt_json("usage")?.as_deref().map(|u| from_json(u, "usage")).transpose()?,
+        checkpoint_id: row.opt_id("checkpoint_id")?.map(|id| id.to_string()),
+        created_at: row.time("created_at")?,
+        completed_at: row.opt_time("completed_at")?,
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// Permission requests and rules.
+
+/// Where a permission request stands, for answering it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PermissionRecord {
+    pub request_id: String,
+    pub message_id: Uuid,
+    pub kind: PermissionKind,
+    pub tool_name: String,
+    /// `pending`, `allowed` or `denied`.
+    pub status: String,
+    pub resolved_by: Option<ResolvedBy>,
+}
+
+impl PermissionRecord {
+    pub fn is_pending(&self) -> bool {
+        self.status == "pending"
+    }
+}
+
+fn kind_of(text: &str) -> Result<PermissionKind> {
+    PermissionKind::parse(text)
+        .ok_or_else(|| StoreError::Corrupt(format!("unknown permission kind {text:?}")))
+}
+
+pub(crate) fn pending_from_row(row: &impl Fields) -> Result<PendingPermission> {
+    Ok(PendingPermission {
+        request_id: row.text("request_id")?,
+        message_id: row.id("message_id")?,
+        kind: kind_of(&row.text("kind")?)?,
+        tool_name: row.text("tool_name")?,
+        input: from_json(&row.json("input")?, "request input")?,
+        seq: row.int("seq")?,
+        created_at: row.time("created_at")?,
+        expires_at: row.opt_time("expires_at")?,
+    })
+}
+
+pub(crate) fn permission_from_row(row: &impl Fields) -> Result<PermissionRecord> {
+    Ok(PermissionRecord {
+        request_id: row.text("request_id")?,
+        message_id: row.id("message_id")?,
+        kind: kind_of(&row.text("kind")?)?,
+        tool_name: row.text("tool_name")?,
+        status: row.text("status")?,
+        resolved_by: row.opt_text("resolved_by")?.as_deref().and_then(ResolvedBy::parse),
+    })
+}
+
+/// The status a resolution gives its request in the index.
+pub(crate) fn resolution_status(approved: bool) -> &'static str {
+    if approved { "allowed" } else { "denied" }
+}
+
+pub(crate) fn rule_from_row(row: &impl Fields) -> Result<StoredPermissionRule> {
+    Ok(StoredPermissionRule {
+        id: row.id("id")?,
+        rule: PermissionRule {
+            tool_name: row.text("tool_name")?,
+            rule_content: row.opt_text("rule_content")?,
+        },
+        created_at: row.time("created_at")?,
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// The queue.
+
+/// Fields of a queued prompt to change; `None` leaves a field as it is.
+#[derive(Clone, Debug, Default)]
+pub struct QueuedUpdate {
+    pub prompt: Option<String>,
+    pub model: Option<String>,
+    pub permission_mode: Option<PermissionMode>,
+}
+
+macro_rules! queued_columns {
+    () => {
+        "id, chat_id, prompt, model, permission_mode, created_at, updated_at"
+    };
+}
+pub(crate) use queued_columns;
+
+pub(crate) fn queued_from_row(row: &impl Fields) -> Result<QueuedMessage> {
+    Ok(QueuedMessage {
+        id: row.id("id")?,
+        chat_id: row.id("chat_id")?,
+        prompt: row.text("prompt")?,
+        model: row.opt_text("model")?,
+        permission_mode: row.opt_text("permission_mode")?.as_deref().map(mode).transpose()?,
+        message_id: None,
+        created_at: row.time("created_at")?,
+        updated_at: row.time("updated_at")?,
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// Settings.
+
+pub(crate) fn allowed_hosts_json(hosts: &[String]) -> Result<Option<String>> {
+    (!hosts.is_empty()).then(|| to_json(hosts)).transpose()
+}
+
+pub(crate) fn settings_from_row(row: &impl Fields) -> Result<agentbox_protocol::api::UserSettings> {
+    Ok(agentbox_protocol::api::UserSettings {
+        custom_instructions: row.opt_text("custom_instructions")?,
+        sandbox_allowed_hosts: row
+            .opt_json("sandbox_allowed_hosts")?
+            .as_deref()
+            .map(|hosts| from_json(hosts, "allowed hosts"))
+            .transpose()?
+            .unwrap_or_default(),
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// Checkpoints.
+
+/// Why a checkpoint was taken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CheckpointKind {
+    /// After a turn.
+    Turn,
+    /// Before a restore changed the workspace: restoring it undoes the restore.
+    BeforeRestore,
+    /// The starting point of a forked chat.
+    Fork,
+}
+
+impl CheckpointKind {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Turn => "turn",
+            Self::BeforeRestore => "before_restore",
+            Self::Fork => "fork",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        match s {
+            "turn" => Some(Self::Turn),
+            "before_restore" => Some(Self::BeforeRestore),
+            "fork" => Some(Self::Fork),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct CheckpointRecord {
+    pub id: Uuid,
+    pub chat_id: Uuid,
+    pub message_id: Option<Uuid>,
+    pub kind: CheckpointKind,
+    pub session_id: Option<String>,
+    pub visible_messages: Vec<Uuid>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl CheckpointRecord {
+    /// The message a rewind to this checkpoint hangs its `system/rewind` event on.
+    pub(crate) fn anchor(&self) -> Result<Uuid> {
+        self.message_id.or_else(|| self.visible_messages.last().copied()).ok_or_else(|| {
+            StoreError::Corrupt("a checkpoint without any message cannot be restored".into())
+        })
+    }
+}
+
+/// What a rewind changed in the conversation.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Rewind {
+    pub hidden: Vec<Uuid>,
+    pub shown: Vec<Uuid>,
+    /// The `system/rewind` event that tells clients.
+    pub event: ChatEvent,
+}
+
+macro_rules! checkpoint_columns {
+    () => {
+        "id, chat_id, message_id, kind, session_id, visible_messages, created_at"
+    };
+}
+pub(crate) use checkpoint_columns;
+
+pub(crate) fn checkpoint_from_row(row: &impl Fields) -> Result<CheckpointRecord> {
+    let kind = row.text("kind")?;
+    Ok(CheckpointRecord {
+        id: row.id("id")?,
+        chat_id: row.id("chat_id")?,
+        message_id: row.opt_id("message_id")?,
+        kind: CheckpointKind::parse(&kind)
+            .ok_or_else(|| StoreError::Corrupt(format!("checkpoint kind {kind:?}")))?,
+        session_id: row.opt_text("session_id")?,
+        visible_messages: from_json(&row.json("visible_messages")?, "visible messages")?,
+        created_at: row.time("created_at")?,
+    })
+}
+
+/// The `system/rewind` event of a rewind to `to`.
+pub(crate) fn rewind_event(
+    to: &CheckpointRecord,
+    hidden: &[Uuid],
+    shown: &[Uuid],
+) -> Result<NewEvent> {
+    let ids = |list: &[Uuid]| {
+        serde_json::Value::from(list.iter().map(ToString::to_string).collect::<Vec<_>>())
+    };
+    Ok(NewEvent::new(
+        to.anchor()?,
+        EventPayload::System(
+            agentbox_protocol::event::SystemEvent::new("rewind")
+                .with("checkpoint_id", to.id.to_string())
+                .with("hidden_message_ids", ids(hidden))
+                .with("shown_message_ids", ids(shown)),
+        ),
+    ))
+}

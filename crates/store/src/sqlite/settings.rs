@@ -1,0 +1,61 @@
+//! User settings and the runner's change of a chat's mode, on SQLite.
+
+use agentbox_protocol::api::{PermissionMode, UserSettings};
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use super::Sqlite;
+use crate::Result;
+use crate::records::{allowed_hosts_json, now, settings_from_row};
+use crate::repository::SettingsRepository;
+
+#[async_trait]
+impl SettingsRepository for Sqlite {
+    async fn user_settings(&self, user_id: Uuid) -> Result<UserSettings> {
+        let row = sqlx::query(
+            "SELECT custom_instructions, sandbox_allowed_hosts FROM user_settings WHERE user_id = $1",
+        )
+        .bind(user_id.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(settings_from_row).transpose()?.unwrap_or_default())
+    }
+
+    async fn set_user_allowed_hosts(&self, user_id: Uuid, hosts: &[String]) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO user_settings (user_id, sandbox_allowed_hosts, updated_at) VALUES ($1, $2, $3)
+             ON CONFLICT (user_id) DO UPDATE SET sandbox_allowed_hosts = excluded.sandbox_allowed_hosts,
+                                                 updated_at = excluded.updated_at",
+        )
+        .bind(user_id.to_string())
+        .bind(allowed_hosts_json(hosts)?)
+        .bind(now())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn set_user_instructions(&self, user_id: Uuid, instructions: Option<&str>) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO user_settings (user_id, custom_instructions, updated_at) VALUES ($1, $2, $3)
+             ON CONFLICT (user_id) DO UPDATE SET custom_instructions = excluded.custom_instructions,
+                                                 updated_at = excluded.updated_at",
+        )
+        .bind(user_id.to_string())
+        .bind(instructions)
+        .bind(now())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn set_chat_permission_mode(&self, chat_id: Uuid, mode: PermissionMode) -> Result<()> {
+        sqlx::query("UPDATE chats SET permission_mode = $2, updated_at = $3 WHERE id = $1")
+            .bind(chat_id.to_string())
+            .bind(mode.as_str())
+            .bind(now())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}

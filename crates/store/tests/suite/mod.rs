@@ -1,0 +1,10 @@
+mod support;
+
+mod checkpoints;
+mod copy;
+mod crash;
+mod events;
+mod permissions;
+mod queue;
+mod schema;
+mod turns;
