@@ -745,7 +745,9 @@ impl SandboxProvider for LocalProvider {
     async fn delete(&self, id: &str) -> Result<()> {
         let entry = self.entry(id)?;
         let _guard = entry.lifecycle.lock().await;
-        Self::kill_container(&entry, None);
+        let ends = Self::kill_container(&entry, None);
+        // Processes still writing into the workspace would race the removal (ENOTEMPTY).
+        Self::wait_gone(id, ends).await;
         lock(&self.sandboxes).remove(id);
         match tokio::fs::remove_dir_all(&entry.dir).await {
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
