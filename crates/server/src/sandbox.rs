@@ -12,7 +12,6 @@ use crate::chats::owned_chat;
 use crate::error::ApiError;
 use crate::extract::ChatId;
 use crate::state::AppState;
-use crate::workspace::sandbox_error;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -71,7 +70,7 @@ async fn pause(
             "A turn is running in this chat; a paused sandbox would stall it.",
         ));
     }
-    state.runner.sandbox_provider().pause(&chat_id.to_string()).await.map_err(sandbox_error)?;
+    state.runner.sandbox_provider().pause(&chat_id.to_string()).await.map_err(ApiError::from)?;
     Ok(Json(info(&state, chat_id).await))
 }
 
@@ -86,6 +85,6 @@ async fn resume(
     ChatId(chat_id): ChatId,
 ) -> Result<Json<SandboxInfo>, ApiError> {
     owned_chat(&state, &user, chat_id).await?;
-    state.runner.sandbox_provider().resume(&chat_id.to_string()).await.map_err(sandbox_error)?;
+    state.runner.sandbox_provider().resume(&chat_id.to_string()).await.map_err(ApiError::from)?;
     Ok(Json(info(&state, chat_id).await))
 }
