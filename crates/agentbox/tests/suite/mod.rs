@@ -2,6 +2,7 @@ mod api;
 mod checkpoints;
 mod containment;
 mod crash;
+mod files;
 mod permissions;
 mod sandbox;
 mod support;
