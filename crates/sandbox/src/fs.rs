@@ -618,6 +618,30 @@ fn read_level(
     Ok(names)
 }
 
+/// Remove the tree at `path`, a host path the server owns (a sandbox's directory), the way
+/// [`Workspace::remove`] removes one: at any depth, with a handful of descriptors, never
+/// following a link. `std::fs::remove_dir_all` recurses and overflows a thread's stack on a
+/// chain some ten thousand levels deep, which an agent can build in its workspace. Removing
+/// what does not exist is not an error.
+pub fn remove_tree(path: &Path) -> Result<()> {
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(SandboxError::InvalidPath(format!("{} cannot be removed", path.display())));
+    };
+    let dir = match rustix::fs::open(
+        parent,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) {
+        Ok(dir) => dir,
+        Err(Errno::NOENT) => return Ok(()),
+        Err(err) => return Err(map_errno(err, Op::Access, parent)),
+    };
+    match remove_entry(&dir, name) {
+        Ok(()) | Err(Errno::NOENT) => Ok(()),
+        Err(err) => Err(map_errno(err, Op::Access, path)),
+    }
+}
+
 /// How many names a removal reads from a directory at a time.
 const REMOVE_BATCH: usize = 4096;
 
@@ -1023,6 +1047,30 @@ mod tests {
         assert!(!home.join("d").exists());
         assert_eq!(std::fs::read_to_string(home.join("keep")).unwrap(), "kept");
         assert_eq!(std::fs::read_to_string(dir.path().join("secret")).unwrap(), "host secret");
+    }
+
+    #[test]
+    fn a_sandbox_directory_with_a_deep_chain_is_removed_on_a_small_stack() {
+        let dir = tempfile::tempdir().unwrap();
+        let sandbox = dir.path().join("sandbox");
+        std::fs::create_dir_all(sandbox.join("home")).unwrap();
+        chain(&sandbox.join("home"), "a", 10_000);
+        symlink(dir.path().join("kept"), sandbox.join("link")).unwrap();
+        std::fs::write(dir.path().join("kept"), "kept").unwrap();
+        let removed = std::thread::Builder::new()
+            .stack_size(256 * 1024)
+            .spawn({
+                let sandbox = sandbox.clone();
+                move || remove_tree(&sandbox)
+            })
+            .unwrap()
+            .join()
+            .expect("the removal overflowed its stack");
+        removed.unwrap();
+        assert!(!sandbox.exists());
+        assert_eq!(std::fs::read_to_string(dir.path().join("kept")).unwrap(), "kept");
+        remove_tree(&sandbox).unwrap();
+        remove_tree(&dir.path().join("missing/parent")).unwrap();
     }
 
     #[test]
