@@ -830,8 +830,11 @@ fn info(
 }
 
 /// A path for a message: as it is, or its first 200 characters when longer (a hostile
-/// workspace's paths can be hundreds of kilobytes).
+/// workspace's paths can be hundreds of kilobytes); the empty path is the home itself.
 fn shown(path: &Path) -> String {
+    if path.as_os_str().is_empty() {
+        return "the home directory".to_owned();
+    }
     let text = path.to_string_lossy();
     match text.char_indices().nth(200) {
         Some((cut, _)) => format!("{}… ({} bytes)", &text[..cut], text.len()),
