@@ -89,10 +89,9 @@ impl SandboxProvider for HostProvider {
         // directory while it is being removed.
         let prefix = format!("{MARKER}={}#", dir.display());
         signal_marked(|var| var.starts_with(prefix.as_bytes()), Signal::SIGKILL);
-        match tokio::fs::remove_dir_all(dir).await {
-            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(()),
-            other => Ok(other?),
-        }
+        // Not `remove_dir_all`: it recurses, and the agent may have nested its workspace
+        // deeply enough to overflow the stack.
+        crate::blocking(move || crate::fs::remove_tree(&dir)).await
     }
 
     /// Kills every process carrying one of the sandbox's markers (a restart, by the trait's

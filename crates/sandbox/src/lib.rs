@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-pub use fs::{FileInfo, FileKind, Workspace};
+pub use fs::{FileInfo, FileKind, Listing, Survey, Workspace};
 pub use process::{ExitFuture, ExitStatus, ProcessKiller, SandboxProcess, StopTarget};
 pub use spawn::PtySize;
 
@@ -58,6 +58,29 @@ pub enum SandboxError {
     AlreadyExists(String),
     #[error("the file has {size} bytes; at most {max} are allowed")]
     TooLarge { size: u64, max: u64 },
+    #[error("{0} is not a regular file (it is a FIFO, a socket or a device)")]
+    NotARegularFile(String),
+    #[error("{0}: a name is longer than 255 bytes or the path longer than 4095")]
+    NameTooLong(String),
+    #[error("cannot move {from} to {to}: a directory cannot be moved into itself")]
+    InvalidMove { from: String, to: String },
+    #[error("no space left for {0}: the disk or the workspace's quota is full")]
+    DiskFull(String),
+    #[error("permission denied: {0}")]
+    PermissionDenied(String),
+    #[error("{0} is busy (a program that is running, or a mount point)")]
+    Busy(String),
+    #[error("{0} has too many links or subdirectories")]
+    TooManyLinks(String),
+    /// A walk met a directory nested deeper than [`fs::MAX_DEPTH`] levels below its start.
+    #[error("{path} is nested more than {limit} directory levels deep")]
+    TooDeep { path: String, limit: usize },
+    /// A walk met more than [`fs::MAX_ENTRIES`] entries.
+    #[error("{path} holds more than {limit} files and directories")]
+    TooManyEntries { path: String, limit: u64 },
+    /// A directory a walk was in was moved while the walk ran.
+    #[error("{0} changed while it was being read; try again")]
+    Changed(String),
     #[error("sandbox I/O failed: {0}")]
     Io(#[from] std::io::Error),
 }

@@ -2,6 +2,7 @@
 //! `{"error": {"code", "message"}}`. Internal causes are logged, never sent.
 
 use agentbox_protocol::api::{ErrorBody, ErrorDetail};
+use agentbox_sandbox::SandboxError;
 use agentbox_store::StoreError;
 use axum::Json;
 use axum::http::StatusCode;
@@ -67,6 +68,68 @@ impl From<StoreError> for ApiError {
             }
             other => Self::internal(other),
         }
+    }
+}
+
+/// The one place where a sandbox's errors get their status and code. What the client (or
+/// the agent, through what it left in the workspace) caused is a 4xx; only the server's own
+/// faults are 500.
+impl From<SandboxError> for ApiError {
+    fn from(err: SandboxError) -> Self {
+        let (status, code) = match &err {
+            SandboxError::PathOutside(_) => (StatusCode::BAD_REQUEST, "path_outside_workspace"),
+            SandboxError::InvalidPath(reason) => {
+                return Self::bad_request("invalid_path", reason.clone());
+            }
+            SandboxError::NotFound(_) => (StatusCode::NOT_FOUND, "file_not_found"),
+            SandboxError::NotADirectory(_) => (StatusCode::BAD_REQUEST, "not_a_directory"),
+            SandboxError::IsADirectory(_) => (StatusCode::BAD_REQUEST, "is_a_directory"),
+            SandboxError::NotARegularFile(_) => (StatusCode::BAD_REQUEST, "not_a_regular_file"),
+            SandboxError::NameTooLong(_) => (StatusCode::BAD_REQUEST, "name_too_long"),
+            SandboxError::InvalidMove { .. } => (StatusCode::BAD_REQUEST, "invalid_move"),
+            SandboxError::PermissionDenied(_) => (StatusCode::FORBIDDEN, "permission_denied"),
+            SandboxError::AlreadyExists(_) => (StatusCode::CONFLICT, "already_exists"),
+            SandboxError::Busy(_) => (StatusCode::CONFLICT, "file_busy"),
+            SandboxError::Changed(_) => (StatusCode::CONFLICT, "workspace_changed"),
+            SandboxError::TooLarge { size, max } => {
+                return Self::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "file_too_large",
+                    format!("the file has {size} bytes; at most {max} can be transferred"),
+                );
+            }
+            SandboxError::TooDeep { .. } => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "workspace_too_deep")
+            }
+            SandboxError::TooManyEntries { .. } => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "too_many_entries")
+            }
+            SandboxError::TooManyLinks(_) => (StatusCode::UNPROCESSABLE_ENTITY, "too_many_links"),
+            SandboxError::DiskFull(_) => (StatusCode::INSUFFICIENT_STORAGE, "disk_full"),
+            SandboxError::Unsupported(_) => (StatusCode::NOT_IMPLEMENTED, "unsupported"),
+            SandboxError::Unavailable(reason) => {
+                return Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "sandbox_unavailable",
+                    reason.clone(),
+                );
+            }
+            // A process the sandbox could not start because it is at its process limit is the
+            // sandbox's state, not a fault of the server.
+            SandboxError::Spawn { .. } if err.limit().is_some() => {
+                return Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "sandbox_out_of_processes",
+                    "The sandbox is at its process limit, so nothing more can start in it. \
+                     Restart the sandbox from the workspace panel (that stops its processes; \
+                     files are kept).",
+                );
+            }
+            SandboxError::InvalidId(_) | SandboxError::Spawn { .. } | SandboxError::Io(_) => {
+                return Self::internal(err);
+            }
+        };
+        Self::new(status, code, err.to_string())
     }
 }
 

@@ -14,7 +14,6 @@ use crate::chats::owned_chat;
 use crate::error::ApiError;
 use crate::extract::ChatId;
 use crate::state::AppState;
-use crate::workspace::sandbox_error;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -74,7 +73,7 @@ async fn pause(
             "A turn is running in this chat; a paused sandbox would stall it.",
         ));
     }
-    state.runner.sandbox_provider().pause(&chat_id.to_string()).await.map_err(sandbox_error)?;
+    state.runner.sandbox_provider().pause(&chat_id.to_string()).await.map_err(ApiError::from)?;
     Ok(Json(info(&state, chat_id).await))
 }
 
@@ -89,7 +88,7 @@ async fn resume(
     ChatId(chat_id): ChatId,
 ) -> Result<Json<SandboxInfo>, ApiError> {
     owned_chat(&state, &user, chat_id).await?;
-    state.runner.sandbox_provider().resume(&chat_id.to_string()).await.map_err(sandbox_error)?;
+    state.runner.sandbox_provider().resume(&chat_id.to_string()).await.map_err(ApiError::from)?;
     Ok(Json(info(&state, chat_id).await))
 }
 
@@ -115,7 +114,7 @@ async fn restart(
             "turn_in_progress",
             "A turn started while the sandbox was being restarted; restart it again if needed.",
         ),
-        RestartError::Sandbox(err) => sandbox_error(err),
+        RestartError::Sandbox(err) => ApiError::from(err),
     })?;
     Ok(Json(info(&state, chat_id).await))
 }

@@ -31,7 +31,6 @@ use crate::auth::user_from_token;
 use crate::error::ApiError;
 use crate::extract::{ApiQuery, ChatId};
 use crate::state::AppState;
-use crate::workspace::sandbox_error;
 
 /// Recent output kept for a reattaching client.
 const REPLAY_BYTES: usize = 64 * 1024;
@@ -230,7 +229,7 @@ async fn start_shell(
         .sandbox_provider()
         .ensure(&chat_id.to_string())
         .await
-        .map_err(sandbox_error)?;
+        .map_err(ApiError::from)?;
     let process = sandbox
         .exec(ExecRequest {
             program: "/bin/bash".into(),
@@ -241,7 +240,7 @@ async fn start_shell(
             ..ExecRequest::default()
         })
         .await
-        .map_err(sandbox_error)?;
+        .map_err(ApiError::from)?;
     let (input, mut inputs) = mpsc::channel::<Vec<u8>>(64);
     let session = Arc::new(TerminalSession {
         id: Uuid::new_v4(),

@@ -27,6 +27,12 @@ use crate::state::AppState;
 /// The largest file read or written through the API.
 pub const MAX_FILE_BYTES: usize = 64 * 1024 * 1024;
 
+/// The response header of a listing that says how many entries the directory has.
+pub const TOTAL_ENTRIES: &str = "x-agentbox-total-entries";
+
+/// The longest entry name a zip archive can hold (its name field has 16 bits).
+const MAX_ZIP_NAME: usize = u16::MAX as usize;
+
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_files, delete_file))
@@ -91,42 +97,6 @@ pub struct MoveRequest {
     pub to: String,
 }
 
-pub fn sandbox_error(err: SandboxError) -> ApiError {
-    match err {
-        SandboxError::PathOutside(path) => ApiError::bad_request(
-            "path_outside_workspace",
-            format!("{path} is outside the workspace"),
-        ),
-        SandboxError::InvalidPath(reason) => ApiError::bad_request("invalid_path", reason),
-        SandboxError::NotFound(path) => {
-            ApiError::new(StatusCode::NOT_FOUND, "file_not_found", format!("{path} does not exist"))
-        }
-        SandboxError::NotADirectory(path) => {
-            ApiError::bad_request("not_a_directory", format!("{path} is not a directory"))
-        }
-        SandboxError::IsADirectory(path) => {
-            ApiError::bad_request("is_a_directory", format!("{path} is a directory"))
-        }
-        SandboxError::AlreadyExists(path) => {
-            ApiError::conflict("already_exists", format!("{path} already exists"))
-        }
-        SandboxError::TooLarge { size, max } => ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "file_too_large",
-            format!("the file has {size} bytes; at most {max} can be transferred"),
-        ),
-        SandboxError::Unavailable(reason) => {
-            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "sandbox_unavailable", reason)
-        }
-        SandboxError::Unsupported(what) => ApiError::new(
-            StatusCode::NOT_IMPLEMENTED,
-            "unsupported",
-            format!("the sandbox provider cannot {what}"),
-        ),
-        other => ApiError::internal(other),
-    }
-}
-
 /// The chat's workspace, after checking the chat is the user's.
 async fn workspace(
     state: &AppState,
@@ -134,7 +104,7 @@ async fn workspace(
     chat_id: Uuid,
 ) -> Result<Workspace, ApiError> {
     owned_chat(state, user, chat_id).await?;
-    state.runner.sandbox_provider().workspace(&chat_id.to_string()).await.map_err(sandbox_error)
+    state.runner.sandbox_provider().workspace(&chat_id.to_string()).await.map_err(ApiError::from)
 }
 
 /// Run a blocking file operation on the workspace.
@@ -142,13 +112,18 @@ async fn on_files<T: Send + 'static>(
     workspace: Workspace,
     work: impl FnOnce(&Workspace) -> agentbox_sandbox::Result<T> + Send + 'static,
 ) -> Result<T, ApiError> {
-    agentbox_sandbox::blocking(move || work(&workspace)).await.map_err(sandbox_error)
+    agentbox_sandbox::blocking(move || work(&workspace)).await.map_err(ApiError::from)
 }
 
-/// A directory's entries (directories first).
+/// A directory's entries, directories first, then by name: at most the first 10,000 in that
+/// order. The `x-agentbox-total-entries` header says how many entries the directory has
+/// (counted up to 1,000,000); when it is more than the array holds, the listing was cut.
 #[utoipa::path(get, path = "/api/v1/chats/{chat_id}/files", tag = "files",
     params(("chat_id" = Uuid, Path), PathQuery),
-    responses((status = 200, body = Vec<FileEntry>), (status = 400, description = "path_outside_workspace, not_a_directory"),
+    responses((status = 200, body = Vec<FileEntry>,
+                  headers(("x-agentbox-total-entries" = u64, description = "How many entries the directory has; more than returned when the listing was cut"))),
+              (status = 400, description = "path_outside_workspace, invalid_path, name_too_long, not_a_directory"),
+              (status = 403, description = "permission_denied"),
               (status = 404, description = "chat_not_found, file_not_found")),
     security(("bearer" = [])))]
 async fn list_files(
@@ -156,16 +131,21 @@ async fn list_files(
     user: CurrentUser,
     ChatId(chat_id): ChatId,
     ApiQuery(query): ApiQuery<PathQuery>,
-) -> Result<Json<Vec<FileEntry>>, ApiError> {
+) -> Result<Response, ApiError> {
     let workspace = workspace(&state, &user, chat_id).await?;
-    let entries = on_files(workspace, move |ws| ws.list(&query.path)).await?;
-    Ok(Json(entries.into_iter().map(FileEntry::from).collect()))
+    let listing = on_files(workspace, move |ws| ws.list(&query.path)).await?;
+    let entries: Vec<FileEntry> = listing.entries.into_iter().map(FileEntry::from).collect();
+    Ok(([(TOTAL_ENTRIES, listing.total.to_string())], Json(entries)).into_response())
 }
 
 /// One file's metadata (a symlink is described, not followed).
 #[utoipa::path(get, path = "/api/v1/chats/{chat_id}/files/stat", tag = "files",
     params(("chat_id" = Uuid, Path), PathQuery),
-    responses((status = 200, body = FileEntry), (status = 400), (status = 404)), security(("bearer" = [])))]
+    responses((status = 200, body = FileEntry),
+              (status = 400, description = "path_outside_workspace, invalid_path, name_too_long, not_a_directory"),
+              (status = 403, description = "permission_denied"),
+              (status = 404, description = "chat_not_found, file_not_found")),
+    security(("bearer" = [])))]
 async fn stat_file(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -176,11 +156,14 @@ async fn stat_file(
     Ok(Json(on_files(workspace, move |ws| ws.stat(&query.path)).await?.into()))
 }
 
-/// A file's contents (`application/octet-stream`).
+/// A regular file's contents (`application/octet-stream`). A FIFO, a socket or a device is
+/// refused at once with 400 `not_a_regular_file`.
 #[utoipa::path(get, path = "/api/v1/chats/{chat_id}/files/content", tag = "files",
     params(("chat_id" = Uuid, Path), PathQuery),
     responses((status = 200, content_type = "application/octet-stream", body = Vec<u8>),
-              (status = 400, description = "path_outside_workspace, is_a_directory"), (status = 404),
+              (status = 400, description = "path_outside_workspace, invalid_path, name_too_long, is_a_directory, not_a_directory, not_a_regular_file"),
+              (status = 403, description = "permission_denied"),
+              (status = 404, description = "chat_not_found, file_not_found"),
               (status = 413, description = "file_too_large")),
     security(("bearer" = [])))]
 async fn download_file(
@@ -208,12 +191,19 @@ async fn download_file(
         .into_response())
 }
 
-/// Create or replace a file with the request body; missing directories are created.
+/// Create or replace a file with the request body; missing directories are created. A link
+/// is written through when it leads to a regular file inside the workspace; a FIFO, a
+/// socket or a device (or a link to one) is refused with 400 `not_a_regular_file`.
 #[utoipa::path(put, path = "/api/v1/chats/{chat_id}/files/content", tag = "files",
     params(("chat_id" = Uuid, Path), PathQuery),
     request_body(content = Vec<u8>, content_type = "application/octet-stream"),
-    responses((status = 200, body = FileEntry), (status = 400, description = "path_outside_workspace, is_a_directory"),
-              (status = 413, description = "body_too_large")),
+    responses((status = 200, body = FileEntry),
+              (status = 400, description = "path_outside_workspace, invalid_path, name_too_long, is_a_directory, not_a_directory, not_a_regular_file"),
+              (status = 403, description = "permission_denied"),
+              (status = 404, description = "chat_not_found, file_not_found (a link to nothing)"),
+              (status = 409, description = "file_busy"),
+              (status = 413, description = "body_too_large"),
+              (status = 507, description = "disk_full")),
     security(("bearer" = [])))]
 async fn upload_file(
     State(state): State<AppState>,
@@ -229,10 +219,16 @@ async fn upload_file(
     Ok(Json(on_files(workspace, move |ws| ws.write(&query.path, &body)).await?.into()))
 }
 
-/// Delete a file, a symlink (not its target) or a directory with everything in it.
+/// Delete a file, a symlink (not its target) or a directory with everything in it, however
+/// deep it is nested.
 #[utoipa::path(delete, path = "/api/v1/chats/{chat_id}/files", tag = "files",
     params(("chat_id" = Uuid, Path), PathQuery),
-    responses((status = 204), (status = 400), (status = 404)), security(("bearer" = [])))]
+    responses((status = 204),
+              (status = 400, description = "path_outside_workspace, invalid_path, name_too_long, not_a_directory"),
+              (status = 403, description = "permission_denied"),
+              (status = 404, description = "chat_not_found, file_not_found"),
+              (status = 409, description = "file_busy")),
+    security(("bearer" = [])))]
 async fn delete_file(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -247,7 +243,13 @@ async fn delete_file(
 /// Create a directory and any missing parents.
 #[utoipa::path(post, path = "/api/v1/chats/{chat_id}/files/directory", tag = "files",
     params(("chat_id" = Uuid, Path), PathQuery),
-    responses((status = 201, body = FileEntry), (status = 400)), security(("bearer" = [])))]
+    responses((status = 201, body = FileEntry),
+              (status = 400, description = "path_outside_workspace, invalid_path, name_too_long, not_a_directory"),
+              (status = 403, description = "permission_denied"),
+              (status = 404, description = "chat_not_found"),
+              (status = 422, description = "too_many_links"),
+              (status = 507, description = "disk_full")),
+    security(("bearer" = [])))]
 async fn make_directory(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -262,7 +264,14 @@ async fn make_directory(
 /// Move or rename a file or directory.
 #[utoipa::path(post, path = "/api/v1/chats/{chat_id}/files/move", tag = "files",
     params(("chat_id" = Uuid, Path)), request_body = MoveRequest,
-    responses((status = 200, body = FileEntry), (status = 400), (status = 404)), security(("bearer" = [])))]
+    responses((status = 200, body = FileEntry),
+              (status = 400, description = "path_outside_workspace, invalid_path, name_too_long, invalid_move (a directory into itself), is_a_directory, not_a_directory"),
+              (status = 403, description = "permission_denied"),
+              (status = 404, description = "chat_not_found, file_not_found"),
+              (status = 409, description = "already_exists (a non-empty directory at `to`), file_busy"),
+              (status = 422, description = "too_many_links"),
+              (status = 507, description = "disk_full")),
+    security(("bearer" = [])))]
 async fn move_file(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -274,10 +283,17 @@ async fn move_file(
 }
 
 /// The workspace (or a directory of it) as a zip archive, streamed. Symlinks are stored as
-/// links.
+/// links; FIFOs, sockets and devices are left out. A tree nested more than 1,024 directory
+/// levels deep, with more than 1,000,000 entries or with a path too long for a zip is
+/// refused before anything is sent (a survey of the names comes first).
 #[utoipa::path(get, path = "/api/v1/chats/{chat_id}/files/zip", tag = "files",
     params(("chat_id" = Uuid, Path), PathQuery),
-    responses((status = 200, content_type = "application/zip", body = Vec<u8>), (status = 400), (status = 404)),
+    responses((status = 200, content_type = "application/zip", body = Vec<u8>),
+              (status = 400, description = "path_outside_workspace, invalid_path, name_too_long, not_a_directory"),
+              (status = 403, description = "permission_denied"),
+              (status = 404, description = "chat_not_found, file_not_found"),
+              (status = 409, description = "workspace_changed"),
+              (status = 422, description = "workspace_too_deep, too_many_entries, path_too_long")),
     security(("bearer" = [])))]
 async fn download_zip(
     State(state): State<AppState>,
@@ -287,7 +303,7 @@ async fn download_zip(
 ) -> Result<Response, ApiError> {
     let workspace = workspace(&state, &user, chat_id).await?;
     // Resolve the directory first so that a bad path is a clean 4xx, not a broken download.
-    let relative = workspace.relative(&query.path).map_err(sandbox_error)?;
+    let relative = workspace.relative(&query.path)?;
     let info = on_files(workspace.clone(), {
         let path = query.path.clone();
         move |ws| ws.stat(&path)
@@ -297,6 +313,21 @@ async fn download_zip(
         return Err(ApiError::bad_request(
             "not_a_directory",
             format!("{} is not a directory", query.path),
+        ));
+    }
+    // What would fail half-way through the download fails here, as a clean 4xx.
+    let survey = on_files(workspace.clone(), {
+        let path = query.path.clone();
+        move |ws| ws.survey(&path)
+    })
+    .await?;
+    if survey.longest_path > MAX_ZIP_NAME {
+        return Err(ApiError::unprocessable(
+            "path_too_long",
+            format!(
+                "a path below {} has {} bytes; a zip archive holds at most {MAX_ZIP_NAME}",
+                query.path, survey.longest_path
+            ),
         ));
     }
     let (sender, receiver) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(8);
@@ -367,7 +398,10 @@ fn write_zip(
                     }
                     FileKind::File => {
                         zip.start_file(name, options.large_file(entry.size > u64::from(u32::MAX)))?;
-                        if let Some(mut file) = entry.file {
+                        if let Some(file) = entry.file {
+                            // No more than its size when opened: a file the agent keeps
+                            // growing must not keep the download going.
+                            let mut file = std::io::Read::take(file, entry.size);
                             loop {
                                 let n = std::io::Read::read(&mut file, &mut buffer)?;
                                 if n == 0 {

@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use agentbox_sandbox::local::limits::Limits;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -222,10 +223,14 @@ async fn nothing_reaches_the_host_the_server_or_other_sandboxes() {
 
 #[tokio::test]
 async fn bombs_and_floods_are_stopped_by_the_limits() {
+    let limits = Limits {
+        processes: 200,
+        memory_bytes: 1 << 30,
+        disk_bytes: 100 << 20,
+        ..Limits::default()
+    };
     let server = TestServer::start_with(|config| {
-        config.sandbox.limits.processes = 200;
-        config.sandbox.limits.memory_bytes = 1 << 30;
-        config.sandbox.limits.disk_bytes = 100 << 20;
+        config.sandbox.limits = limits;
         config.sandbox.disk_check_interval = Duration::from_millis(500);
     })
     .await;
@@ -254,7 +259,9 @@ async fn bombs_and_floods_are_stopped_by_the_limits() {
     );
     assert_healthy(&api).await;
 
-    // One file cannot outgrow the disk quota...
+    // One file cannot outgrow its limit, which is below the disk quota by a reserve larger
+    // than the CLI's own files: a file written up to it never puts the workspace over the
+    // quota, so the periodic size check has nothing to stop, whenever it runs...
     let (output, _) = run_in_sandbox(
         &api,
         &chat,
@@ -263,7 +270,10 @@ async fn bombs_and_floods_are_stopped_by_the_limits() {
     .await;
     // SIGXFSZ (25) stops dd at the limit: exit status 128 + 25.
     assert!(output.contains("dd-exit=153"), "{output}");
-    assert!(std::fs::metadata(server.sandbox_home(&chat).join("big")).unwrap().len() <= 100 << 20);
+    let big = std::fs::metadata(server.sandbox_home(&chat).join("big")).unwrap().len();
+    assert_eq!(big, limits.max_file_bytes());
+    let (_, sandbox) = api.get(&format!("/api/v1/chats/{chat}/sandbox")).await;
+    assert_ne!(sandbox["status"], "stopped", "{sandbox}");
     let (status, _) =
         api.call(Method::DELETE, &format!("/api/v1/chats/{chat}/files?path=big"), None).await;
     assert_eq!(status, StatusCode::NO_CONTENT);

@@ -3,6 +3,7 @@ mod backends;
 mod checkpoints;
 mod containment;
 mod crash;
+mod files;
 mod permissions;
 mod runaway;
 mod sandbox;

@@ -10,12 +10,18 @@
 //!
 //! In both modes, when sandboxes have user ids of their own, the agent's commands and
 //! terminals run under a lower `RLIMIT_NPROC` ([`Limits::command_processes`]) than the CLI.
-//! In both modes: `RLIMIT_FSIZE` caps any one file at the disk quota, the provider checks
-//! the workspace's total size periodically, sandbox processes are the OOM killer's first
-//! choice (`oom_score_adj` 1000), and core dumps are off.
+//! In both modes: `RLIMIT_FSIZE` caps any one file a little below the disk quota
+//! ([`Limits::max_file_bytes`]), the provider checks the workspace's total size
+//! periodically ([`DiskCheck`]), sandbox processes are the OOM killer's first choice
+//! (`oom_score_adj` 1000), and core dumps are off.
 
+use std::collections::HashSet;
 use std::fs;
 use std::path::{Path, PathBuf};
+
+use rustix::fs::{AtFlags, FileType, Mode, OFlags};
+
+use crate::SandboxError;
 
 /// The limits of one sandbox.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,6 +62,14 @@ impl Limits {
     pub fn command_processes(&self) -> u64 {
         let headroom = (self.processes / 4).clamp(16, 256).min(self.processes / 2);
         self.processes - headroom
+    }
+
+    /// The size one file may reach (`RLIMIT_FSIZE`): the disk quota less a reserve of a
+    /// sixteenth of it, at most 64 MiB. So one file written up to its limit, with the CLI's
+    /// own small files beside it, never puts the workspace over the quota: a file exactly
+    /// at its limit is not over anything, and only several large files together are.
+    pub fn max_file_bytes(&self) -> u64 {
+        self.disk_bytes - (self.disk_bytes / 16).min(64 << 20)
     }
 }
 
@@ -209,23 +223,93 @@ fn event_count(file: &Path, key: &str) -> Option<u64> {
     })
 }
 
-/// Disk space used under `dir` in bytes (allocated blocks, hard links counted once per
-/// directory walk, symlinks not followed).
-pub fn disk_usage(dir: &Path) -> u64 {
-    use std::os::unix::fs::MetadataExt;
-    let mut total = 0;
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(path) = stack.pop() {
-        let Ok(entries) = fs::read_dir(&path) else { continue };
-        for entry in entries.flatten() {
-            let Ok(meta) = entry.metadata() else { continue };
-            total += meta.blocks() * 512;
-            if meta.is_dir() {
-                stack.push(entry.path());
-            }
+/// Disk space used under `dir` in bytes: allocated blocks, a file with several hard links
+/// counted once, symlinks not followed. The walk goes through directory descriptors opened
+/// `O_NOFOLLOW` (a directory swapped for a symlink mid-walk is not followed, and nothing is
+/// out of reach for being deeper than a path can be long), at any depth, and stops with an
+/// error past [`MAX_ENTRIES`](crate::fs::MAX_ENTRIES) entries: a workspace that cannot be
+/// measured is to be treated as one over its quota (see [`DiskCheck`]). A walk that keeps meeting
+/// directories moved under it gives up after three tries.
+pub fn disk_usage(dir: &Path) -> Result<u64, SandboxError> {
+    let mut tries = 0;
+    loop {
+        match measure(dir) {
+            Err(SandboxError::Changed(_)) if tries < 2 => tries += 1,
+            other => return other,
         }
     }
-    total
+}
+
+fn measure(dir: &Path) -> Result<u64, SandboxError> {
+    let start = rustix::fs::open(
+        dir,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    let mut total = 0u64;
+    let mut linked: HashSet<(u64, u64)> = HashSet::new();
+    // No depth limit: the walk holds one descriptor at any depth, so a deep tree can be
+    // measured like any other, and nesting data deeply neither hides it from the quota nor
+    // stops a sandbox that holds nothing else wrong.
+    crate::fs::walk_tree(start, Path::new(""), false, usize::MAX, |parent, name, _, _| {
+        let stat = match rustix::fs::statat(parent, name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(stat) => stat,
+            // Removed since it was listed.
+            Err(rustix::io::Errno::NOENT) => return Ok(false),
+            Err(err) => return Err(err.into()),
+        };
+        let is_dir = FileType::from_raw_mode(stat.st_mode) == FileType::Directory;
+        if is_dir || stat.st_nlink <= 1 || linked.insert((stat.st_dev, stat.st_ino)) {
+            total = total.saturating_add(u64::try_from(stat.st_blocks).unwrap_or(0) * 512);
+        }
+        Ok(is_dir)
+    })?;
+    Ok(total)
+}
+
+/// What the disk quota says about a workspace.
+#[derive(Debug)]
+pub enum DiskCheck {
+    Within,
+    Over {
+        used: u64,
+        quota: u64,
+    },
+    /// Too large to measure (or the walk failed): treated like `Over`, or hiding data from
+    /// the quota would be as easy as making the walk fail.
+    Unmeasurable(SandboxError),
+}
+
+impl DiskCheck {
+    /// Measure the workspace at `home` against `quota` bytes.
+    pub fn of(home: &Path, quota: u64) -> Self {
+        match disk_usage(home) {
+            Ok(used) if used > quota => Self::Over { used, quota },
+            Ok(_) => Self::Within,
+            Err(err) => Self::Unmeasurable(err),
+        }
+    }
+
+    /// Why the sandbox must not run, in words for the chat's user; `None` when it may.
+    pub fn problem(&self) -> Option<String> {
+        const AGAIN: &str = "through the files panel to start the sandbox again";
+        match self {
+            Self::Within => None,
+            Self::Over { used, quota } => Some(format!(
+                "the workspace uses {} MiB, over its {} MiB disk quota; delete files {AGAIN}",
+                used >> 20,
+                quota >> 20
+            )),
+            Self::Unmeasurable(SandboxError::TooManyEntries { limit, .. }) => Some(format!(
+                "the workspace holds more than {limit} files and directories, so its size cannot \
+                 be checked against the disk quota; delete some {AGAIN}"
+            )),
+            Self::Unmeasurable(err) => Some(format!(
+                "the workspace's size could not be checked against the disk quota ({err}); \
+                 delete what is in the way {AGAIN}"
+            )),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -307,7 +391,70 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         fs::create_dir(dir.path().join("sub")).unwrap();
         fs::write(dir.path().join("sub/big"), vec![1u8; 1 << 20]).unwrap();
-        let used = disk_usage(dir.path());
+        let used = disk_usage(dir.path()).unwrap();
         assert!(used >= 1 << 20, "{used}");
+    }
+
+    /// `depth` nested directories named `name` in `dir`, made through descriptors (the chain
+    /// can be longer than a path), with `bytes` bytes in a file at the bottom.
+    fn chain(dir: &Path, name: &str, depth: usize, bytes: usize) {
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW;
+        let mut current = rustix::fs::open(dir, flags, Mode::empty()).unwrap();
+        for _ in 0..depth {
+            rustix::fs::mkdirat(&current, name, Mode::from_raw_mode(0o755)).unwrap();
+            current = rustix::fs::openat(&current, name, flags, Mode::empty()).unwrap();
+        }
+        let file = rustix::fs::openat(
+            &current,
+            "data",
+            OFlags::WRONLY | OFlags::CREATE,
+            Mode::from_raw_mode(0o644),
+        )
+        .unwrap();
+        std::io::Write::write_all(&mut std::fs::File::from(file), &vec![7u8; bytes]).unwrap();
+    }
+
+    #[test]
+    fn disk_usage_counts_what_is_deeper_than_a_path_can_name() {
+        let dir = tempfile::tempdir().unwrap();
+        // 40 levels of 200-byte names: 8 KB of path, twice PATH_MAX.
+        chain(dir.path(), &"d".repeat(200), 40, 4 << 20);
+        let used = disk_usage(dir.path()).unwrap();
+        assert!(used >= 4 << 20, "{used}");
+    }
+
+    #[test]
+    fn disk_usage_follows_no_link_and_counts_hard_links_once() {
+        let outside = tempfile::tempdir().unwrap();
+        fs::write(outside.path().join("big"), vec![1u8; 8 << 20]).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(outside.path(), dir.path().join("out")).unwrap();
+        std::os::unix::fs::symlink(outside.path().join("big"), dir.path().join("big")).unwrap();
+        fs::write(dir.path().join("one"), vec![1u8; 1 << 20]).unwrap();
+        for i in 0..4 {
+            fs::hard_link(dir.path().join("one"), dir.path().join(format!("link{i}"))).unwrap();
+        }
+        let used = disk_usage(dir.path()).unwrap();
+        assert!((1 << 20..2 << 20).contains(&used), "{used}");
+    }
+
+    #[test]
+    fn a_workspace_is_measured_at_any_depth() {
+        // Far deeper than any other walk goes: what lies at the bottom still counts.
+        let dir = tempfile::tempdir().unwrap();
+        chain(dir.path(), "a", 10 * crate::fs::MAX_DEPTH, 4 << 20);
+        let used = disk_usage(dir.path()).unwrap();
+        assert!(used >= 4 << 20, "{used}");
+        let problem = DiskCheck::of(dir.path(), 1 << 20).problem().unwrap();
+        assert!(problem.contains("over its 1 MiB disk quota"), "{problem}");
+        assert!(DiskCheck::of(dir.path(), 64 << 20).problem().is_none());
+    }
+
+    #[test]
+    fn one_file_at_its_limit_leaves_room_below_the_quota() {
+        let small = Limits { disk_bytes: 100 << 20, ..Limits::default() };
+        assert_eq!(small.max_file_bytes(), (100 << 20) - (100 << 20) / 16);
+        let large = Limits::default();
+        assert_eq!(large.max_file_bytes(), (10 << 30) - (64 << 20));
     }
 }

@@ -44,7 +44,7 @@ use nix::sys::resource::{Resource, setrlimit};
 use nix::sys::signal::Signal;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use self::limits::{Enforcement, Limits, SandboxCgroup};
+use self::limits::{DiskCheck, Enforcement, Limits, SandboxCgroup};
 use crate::egress::{EgressPolicy, EgressProxy};
 use crate::process::SandboxProcess;
 use crate::wire::ExecSpec;
@@ -331,13 +331,13 @@ impl LocalProvider {
         let limits = self.config.limits;
         let home = entry.home();
         prepare_dirs(&entry.dir, &home, entry.uid)?;
-        let used = limits::disk_usage(&home);
-        if used > limits.disk_bytes {
-            return Err(SandboxError::Unavailable(format!(
-                "the workspace uses {} MiB of its {} MiB disk quota; delete files to continue",
-                used >> 20,
-                limits.disk_bytes >> 20
-            )));
+        // Off the async workers: a large workspace takes a while to measure.
+        let check = {
+            let home = home.clone();
+            crate::blocking(move || Ok(DiskCheck::of(&home, limits.disk_bytes))).await?
+        };
+        if let Some(problem) = check.problem() {
+            return Err(SandboxError::Unavailable(problem));
         }
 
         // The egress proxy's socket, mounted read-only inside.
@@ -666,14 +666,11 @@ impl LocalProvider {
                 continue;
             }
             if check_disk {
-                let used = limits::disk_usage(&entry.home());
-                if used > self.config.limits.disk_bytes {
+                let home = entry.home();
+                let quota = self.config.limits.disk_bytes;
+                let check = crate::blocking(move || Ok(DiskCheck::of(&home, quota))).await;
+                if let Ok(Some(reason)) = check.as_ref().map(DiskCheck::problem) {
                     let _guard = entry.lifecycle.lock().await;
-                    let reason = format!(
-                        "the workspace grew to {} MiB, over its {} MiB disk quota",
-                        used >> 20,
-                        self.config.limits.disk_bytes >> 20
-                    );
                     tracing::warn!(sandbox = %entry.id, "{reason}; stopping the sandbox");
                     Self::kill_container(&entry, Some(reason));
                     continue;
@@ -749,10 +746,10 @@ impl SandboxProvider for LocalProvider {
         // Processes still writing into the workspace would race the removal (ENOTEMPTY).
         Self::wait_gone(id, ends).await;
         lock(&self.sandboxes).remove(id);
-        match tokio::fs::remove_dir_all(&entry.dir).await {
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            other => Ok(other?),
-        }
+        // Bounded at any depth: `remove_dir_all` recurses, and a workspace may be nested
+        // deeper than any stack allows.
+        let dir = entry.dir.clone();
+        crate::blocking(move || crate::fs::remove_tree(&dir)).await
     }
 
     async fn workspace(&self, id: &str) -> Result<Workspace> {
@@ -1091,7 +1088,7 @@ fn prepare_container(command: &mut tokio::process::Command, setup: ChildSetup) -
                 libc::close(oom);
             }
             let limits = setup.limits;
-            setrlimit(Resource::RLIMIT_FSIZE, limits.disk_bytes, limits.disk_bytes)?;
+            setrlimit(Resource::RLIMIT_FSIZE, limits.max_file_bytes(), limits.max_file_bytes())?;
             setrlimit(Resource::RLIMIT_NOFILE, limits.open_files, limits.open_files)?;
             setrlimit(Resource::RLIMIT_CORE, 0, 0)?;
             if setup.degraded {
