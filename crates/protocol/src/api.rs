@@ -145,6 +145,13 @@ pub struct UpdateChatRequest {
     #[serde(default, deserialize_with = "present")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<u32>, nullable))]
     pub max_thinking_tokens: Option<Option<u32>>,
+    /// Pin the chat to the top of the list, or unpin it. Not activity: the chat keeps its
+    /// place by date.
+    #[serde(default)]
+    pub pinned: Option<bool>,
+    /// Archive the chat (the list leaves it out unless asked), or bring it back.
+    #[serde(default)]
+    pub archived: Option<bool>,
 }
 
 /// For fields where `null` and absent differ: absent is `None` (through `#[serde(default)]`),
@@ -190,6 +197,11 @@ pub struct Chat {
     pub custom_instructions: Option<String>,
     /// The thinking budget: `0` is off, `null` the CLI's default.
     pub max_thinking_tokens: Option<u32>,
+    pub pinned: bool,
+    pub archived: bool,
+    /// In the chat list: the start of the latest prompt or reply, on one line; `null` in
+    /// other answers and for a chat without one.
+    pub preview: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }

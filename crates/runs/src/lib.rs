@@ -23,6 +23,7 @@ mod config;
 mod permissions;
 mod runner;
 mod sink;
+pub mod titles;
 
 pub use checkpoints::{CheckpointFailure, CheckpointSettings};
 pub use config::{ModelAccess, PermissionSettings, RunnerConfig};

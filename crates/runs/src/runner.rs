@@ -724,6 +724,7 @@ impl TurnRunner {
         let status = result.status;
         self.checkpoint_after_turn(job.chat_id, job.message_id, result.session_id.clone(), &sink)
             .await;
+        crate::titles::name_after_turn(&self.store, job.chat_id).await;
         match self.store.finish_turn(job.chat_id, job.message_id, result).await {
             Ok(event) => self.bus.publish(job.chat_id, event),
             Err(err) => tracing::error!(

@@ -5,7 +5,7 @@ use agentbox_protocol::api::{
     Chat, ChatStatus, CreateChatRequest, PermissionMode, UpdateChatRequest,
 };
 use agentbox_runs::LiveChange;
-use agentbox_store::{ChatRecord, ChatUpdate, NewChat};
+use agentbox_store::{ChatListing, ChatQuery, ChatRecord, ChatUpdate, NewChat};
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -14,12 +14,16 @@ use utoipa_axum::routes;
 
 use crate::auth::CurrentUser;
 use crate::error::ApiError;
-use crate::extract::{ApiJson, ChatId};
+use crate::extract::{ApiJson, ApiQuery, ChatId};
 use crate::messages::bypass_not_allowed;
 use crate::state::AppState;
 
-pub const DEFAULT_TITLE: &str = "New chat";
+pub const DEFAULT_TITLE: &str = agentbox_store::DEFAULT_CHAT_TITLE;
 const MAX_TITLE_CHARS: usize = 200;
+/// The longest search accepted, in characters.
+const MAX_SEARCH_CHARS: usize = 200;
+/// A preview's length in the chat list, in characters: one line of the sidebar.
+const PREVIEW_CHARS: usize = 140;
 const MAX_MODEL_CHARS: usize = 100;
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -57,9 +61,21 @@ pub async fn chat_json(state: &AppState, chat: ChatRecord) -> Chat {
         sandbox_status: sandbox_status.as_str().to_owned(),
         custom_instructions: chat.custom_instructions,
         max_thinking_tokens: chat.max_thinking_tokens,
+        pinned: chat.pinned,
+        archived: chat.archived,
+        preview: None,
         created_at: chat.created_at,
         updated_at: chat.updated_at,
     }
+}
+
+/// A chat as the list shows it, with its preview on one line.
+async fn listing_json(state: &AppState, listing: ChatListing) -> Chat {
+    let preview = listing
+        .preview
+        .map(|text| agentbox_runs::titles::shorten(&text, PREVIEW_CHARS))
+        .filter(|text| !text.is_empty());
+    Chat { preview, ..chat_json(state, listing.chat).await }
 }
 
 /// The chat if it belongs to the user; 404 otherwise.
@@ -167,17 +183,49 @@ async fn create_chat(
     Ok((StatusCode::CREATED, Json(chat_json(&state, chat).await)))
 }
 
-/// The user's chats, most recently active first.
-#[utoipa::path(get, path = "/api/v1/chats", tag = "chats",
-    responses((status = 200, body = Vec<Chat>)), security(("bearer" = [])))]
+/// Which chats `GET /api/v1/chats` lists.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct ChatListQuery {
+    /// Chats whose title contains this text, or whose prompts and replies contain every
+    /// word of it (as words or their beginnings). Searches archived chats too unless
+    /// `archived` is given.
+    q: Option<String>,
+    /// `true`: pinned chats only; `false`: unpinned only.
+    pinned: Option<bool>,
+    /// `true`: archived chats only; `false`: the others. Without it the list leaves
+    /// archived chats out, and a search includes them.
+    archived: Option<bool>,
+}
+
+/// The user's chats, most recently active first, each with a one-line preview.
+#[utoipa::path(get, path = "/api/v1/chats", tag = "chats", params(ChatListQuery),
+    responses((status = 200, body = Vec<Chat>),
+              (status = 400, description = "invalid_query"),
+              (status = 422, description = "search_too_long")),
+    security(("bearer" = [])))]
 async fn list_chats(
     State(state): State<AppState>,
     user: CurrentUser,
+    ApiQuery(query): ApiQuery<ChatListQuery>,
 ) -> Result<Json<Vec<Chat>>, ApiError> {
-    let chats = state.store.list_chats(user.0.id).await?;
+    if query.q.as_deref().is_some_and(|q| q.chars().count() > MAX_SEARCH_CHARS) {
+        return Err(ApiError::unprocessable(
+            "search_too_long",
+            format!("A search may have at most {MAX_SEARCH_CHARS} characters."),
+        ));
+    }
+    let searching = query.q.as_deref().is_some_and(|q| !q.trim().is_empty());
+    let filter = ChatQuery {
+        archived: query.archived.or((!searching).then_some(false)),
+        pinned: query.pinned,
+        search: query.q,
+    };
+    let chats = state.store.find_chats(user.0.id, &filter).await?;
     let mut list = Vec::with_capacity(chats.len());
     for chat in chats {
-        list.push(chat_json(&state, chat).await);
+        list.push(listing_json(&state, chat).await);
     }
     Ok(Json(list))
 }
@@ -224,6 +272,8 @@ async fn update_chat(
             .max_thinking_tokens
             .map(|tokens| tokens.map(valid_thinking).transpose())
             .transpose()?,
+        pinned: request.pinned,
+        archived: request.archived,
     };
     allowed_mode(&state, request.permission_mode)?;
     let before = owned_chat(&state, &user, chat_id).await?;

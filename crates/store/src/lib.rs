@@ -12,6 +12,7 @@ mod copy;
 mod postgres;
 mod records;
 mod repository;
+mod search;
 mod sqlite;
 pub mod testing;
 
@@ -26,10 +27,12 @@ use uuid::Uuid;
 
 pub use copy::{CopyReport, copy_installation};
 pub use records::{
-    ChatRecord, ChatUpdate, CheckpointKind, CheckpointRecord, NewChat, NewEvent, PermissionRecord,
-    QueuedUpdate, Rewind, StartedTurn, TurnResult, UserRecord,
+    ChatListing, ChatRecord, ChatUpdate, CheckpointKind, CheckpointRecord, DEFAULT_CHAT_TITLE,
+    NewChat, NewEvent, PermissionRecord, QueuedUpdate, Rewind, StartedTurn, TitleSource,
+    TurnResult, UserRecord,
 };
 pub use repository::Repository;
+pub use search::ChatQuery;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -384,6 +387,16 @@ impl Store {
     /// Forget the CLI session (when it can no longer be resumed).
     pub async fn clear_session_id(&self, chat_id: Uuid) -> Result<()> {
         self.repo.clear_session_id(chat_id).await
+    }
+
+    /// The user's chats that `query` selects, most recently active first, with previews.
+    pub async fn find_chats(&self, user_id: Uuid, query: &ChatQuery) -> Result<Vec<ChatListing>> {
+        self.repo.find_chats(user_id, query).await
+    }
+
+    /// Name the chat unless it was named already (by its user or before); `false` then.
+    pub async fn set_generated_title(&self, chat_id: Uuid, title: &str) -> Result<bool> {
+        self.repo.set_generated_title(chat_id, title).await
     }
 
     // The event log: appending takes the chat's next `seq` in the same transaction as the

@@ -104,9 +104,43 @@ pub struct ChatRecord {
     pub custom_instructions: Option<String>,
     /// `None`: the CLI's default; `Some(0)`: thinking off.
     pub max_thinking_tokens: Option<u32>,
+    pub title_source: TitleSource,
+    pub pinned: bool,
+    pub archived: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
+
+/// Who gave a chat its title: a generated title may replace only the default one, and a
+/// title the user chose is never replaced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TitleSource {
+    Default,
+    Generated,
+    User,
+}
+
+impl TitleSource {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Default => "default",
+            Self::Generated => "generated",
+            Self::User => "user",
+        }
+    }
+
+    fn parse(text: &str) -> Result<Self> {
+        Ok(match text {
+            "default" => Self::Default,
+            "generated" => Self::Generated,
+            "user" => Self::User,
+            other => return Err(StoreError::Corrupt(format!("unknown title source {other:?}"))),
+        })
+    }
+}
+
+/// The title a chat has until its first turn names it.
+pub const DEFAULT_CHAT_TITLE: &str = "New chat";
 
 #[derive(Clone, Debug)]
 pub struct NewChat {
@@ -123,6 +157,9 @@ impl NewChat {
     /// The record a new chat is stored as.
     pub(crate) fn into_record(self) -> ChatRecord {
         let now = now();
+        // A chat created with a title of its own keeps it; only the default is replaced.
+        let title_source =
+            if self.title == DEFAULT_CHAT_TITLE { TitleSource::Default } else { TitleSource::User };
         ChatRecord {
             id: Uuid::now_v7(),
             user_id: self.user_id,
@@ -134,6 +171,9 @@ impl NewChat {
             last_seq: 0,
             custom_instructions: self.custom_instructions,
             max_thinking_tokens: self.max_thinking_tokens,
+            title_source,
+            pinned: false,
+            archived: false,
             created_at: now,
             updated_at: now,
         }
@@ -148,13 +188,28 @@ pub struct ChatUpdate {
     pub permission_mode: Option<PermissionMode>,
     pub custom_instructions: Option<Option<String>>,
     pub max_thinking_tokens: Option<Option<u32>>,
+    pub pinned: Option<bool>,
+    pub archived: Option<bool>,
+}
+
+impl ChatUpdate {
+    /// Whether the change counts as activity, which moves the chat up the list: pinning or
+    /// archiving a chat does not.
+    pub(crate) fn touches_activity(&self) -> bool {
+        self.title.is_some()
+            || self.model.is_some()
+            || self.permission_mode.is_some()
+            || self.custom_instructions.is_some()
+            || self.max_thinking_tokens.is_some()
+    }
 }
 
 /// The columns `chat_from_row` reads.
 macro_rules! chat_columns {
     () => {
         "id, user_id, title, model, permission_mode, session_id, sandbox_provider, last_seq, \
-         custom_instructions, max_thinking_tokens, created_at, updated_at"
+         custom_instructions, max_thinking_tokens, title_source, pinned_at, archived_at, \
+         created_at, updated_at"
     };
 }
 pub(crate) use chat_columns;
@@ -177,9 +232,23 @@ pub(crate) fn chat_from_row(row: &impl Fields) -> Result<ChatRecord> {
                     .map_err(|_| StoreError::Corrupt(format!("thinking budget {n} out of range")))
             })
             .transpose()?,
+        title_source: TitleSource::parse(&row.text("title_source")?)?,
+        pinned: row.opt_time("pinned_at")?.is_some(),
+        archived: row.opt_time("archived_at")?.is_some(),
         created_at: row.time("created_at")?,
         updated_at: row.time("updated_at")?,
     })
+}
+
+/// A chat as the chat list shows it: the chat and the start of its latest prompt or reply.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ChatListing {
+    pub chat: ChatRecord,
+    pub preview: Option<String>,
+}
+
+pub(crate) fn listing_from_row(row: &impl Fields) -> Result<ChatListing> {
+    Ok(ChatListing { chat: chat_from_row(row)?, preview: row.opt_text("preview")? })
 }
 
 // ---------------------------------------------------------------------------------------

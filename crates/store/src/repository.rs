@@ -13,9 +13,10 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::records::{
-    ChatRecord, ChatUpdate, CheckpointKind, CheckpointRecord, NewEvent, PermissionRecord,
-    QueuedUpdate, Rewind, StartedTurn, TurnResult, UserRecord,
+    ChatListing, ChatRecord, ChatUpdate, CheckpointKind, CheckpointRecord, NewEvent,
+    PermissionRecord, QueuedUpdate, Rewind, StartedTurn, TurnResult, UserRecord,
 };
+use crate::search::ChatQuery;
 use crate::{DatabaseInfo, Result, Table};
 
 #[async_trait]
@@ -56,6 +57,13 @@ pub trait ChatRepository: Send + Sync {
     async fn delete_chat(&self, user_id: Uuid, chat_id: Uuid) -> Result<bool>;
     /// Forget the CLI session (when it can no longer be resumed).
     async fn clear_session_id(&self, chat_id: Uuid) -> Result<()>;
+    /// The user's chats that `query` selects, most recently active first, each with the
+    /// start of its latest visible prompt or reply. Hidden (rewound) messages are neither
+    /// searched nor previewed.
+    async fn find_chats(&self, user_id: Uuid, query: &ChatQuery) -> Result<Vec<ChatListing>>;
+    /// Give the chat a generated title if it still has the default one; `false` when it
+    /// does not (the user named it, or it was named before).
+    async fn set_generated_title(&self, chat_id: Uuid, title: &str) -> Result<bool>;
 }
 
 #[async_trait]

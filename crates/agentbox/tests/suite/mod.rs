@@ -4,6 +4,7 @@ mod checkpoints;
 mod containment;
 mod crash;
 mod files;
+mod finding;
 mod hostile;
 mod permissions;
 mod runaway;

@@ -6,8 +6,45 @@ use uuid::Uuid;
 
 use super::Postgres;
 use crate::Result;
-use crate::records::{ChatRecord, ChatUpdate, chat_columns, chat_from_row, now};
+use crate::records::{
+    ChatListing, ChatRecord, ChatUpdate, chat_columns, chat_from_row, listing_from_row, now,
+};
 use crate::repository::ChatRepository;
+use crate::search::{self, ChatQuery};
+
+/// The chat list's columns: the chat and its preview, the start of its latest visible
+/// prompt or reply (found through the log's primary key, newest first).
+macro_rules! listing {
+    ($search:literal) => {
+        concat!(
+            "SELECT ",
+            chat_columns!(),
+            ", (SELECT substr(event_text(e.data), 1, 300)
+                FROM chat_events e JOIN messages m ON m.id = e.message_id
+                WHERE e.chat_id = chats.id AND e.type IN ('user_text', 'assistant_text')
+                  AND m.hidden_at IS NULL
+                ORDER BY e.seq DESC LIMIT 1) AS preview
+             FROM chats
+             WHERE user_id = $1
+               AND ($2::boolean IS NULL OR (pinned_at IS NOT NULL) = $2::boolean)
+               AND ($3::boolean IS NULL OR (archived_at IS NOT NULL) = $3::boolean) ",
+            $search,
+            " ORDER BY updated_at DESC, id DESC"
+        )
+    };
+}
+
+const LIST: &str = listing!("");
+const TITLE_SEARCH: &str = listing!("AND strpos(lower(title), $4::text) > 0");
+/// The condition on the events repeats `chat_events_search`'s expression and predicate
+/// exactly, so that the planner can use that index.
+const FULL_SEARCH: &str = listing!(
+    "AND (strpos(lower(title), $4::text) > 0 OR id IN (
+         SELECT e.chat_id FROM chat_events e JOIN messages m ON m.id = e.message_id
+         WHERE e.type IN ('user_text', 'assistant_text')
+           AND to_tsvector('simple', event_text(e.data)) @@ to_tsquery('simple', $5::text)
+           AND m.hidden_at IS NULL))"
+);
 
 #[async_trait]
 impl ChatRepository for Postgres {
@@ -15,8 +52,8 @@ impl ChatRepository for Postgres {
         sqlx::query(
             "INSERT INTO chats (id, user_id, title, model, permission_mode, sandbox_provider,
                                 last_seq, custom_instructions, max_thinking_tokens,
-                                created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, 0, $8, $9, $7, $7)",
+                                title_source, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, 0, $8, $9, $10, $7, $7)",
         )
         .bind(record.id)
         .bind(record.user_id)
@@ -27,6 +64,7 @@ impl ChatRepository for Postgres {
         .bind(record.created_at)
         .bind(&record.custom_instructions)
         .bind(record.max_thinking_tokens.map(i64::from))
+        .bind(record.title_source.as_str())
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -71,13 +109,23 @@ impl ChatRepository for Postgres {
         chat_id: Uuid,
         update: ChatUpdate,
     ) -> Result<Option<ChatRecord>> {
+        let touches = update.touches_activity();
         let row = sqlx::query(concat!(
             "UPDATE chats SET title = COALESCE($3, title), model = COALESCE($4, model),
-                              permission_mode = COALESCE($5, permission_mode), updated_at = $6,
+                              title_source = CASE WHEN $3 IS NULL THEN title_source
+                                                  ELSE 'user' END,
+                              permission_mode = COALESCE($5, permission_mode),
+                              updated_at = CASE WHEN $13 THEN $6 ELSE updated_at END,
                               custom_instructions = CASE WHEN $7 THEN $8
                                                          ELSE custom_instructions END,
                               max_thinking_tokens = CASE WHEN $9 THEN $10
-                                                         ELSE max_thinking_tokens END
+                                                         ELSE max_thinking_tokens END,
+                              pinned_at = CASE WHEN $11::boolean IS NULL THEN pinned_at
+                                               WHEN $11::boolean THEN COALESCE(pinned_at, $6)
+                                               ELSE NULL END,
+                              archived_at = CASE WHEN $12::boolean IS NULL THEN archived_at
+                                                 WHEN $12::boolean THEN COALESCE(archived_at, $6)
+                                                 ELSE NULL END
              WHERE id = $1 AND user_id = $2
              RETURNING ",
             chat_columns!()
@@ -92,6 +140,9 @@ impl ChatRepository for Postgres {
         .bind(update.custom_instructions.flatten())
         .bind(update.max_thinking_tokens.is_some())
         .bind(update.max_thinking_tokens.flatten().map(i64::from))
+        .bind(update.pinned)
+        .bind(update.archived)
+        .bind(touches)
         .fetch_optional(&self.pool)
         .await?;
         row.as_ref().map(chat_from_row).transpose()
@@ -112,5 +163,38 @@ impl ChatRepository for Postgres {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    async fn find_chats(&self, user_id: Uuid, query: &ChatQuery) -> Result<Vec<ChatListing>> {
+        let search = search::text(query.search.as_deref());
+        let words = search.as_deref().map(search::words).unwrap_or_default();
+        let matcher = search::tsquery(&words);
+        let sql = match (&search, &matcher) {
+            (None, _) => LIST,
+            (Some(_), None) => TITLE_SEARCH,
+            (Some(_), Some(_)) => FULL_SEARCH,
+        };
+        // Each query has the parameters it names and no more.
+        let mut statement = sqlx::query(sql).bind(user_id).bind(query.pinned).bind(query.archived);
+        if let Some(text) = search {
+            statement = statement.bind(text);
+        }
+        if let Some(matcher) = matcher {
+            statement = statement.bind(matcher);
+        }
+        let rows = statement.fetch_all(&self.pool).await?;
+        rows.iter().map(listing_from_row).collect()
+    }
+
+    async fn set_generated_title(&self, chat_id: Uuid, title: &str) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE chats SET title = $2, title_source = 'generated'
+             WHERE id = $1 AND title_source = 'default'",
+        )
+        .bind(chat_id)
+        .bind(title)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
     }
 }

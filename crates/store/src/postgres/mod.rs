@@ -158,13 +158,14 @@ fn import_query(table: Table) -> &'static str {
              FROM json_array_elements($1::json) AS r"
         }
         Table::Chats => {
-            "INSERT INTO chats (id, user_id, title, model, permission_mode, session_id, sandbox_provider, last_seq, created_at, updated_at, custom_instructions, max_thinking_tokens)
+            "INSERT INTO chats (id, user_id, title, model, permission_mode, session_id, sandbox_provider, last_seq, created_at, updated_at, custom_instructions, max_thinking_tokens, title_source, pinned_at, archived_at)
              SELECT
                     (r->>'id')::uuid, (r->>'user_id')::uuid, r->>'title', r->>'model',
                     r->>'permission_mode', r->>'session_id', r->>'sandbox_provider',
                     (r->>'last_seq')::bigint, (r->>'created_at')::timestamptz,
                     (r->>'updated_at')::timestamptz, r->>'custom_instructions',
-                    (r->>'max_thinking_tokens')::bigint
+                    (r->>'max_thinking_tokens')::bigint, r->>'title_source',
+                    (r->>'pinned_at')::timestamptz, (r->>'archived_at')::timestamptz
              FROM json_array_elements($1::json) AS r"
         }
         Table::Messages => {

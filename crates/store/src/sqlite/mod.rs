@@ -148,7 +148,8 @@ fn export_query(table: Table) -> &'static str {
                     'sandbox_provider', sandbox_provider, 'last_seq', last_seq,
                     'created_at', created_at, 'updated_at', updated_at,
                     'custom_instructions', custom_instructions,
-                    'max_thinking_tokens', max_thinking_tokens)
+                    'max_thinking_tokens', max_thinking_tokens, 'title_source', title_source,
+                    'pinned_at', pinned_at, 'archived_at', archived_at)
              FROM chats WHERE rowid > $1 ORDER BY rowid LIMIT $2"
         }
         Table::Messages => {

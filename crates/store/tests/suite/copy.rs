@@ -8,7 +8,8 @@ use agentbox_protocol::api::PermissionMode;
 use agentbox_protocol::event::{EventPayload, MessageStatus, PermissionRequest, Usage};
 use agentbox_protocol::permission::{PermissionKind, PermissionRule};
 use agentbox_store::{
-    Backend, CheckpointKind, NewEvent, StoreError, Table, TurnResult, copy_installation,
+    Backend, ChatQuery, ChatUpdate, CheckpointKind, NewEvent, StoreError, Table, TurnResult,
+    copy_installation,
 };
 use uuid::Uuid;
 
@@ -71,6 +72,10 @@ async fn fill(t: &TestStore) -> (Uuid, Vec<Uuid>) {
                 .unwrap();
         }
     }
+    // Finding chats: a pin, the archive (and the search index, rebuilt on the target from
+    // the copied events).
+    let pin = ChatUpdate { pinned: Some(true), archived: Some(true), ..ChatUpdate::default() };
+    store.update_chat(user, chat, pin).await.unwrap().unwrap();
     store
         .add_permission_rule(
             chat,
@@ -90,6 +95,11 @@ async fn view(store: &agentbox_store::Store, user: Uuid, chats: &[Uuid]) -> Stri
     out.push(format!("{:?}", user_record));
     out.push(serde_json::to_string(&store.user_settings(user).await.unwrap()).unwrap());
     out.push(format!("{:?}", store.list_chats(user).await.unwrap()));
+    let search = ChatQuery { search: Some("text 3".into()), ..ChatQuery::default() };
+    // The chats found (a preview of a text with a NUL differs by backend: SQLite's ends at
+    // the NUL, PostgreSQL's is the event's JSON).
+    let found = store.find_chats(user, &search).await.unwrap();
+    out.push(format!("{:?}", found.iter().map(|listing| &listing.chat).collect::<Vec<_>>()));
     for &chat in chats {
         out.push(serde_json::to_string(&store.messages(chat).await.unwrap()).unwrap());
         out.push(

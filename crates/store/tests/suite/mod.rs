@@ -1,5 +1,6 @@
 mod support;
 
+mod chats;
 mod checkpoints;
 mod copy;
 mod crash;

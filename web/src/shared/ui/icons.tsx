@@ -82,3 +82,14 @@ export const BellIcon = () => (
     <path d="M6 16V11a6 6 0 0 1 12 0v5l2 2H4l2-2zM10 21h4" />
   </Icon>
 );
+export const PinIcon = () => (
+  <Icon>
+    <path d="M9 4h6l-1 6 4 4H6l4-4-1-6zM12 14v6" />
+  </Icon>
+);
+export const ArchiveIcon = () => (
+  <Icon>
+    <rect x="3" y="4" width="18" height="5" rx="1" />
+    <path d="M5 9v11h14V9M10 13h4" />
+  </Icon>
+);

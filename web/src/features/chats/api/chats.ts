@@ -1,12 +1,15 @@
 // Chats as server state: the list, one chat, and the changes to them. Keys come from one
 // factory so that invalidation names exactly what it means.
-import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
+import { keepPreviousData, useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { request } from "@/shared/api/client";
 import type { Chat, CreateChatRequest, UpdateChatRequest } from "@/shared/api/types";
 
 export const chatKeys = {
   all: ["chats"] as const,
   list: () => [...chatKeys.all, "list"] as const,
+  // Under `list`, so that whatever refreshes the list refreshes these too.
+  search: (q: string) => [...chatKeys.list(), "search", q] as const,
+  archived: () => [...chatKeys.list(), "archived"] as const,
   detail: (chatId: string) => [...chatKeys.all, "detail", chatId] as const,
 };
 
@@ -21,6 +24,26 @@ export function useChats(enabled = true) {
   });
 }
 
+/** Chats whose title or messages match `q` (the server searches titles and message text), archived ones included. */
+export function useChatSearch(q: string) {
+  const query = q.trim();
+  return useQuery({
+    queryKey: chatKeys.search(query),
+    queryFn: () => request<Chat[]>(`/api/v1/chats?q=${encodeURIComponent(query)}`),
+    enabled: query !== "",
+    // Typing refines a search: the previous results stay until the new ones arrive.
+    placeholderData: keepPreviousData,
+  });
+}
+
+export function useArchivedChats(enabled: boolean) {
+  return useQuery({
+    queryKey: chatKeys.archived(),
+    queryFn: () => request<Chat[]>("/api/v1/chats?archived=true"),
+    enabled,
+  });
+}
+
 export function useChat(chatId: string) {
   const queryClient = useQueryClient();
   return useQuery({
@@ -32,13 +55,20 @@ export function useChat(chatId: string) {
   });
 }
 
-/** Puts a changed chat into the list and its detail entry. */
+/** Puts a changed chat into the list and its detail entry (keeping the list's preview, which only the list has). */
 function storeChat(queryClient: ReturnType<typeof useQueryClient>, chat: Chat): void {
   queryClient.setQueryData(chatKeys.detail(chat.id), chat);
   queryClient.setQueryData<Chat[]>(chatKeys.list(), (list) => {
-    if (!list) return [chat];
-    return list.some((c) => c.id === chat.id) ? list.map((c) => (c.id === chat.id ? chat : c)) : [chat, ...list];
+    const listed = list?.find((c) => c.id === chat.id);
+    const next = { ...chat, preview: chat.preview ?? listed?.preview ?? null };
+    // An archived chat leaves the main list; one brought back joins it.
+    if (chat.archived) return list?.filter((c) => c.id !== chat.id);
+    if (!list) return [next];
+    return listed ? list.map((c) => (c.id === chat.id ? next : c)) : [next, ...list];
   });
+  // The searches and the archive list it may have joined or left.
+  void queryClient.invalidateQueries({ queryKey: [...chatKeys.list(), "search"] });
+  void queryClient.invalidateQueries({ queryKey: chatKeys.archived() });
 }
 
 export function useCreateChat() {

@@ -1,17 +1,31 @@
-// The chat list: create, search, switch, rename, delete (after a confirmation), and each chat's
-// status at a glance. Arrow keys move between chats; the list is a drawer on a phone.
-import { useRef, useState, type KeyboardEvent } from "react";
+// The chat list: create, search (titles and message text, on the server), switch, rename,
+// pin, archive, delete (after a confirmation), and each chat's status and latest words at a
+// glance, in sections by date. Arrow keys move between chats; the list is a drawer on a phone.
+import { useEffect, useRef, useState, type KeyboardEvent } from "react";
 import { ApiError } from "@/shared/api/client";
 import type { Chat } from "@/shared/api/types";
 import { chatPath, navigate } from "@/shared/lib/router";
 import { Button } from "@/shared/ui/Button";
 import { ConfirmDialog } from "@/shared/ui/Dialog";
 import { Spinner } from "@/shared/ui/Spinner";
-import { useChats, useCreateChat, useDeleteChat, useUpdateChat } from "../api/chats";
+import { useArchivedChats, useChatSearch, useChats, useCreateChat, useDeleteChat, useUpdateChat } from "../api/chats";
+import { groupChats } from "../model/groups";
 import { filterChats, useSearch, useSetSearch, useSetSidebarOpen, useSidebarOpen } from "../model/sidebar";
 import { chatState } from "../model/attention";
 import { ChatStatusDot } from "./ChatStatusDot";
-import { PencilIcon, TrashIcon } from "@/shared/ui/icons";
+import { ArchiveIcon, PencilIcon, PinIcon, TrashIcon } from "@/shared/ui/icons";
+
+/** How long typing pauses before the search goes to the server. */
+const SEARCH_DELAY_MS = 250;
+
+function useDebounced(value: string, delay: number): string {
+  const [settled, setSettled] = useState(value);
+  useEffect(() => {
+    const timer = setTimeout(() => setSettled(value), delay);
+    return () => clearTimeout(timer);
+  }, [value, delay]);
+  return settled;
+}
 
 export function Sidebar({ activeChatId, footer }: { activeChatId: string | null; footer: React.ReactNode }) {
   const chats = useChats();
@@ -22,7 +36,11 @@ export function Sidebar({ activeChatId, footer }: { activeChatId: string | null;
   const setOpen = useSetSidebarOpen();
   const [deleting, setDeleting] = useState<Chat | null>(null);
   const deleteChat = useDeleteChat();
-  const listRef = useRef<HTMLUListElement>(null);
+  const listRef = useRef<HTMLDivElement>(null);
+  const [showArchived, setShowArchived] = useState(false);
+  const searching = search.trim() !== "";
+  const found = useChatSearch(useDebounced(search, SEARCH_DELAY_MS));
+  const archived = useArchivedChats(showArchived && !searching);
 
   const startChat = () =>
     createChat.mutate(
@@ -35,7 +53,12 @@ export function Sidebar({ activeChatId, footer }: { activeChatId: string | null;
       },
     );
 
-  const visible = filterChats(chats.data ?? [], search);
+  // While the server's answer is on its way, the titles already loaded are filtered here.
+  const results = searching ? (found.data ?? filterChats(chats.data ?? [], search)) : [];
+  const renderChats = (list: Chat[]) =>
+    list.map((chat) => (
+      <ChatItem key={chat.id} chat={chat} active={chat.id === activeChatId} onDelete={() => setDeleting(chat)} onOpen={() => setOpen(false)} />
+    ));
 
   const moveFocus = (event: KeyboardEvent) => {
     if (event.key !== "ArrowDown" && event.key !== "ArrowUp") return;
@@ -80,14 +103,42 @@ export function Sidebar({ activeChatId, footer }: { activeChatId: string | null;
             <Spinner label="Loading chats" />
           ) : chats.isError && !chats.data ? (
             <p className="empty">The chats could not be loaded. {chats.error instanceof ApiError ? chats.error.message : ""}</p>
-          ) : visible.length === 0 ? (
-            <p className="empty">{search ? `No chat matches “${search}”.` : "No chats yet. Start one with “New chat”."}</p>
+          ) : searching ? (
+            results.length === 0 ? (
+              <p className="empty">{found.isFetching ? "Searching…" : `No chat matches “${search}”.`}</p>
+            ) : (
+              <div ref={listRef}>
+                <section className="chat-group" aria-label="Search results">
+                  <h3 className="chat-group-name">Results</h3>
+                  <ul>{renderChats(results)}</ul>
+                </section>
+              </div>
+            )
           ) : (
-            <ul ref={listRef}>
-              {visible.map((chat) => (
-                <ChatItem key={chat.id} chat={chat} active={chat.id === activeChatId} onDelete={() => setDeleting(chat)} onOpen={() => setOpen(false)} />
+            <div ref={listRef}>
+              {(chats.data ?? []).length === 0 && <p className="empty">No chats yet. Start one with “New chat”.</p>}
+              {groupChats(chats.data ?? []).map((group) => (
+                <section key={group.name} className="chat-group" aria-label={group.name}>
+                  <h3 className="chat-group-name">{group.name}</h3>
+                  <ul>{renderChats(group.chats)}</ul>
+                </section>
               ))}
-            </ul>
+              <button type="button" className="link-btn archived-toggle" aria-expanded={showArchived} onClick={() => setShowArchived(!showArchived)}>
+                {showArchived ? "Hide archived chats" : "Show archived chats"}
+              </button>
+              {showArchived && (
+                <section className="chat-group" aria-label="Archived">
+                  <h3 className="chat-group-name">Archived</h3>
+                  {archived.isPending ? (
+                    <Spinner label="Loading archived chats" />
+                  ) : (archived.data ?? []).length === 0 ? (
+                    <p className="empty">No archived chats.</p>
+                  ) : (
+                    <ul>{renderChats(archived.data ?? [])}</ul>
+                  )}
+                </section>
+              )}
+            </div>
           )}
         </nav>
         <div className="sidebar-foot">{footer}</div>
@@ -191,9 +242,34 @@ function ChatItem({ chat, active, onDelete, onOpen }: { chat: Chat; active: bool
         }}
       >
         <ChatStatusDot state={chatState(chat)} />
-        <span className="chat-title">{chat.title}</span>
+        <span className="chat-text">
+          <span className="chat-title">
+            {chat.pinned && <span className="sr-only">Pinned: </span>}
+            {chat.title}
+          </span>
+          {chat.preview && <span className="chat-preview">{chat.preview}</span>}
+        </span>
       </a>
       <span className="chat-actions">
+        <button
+          type="button"
+          className={`icon-btn ${chat.pinned ? "on" : ""}`}
+          aria-label={`${chat.pinned ? "Unpin" : "Pin"} “${chat.title}”`}
+          aria-pressed={chat.pinned}
+          title={chat.pinned ? "Unpin" : "Pin"}
+          onClick={() => updateChat.mutate({ chatId: chat.id, pinned: !chat.pinned })}
+        >
+          <PinIcon />
+        </button>
+        <button
+          type="button"
+          className="icon-btn"
+          aria-label={`${chat.archived ? "Unarchive" : "Archive"} “${chat.title}”`}
+          title={chat.archived ? "Unarchive" : "Archive"}
+          onClick={() => updateChat.mutate({ chatId: chat.id, archived: !chat.archived })}
+        >
+          <ArchiveIcon />
+        </button>
         <button type="button" className="icon-btn" aria-label={`Rename “${chat.title}”`} title="Rename (F2)" onClick={startRenaming}>
           <PencilIcon />
         </button>

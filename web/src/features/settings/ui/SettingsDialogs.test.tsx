@@ -122,6 +122,8 @@ describe("the chat settings dialog", () => {
     updated_at: "2026-01-01T00:00:00Z",
     custom_instructions: null,
     max_thinking_tokens: null,
+    pinned: false,
+    archived: false,
   };
   const rule: StoredPermissionRule = { id: "r1", tool_name: "Bash", rule_content: "npm test *", created_at: "2026-01-01T00:00:00Z" };
 
