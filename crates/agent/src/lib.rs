@@ -8,6 +8,7 @@
 //! - [`turn`]: one user turn from prompt to `result`, with permission answers (which may
 //!   wait for a person), live controls and interrupts.
 
+pub mod figures;
 pub mod install;
 pub mod lines;
 pub mod mapper;

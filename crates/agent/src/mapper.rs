@@ -144,5 +144,7 @@ pub fn usage_of(result: &ResultMessage) -> Usage {
         total_cost_usd: result.total_cost_usd,
         duration_ms: result.duration_ms,
         num_turns: result.num_turns,
+        context_tokens: None,
+        context_window: None,
     }
 }

@@ -115,6 +115,9 @@ pub struct AgentSession {
     next_request: AtomicU64,
     options: SessionOptions,
     stderr: Arc<Mutex<Vec<u8>>>,
+    /// The session's running cost in the process's latest `result`, to tell a turn's own
+    /// cost when the CLI does not report it (see `figures`).
+    reported_cost: std::sync::Mutex<Option<f64>>,
 }
 
 impl std::fmt::Debug for AgentSession {
@@ -157,6 +160,7 @@ impl AgentSession {
             next_request: AtomicU64::new(1),
             options,
             stderr,
+            reported_cost: std::sync::Mutex::new(None),
         };
         session
             .send(CliInput::ControlRequest {
@@ -165,6 +169,15 @@ impl AgentSession {
             })
             .await?;
         Ok(session)
+    }
+
+    /// Remember the running cost a `result` reported; the one remembered before, if any.
+    pub(crate) fn remember_reported_cost(&self, total: Option<f64>) -> Option<f64> {
+        let mut reported =
+            self.reported_cost.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let previous = *reported;
+        *reported = total.or(previous);
+        previous
     }
 
     pub fn options(&self) -> &SessionOptions {

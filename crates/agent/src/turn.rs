@@ -28,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 use agentbox_sandbox::SandboxLimit;
 
 use crate::AgentError;
+use crate::figures;
 use crate::mapper::{map_output, usage_of};
 use crate::session::{AgentSession, SessionOutput};
 
@@ -230,6 +231,7 @@ pub async fn run_turn(
         control_refused: false,
         controls_sent: Vec::new(),
         process_limit_told: false,
+        context_tokens: None,
     };
     // A dead writer shows up below as the process's exit, which explains more than this would.
     let _ = session.send(CliInput::user_text(prompt)).await;
@@ -338,6 +340,8 @@ struct Turn<'a> {
     controls_sent: Vec<(String, ControlRequest)>,
     /// Whether the turn already said that a command hit the process limit.
     process_limit_told: bool,
+    /// Tokens in context after the main agent's latest model call.
+    context_tokens: Option<u64>,
 }
 
 impl Turn<'_> {
@@ -397,6 +401,12 @@ impl Turn<'_> {
                 }
             }
             CliOutput::Assistant(assistant) => {
+                if assistant.parent_tool_use_id.is_none()
+                    && let Some(tokens) =
+                        assistant.message.usage.as_ref().and_then(figures::context_tokens)
+                {
+                    self.context_tokens = Some(tokens);
+                }
                 for block in assistant.message.content {
                     if let ContentBlock::ToolUse { id, input, .. } = block {
                         if self.tool_inputs.len() == REMEMBERED_TOOL_INPUTS {
@@ -433,12 +443,19 @@ impl Turn<'_> {
                         .unwrap_or_else(|| format!("the turn failed ({})", result.subtype));
                     self.emit(EventPayload::error(text, "turn_failed")).await?;
                 }
-                let usage = usage_of(&result);
+                let previous_total = session.remember_reported_cost(result.total_cost_usd);
+                let total_cost_usd = figures::turn_cost(&result, previous_total);
+                let usage = Usage {
+                    total_cost_usd,
+                    context_tokens: self.context_tokens,
+                    context_window: figures::context_window(&result),
+                    ..usage_of(&result)
+                };
                 self.emit(EventPayload::Usage(usage.clone())).await?;
                 return Ok(Some(TurnOutcome {
                     status,
                     session_id: result.session_id.or_else(|| self.session_id.take()),
-                    total_cost_usd: result.total_cost_usd,
+                    total_cost_usd,
                     usage: Some(usage),
                     resume_failed: false,
                     control_refused: self.control_refused,

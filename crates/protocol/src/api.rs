@@ -206,6 +206,17 @@ pub struct Chat {
     pub updated_at: DateTime<Utc>,
 }
 
+/// What the user's turns cost, beside each message's own `total_cost_usd`: the whole chat
+/// (rewound turns too: they were paid for), and every chat of the user since `since`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ChatCosts {
+    pub chat_total_usd: f64,
+    pub user_total_usd: f64,
+    /// The start of the user's total: the `since` asked for, else today's start in UTC.
+    pub since: DateTime<Utc>,
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]

@@ -140,6 +140,9 @@ pub struct ApiMessage {
     pub model: Option<String>,
     #[serde(default)]
     pub content: Vec<ContentBlock>,
+    /// The token counts of the model call that produced this message.
+    #[serde(default)]
+    pub usage: Option<Value>,
 }
 
 #[derive(Clone, Debug, PartialEq, Deserialize)]
@@ -225,6 +228,13 @@ pub struct ResultMessage {
     pub api_error_status: Option<u16>,
     #[serde(default)]
     pub errors: Vec<String>,
+    /// Per model, the session's running totals (`costUSD`) and the model's `contextWindow`.
+    #[serde(default, rename = "modelUsage")]
+    pub model_usage: Option<Box<serde_json::Map<String, Value>>>,
+    /// Per model, what was used since the previous `result` of the process: this turn's own
+    /// figures (`total_cost_usd` and `modelUsage` add up over the whole session).
+    #[serde(default)]
+    pub model_usage_since_last_result: Option<Box<serde_json::Map<String, Value>>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Deserialize)]

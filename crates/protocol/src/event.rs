@@ -155,7 +155,8 @@ impl PermissionResolution {
     }
 }
 
-/// Token counts and cost of one finished turn, as the CLI reported them.
+/// Token counts and cost of one finished turn: that turn's own, also when the CLI process
+/// ran turns before it (the CLI reports the session's running cost).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Usage {
@@ -173,6 +174,13 @@ pub struct Usage {
     pub duration_ms: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub num_turns: Option<u32>,
+    /// Tokens in the model's context after the turn: the last model call's input (cached
+    /// or not) and output.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context_tokens: Option<u64>,
+    /// The model's context window, as the CLI reports it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context_window: Option<u64>,
 }
 
 /// Something about the session rather than the conversation: its start, a retry, a mode

@@ -10,6 +10,7 @@ mod auth;
 mod chats;
 mod checkpoints;
 mod connection;
+mod costs;
 mod error;
 mod extract;
 mod health;
@@ -64,6 +65,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(auth::routes())
         .merge(setup::routes())
         .merge(chats::routes())
+        .merge(costs::routes())
         .merge(messages::routes())
         .merge(stream::routes())
         .merge(permissions::routes())

@@ -28,7 +28,7 @@ use uuid::Uuid;
 pub use copy::{CopyReport, copy_installation};
 pub use records::{
     ChatListing, ChatRecord, ChatUpdate, CheckpointKind, CheckpointRecord, DEFAULT_CHAT_TITLE,
-    NewChat, NewEvent, PermissionRecord, QueuedUpdate, Rewind, StartedTurn, TitleSource,
+    NewChat, NewEvent, PermissionRecord, QueuedUpdate, Rewind, Spending, StartedTurn, TitleSource,
     TurnResult, UserRecord,
 };
 pub use repository::Repository;
@@ -392,6 +392,16 @@ impl Store {
     /// The user's chats that `query` selects, most recently active first, with previews.
     pub async fn find_chats(&self, user_id: Uuid, query: &ChatQuery) -> Result<Vec<ChatListing>> {
         self.repo.find_chats(user_id, query).await
+    }
+
+    /// What the user's turns cost in the chat, and in all their chats since `since`.
+    pub async fn spending(
+        &self,
+        user_id: Uuid,
+        chat_id: Uuid,
+        since: DateTime<Utc>,
+    ) -> Result<Spending> {
+        self.repo.spending(user_id, chat_id, records::stored_time(since)).await
     }
 
     /// Name the chat unless it was named already (by its user or before); `false` then.

@@ -247,6 +247,13 @@ pub struct ChatListing {
     pub preview: Option<String>,
 }
 
+/// Sums of turns' costs, in US dollars (turns without a reported cost count as nothing).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Spending {
+    pub chat_usd: f64,
+    pub since_usd: f64,
+}
+
 pub(crate) fn listing_from_row(row: &impl Fields) -> Result<ChatListing> {
     Ok(ChatListing { chat: chat_from_row(row)?, preview: row.opt_text("preview")? })
 }

@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use crate::records::{
     ChatListing, ChatRecord, ChatUpdate, CheckpointKind, CheckpointRecord, NewEvent,
-    PermissionRecord, QueuedUpdate, Rewind, StartedTurn, TurnResult, UserRecord,
+    PermissionRecord, QueuedUpdate, Rewind, Spending, StartedTurn, TurnResult, UserRecord,
 };
 use crate::search::ChatQuery;
 use crate::{DatabaseInfo, Result, Table};
@@ -64,6 +64,14 @@ pub trait ChatRepository: Send + Sync {
     /// Give the chat a generated title if it still has the default one; `false` when it
     /// does not (the user named it, or it was named before).
     async fn set_generated_title(&self, chat_id: Uuid, title: &str) -> Result<bool>;
+    /// What the user's turns cost: in `chat_id` (all of its turns, rewound ones too: they
+    /// were paid for) and in every chat of theirs for turns finished at or after `since`.
+    async fn spending(
+        &self,
+        user_id: Uuid,
+        chat_id: Uuid,
+        since: DateTime<Utc>,
+    ) -> Result<Spending>;
 }
 
 #[async_trait]

@@ -2,6 +2,7 @@ mod api;
 mod backends;
 mod checkpoints;
 mod containment;
+mod costs;
 mod crash;
 mod files;
 mod finding;

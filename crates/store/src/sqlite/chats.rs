@@ -2,12 +2,15 @@
 
 use agentbox_protocol::api::PermissionMode;
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::Row;
 use uuid::Uuid;
 
 use super::Sqlite;
 use crate::Result;
 use crate::records::{
-    ChatListing, ChatRecord, ChatUpdate, chat_columns, chat_from_row, listing_from_row, now,
+    ChatListing, ChatRecord, ChatUpdate, Spending, chat_columns, chat_from_row, listing_from_row,
+    now,
 };
 use crate::repository::ChatRepository;
 use crate::search::{self, ChatQuery};
@@ -195,5 +198,27 @@ impl ChatRepository for Sqlite {
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() > 0)
+    }
+
+    async fn spending(
+        &self,
+        user_id: Uuid,
+        chat_id: Uuid,
+        since: DateTime<Utc>,
+    ) -> Result<Spending> {
+        let row = sqlx::query(
+            "SELECT COALESCE(SUM(CASE WHEN m.chat_id = $2 THEN m.total_cost_usd END), 0.0) AS chat_usd,
+                    COALESCE(SUM(CASE WHEN m.completed_at >= $3 THEN m.total_cost_usd END), 0.0)
+                        AS since_usd
+             FROM messages m JOIN chats c ON c.id = m.chat_id
+             WHERE c.user_id = $1 AND m.total_cost_usd IS NOT NULL
+               AND (m.chat_id = $2 OR m.completed_at >= $3)",
+        )
+        .bind(user_id.to_string())
+        .bind(chat_id.to_string())
+        .bind(since)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(Spending { chat_usd: row.try_get("chat_usd")?, since_usd: row.try_get("since_usd")? })
     }
 }

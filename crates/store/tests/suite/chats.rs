@@ -15,6 +15,7 @@ conformance!(
     pins_and_the_archive_filter_the_list,
     search_finds_titles_and_words_of_visible_messages,
     hostile_searches_are_plain_words,
+    spending_adds_up_a_chat_and_a_users_day,
 );
 
 /// A finished turn with `prompt` and `reply`, and a checkpoint after it.
@@ -225,4 +226,41 @@ async fn hostile_searches_are_plain_words(t: TestStore) {
     // Punctuation alone searches titles only, as text.
     assert_eq!(titles(&t, user, &search("%")).await, Vec::<String>::new());
     assert_eq!(titles(&t, user, &search("   ")).await, ["t"]);
+}
+
+async fn paid_turn(t: &TestStore, chat: Uuid, cost: Option<f64>) -> chrono::DateTime<chrono::Utc> {
+    let store = &t.store;
+    let started = store.begin_turn(chat, "p", "m", PermissionMode::Ask).await.unwrap();
+    let result =
+        TurnResult { total_cost_usd: cost, ..TurnResult::status(MessageStatus::Completed) };
+    store.finish_turn(chat, started.message_id, result).await.unwrap();
+    let messages = store.messages(chat).await.unwrap();
+    messages.last().unwrap().completed_at.unwrap()
+}
+
+async fn spending_adds_up_a_chat_and_a_users_day(t: TestStore) {
+    let (user, chat) = t.user_and_chat().await;
+    let other = t.chat_of(user).await;
+    let (stranger, strangers_chat) = t.user_and_chat().await;
+    let store = &t.store;
+    let early = paid_turn(&t, chat, Some(0.25)).await;
+    // Later turns finish strictly after `since`, whatever the clock's resolution.
+    let since = early + chrono::Duration::microseconds(1);
+    while chrono::Utc::now() <= since + chrono::Duration::milliseconds(1) {
+        tokio::task::yield_now().await;
+    }
+    paid_turn(&t, chat, Some(0.5)).await;
+    paid_turn(&t, chat, None).await;
+    paid_turn(&t, other, Some(1.0)).await;
+    paid_turn(&t, strangers_chat, Some(8.0)).await;
+
+    let spent = store.spending(user, chat, since).await.unwrap();
+    assert_eq!((spent.chat_usd, spent.since_usd), (0.75, 1.5));
+    let spent = store.spending(user, other, early).await.unwrap();
+    assert_eq!((spent.chat_usd, spent.since_usd), (1.0, 1.75));
+    // Another user's chat counts nothing for this user, and nothing is nothing.
+    let spent = store.spending(user, strangers_chat, since).await.unwrap();
+    assert_eq!((spent.chat_usd, spent.since_usd), (0.0, 1.5));
+    let spent = store.spending(stranger, chat, chrono::Utc::now()).await.unwrap();
+    assert_eq!((spent.chat_usd, spent.since_usd), (0.0, 0.0));
 }
