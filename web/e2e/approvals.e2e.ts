@@ -100,6 +100,7 @@ describe("approvals in the web UI", () => {
     await card.getByRole("status").filter({ hasText: "Which color?: blue" }).waitFor();
     await waitForTurnEnd();
     // The CLI ran the tool with the answer; its result names it.
+    await lastTurn().locator('[data-tool="AskUserQuestion"] summary').click();
     await lastTurn().locator('[data-tool="AskUserQuestion"] .tool-output').filter({ hasText: "blue" }).waitFor();
   });
 

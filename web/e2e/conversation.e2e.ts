@@ -79,3 +79,91 @@ describe("finding a chat", () => {
     await sidebar().getByRole("region", { name: "Today" }).getByRole("link", { name: /Something else entirely/ }).waitFor();
   });
 });
+
+describe("honest numbers", () => {
+  /** The dollar figure in a text ("22.9k in · 3 out · $0.07" → 0.07). */
+  const dollars = (text: string): number => Number(/\$([0-9.]+)/.exec(text)?.[1] ?? NaN);
+
+  it("shows each turn's own cost over three turns of a kept process, the chat's and today's totals and the context", async () => {
+    await page.getByRole("button", { name: "+ New chat" }).click();
+    await page.getByText("Start the conversation").waitFor();
+    const footers = page.locator("li.message-assistant .usage");
+    const prompts = ["[[text:one]] first", "[[text:two]] second", "[[text:three]] third"];
+    for (const [index, prompt] of prompts.entries()) {
+      await sendPrompt(page, prompt);
+      // The turn has ended once its footer shows its figures.
+      await expect.poll(() => footers.count(), { timeout: PATIENCE }).toBe(index + 1);
+      await waitForTurnEnd(page);
+    }
+    const [first = NaN, second = NaN, third = NaN] = (await footers.allTextContents()).map(dollars);
+    // The CLI's running total would read about 1x, 2x and 3x the first turn.
+    expect(first).toBeGreaterThan(0);
+    expect(third).toBeLessThan(first * 1.5);
+    const figures = page.getByLabel("Costs and context");
+    await figures.getByText(/^This chat \$/).waitFor();
+    // Refreshed after the last turn: the chat's total is the three turns'.
+    await expect
+      .poll(async () => dollars((await figures.getByText(/^This chat \$/).textContent()) ?? ""), { timeout: PATIENCE })
+      .toBeCloseTo(first + second + third, 1);
+    await figures.getByText(/^Today \$/).waitFor();
+    await figures.getByRole("meter", { name: "Context used" }).waitFor();
+    await figures.getByText(/of 200k \(\d+ %\)/).waitFor();
+    await screenshot(page, "conversation-03-costs");
+  });
+});
+
+describe("quiet tool cards", () => {
+  const lastTurn = () => page.locator("li.message-assistant").last();
+
+  async function newChatTurn(prompt: string): Promise<void> {
+    await page.getByRole("button", { name: "+ New chat" }).click();
+    await page.getByText("Start the conversation").waitFor();
+    const footers = page.locator("li.message-assistant .usage");
+    await sendPrompt(page, prompt);
+    await expect.poll(() => footers.count(), { timeout: PATIENCE }).toBe(1);
+    await waitForTurnEnd(page);
+  }
+
+  it("shows a command as one line that opens to its output", async () => {
+    await newChatTurn("[[bash:echo hello-from-the-card]] run it");
+    const card = lastTurn().locator("details.tool-card[data-tool=Bash]");
+    await card.getByText(/^Ran `echo hello-from-the-card` · exit 0 · \d+\.\d s$/).waitFor();
+    expect(await card.getAttribute("open")).toBeNull();
+    expect(await card.locator(".tool-output").count()).toBe(0);
+    await card.locator("summary").click();
+    await card.locator(".tool-output").getByText("hello-from-the-card").waitFor();
+    await screenshot(page, "conversation-04-card-open");
+  });
+
+  it("shows a TodoWrite as a checklist that updates in place", async () => {
+    const first = JSON.stringify({ todos: [{ content: "Write the test", status: "in_progress", activeForm: "Writing the test" }, { content: "Fix the bug", status: "pending", activeForm: "Fixing the bug" }] });
+    const second = JSON.stringify({ todos: [{ content: "Write the test", status: "completed", activeForm: "Writing the test" }, { content: "Fix the bug", status: "in_progress", activeForm: "Fixing the bug" }] });
+    await newChatTurn(`[[tool:TodoWrite:${first}]] [[tool:TodoWrite:${second}]] plan it`);
+    const cards = lastTurn().locator("details.tool-card[data-tool=TodoWrite]");
+    await expect.poll(() => cards.count(), { timeout: PATIENCE }).toBe(1);
+    const plan = cards.getByRole("list", { name: "Plan" });
+    await plan.getByText("Write the test (done)").waitFor();
+    await plan.getByText("Fix the bug (in progress)").waitFor();
+    await cards.getByText("Plan · 1 of 2 steps done").waitFor();
+    await screenshot(page, "conversation-05-todo");
+  });
+
+  it("nests a Task's own tool calls in its card, without the CLI's internal text", async () => {
+    const task = JSON.stringify({ description: "Look around", prompt: "[[bash:echo nested-call-output]] look around", subagent_type: "general-purpose" });
+    await newChatTurn(`[[tool:Task:${task}]] delegate`);
+    const card = lastTurn().locator("details.tool-card[data-tool=Task]").first();
+    await card.getByText("Task: Look around").waitFor();
+    await card.locator("summary").first().click();
+    const nested = card.getByLabel("Sub-agent");
+    const inner = nested.locator("details.tool-card[data-tool=Bash]");
+    await inner.getByText(/^Ran `echo nested-call-output`/).waitFor();
+    await inner.locator("summary").click();
+    await inner.getByText("nested-call-output").first().waitFor();
+    // The sub-agent's call is inside the Task's card, not beside it.
+    expect(await lastTurn().locator(":scope > details.tool-card[data-tool=Bash]").count()).toBe(0);
+    const shown = (await lastTurn().textContent()) ?? "";
+    expect(shown).not.toContain("do not mention to user");
+    expect(shown).not.toContain("internal metadata");
+    await screenshot(page, "conversation-06-task");
+  });
+});

@@ -94,13 +94,17 @@ describe("the web UI", () => {
     await turn.locator("details.thinking summary").click();
     await turn.getByText("Considering the request carefully.").waitFor();
 
+    // Tool cards are one line each until opened.
     const bash = turn.locator('[data-tool="Bash"]');
     expect(await bash.count()).toBe(1);
+    await bash.locator(".tool-summary").filter({ hasText: /^Ran `echo hello-from-e2e` · exit 0/ }).waitFor();
+    await bash.locator("summary").click();
     await bash.locator(".tool-command").filter({ hasText: "$ echo hello-from-e2e" }).waitFor();
     await bash.locator(".tool-output").filter({ hasText: "hello-from-e2e" }).waitFor();
 
     const writeCard = turn.locator('[data-tool="Write"]');
-    await writeCard.locator(".tool-subtitle").filter({ hasText: "notes.md" }).waitFor();
+    await writeCard.locator(".tool-summary").filter({ hasText: "Wrote notes.md · 2 lines" }).waitFor();
+    await writeCard.locator("summary").click();
     await writeCard.locator(".diff-add").filter({ hasText: "first line" }).waitFor();
 
     // The final text is rendered as Markdown.
@@ -135,7 +139,7 @@ describe("the web UI", () => {
   it("shows the whole turn exactly once after a reload in the middle of it", async () => {
     await send("[[think]] [[bash:echo before-the-pause]] [[sleep:6]] [[text:after the pause]]");
     const turn = lastTurn();
-    await turn.locator('[data-tool="Bash"] .tool-command').filter({ hasText: "sleep" }).waitFor();
+    await turn.locator('[data-tool="Bash"] .tool-summary').filter({ hasText: "sleep" }).waitFor();
     expect(await turn.getAttribute("aria-busy")).toBe("true");
     await page.reload();
     await page.locator(".connection-live").waitFor();
@@ -145,7 +149,7 @@ describe("the web UI", () => {
     await after.getByText("after the pause").waitFor();
     expect(await after.locator("details.thinking").count()).toBe(1);
     expect(await after.locator('[data-tool="Bash"]').count()).toBe(2);
-    expect(await after.locator('[data-tool="Bash"] .tool-output').filter({ hasText: "before-the-pause" }).count()).toBe(1);
+    expect(await after.locator('[data-tool="Bash"] .tool-summary').filter({ hasText: "before-the-pause" }).count()).toBe(1);
     expect(await after.getByText("after the pause").count()).toBe(1);
     expect(await page.locator(".message-user").count()).toBe(3);
     const seqs = await renderedSeqs();
@@ -155,7 +159,8 @@ describe("the web UI", () => {
   it("resumes by itself after the network drops, showing every event once", async () => {
     await send("[[bash:echo before-the-drop]] [[sleep:3]] [[text:back after the drop]]");
     const turn = lastTurn();
-    await turn.locator('[data-tool="Bash"] .tool-output').filter({ hasText: "before-the-drop" }).waitFor();
+    // The call's line has its exit code once it finished.
+    await turn.locator('[data-tool="Bash"] .tool-summary').filter({ hasText: /^Ran `echo before-the-drop` · exit 0/ }).waitFor();
     await context.setOffline(true);
     await page.locator(".connection-offline").waitFor();
     // The turn finishes on the server while the browser is offline.

@@ -10,6 +10,7 @@ export type RegisterRequest = Schemas["RegisterRequest"];
 export type LoginRequest = Schemas["LoginRequest"];
 export type SetupStatus = Schemas["SetupStatus"];
 export type Chat = Schemas["Chat"];
+export type ChatCosts = Schemas["ChatCosts"];
 export type ChatStatus = Schemas["ChatStatus"];
 export type CreateChatRequest = Schemas["CreateChatRequest"];
 export type UpdateChatRequest = Schemas["UpdateChatRequest"];

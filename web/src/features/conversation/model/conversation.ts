@@ -29,6 +29,9 @@ export type Block =
       state: ToolState;
       output: string | null;
       parent: string | null;
+      /** When the call started and ended (the events' times), for its duration. */
+      startedAt?: string | null;
+      endedAt?: string | null;
     }
   | {
       kind: "permission";
@@ -121,6 +124,8 @@ function applyToMessage(message: MessageView, event: ChatEvent): void {
         state: "running",
         output: null,
         parent,
+        startedAt: event.created_at,
+        endedAt: null,
       });
       break;
     case "tool_completed":
@@ -130,10 +135,10 @@ function applyToMessage(message: MessageView, event: ChatEvent): void {
       const index = message.blocks.findLastIndex((b) => b.kind === "tool" && b.id === event.tool.id);
       const block = message.blocks[index];
       if (block?.kind === "tool") {
-        message.blocks[index] = { ...block, state, output };
+        message.blocks[index] = { ...block, state, output, endedAt: event.created_at };
       } else {
         // A result whose call this client never saw still deserves to be shown.
-        message.blocks.push({ kind: "tool", seq, id: event.tool.id, name: "tool", input: {}, state, output, parent });
+        message.blocks.push({ kind: "tool", seq, id: event.tool.id, name: "tool", input: {}, state, output, parent, startedAt: null, endedAt: event.created_at });
       }
       break;
     }

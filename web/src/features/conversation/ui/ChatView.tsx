@@ -18,6 +18,7 @@ import { conversationQuery } from "../api/conversation";
 import { setConnectionState } from "../model/connection";
 import { runningMessage } from "../model/conversation";
 import { ChatStream } from "../model/stream";
+import { ChatFigures } from "./ChatFigures";
 import { ConnectionIndicator } from "./ConnectionIndicator";
 import { MessageList } from "./MessageList";
 import { MenuIcon, PanelIcon } from "@/shared/ui/icons";
@@ -118,6 +119,7 @@ export function ChatView({ chatId }: { chatId: string }) {
             <MessageList chatId={chatId} messages={messages} />
           )}
         </div>
+        {messages.length > 0 && <ChatFigures chatId={chatId} messages={messages} />}
         {chat.data && <QueuedPrompts chatId={chatId} running={running} />}
         {chat.data && <Composer chat={chat.data} running={running} />}
       </section>

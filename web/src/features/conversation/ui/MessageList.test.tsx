@@ -1,5 +1,5 @@
 import { QueryClient, QueryClientProvider } from "@tanstack/react-query";
-import { fireEvent, render, screen, waitFor, within } from "@testing-library/react";
+import { act, fireEvent, render, screen, waitFor, within } from "@testing-library/react";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { ChatEvent } from "@/shared/api/types";
 import { applyEvent, emptyConversation } from "../model/conversation";
@@ -35,6 +35,14 @@ afterEach(() => {
   vi.unstubAllGlobals();
 });
 
+/** Opens a card as a click on its summary does in a browser. */
+function openCard(card: HTMLDetailsElement): void {
+  act(() => {
+    card.open = true;
+    card.dispatchEvent(new Event("toggle"));
+  });
+}
+
 describe("the conversation view", () => {
   const long = Array.from({ length: 40 }, (_, i) => `line ${i + 1}`).join("\n");
 
@@ -48,20 +56,23 @@ describe("the conversation view", () => {
     const thinking = container.querySelector("details.thinking");
     expect(thinking?.hasAttribute("open")).toBe(false);
 
-    const bash = container.querySelector('[data-tool="Bash"]') as HTMLElement;
-    // 40 lines of output: the card starts collapsed and shows only the first lines.
+    const bash = container.querySelector('[data-tool="Bash"]') as HTMLDetailsElement;
+    // One line until opened; then the command and the first lines of its output.
     expect(bash.hasAttribute("open")).toBe(false);
+    expect(within(bash).getByText(/^Ran `seq 40` · exit 0/)).toBeTruthy();
+    expect(within(bash).queryByText("$ seq 40")).toBeNull();
+    openCard(bash);
     expect(within(bash).getByText("$ seq 40")).toBeTruthy();
     expect(within(bash).queryByText(/line 40/)).toBeNull();
     fireEvent.click(within(bash).getByText("Show all 40 lines"));
     expect(within(bash).getByText(/line 40/)).toBeTruthy();
 
-    const edit = container.querySelector('[data-tool="Edit"]') as HTMLElement;
-    expect(edit.hasAttribute("open")).toBe(true);
-    expect(within(edit).getByText("src/a.ts")).toBeTruthy();
+    const edit = container.querySelector('[data-tool="Edit"]') as HTMLDetailsElement;
+    expect(within(edit).getByText("Edited a.ts +1 −1")).toBeTruthy();
+    expect(within(edit).getByLabelText("Running")).toBeTruthy();
+    openCard(edit);
     expect(edit.querySelector(".diff-del")?.textContent).toContain("let a = 1;");
     expect(edit.querySelector(".diff-add")?.textContent).toContain("let a = 2;");
-    expect(within(edit).getByLabelText("Running")).toBeTruthy();
     expect(screen.getByText("Working…")).toBeTruthy();
   });
 
@@ -152,5 +163,38 @@ describe("the conversation view", () => {
     const after = render_([started, request, approved]).container.querySelector('[data-tool="Bash"]') as HTMLElement;
     expect(within(after).getByLabelText("Running")).toBeTruthy();
     expect(within(after).queryByText("waiting for you")).toBeNull();
+  });
+});
+
+describe("the layout of a turn", () => {
+  it("nests a sub-agent in its Task, a request in its call's card, and keeps only the latest checklist", () => {
+    const { container } = render_([
+      { seq: 1, message_id: A, created_at: at, type: "tool_started", tool: { id: "todo1", name: "TodoWrite", input: { todos: [{ content: "One", status: "pending" }] } } },
+      { seq: 2, message_id: A, created_at: at, type: "tool_started", tool: { id: "task", name: "Task", input: { description: "Dig", prompt: "dig" } } },
+      { seq: 3, message_id: A, created_at: at, parent_tool_use_id: "task", type: "tool_started", tool: { id: "inner", name: "Bash", input: { command: "ls" } } },
+      { seq: 4, message_id: A, created_at: at, parent_tool_use_id: "task", type: "tool_completed", tool: { id: "inner", result: "a.txt" } },
+      { seq: 5, message_id: A, created_at: at, type: "tool_completed", tool: { id: "task", result: "Found it.\nagentId: x1 (internal ID - do not mention to user.)" } },
+      { seq: 6, message_id: A, created_at: at, type: "tool_started", tool: { id: "todo2", name: "TodoWrite", input: { todos: [{ content: "One", status: "completed" }] } } },
+      { seq: 7, message_id: A, created_at: at, type: "tool_started", tool: { id: "push", name: "Bash", input: { command: "git push" } } },
+      { seq: 8, message_id: A, created_at: at, type: "permission_request", request_id: "r1", kind: "tool", tool_name: "Bash", tool_use_id: "push", input: { command: "git push" } },
+    ]);
+    const turn = container.querySelector("li.message-assistant") as HTMLElement;
+    // One checklist, the latest, open.
+    const todos = turn.querySelectorAll('[data-tool="TodoWrite"]');
+    expect(todos.length).toBe(1);
+    expect(within(todos[0] as HTMLElement).getByText("Plan · 1 of 1 step done")).toBeTruthy();
+    expect(within(todos[0] as HTMLElement).getByText(/One/).closest("li")?.className).toContain("todo-completed");
+    // The sub-agent's call is inside the Task, and the CLI's internal text is gone.
+    const task = turn.querySelector('[data-tool="Task"]') as HTMLDetailsElement;
+    expect(turn.querySelectorAll(':scope > [data-tool="Bash"]').length).toBe(1);
+    openCard(task);
+    expect(within(task).getByText(/^Ran `ls` · exit 0/)).toBeTruthy();
+    expect(within(task).getByText("Found it.")).toBeTruthy();
+    expect(task.textContent).not.toContain("do not mention");
+    // The request is inside its call's card, which is open while it waits: one card.
+    const push = turn.querySelector(':scope > [data-tool="Bash"]') as HTMLDetailsElement;
+    expect(push.hasAttribute("open")).toBe(true);
+    expect(within(push).getByText("Allow Bash?")).toBeTruthy();
+    expect(turn.querySelectorAll(":scope > .permission-card").length).toBe(0);
   });
 });

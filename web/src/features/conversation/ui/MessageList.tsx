@@ -3,6 +3,7 @@
 // cost underneath. Heights only grow while a turn streams, so nothing jumps.
 import { lazy, Suspense } from "react";
 import type { Block, MessageView } from "../model/conversation";
+import { hasFigures } from "../model/figures";
 import { formatCost, formatTokens } from "@/shared/lib/format";
 import { Spinner } from "@/shared/ui/Spinner";
 import { PermissionCard } from "@/features/permissions/ui/PermissionCard";
@@ -43,14 +44,44 @@ function UserMessage({ message }: { message: MessageView }) {
   );
 }
 
+/** How the blocks of one turn nest: a sub-agent's blocks in its Task's card, a request about
+ * a tool call in that call's card, and only the latest checklist of each agent. */
+export interface Layout {
+  top: Block[];
+  children: Map<string, Block[]>;
+  requests: Map<string, Extract<Block, { kind: "permission" }>>;
+}
+
+export function layoutBlocks(blocks: Block[]): Layout {
+  const tasks = new Set(blocks.flatMap((b) => (b.kind === "tool" && (b.name === "Task" || b.name === "Agent") ? [b.id] : [])));
+  const calls = new Set(blocks.flatMap((b) => (b.kind === "tool" ? [b.id] : [])));
+  const parentOf = (b: Block) => ("parent" in b && b.parent && tasks.has(b.parent) ? b.parent : null);
+  // A checklist updates in place: the latest TodoWrite of an agent (main or sub-agent) stands for all of them.
+  const lastTodo = new Map<string | null, number>();
+  for (const b of blocks) if (b.kind === "tool" && b.name === "TodoWrite") lastTodo.set(parentOf(b), b.seq);
+  const layout: Layout = { top: [], children: new Map(), requests: new Map() };
+  for (const b of blocks) {
+    if (b.kind === "tool" && b.name === "TodoWrite" && lastTodo.get(parentOf(b)) !== b.seq) continue;
+    if (b.kind === "permission" && b.request === "tool" && b.toolUseId && calls.has(b.toolUseId)) {
+      layout.requests.set(b.toolUseId, b);
+      continue;
+    }
+    const parent = parentOf(b);
+    if (parent) layout.children.set(parent, [...(layout.children.get(parent) ?? []), b]);
+    else layout.top.push(b);
+  }
+  return layout;
+}
+
 function AssistantMessage({ chatId, message }: { chatId: string; message: MessageView }) {
   const open = message.status === "in_progress";
   // Tool calls held by a request to the user: their cards say so instead of "Running".
   const held = new Set(message.blocks.flatMap((b) => (b.kind === "permission" && b.resolved === null && open && b.toolUseId ? [b.toolUseId] : [])));
+  const layout = layoutBlocks(message.blocks);
   return (
     <li className={`message message-assistant status-${message.status}`} data-message-id={message.id} aria-busy={message.status === "in_progress"}>
-      {message.blocks.map((block) => (
-        <BlockView key={`${block.kind}-${block.seq}`} chatId={chatId} block={block} open={open} held={held} />
+      {layout.top.map((block) => (
+        <BlockView key={`${block.kind}-${block.seq}`} chatId={chatId} block={block} open={open} held={held} layout={layout} />
       ))}
       {message.live && (
         <div className="block-text live">
@@ -63,12 +94,12 @@ function AssistantMessage({ chatId, message }: { chatId: string; message: Messag
 }
 
 /** `open`: the block's turn still runs; `held`: tool calls waiting for the user's answer. */
-function BlockView({ chatId, block, open, held }: { chatId: string; block: Block; open: boolean; held: ReadonlySet<string> }) {
+function BlockView({ chatId, block, open, held, layout }: { chatId: string; block: Block; open: boolean; held: ReadonlySet<string>; layout: Layout }) {
   switch (block.kind) {
     case "text":
       return (
         <div className="block-text" data-seq={block.seq}>
-          {block.parent && <span className="subagent">sub-agent</span>}
+          {block.parent && !layout.children.has(block.parent) && <span className="subagent">sub-agent</span>}
           <Text text={block.text} />
         </div>
       );
@@ -79,13 +110,31 @@ function BlockView({ chatId, block, open, held }: { chatId: string; block: Block
           <div className="thinking-text">{block.thinking}</div>
         </details>
       );
-    case "tool":
-      return <ToolCard block={block} waiting={held.has(block.id)} />;
+    case "tool": {
+      const request = layout.requests.get(block.id);
+      const children = layout.children.get(block.id);
+      return (
+        <ToolCard
+          block={block}
+          waiting={held.has(block.id)}
+          request={request && <PermissionCard chatId={chatId} block={request} open={open} />}
+          nested={children?.map((child) => <BlockView key={`${child.kind}-${child.seq}`} chatId={chatId} block={child} open={open} held={held} layout={layout} />)}
+        />
+      );
+    }
     case "permission":
       return <PermissionCard chatId={chatId} block={block} open={open} />;
     case "system":
       return <SystemNotice block={block} />;
     case "error":
+      // A restart is not the user's doing nor the agent's failure: a plain notice.
+      if (block.code === "server_restarted") {
+        return (
+          <div className="notice-block" data-seq={block.seq}>
+            Interrupted: the server restarted while this turn ran.
+          </div>
+        );
+      }
       return (
         <div className="error-block" role="alert" data-seq={block.seq}>
           <strong>Error{block.code ? ` (${block.code})` : ""}:</strong> {block.message}
@@ -133,8 +182,9 @@ function MessageFooter({ message }: { message: MessageView }) {
       </div>
     );
   }
-  const usage = message.usage;
-  const cost = formatCost(message.costUsd);
+  // A turn that failed before the model answered reports zeros, which say nothing.
+  const usage = hasFigures(message.usage, message.costUsd) ? message.usage : null;
+  const cost = usage ? formatCost(message.costUsd) : null;
   const parts = [
     usage ? `${formatTokens(usage.input_tokens ?? 0)} in` : null,
     usage ? `${formatTokens(usage.output_tokens ?? 0)} out` : null,
@@ -145,7 +195,7 @@ function MessageFooter({ message }: { message: MessageView }) {
     <div className="message-footer">
       {message.status === "interrupted" && <span className="badge badge-warn">Stopped</span>}
       {message.status === "failed" && <span className="badge badge-bad">Failed</span>}
-      {parts.length > 0 && <span className="usage" title="Tokens and cost of this turn">{parts.join(" · ")}</span>}
+      {parts.length > 0 && <span className="usage" title="Tokens and cost of this turn alone">{parts.join(" · ")}</span>}
     </div>
   );
 }
