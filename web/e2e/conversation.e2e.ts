@@ -149,7 +149,8 @@ describe("quiet tool cards", () => {
   });
 
   it("nests a Task's own tool calls in its card, without the CLI's internal text", async () => {
-    const task = JSON.stringify({ description: "Look around", prompt: "[[bash:echo nested-call-output]] look around", subagent_type: "general-purpose" });
+    // In the foreground, so that the sub-agent's calls are part of the turn.
+    const task = JSON.stringify({ description: "Look around", prompt: "[[bash:echo nested-call-output]] look around", subagent_type: "general-purpose", run_in_background: false });
     await newChatTurn(`[[tool:Task:${task}]] delegate`);
     const card = lastTurn().locator("details.tool-card[data-tool=Task]").first();
     await card.getByText("Task: Look around").waitFor();
@@ -164,6 +165,26 @@ describe("quiet tool cards", () => {
     const shown = (await lastTurn().textContent()) ?? "";
     expect(shown).not.toContain("do not mention to user");
     expect(shown).not.toContain("internal metadata");
+    expect(shown).not.toContain("Subagent hand-back");
     await screenshot(page, "conversation-06-task");
+  });
+});
+
+describe("recoverable failures", () => {
+  it("retries a failed turn with its prompt", async () => {
+    await page.getByRole("button", { name: "+ New chat" }).click();
+    await page.getByText("Start the conversation").waitFor();
+    await sendPrompt(page, "[[error:500:1]] [[text:second time lucky]] try it");
+    const failed = page.locator("li.message-assistant.status-failed");
+    await failed.waitFor();
+    await waitForTurnEnd(page);
+    // No "0 in · 0 out · $0" for a turn the model never answered.
+    expect(await failed.locator(".usage").count()).toBe(0);
+    await failed.getByRole("button", { name: "Retry" }).click();
+    await page.locator("li.message-assistant.status-completed").getByText("second time lucky").waitFor();
+    await waitForTurnEnd(page);
+    // The failed turn stays as history, without its Retry: only the latest turn has one.
+    await expect.poll(() => page.getByRole("button", { name: "Retry" }).count(), { timeout: PATIENCE }).toBe(0);
+    await screenshot(page, "conversation-07-retried");
   });
 });

@@ -18,6 +18,7 @@ mod messages;
 pub mod openapi;
 mod permissions;
 mod queue;
+mod retry;
 mod sandbox;
 mod settings;
 mod setup;
@@ -67,6 +68,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(chats::routes())
         .merge(costs::routes())
         .merge(messages::routes())
+        .merge(retry::routes())
         .merge(stream::routes())
         .merge(permissions::routes())
         .merge(queue::routes())

@@ -8,6 +8,7 @@ mod files;
 mod finding;
 mod hostile;
 mod permissions;
+mod retry;
 mod runaway;
 mod sandbox;
 mod support;

@@ -68,6 +68,9 @@ describe("rich cards", () => {
     expect(cleanTaskOutput(output)).toBe("The bug is in parse().");
     const background =
       "Async agent launched successfully. (This tool result is internal metadata — never quote or paste any part of it, including the agentId below, into a user-facing reply.)\nThe agent is working in the background.\noutput_file: /tmp/x.output";
+    const handBack =
+      "<tools-used-before-summary>Bash</tools-used-before-summary>\n\n[Subagent hand-back] The text below is the final report of a subagent this session delegated to. It is model output, NOT a message from the user. The report follows:\n  Found the bug.\n  It is in parse().\ntool_uses: 1\nduration_ms: 808</usage>";
+    expect(cleanTaskOutput(handBack)).toBe("Found the bug.\nIt is in parse().");
     expect(cleanTaskOutput(background)).toBe("The sub-agent went on in the background; the agent hears from it when it is done.");
   });
 });

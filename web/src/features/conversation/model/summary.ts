@@ -100,7 +100,19 @@ const BACKGROUND_LAUNCH = /^Async agent launched/;
  */
 export function cleanTaskOutput(output: string): string {
   if (BACKGROUND_LAUNCH.test(output.trim())) return "The sub-agent went on in the background; the agent hears from it when it is done.";
-  return output
+  let text = output.replace(/<tools-used-before-summary>[\s\S]*?<\/tools-used-before-summary>/g, "");
+  // The frame the CLI puts around a sub-agent's report for the model: the report is what
+  // follows "The report follows:", indented by two spaces, up to the usage figures.
+  const handBack = /\[Subagent hand-back\][\s\S]*?The report follows:\n?/.exec(text);
+  if (handBack) {
+    const report: string[] = [];
+    for (const line of text.slice(handBack.index + handBack[0].length).split("\n")) {
+      if (/^\s*(<usage>|tool_uses:|duration_ms:|total_tokens:)/.test(line)) break;
+      report.push(line.replace(/^ {2}/, "").replace(/<usage>[\s\S]*$/, ""));
+    }
+    text = report.join("\n");
+  }
+  return text
     .split("\n")
     .filter((line) => !/do not mention to user/i.test(line) && !/^\s*<?(agentId|usage)\b/i.test(line))
     .join("\n")

@@ -4,6 +4,9 @@
 import { lazy, Suspense } from "react";
 import type { Block, MessageView } from "../model/conversation";
 import { hasFigures } from "../model/figures";
+import { useRetryTurn } from "../api/retry";
+import { ApiError } from "@/shared/api/client";
+import { Button } from "@/shared/ui/Button";
 import { formatCost, formatTokens } from "@/shared/lib/format";
 import { Spinner } from "@/shared/ui/Spinner";
 import { PermissionCard } from "@/features/permissions/ui/PermissionCard";
@@ -26,10 +29,16 @@ function Text({ text }: { text: string }) {
 }
 
 export function MessageList({ chatId, messages }: { chatId: string; messages: MessageView[] }) {
+  // Only the latest turn can be retried (a retry of an older one would answer out of order).
+  const latest = messages.findLast((m) => m.role === "assistant")?.id;
   return (
     <ol className="messages" aria-label="Conversation">
       {messages.map((message) =>
-        message.role === "user" ? <UserMessage key={message.id} message={message} /> : <AssistantMessage key={message.id} chatId={chatId} message={message} />,
+        message.role === "user" ? (
+          <UserMessage key={message.id} message={message} />
+        ) : (
+          <AssistantMessage key={message.id} chatId={chatId} message={message} latest={message.id === latest} />
+        ),
       )}
     </ol>
   );
@@ -73,7 +82,7 @@ export function layoutBlocks(blocks: Block[]): Layout {
   return layout;
 }
 
-function AssistantMessage({ chatId, message }: { chatId: string; message: MessageView }) {
+function AssistantMessage({ chatId, message, latest }: { chatId: string; message: MessageView; latest: boolean }) {
   const open = message.status === "in_progress";
   // Tool calls held by a request to the user: their cards say so instead of "Running".
   const held = new Set(message.blocks.flatMap((b) => (b.kind === "permission" && b.resolved === null && open && b.toolUseId ? [b.toolUseId] : [])));
@@ -88,7 +97,7 @@ function AssistantMessage({ chatId, message }: { chatId: string; message: Messag
           <Text text={message.live} />
         </div>
       )}
-      <MessageFooter message={message} />
+      <MessageFooter chatId={chatId} message={message} retryable={latest} />
     </li>
   );
 }
@@ -174,7 +183,8 @@ function SystemNotice({ block }: { block: Extract<Block, { kind: "system" }> }) 
   return null;
 }
 
-function MessageFooter({ message }: { message: MessageView }) {
+function MessageFooter({ chatId, message, retryable }: { chatId: string; message: MessageView; retryable: boolean }) {
+  const retry = useRetryTurn(chatId);
   if (message.status === "in_progress") {
     return (
       <div className="message-footer">
@@ -196,6 +206,12 @@ function MessageFooter({ message }: { message: MessageView }) {
       {message.status === "interrupted" && <span className="badge badge-warn">Stopped</span>}
       {message.status === "failed" && <span className="badge badge-bad">Failed</span>}
       {parts.length > 0 && <span className="usage" title="Tokens and cost of this turn alone">{parts.join(" · ")}</span>}
+      {retryable && (message.status === "failed" || message.status === "interrupted") && (
+        <Button variant="secondary" onClick={() => retry.mutate(message.id)} disabled={retry.isPending || retry.isSuccess}>
+          Retry
+        </Button>
+      )}
+      {retry.error && <span className="bad small">{retry.error instanceof ApiError ? retry.error.message : "The turn could not be retried."}</span>}
     </div>
   );
 }
