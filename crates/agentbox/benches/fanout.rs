@@ -65,6 +65,19 @@ struct Row {
     latencies: Vec<Duration>,
     missing: usize,
     burst_rate: f64,
+    /// This process's CPU time (user + system) per delivery during the burst: server and
+    /// client together, Redis not included. Unlike the latencies it hardly depends on what
+    /// else the machine runs.
+    cpu_per_delivery: Duration,
+}
+
+/// CPU time this process has used so far.
+fn cpu_time() -> Duration {
+    use nix::sys::resource::{UsageWho, getrusage};
+    let usage = getrusage(UsageWho::RUSAGE_SELF).unwrap();
+    let time =
+        |t: nix::sys::time::TimeVal| Duration::new(t.tv_sec() as u64, t.tv_usec() as u32 * 1000);
+    time(usage.user_time()) + time(usage.system_time())
 }
 
 /// When each event was committed (index: seq), written by the publisher.
@@ -87,8 +100,10 @@ async fn main() {
         "{} events at {}/s for latency, {} back to back for throughput\n",
         plan.events, plan.rate, plan.burst
     );
-    println!("| path | bus | subscribers | p50 | p99 | max | events/s (burst) | deliveries/s |");
-    println!("|---|---|---:|---:|---:|---:|---:|---:|");
+    println!(
+        "| path | bus | subscribers | p50 | p99 | max | events/s (burst) | deliveries/s | CPU µs per delivery |"
+    );
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|");
     for path in ["SSE", "bus alone"] {
         for bus in [Bus::InProcess, Bus::Redis] {
             for &n in &subscribers {
@@ -115,13 +130,14 @@ fn print_row(path: &str, bus: Bus, subscribers: usize, row: &Row) {
     let missing =
         if row.missing > 0 { format!(" ({} missing!)", row.missing) } else { String::new() };
     println!(
-        "| {path} | {} | {subscribers} | {} | {} | {}{missing} | {:.0} | {:.0} |",
+        "| {path} | {} | {subscribers} | {} | {} | {}{missing} | {:.0} | {:.0} | {:.1} |",
         bus.name(),
         ms(at(0.5)),
         ms(at(0.99)),
         ms(*sorted.last().unwrap()),
         row.burst_rate,
         row.burst_rate * subscribers as f64,
+        row.cpu_per_delivery.as_secs_f64() * 1e6,
     );
 }
 
@@ -255,19 +271,26 @@ async fn sse_run(bus: Bus, subscribers: usize, plan: &Plan, prefix: &str) -> Row
     for reader in readers {
         arrivals.push(reader.await.unwrap());
     }
+    let cpu = cpu_time() - burst_started.1;
     let done = arrivals.iter().filter_map(|a| a.last()).map(|(_, at)| *at).max().unwrap();
     let (latencies, missing) = latencies(&commits, &arrivals, 2..=1 + plan.events as i64);
     server.stop().await.unwrap();
-    Row { latencies, missing, burst_rate: plan.burst as f64 / (done - burst_started).as_secs_f64() }
+    Row {
+        latencies,
+        missing,
+        burst_rate: plan.burst as f64 / (done - burst_started.0).as_secs_f64(),
+        cpu_per_delivery: cpu / (plan.burst * subscribers) as u32,
+    }
 }
 
 /// The two phases of publishing; `one(n)` commits and publishes event `n`, answering its seq
-/// and commit instant. Returns the commit instants by seq and when the burst began.
+/// and commit instant. Returns the commit instants by seq, and when the burst began (and
+/// the process's CPU time then).
 async fn publish(
     plan: &Plan,
     last: i64,
     mut one: impl AsyncFnMut(usize) -> (i64, Instant),
-) -> (Commits, Instant) {
+) -> (Commits, (Instant, Duration)) {
     let mut commits: Commits = vec![None; last as usize + 1];
     let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / plan.rate as f64));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -276,7 +299,7 @@ async fn publish(
         let (seq, at) = one(n).await;
         commits[seq as usize] = Some(at);
     }
-    let burst_started = Instant::now();
+    let burst_started = (Instant::now(), cpu_time());
     for n in 0..plan.burst {
         let (seq, at) = one(plan.events + n).await;
         commits[seq as usize] = Some(at);
@@ -335,8 +358,14 @@ async fn bus_run(bus: Bus, subscribers: usize, plan: &Plan, prefix: &str) -> Row
     for reader in readers {
         arrivals.push(reader.await.unwrap());
     }
+    let cpu = cpu_time() - burst_started.1;
     let done = arrivals.iter().filter_map(|a| a.last()).map(|(_, at)| *at).max().unwrap();
     let (latencies, missing) = latencies(&commits, &arrivals, 2..=1 + plan.events as i64);
     bus.flush().await;
-    Row { latencies, missing, burst_rate: plan.burst as f64 / (done - burst_started).as_secs_f64() }
+    Row {
+        latencies,
+        missing,
+        burst_rate: plan.burst as f64 / (done - burst_started.0).as_secs_f64(),
+        cpu_per_delivery: cpu / (plan.burst * subscribers) as u32,
+    }
 }
