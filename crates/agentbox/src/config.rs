@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use agentbox_agent::AutoPolicy;
+use agentbox_bus::RedisConfig;
 use agentbox_runs::CheckpointSettings;
 use agentbox_runs::PermissionSettings;
 use agentbox_sandbox::egress::AllowList;
@@ -46,9 +47,14 @@ pub struct ServeArgs {
     /// `max_lifetime`); 0 never [default: 1800 on PostgreSQL, never on SQLite].
     #[arg(long, env = "AGENTBOX_DB_POOL_RECYCLE_SECS")]
     pub db_pool_recycle_secs: Option<u64>,
-    /// Redis URL, for running several nodes (not supported yet: setting it is an error).
+    /// Redis URL (`redis://[user:password@]host:port/db`): carry chat events on Redis
+    /// Streams instead of the in-process bus [default: in-process].
     #[arg(long, env = "REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<String>,
+    /// Put before every Redis key, so several installations can share one Redis
+    /// [default: `agentbox:`].
+    #[arg(long, env = "AGENTBOX_REDIS_PREFIX")]
+    pub redis_prefix: Option<String>,
     /// Key that signs access tokens [default: generated into <data-dir>/secret.key].
     #[arg(long, env = "SECRET_KEY", hide_env_values = true)]
     pub secret_key: Option<String>,
@@ -169,6 +175,7 @@ struct FileConfig {
     db_max_overflow: Option<u32>,
     db_pool_recycle_secs: Option<u64>,
     redis_url: Option<String>,
+    redis_prefix: Option<String>,
     secret_key: Option<String>,
     anthropic_api_key: Option<String>,
     anthropic_auth_token: Option<String>,
@@ -250,6 +257,8 @@ pub struct Config {
     pub database_url: String,
     /// The database's connection pool.
     pub db_pool: PoolSettings,
+    /// The Redis Streams bus; `None` is the in-process bus.
+    pub redis: Option<RedisConfig>,
     pub secret_key: Option<String>,
     pub anthropic_api_key: Option<String>,
     pub anthropic_auth_token: Option<String>,
@@ -279,6 +288,7 @@ impl fmt::Debug for Config {
             .field("data_dir", &self.data_dir)
             .field("database_url", &redact_url(&self.database_url))
             .field("db_pool", &self.db_pool)
+            .field("redis", &self.redis)
             .field("secret_key", &set(&self.secret_key))
             .field("anthropic_api_key", &set(&self.anthropic_api_key))
             .field("anthropic_auth_token", &set(&self.anthropic_auth_token))
@@ -322,12 +332,18 @@ impl ServeArgs {
                 .map(Duration::from_secs),
             idle_timeout: None,
         };
-        if self.redis_url.or(file.redis_url).is_some() {
-            bail!(
-                "REDIS_URL is set, but running several nodes on Redis is not supported yet; \
-                 unset it to run agentbox on one machine"
-            );
-        }
+        let redis = match non_empty(self.redis_url.or(file.redis_url)) {
+            None => None,
+            Some(url) => {
+                let prefix = self
+                    .redis_prefix
+                    .or(file.redis_prefix)
+                    .unwrap_or_else(|| "agentbox:".to_owned());
+                let config = RedisConfig { url, prefix };
+                config.check().map_err(|err| anyhow::anyhow!("REDIS_URL: {err}"))?;
+                Some(config)
+            }
+        };
         let sandbox_provider =
             self.sandbox_provider.or(file.sandbox_provider).unwrap_or_else(|| "local".into());
         if sandbox_provider != "host" && sandbox_provider != "local" {
@@ -447,6 +463,7 @@ impl ServeArgs {
             data_dir,
             database_url,
             db_pool,
+            redis,
             secret_key,
             anthropic_api_key: non_empty(self.anthropic_api_key.or(file.anthropic_api_key)),
             anthropic_auth_token: non_empty(
@@ -577,8 +594,9 @@ mod tests {
         let err = ServeArgs { config: Some(file), ..args() }.resolve().unwrap_err();
         assert!(format!("{err:#}").contains("bnid"), "{err:#}");
         let err =
-            ServeArgs { redis_url: Some("redis://x".into()), ..args() }.resolve().unwrap_err();
-        assert!(err.to_string().contains("REDIS_URL"));
+            ServeArgs { redis_url: Some("http://u:pw@x".into()), ..args() }.resolve().unwrap_err();
+        assert!(err.to_string().contains("REDIS_URL"), "{err}");
+        assert!(!err.to_string().contains("pw"), "password leaked: {err}");
         let err =
             ServeArgs { sandbox_provider: Some("docker".into()), ..args() }.resolve().unwrap_err();
         assert!(err.to_string().contains("docker"));
@@ -591,6 +609,28 @@ mod tests {
             .unwrap_err();
         assert!(err.to_string().contains("mysql"), "{err}");
         assert!(!err.to_string().contains("pw"), "password leaked: {err}");
+    }
+
+    #[test]
+    fn a_redis_url_chooses_the_redis_bus() {
+        assert!(args().resolve().unwrap().redis.is_none());
+        let config = ServeArgs { redis_url: Some("redis://u:pw@h:6380/2".into()), ..args() }
+            .resolve()
+            .unwrap();
+        let redis = config.redis.as_ref().unwrap();
+        assert_eq!(
+            (redis.url.as_str(), redis.prefix.as_str()),
+            ("redis://u:pw@h:6380/2", "agentbox:")
+        );
+        assert!(!format!("{config:?}").contains("pw"), "password leaked: {config:?}");
+        let config = ServeArgs {
+            redis_url: Some("redis://h".into()),
+            redis_prefix: Some("site-b:".into()),
+            ..args()
+        }
+        .resolve()
+        .unwrap();
+        assert_eq!(config.redis.unwrap().prefix, "site-b:");
     }
 
     #[test]

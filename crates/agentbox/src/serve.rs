@@ -29,6 +29,10 @@ const REFRESH_TOKEN_TTL: std::time::Duration = std::time::Duration::from_secs(30
 /// A started server.
 pub struct Server {
     pub address: std::net::SocketAddr,
+    /// The server's store and bus, for benchmarks that append and publish events the way a
+    /// turn does, without a CLI.
+    pub store: Store,
+    pub bus: Arc<EventBus>,
     shutdown: CancellationToken,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
@@ -129,7 +133,13 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
 
     let sandboxes = sandbox_provider(&config, &model_access, tools, &store).await?;
 
-    let bus = Arc::new(EventBus::new());
+    let bus = Arc::new(match &config.redis {
+        None => EventBus::new(),
+        Some(redis) => {
+            tracing::info!(prefix = %redis.prefix, "chat events travel on Redis Streams");
+            EventBus::redis(redis.clone()).context("REDIS_URL")?
+        }
+    });
     let runner = TurnRunner::new(
         store.clone(),
         bus.clone(),
@@ -150,10 +160,11 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         tracing::warn!(recovered, "marked turns cut off by the last shutdown as interrupted");
     }
 
+    let (server_store, server_bus) = (store.clone(), bus.clone());
     let shutdown = CancellationToken::new();
     let state = AppState {
         store: store.clone(),
-        bus,
+        bus: bus.clone(),
         runner: runner.clone(),
         auth: Arc::new(AuthKeys::new(
             secret.as_bytes(),
@@ -181,13 +192,15 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
             .with_graceful_shutdown(stopping.cancelled_owned())
             .await?;
         runner.shutdown().await;
+        // The turns' last events, to the other nodes' subscribers.
+        bus.flush().await;
         store.close().await;
         if let Some(mock) = demo_mock {
             mock.shutdown().await;
         }
         Ok(())
     });
-    Ok(Server { address, shutdown, task })
+    Ok(Server { address, store: server_store, bus: server_bus, shutdown, task })
 }
 
 /// The configured sandbox provider, ready to use.

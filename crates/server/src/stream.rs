@@ -79,7 +79,7 @@ async fn stream_events(
     };
     // Subscribe before the first read of the log, so nothing committed in between is missed.
     let tail = Tail {
-        subscription: state.bus.subscribe(chat_id),
+        subscription: state.bus.subscribe(chat_id).await,
         store: state.store.clone(),
         chat_id,
         last_sent,

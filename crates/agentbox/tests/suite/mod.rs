@@ -6,6 +6,7 @@ mod crash;
 mod files;
 mod hostile;
 mod permissions;
+mod redis_bus;
 mod runaway;
 mod sandbox;
 mod support;
