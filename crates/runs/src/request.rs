@@ -1,0 +1,29 @@
+//! What callers hand the runner and what it answers besides errors.
+
+use agentbox_protocol::api::{PermissionMode, QueuedMessage};
+
+/// A prompt to run, with optional per-message overrides of the chat's settings.
+#[derive(Clone, Debug)]
+pub struct TurnRequest {
+    pub prompt: String,
+    pub model: Option<String>,
+    pub permission_mode: Option<PermissionMode>,
+}
+
+/// Changes to a chat's settings that reach its running turn at once.
+#[derive(Clone, Debug, Default)]
+pub struct LiveChange {
+    pub model: Option<String>,
+    pub permission_mode: Option<PermissionMode>,
+    /// `Some(None)` goes back to the CLI's default budget.
+    pub max_thinking_tokens: Option<Option<u32>>,
+}
+
+/// What `send now` did with a queued prompt.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SendNow {
+    /// The chat was idle: the prompt's turn has started.
+    Started(QueuedMessage),
+    /// The running turn is being interrupted; the prompt runs as soon as it has stopped.
+    AfterInterrupt,
+}
