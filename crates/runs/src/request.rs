@@ -11,7 +11,7 @@ pub struct TurnRequest {
 }
 
 /// Changes to a chat's settings that reach its running turn at once.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LiveChange {
     pub model: Option<String>,
     pub permission_mode: Option<PermissionMode>,

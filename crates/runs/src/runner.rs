@@ -16,7 +16,7 @@ use agentbox_protocol::permission::{
     PermissionAnswerRequest, PermissionAnswerResponse, PermissionKind, ResolvedBy,
 };
 use agentbox_sandbox::SandboxProvider;
-use agentbox_store::{NewEvent, Store};
+use agentbox_store::{NewEvent, NodeRole, Store, StoreError};
 use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
 use uuid::Uuid;
@@ -24,13 +24,18 @@ use uuid::Uuid;
 use crate::active::{ActiveTurns, Stopping};
 use crate::checkpoints::Checkpoints;
 use crate::config::RunnerConfig;
+use crate::control::{Control, ControlChannel, InProcessControls, StoreControls};
 use crate::error::{PermissionError, RestartError, RunError};
 use crate::gates::ChatGates;
 use crate::idle::IdleSessions;
 use crate::notices::notice;
 use crate::paused::PausedQueues;
 use crate::permissions::AnswerError;
+use crate::queue::{DurableQueue, InProcessQueue, TurnQueue};
 use crate::request::LiveChange;
+
+/// How long an answer sent to another node's turn is waited for.
+const REMOTE_ANSWER_WAIT: Duration = Duration::from_secs(15);
 
 pub struct TurnRunner {
     pub(crate) store: Store,
@@ -47,6 +52,10 @@ pub struct TurnRunner {
     /// Checkpoint stores; `None` when checkpoints are off.
     pub(crate) checkpoints: Option<Checkpoints>,
     pub(crate) gates: ChatGates,
+    /// Where recorded turns go: run here, or wait in the durable queue for a worker.
+    pub(crate) queue: Arc<dyn TurnQueue>,
+    /// How controls reach turns that run on other nodes.
+    pub(crate) controls: Arc<dyn ControlChannel>,
 }
 
 impl std::fmt::Debug for TurnRunner {
@@ -63,7 +72,22 @@ impl TurnRunner {
         config: RunnerConfig,
     ) -> Arc<Self> {
         let tasks = TaskTracker::new();
+        let node = &config.node;
+        // The single-process node runs its turns itself and reaches them in memory; API and
+        // worker nodes share the durable queue and the control table.
+        let (queue, controls): (Arc<dyn TurnQueue>, Arc<dyn ControlChannel>) = match node.role {
+            NodeRole::All => (
+                Arc::new(InProcessQueue::new(store.clone(), node.id.clone())),
+                Arc::new(InProcessControls),
+            ),
+            NodeRole::Api | NodeRole::Worker => (
+                Arc::new(DurableQueue::new(store.clone(), node.id.clone(), node.expiry)),
+                Arc::new(StoreControls::new(store.clone())),
+            ),
+        };
         Arc::new(Self {
+            queue,
+            controls,
             slots: Arc::new(Semaphore::new(config.max_concurrent_turns.max(1))),
             auto: Arc::new(config.permissions.auto.clone()),
             checkpoints: Checkpoints::new(&config.checkpoints),
@@ -103,18 +127,38 @@ impl TurnRunner {
         self.active.contains(chat_id)
     }
 
-    /// Ask the chat's running turn to stop. The turn ends `interrupted` shortly after, and
-    /// the chat's queue waits for `send now`.
-    pub fn interrupt(&self, chat_id: Uuid) -> Result<Uuid, RunError> {
-        self.active.interrupt(chat_id).ok_or(RunError::NotRunning)
+    /// Ask the chat's running turn to stop, on whichever node runs it. The turn ends
+    /// `interrupted` shortly after, and the chat's queue waits for `send now`.
+    pub async fn interrupt(&self, chat_id: Uuid) -> Result<Uuid, RunError> {
+        if let Some(message_id) = self.active.interrupt(chat_id) {
+            return Ok(message_id);
+        }
+        let message_id = self.store.running_turn(chat_id).await?.ok_or(RunError::NotRunning)?;
+        if self.controls.deliver(chat_id, message_id, &Control::Interrupt).await? {
+            Ok(message_id)
+        } else {
+            Err(RunError::NotRunning)
+        }
     }
 
-    /// Apply changed settings to the chat's running turn, if it has one: the CLI gets
-    /// `set_model`, `set_permission_mode` or `set_max_thinking_tokens` at once, and the
-    /// turn's permission decisions follow the new mode.
-    pub fn apply_live(&self, chat_id: Uuid, change: &LiveChange) {
+    /// Apply changed settings to the chat's running turn, if it has one, on whichever node
+    /// runs it: the CLI gets `set_model`, `set_permission_mode` or `set_max_thinking_tokens`
+    /// at once, and the turn's permission decisions follow the new mode.
+    pub async fn apply_live(&self, chat_id: Uuid, change: &LiveChange) -> Result<(), StoreError> {
+        if self.apply_live_here(chat_id, change) {
+            return Ok(());
+        }
+        if let Some(message_id) = self.store.running_turn(chat_id).await? {
+            let control = Control::Live { change: change.clone() };
+            self.controls.deliver(chat_id, message_id, &control).await?;
+        }
+        Ok(())
+    }
+
+    /// [`TurnRunner::apply_live`] for a turn of this node; `false` when none runs here.
+    fn apply_live_here(&self, chat_id: Uuid, change: &LiveChange) -> bool {
         let Some(live) = self.active.live(chat_id) else {
-            return;
+            return false;
         };
         if let Some(model) = &change.model {
             live.control(ControlRequest::SetModel { model: Some(model.clone()) });
@@ -124,6 +168,28 @@ impl TurnRunner {
         }
         if let Some(tokens) = change.max_thinking_tokens {
             live.control(ControlRequest::SetMaxThinkingTokens { max_thinking_tokens: tokens });
+        }
+        true
+    }
+
+    /// Apply a control another node sent for a turn of this node.
+    pub(crate) async fn apply_control(&self, chat_id: Uuid, message_id: Uuid, control: Control) {
+        if self.active.live_of(chat_id, message_id).is_none() {
+            tracing::info!(%chat_id, %message_id, "a control arrived for a turn that has ended");
+            return;
+        }
+        match control {
+            Control::Interrupt => drop(self.active.interrupt(chat_id)),
+            Control::SendNow { queued_id } => {
+                self.paused.resume(chat_id);
+                self.active.interrupt_for(chat_id, queued_id);
+            }
+            Control::Live { change } => drop(self.apply_live_here(chat_id, &change)),
+            Control::Answer { request_id, answer } => {
+                if let Err(err) = self.answer_permission(chat_id, &request_id, &answer).await {
+                    tracing::warn!(%chat_id, %request_id, %err, "refused an answer sent from another node");
+                }
+            }
         }
     }
 
@@ -142,10 +208,9 @@ impl TurnRunner {
         if !record.is_pending() {
             return Err(PermissionError::AlreadyResolved(record.resolved_by));
         }
-        let live = self
-            .active
-            .live_of(chat_id, record.message_id)
-            .ok_or(PermissionError::TurnNotRunning)?;
+        let Some(live) = self.active.live_of(chat_id, record.message_id) else {
+            return self.answer_remotely(chat_id, record.message_id, request_id, answer).await;
+        };
         let mut answer = answer.clone();
         if record.kind == PermissionKind::Plan && answer.approved && answer.mode.is_none() {
             // An approved plan continues in the chat's own mode, or in `auto` when the chat
@@ -181,6 +246,47 @@ impl TurnRunner {
             rule: accepted.rule,
             mode: accepted.mode,
         })
+    }
+
+    /// Send an answer to the node running the turn and wait (boundedly) until the request's
+    /// index says it was settled. That node checks the answer; the reply here says what was
+    /// asked and whether the request is settled, not the rule that node derived.
+    async fn answer_remotely(
+        &self,
+        chat_id: Uuid,
+        message_id: Uuid,
+        request_id: &str,
+        answer: &PermissionAnswerRequest,
+    ) -> Result<PermissionAnswerResponse, PermissionError> {
+        let control = Control::Answer { request_id: request_id.to_owned(), answer: answer.clone() };
+        if !self.controls.deliver(chat_id, message_id, &control).await? {
+            return Err(PermissionError::TurnNotRunning);
+        }
+        let deadline = tokio::time::Instant::now() + REMOTE_ANSWER_WAIT;
+        loop {
+            let record = self
+                .store
+                .permission_request(chat_id, request_id)
+                .await?
+                .ok_or(PermissionError::NotFound)?;
+            if !record.is_pending() {
+                return Ok(PermissionAnswerResponse {
+                    request_id: request_id.to_owned(),
+                    approved: record.status == "allowed",
+                    rule: None,
+                    mode: answer.mode,
+                });
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(PermissionError::Invalid {
+                    code: "answer_not_taken",
+                    message: "The node running this turn did not take the answer; it may have \
+                              been refused there. Check the answer and send it again."
+                        .into(),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// End every process of the chat's sandbox and start it again; its files and the CLI

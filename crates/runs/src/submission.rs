@@ -12,9 +12,11 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::active::ActiveTurn;
+use crate::control::Control;
 use crate::error::RunError;
 use crate::idle::SessionKey;
 use crate::permissions::LiveTurn;
+use crate::queue::{Handoff, RecordedTurn};
 use crate::request::{SendNow, TurnRequest};
 use crate::runner::TurnRunner;
 use crate::turn::Job;
@@ -38,7 +40,7 @@ impl TurnRunner {
         Ok(started)
     }
 
-    /// Start the task of a recorded turn.
+    /// Hand a recorded turn to the queue: this node runs it now, or a worker will.
     async fn launch(
         self: &Arc<Self>,
         chat: &ChatRecord,
@@ -48,8 +50,59 @@ impl TurnRunner {
         prompt: String,
     ) {
         self.bus.publish(chat.id, started.user_event.clone());
-        let key = SessionKey {
+        let turn = RecordedTurn {
+            chat_id: chat.id,
+            message_id: started.message_id,
+            prompt,
             model,
+            permission_mode: mode,
+        };
+        match self.queue.hand_off(&turn).await {
+            Ok(Handoff::RunHere) => self.spawn_turn(chat, turn).await,
+            Ok(Handoff::Queued) => {
+                tracing::info!(chat_id = %chat.id, message_id = %turn.message_id, "queued a turn for a worker");
+            }
+            Ok(Handoff::Gone) => {}
+            Err(err) => {
+                // Recorded but with nowhere to run: end it now rather than leave it open
+                // until a sweep.
+                tracing::error!(chat_id = %chat.id, %err, "could not hand a turn over");
+                self.fail_unlaunched(&turn, &err).await;
+            }
+        }
+    }
+
+    /// End a recorded turn that could not be handed over, saying why.
+    async fn fail_unlaunched(&self, turn: &RecordedTurn, err: &agentbox_store::StoreError) {
+        let text = format!("The turn could not be started: {err}");
+        let payload = agentbox_protocol::event::EventPayload::error(text, "storage_error");
+        let ended = async {
+            let event = self
+                .store
+                .append_event(turn.chat_id, agentbox_store::NewEvent::new(turn.message_id, payload))
+                .await?;
+            self.bus.publish(turn.chat_id, event);
+            let event = self
+                .store
+                .finish_turn(
+                    turn.chat_id,
+                    turn.message_id,
+                    agentbox_store::TurnResult::status(MessageStatus::Failed),
+                )
+                .await?;
+            self.bus.publish(turn.chat_id, event);
+            Ok::<_, agentbox_store::StoreError>(())
+        };
+        if let Err(err) = ended.await {
+            tracing::error!(chat_id = %turn.chat_id, %err, "could not end a turn that did not start; a sweep will");
+        }
+    }
+
+    /// Start the task of a turn this node runs.
+    pub(crate) async fn spawn_turn(self: &Arc<Self>, chat: &ChatRecord, turn: RecordedTurn) {
+        let mode = turn.permission_mode;
+        let key = SessionKey {
+            model: turn.model,
             cli_mode: mode.cli_mode(),
             max_thinking_tokens: chat.max_thinking_tokens,
             system_prompt: self.system_prompt(chat).await,
@@ -62,15 +115,21 @@ impl TurnRunner {
         self.active.insert(
             chat.id,
             ActiveTurn {
-                message_id: started.message_id,
+                message_id: turn.message_id,
                 interrupt,
                 finished: finished.clone(),
                 live: live.clone(),
                 send_now: None,
             },
         );
-        let job =
-            Job { chat_id: chat.id, message_id: started.message_id, prompt, key, live, controls };
+        let job = Job {
+            chat_id: chat.id,
+            message_id: turn.message_id,
+            prompt: turn.prompt,
+            key,
+            live,
+            controls,
+        };
         let runner = self.clone();
         self.tasks.spawn(async move {
             runner.run(job).await;
@@ -136,6 +195,14 @@ impl TurnRunner {
         }
         self.paused.resume(chat_id);
         if self.active.interrupt_for(chat_id, id) {
+            return Ok(SendNow::AfterInterrupt);
+        }
+        if let Some(message_id) = self.store.running_turn(chat_id).await?
+            && self
+                .controls
+                .deliver(chat_id, message_id, &Control::SendNow { queued_id: id })
+                .await?
+        {
             return Ok(SendNow::AfterInterrupt);
         }
         match self.start_queued(chat_id, Some(id)).await? {

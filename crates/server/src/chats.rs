@@ -241,7 +241,11 @@ async fn update_chat(
         .update_chat(user.0.id, chat_id, update)
         .await?
         .ok_or_else(ApiError::chat_not_found)?;
-    state.runner.apply_live(chat_id, &change);
+    // The change is stored; a running turn on another node that cannot be told keeps its
+    // settings until its end, which is no reason to refuse the change.
+    if let Err(err) = state.runner.apply_live(chat_id, &change).await {
+        tracing::warn!(%chat_id, %err, "could not send a live change to the running turn");
+    }
     Ok(Json(chat_json(&state, chat).await))
 }
 
