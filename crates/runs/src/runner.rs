@@ -127,6 +127,25 @@ impl TurnRunner {
         self.active.contains(chat_id)
     }
 
+    /// Whether the chat has a turn running on any node. A single-process node knows from
+    /// its memory; an API or worker node asks the store, whose `in_progress` message is
+    /// the truth shared by every node (a turn waiting in the queue counts as running).
+    pub async fn is_running_anywhere(&self, chat_id: Uuid) -> bool {
+        if self.is_running(chat_id) {
+            return true;
+        }
+        if self.config.node.role == NodeRole::All {
+            return false;
+        }
+        match self.store.running_turn(chat_id).await {
+            Ok(running) => running.is_some(),
+            Err(err) => {
+                tracing::warn!(%chat_id, %err, "could not tell whether a turn runs");
+                false
+            }
+        }
+    }
+
     /// Ask the chat's running turn to stop, on whichever node runs it. The turn ends
     /// `interrupted` shortly after, and the chat's queue waits for `send now`.
     pub async fn interrupt(&self, chat_id: Uuid) -> Result<Uuid, RunError> {
@@ -134,6 +153,17 @@ impl TurnRunner {
             return Ok(message_id);
         }
         let message_id = self.store.running_turn(chat_id).await?.ok_or(RunError::NotRunning)?;
+        if self.controls.deliver(chat_id, message_id, &Control::Interrupt).await? {
+            return Ok(message_id);
+        }
+        // No node runs it: it waits in the durable queue, and ends here, unless a worker
+        // started it in the meantime, which is then asked.
+        if let Some(event) = self.store.cancel_unstarted_turn(chat_id, message_id).await? {
+            self.bus.publish(chat_id, event);
+            self.paused.pause(chat_id);
+            tracing::info!(%chat_id, %message_id, "interrupted a turn before a worker took it");
+            return Ok(message_id);
+        }
         if self.controls.deliver(chat_id, message_id, &Control::Interrupt).await? {
             Ok(message_id)
         } else {

@@ -31,7 +31,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 }
 
 pub async fn chat_json(state: &AppState, chat: ChatRecord) -> Chat {
-    let running = state.runner.is_running(chat.id);
+    let running = state.runner.is_running_anywhere(chat.id).await;
     let sandbox_status = state.runner.sandbox_provider().status(&chat.id.to_string()).await;
     let pending_requests = if running {
         match state.store.pending_permissions(chat.id).await {

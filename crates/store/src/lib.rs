@@ -749,6 +749,15 @@ impl Store {
         self.repo.turn_jobs().await
     }
 
+    /// End a queued turn no node has started as `interrupted`; `None` when one has.
+    pub async fn cancel_unstarted_turn(
+        &self,
+        chat_id: Uuid,
+        message_id: Uuid,
+    ) -> Result<Option<ChatEvent>> {
+        self.repo.cancel_unstarted_turn(chat_id, message_id).await
+    }
+
     /// Queue a control for the node running the turn; that node, or `None` when the turn
     /// runs nowhere.
     pub async fn push_control(

@@ -254,6 +254,14 @@ pub trait TurnJobRepository: Send + Sync {
     ) -> Result<bool>;
     /// Every job, oldest first (for tests and `/health`).
     async fn turn_jobs(&self) -> Result<Vec<TurnJob>>;
+    /// End a recorded turn that no node has started (it waits in the queue) as
+    /// `interrupted`: its job goes and `message_completed` is appended, in one transaction.
+    /// `None` when it has started or ended: then its node must be asked instead.
+    async fn cancel_unstarted_turn(
+        &self,
+        chat_id: Uuid,
+        message_id: Uuid,
+    ) -> Result<Option<ChatEvent>>;
 }
 
 /// Controls for the node that runs a turn, kept in a table so that none is lost while a

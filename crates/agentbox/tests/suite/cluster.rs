@@ -1,7 +1,7 @@
 //! Node roles: an API node (`serve --no-worker`) and a worker node (`worker`), each a
 //! process of the real binary on one PostgreSQL database. The API node records turns and
-//! queues them; the worker claims and runs them; an interrupt posted to the API node
-//! reaches the worker through the control table.
+//! queues them; the worker claims and runs them; an interrupt and a permission answer
+//! posted to the API node reach the worker through the control table.
 
 use std::time::Duration;
 
@@ -9,7 +9,7 @@ use agentbox_store::Store;
 use agentbox_store::testing::TestDatabase;
 use mock_llm::MockLlm;
 use reqwest::{Method, StatusCode};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::support::{Api, PATIENCE, TestServerless, spawn_node, test_pool, unique_uid_base};
 
@@ -41,7 +41,7 @@ fn content_kinds(message: &Value) -> Vec<String> {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn an_api_node_queues_turns_that_a_worker_node_runs_and_interrupts_reach_it() {
+async fn an_api_node_queues_turns_that_a_worker_runs_and_its_controls_reach() {
     let mock = MockLlm::start().await.unwrap();
     let db = TestDatabase::create("cluster_roles").await.unwrap();
     let (api_dir, worker_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
@@ -54,7 +54,8 @@ async fn an_api_node_queues_turns_that_a_worker_node_runs_and_interrupts_reach_i
     )
     .await;
     let (_worker_node, worker_base) = spawn_node(
-        &["worker", "--node-id", "worker-1"],
+        // One turn at a time, so that a second chat's turn waits while the first runs.
+        &["worker", "--node-id", "worker-1", "--max-concurrent-turns", "1"],
         worker_dir.path(),
         Some(&db.url),
         &mock,
@@ -99,11 +100,61 @@ async fn an_api_node_queues_turns_that_a_worker_node_runs_and_interrupts_reach_i
     })
     .await;
     assert_eq!(store.turn_node(long.parse().unwrap()).await.unwrap().as_deref(), Some("worker-1"));
+    // The API node runs nothing itself, yet it reports the turn from the shared store.
+    let (_, chat_json) = api.get(&format!("/api/v1/chats/{chat}")).await;
+    assert_eq!(chat_json["status"], "running", "{chat_json}");
+    // Meanwhile another chat's turn waits (in the queue, or for the worker's one slot);
+    // interrupted through the API node, it ends without running.
+    let second = api.new_chat().await;
+    let waiting = api.send(&second, "[[text:never]]").await;
+    let (status, body) =
+        api.call(Method::DELETE, &format!("/api/v1/chats/{second}/stream"), None).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let cancelled =
+        wait_for_message(&api, &second, &waiting, |m| m["status"] != "in_progress").await;
+    assert_eq!(cancelled["status"], "interrupted", "{cancelled}");
+    assert!(!cancelled["content"].to_string().contains("never"), "{cancelled}");
+
     let (status, body) =
         api.call(Method::DELETE, &format!("/api/v1/chats/{chat}/stream"), None).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     assert_eq!(body["message_id"], long);
     let stopped = wait_for_message(&api, &chat, &long, |m| m["status"] != "in_progress").await;
     assert_eq!(stopped["status"], "interrupted", "{stopped}");
+
+    // A permission request on the worker, answered through the API node.
+    let (status, asking) =
+        api.call(Method::POST, "/api/v1/chats", Some(json!({"permission_mode": "ask"}))).await;
+    assert_eq!(status, StatusCode::CREATED, "{asking}");
+    let asking = asking["id"].as_str().unwrap().to_owned();
+    let write = api.send(&asking, "[[write:approved.txt:yes]] write it").await;
+    let request_id = tokio::time::timeout(PATIENCE, async {
+        loop {
+            let (_, open) = api.get(&format!("/api/v1/chats/{asking}/permissions")).await;
+            if let Some(id) = open[0]["request_id"].as_str() {
+                return id.to_owned();
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("the worker's turn asked");
+    let (status, body) = api
+        .call(
+            Method::POST,
+            &format!("/api/v1/chats/{asking}/permissions/{request_id}"),
+            Some(json!({"approved": true})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["approved"], true);
+    let written = wait_for_message(&api, &asking, &write, |m| m["status"] != "in_progress").await;
+    assert_eq!(written["status"], "completed", "{written}");
+    let home = |dir: &std::path::Path| dir.join("sandboxes").join(&asking).join("home");
+    assert_eq!(
+        std::fs::read_to_string(home(worker_dir.path()).join("approved.txt")).unwrap(),
+        "yes"
+    );
+    assert!(!home(api_dir.path()).join("approved.txt").exists(), "the API node ran nothing");
     store.close().await;
 }

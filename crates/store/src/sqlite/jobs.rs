@@ -2,13 +2,15 @@
 //! transaction (`BEGIN IMMEDIATE`), so a claim needs no row locks.
 
 use agentbox_protocol::api::PermissionMode;
+use agentbox_protocol::event::{ChatEvent, MessageStatus};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::Sqlite;
+use super::events::append;
 use crate::Result;
-use crate::records::{TurnJob, now, stored_time, turn_job_columns, turn_job_from_row};
+use crate::records::{TurnJob, TurnResult, now, stored_time, turn_job_columns, turn_job_from_row};
 use crate::repository::TurnJobRepository;
 
 #[async_trait]
@@ -121,5 +123,33 @@ impl TurnJobRepository for Sqlite {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(turn_job_from_row).collect()
+    }
+
+    async fn cancel_unstarted_turn(
+        &self,
+        chat_id: Uuid,
+        message_id: Uuid,
+    ) -> Result<Option<ChatEvent>> {
+        let mut tx = self.write().await?;
+        let ended = sqlx::query(
+            "UPDATE messages SET status = 'interrupted', completed_at = $3
+             WHERE id = $1 AND chat_id = $2 AND status = 'in_progress' AND node_id IS NULL",
+        )
+        .bind(message_id.to_string())
+        .bind(chat_id.to_string())
+        .bind(now())
+        .execute(&mut *tx)
+        .await?;
+        if ended.rows_affected() == 0 {
+            return Ok(None);
+        }
+        sqlx::query("DELETE FROM turn_jobs WHERE message_id = $1")
+            .bind(message_id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        let result = TurnResult::status(MessageStatus::Interrupted);
+        let event = append(&mut tx, chat_id, result.completed_event(message_id)).await?;
+        tx.commit().await?;
+        Ok(Some(event))
     }
 }

@@ -22,6 +22,7 @@ conformance!(
     a_second_delivery_of_a_job_whose_turn_started_or_ended_does_nothing,
     racing_workers_each_claim_different_jobs,
     controls_reach_the_node_running_the_turn_in_order,
+    a_queued_turn_is_cancelled_only_while_no_node_has_started_it,
 );
 
 /// A fixed instant, so that the tests' clocks are their own.
@@ -243,4 +244,27 @@ async fn controls_reach_the_node_running_the_turn_in_order(t: TestStore) {
     assert!(worker.take_controls("w").await.unwrap().is_empty(), "taken once");
     api.finish_turn(chat, message, TurnResult::status(MessageStatus::Completed)).await.unwrap();
     assert_eq!(api.push_control(chat, message, "{}").await.unwrap(), None, "ended");
+}
+
+async fn a_queued_turn_is_cancelled_only_while_no_node_has_started_it(t: TestStore) {
+    let (user, chat) = t.user_and_chat().await;
+    let (api, worker) = (t.store.clone(), t.another_pool().await);
+    let queued = turn(&api, chat).await;
+    api.push_turn_job(chat, queued, "p", "m", PermissionMode::Ask).await.unwrap();
+    let event = api.cancel_unstarted_turn(chat, queued).await.unwrap().expect("cancelled");
+    assert_eq!(event.message_id, queued);
+    assert_eq!(api.messages(chat).await.unwrap()[1].status, MessageStatus::Interrupted);
+    assert!(api.turn_jobs().await.unwrap().is_empty(), "its job went with it");
+    assert!(!worker.start_turn_on(queued, "w").await.unwrap());
+    assert_eq!(api.cancel_unstarted_turn(chat, queued).await.unwrap(), None, "ended already");
+
+    // Once a worker has started it, the turn is that worker's to stop.
+    let other = t.chat_of(user).await;
+    let started = turn(&api, other).await;
+    api.push_turn_job(other, started, "p", "m", PermissionMode::Ask).await.unwrap();
+    let now = Utc::now();
+    let job = worker.claim_turn_job("w", now, now + secs(30)).await.unwrap().unwrap();
+    assert!(worker.start_turn_job(job.message_id, "w", now).await.unwrap());
+    assert_eq!(api.cancel_unstarted_turn(other, started).await.unwrap(), None);
+    assert_eq!(api.turn_node(started).await.unwrap().as_deref(), Some("w"));
 }
