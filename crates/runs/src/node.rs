@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use agentbox_protocol::permission::ResolvedBy;
 use agentbox_store::{NodeRole, StoreError};
 use chrono::Utc;
 use tokio_util::sync::CancellationToken;
@@ -31,6 +32,7 @@ impl TurnRunner {
 
     async fn beat(self: Arc<Self>, stop: CancellationToken) {
         let node = &self.config.node;
+        let mut last_beat = tokio::time::Instant::now();
         loop {
             tokio::select! {
                 () = stop.cancelled() => return,
@@ -42,12 +44,22 @@ impl TurnRunner {
                     tracing::warn!(node = %node.id, "this node was not registered; registering it again");
                     self.recover_registration(now).await?;
                 }
+                last_beat = tokio::time::Instant::now();
                 self.queue.extend().await?;
                 self.sweep(now).await
             };
             match beat.await {
                 Ok(0) => {}
                 Ok(closed) => tracing::warn!(closed, "interrupted the turns of expired nodes"),
+                Err(err) if last_beat.elapsed() >= node.expiry => {
+                    // Silent for the whole expiry: other nodes count this one as gone and
+                    // close its turns, so it must not go on running them.
+                    tracing::error!(%err, "no heartbeat for the node expiry; interrupting this node's turns");
+                    self.active.interrupt_all(
+                        ResolvedBy::ServerRestarted,
+                        "This agentbox node lost its database, so this request was denied.",
+                    );
+                }
                 Err(err) => tracing::warn!(%err, "the heartbeat failed; trying again"),
             }
         }

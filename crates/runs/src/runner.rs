@@ -360,10 +360,22 @@ impl TurnRunner {
 
     /// Stop everything of a chat that is being deleted and remove its sandbox.
     pub async fn forget_chat(&self, chat_id: Uuid) {
+        let wait = self.config.interrupt_grace + Duration::from_secs(5);
         if let Some(Stopping { interrupt, finished, .. }) = self.active.stopping(chat_id) {
             interrupt.cancel();
-            let wait = self.config.interrupt_grace + Duration::from_secs(5);
             let _ = tokio::time::timeout(wait, finished.cancelled()).await;
+        } else if self.config.node.role != NodeRole::All {
+            // A turn on another node: stop it there and wait until it has ended, so that
+            // deleting the chat does not take the control away before it is read.
+            let stopped = async {
+                if self.interrupt(chat_id).await.is_err() {
+                    return;
+                }
+                while let Ok(Some(_)) = self.store.running_turn(chat_id).await {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            };
+            let _ = tokio::time::timeout(wait, stopped).await;
         }
         self.paused.resume(chat_id);
         self.idle.remove(chat_id);

@@ -158,3 +158,65 @@ async fn an_api_node_queues_turns_that_a_worker_runs_and_its_controls_reach() {
     assert!(!home(api_dir.path()).join("approved.txt").exists(), "the API node ran nothing");
     store.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_workers_turn_ends_interrupted_and_the_chat_goes_on_on_another_worker() {
+    let mock = MockLlm::start().await.unwrap();
+    let db = TestDatabase::create("cluster_kill").await.unwrap();
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    // A short expiry keeps the test short; heartbeats come every sixth of it.
+    let expiry = ["--node-expiry-secs", "5"];
+    let node = |args: &[&'static str]| [args, &expiry[..]].concat();
+    let (_api_node, api_base) = spawn_node(
+        &node(&["serve", "--no-worker", "--node-id", "api-1"]),
+        dirs[0].path(),
+        Some(&db.url),
+        &mock,
+        unique_uid_base(),
+    )
+    .await;
+    let (mut first, _) = spawn_node(
+        &node(&["worker", "--node-id", "worker-1"]),
+        dirs[1].path(),
+        Some(&db.url),
+        &mock,
+        unique_uid_base(),
+    )
+    .await;
+    let api = TestServerless(Api { base: api_base, http: reqwest::Client::new(), token: None })
+        .user("kill@example.com")
+        .await;
+    let chat = api.new_chat().await;
+    let long = api.send(&chat, "[[sleep:300]] take your time").await;
+    wait_for_message(&api, &chat, &long, |m| {
+        content_kinds(m).iter().any(|kind| kind == "tool_started")
+    })
+    .await;
+
+    first.kill().await.unwrap();
+    let ended = wait_for_message(&api, &chat, &long, |m| m["status"] != "in_progress").await;
+    assert_eq!(ended["status"], "interrupted", "{ended}");
+    let error = ended["content"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|event| event["type"] == "error")
+        .cloned()
+        .expect("an error event says why");
+    assert_eq!(error["code"], "node_lost", "{error}");
+    assert!(error["message"].as_str().unwrap().contains("worker-1"), "{error}");
+
+    // The chat goes on: its next turn runs on a live worker.
+    let (_second, _) = spawn_node(
+        &node(&["worker", "--node-id", "worker-2"]),
+        dirs[2].path(),
+        Some(&db.url),
+        &mock,
+        unique_uid_base(),
+    )
+    .await;
+    let next = api.send(&chat, "[[text:on the second worker]]").await;
+    let done = wait_for_message(&api, &chat, &next, |m| m["status"] != "in_progress").await;
+    assert_eq!(done["status"], "completed", "{done}");
+    assert!(done["content"].to_string().contains("on the second worker"), "{done}");
+}
