@@ -30,9 +30,17 @@ use crate::gates::ChatGates;
 use crate::idle::IdleSessions;
 use crate::notices::notice;
 use crate::paused::PausedQueues;
-use crate::permissions::AnswerError;
+use crate::permissions::{AnswerError, check_answer};
 use crate::queue::{DurableQueue, InProcessQueue, TurnQueue};
 use crate::request::LiveChange;
+
+fn answer_refusal(err: AnswerError) -> PermissionError {
+    match err {
+        AnswerError::AlreadyResolved => PermissionError::AlreadyResolved(None),
+        AnswerError::TurnNotRunning => PermissionError::TurnNotRunning,
+        AnswerError::Invalid { code, message } => PermissionError::Invalid { code, message },
+    }
+}
 
 /// How long an answer sent to another node's turn is waited for.
 const REMOTE_ANSWER_WAIT: Duration = Duration::from_secs(15);
@@ -252,13 +260,7 @@ impl TurnRunner {
             });
         }
         let accepted =
-            live.answer(request_id, &answer, self.bypass_allowed()).map_err(|err| match err {
-                AnswerError::AlreadyResolved => PermissionError::AlreadyResolved(None),
-                AnswerError::TurnNotRunning => PermissionError::TurnNotRunning,
-                AnswerError::Invalid { code, message } => {
-                    PermissionError::Invalid { code, message }
-                }
-            })?;
+            live.answer(request_id, &answer, self.bypass_allowed()).map_err(answer_refusal)?;
         // The CLI has its answer; what follows only keeps the decision for later turns.
         if let Some(rule) = &accepted.rule
             && let Err(err) = self.store.add_permission_rule(chat_id, rule).await
@@ -288,6 +290,16 @@ impl TurnRunner {
         request_id: &str,
         answer: &PermissionAnswerRequest,
     ) -> Result<PermissionAnswerResponse, PermissionError> {
+        // Checked here first, so that a bad answer gets the same refusal as on the turn's
+        // own node; that node checks it again against the live request.
+        let pending = self
+            .store
+            .pending_permissions(chat_id)
+            .await?
+            .into_iter()
+            .find(|pending| pending.request_id == request_id)
+            .ok_or(PermissionError::AlreadyResolved(None))?;
+        check_answer(&pending, answer, self.bypass_allowed()).map_err(answer_refusal)?;
         let control = Control::Answer { request_id: request_id.to_owned(), answer: answer.clone() };
         if !self.controls.deliver(chat_id, message_id, &control).await? {
             return Err(PermissionError::TurnNotRunning);

@@ -139,13 +139,14 @@ async fn an_api_node_queues_turns_that_a_worker_runs_and_its_controls_reach() {
     })
     .await
     .expect("the worker's turn asked");
-    let (status, body) = api
-        .call(
-            Method::POST,
-            &format!("/api/v1/chats/{asking}/permissions/{request_id}"),
-            Some(json!({"approved": true})),
-        )
-        .await;
+    // A bad answer is refused by the API node as the worker would, and changes nothing.
+    let answer_path = format!("/api/v1/chats/{asking}/permissions/{request_id}");
+    let (status, body) =
+        api.call(Method::POST, &answer_path, Some(json!({"approved": true, "answers": {}}))).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["error"]["code"], "answers_not_applicable");
+    let (status, body) =
+        api.call(Method::POST, &answer_path, Some(json!({"approved": true}))).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["approved"], true);
     let written = wait_for_message(&api, &asking, &write, |m| m["status"] != "in_progress").await;
