@@ -6,7 +6,7 @@
 
 use agentbox_protocol::event::{EventPayload, MessageStatus, PermissionResolution};
 use agentbox_protocol::permission::ResolvedBy;
-use agentbox_store::{NewEvent, NodeRecord, OrphanedTurn, StoreError, TurnResult};
+use agentbox_store::{NewEvent, NodeRecord, NodeRole, OrphanedTurn, StoreError, TurnResult};
 use chrono::{DateTime, Utc};
 
 use crate::runner::TurnRunner;
@@ -30,8 +30,11 @@ impl TurnRunner {
             })
             .await?;
         let closed = self.close_orphans(true, now).await?;
-        let queued = self.store.chats_with_queued_messages().await?;
-        self.paused.pause_all(queued);
+        // One process, so every queue was this node's: as after any interrupt, they wait.
+        // In a cluster only the queues of the turns just closed do (in `close_orphan`).
+        if node.role == NodeRole::All {
+            self.paused.pause_waiting().await?;
+        }
         Ok(closed)
     }
 
@@ -112,7 +115,7 @@ impl TurnRunner {
             .await?;
         self.bus.publish(chat_id, event);
         // As after any interrupt, the chat's queue waits for `send now`.
-        self.paused.pause(chat_id);
+        self.paused.pause(chat_id).await;
         tracing::info!(%chat_id, %message_id, node = ?node_id, code, "closed a turn no live node runs");
         Ok(true)
     }

@@ -94,6 +94,7 @@ impl TurnRunner {
             ),
         };
         Arc::new(Self {
+            paused: PausedQueues::new(store.clone()),
             queue,
             controls,
             slots: Arc::new(Semaphore::new(config.max_concurrent_turns.max(1))),
@@ -110,7 +111,6 @@ impl TurnRunner {
             sandboxes,
             config,
             active: ActiveTurns::default(),
-            paused: PausedQueues::default(),
             tasks,
             shutting_down: AtomicBool::new(false),
         })
@@ -168,7 +168,7 @@ impl TurnRunner {
         // started it in the meantime, which is then asked.
         if let Some(event) = self.store.cancel_unstarted_turn(chat_id, message_id).await? {
             self.bus.publish(chat_id, event);
-            self.paused.pause(chat_id);
+            self.paused.pause(chat_id).await;
             tracing::info!(%chat_id, %message_id, "interrupted a turn before a worker took it");
             return Ok(message_id);
         }
@@ -219,7 +219,7 @@ impl TurnRunner {
         match control {
             Control::Interrupt => drop(self.active.interrupt(chat_id)),
             Control::SendNow { queued_id } => {
-                self.paused.resume(chat_id);
+                self.paused.resume(chat_id).await;
                 self.active.interrupt_for(chat_id, queued_id);
             }
             Control::Live { change } => drop(self.apply_live_here(chat_id, &change)),
@@ -389,7 +389,6 @@ impl TurnRunner {
             };
             let _ = tokio::time::timeout(wait, stopped).await;
         }
-        self.paused.resume(chat_id);
         self.idle.remove(chat_id);
         if let Err(err) = self.sandboxes.delete(&chat_id.to_string()).await {
             tracing::warn!(%chat_id, %err, "could not delete the chat's sandbox");

@@ -175,9 +175,9 @@ impl TurnRunner {
             .await?;
         if self.store.queue(chat.id).await?.len() == 1 {
             // A pause only holds back prompts that were waiting when it began.
-            self.paused.resume(chat.id);
+            self.paused.resume(chat.id).await;
         }
-        if !self.is_running(chat.id) && !self.paused.is_paused(chat.id) {
+        if !self.is_running(chat.id) && !self.paused.is_paused(chat.id).await {
             match self.start_queued(chat.id, None).await {
                 Ok(Some((started, _))) if started.id == queued.id => queued = started,
                 Ok(_) | Err(RunError::Busy) => {}
@@ -193,7 +193,7 @@ impl TurnRunner {
         if !self.store.move_queued_to_front(chat_id, id).await? {
             return Err(RunError::QueuedNotFound);
         }
-        self.paused.resume(chat_id);
+        self.paused.resume(chat_id).await;
         if self.active.interrupt_for(chat_id, id) {
             return Ok(SendNow::AfterInterrupt);
         }
@@ -247,12 +247,14 @@ impl TurnRunner {
         let id = match next {
             Some(id) => Some(id),
             None if status == MessageStatus::Interrupted => {
-                self.paused.pause(chat_id);
+                self.paused.pause(chat_id).await;
                 return;
             }
-            None if self.paused.is_paused(chat_id) => return,
             None => None,
         };
+        if id.is_none() && self.paused.is_paused(chat_id).await {
+            return;
+        }
         match self.start_queued(chat_id, id).await {
             Ok(Some(_)) => {}
             // A prompt sent now may have been deleted meanwhile; the rest of the queue goes on.

@@ -578,6 +578,21 @@ impl Store {
         self.repo.chats_with_queued_messages().await
     }
 
+    /// Pause or resume the chat's queue: a paused queue waits for `send now`. Kept in the
+    /// database so that every node sees the same.
+    pub async fn set_queue_paused(&self, chat_id: Uuid, paused: bool) -> Result<()> {
+        self.repo.set_queue_paused(chat_id, paused).await
+    }
+
+    pub async fn queue_paused(&self, chat_id: Uuid) -> Result<bool> {
+        self.repo.queue_paused(chat_id).await
+    }
+
+    /// Pause the queue of every chat with a queued prompt (after a restart).
+    pub async fn pause_waiting_queues(&self) -> Result<u64> {
+        self.repo.pause_waiting_queues().await
+    }
+
     // Agent settings kept apart from the chat and user records.
 
     /// The user's settings; defaults when the user never changed any.

@@ -152,6 +152,11 @@ pub trait QueueRepository: Send + Sync {
     ) -> Result<Option<(QueuedMessage, StartedTurn)>>;
     /// Every chat with a queued prompt.
     async fn chats_with_queued_messages(&self) -> Result<Vec<Uuid>>;
+    /// Pause (the queue waits for `send now`) or resume the chat's queue.
+    async fn set_queue_paused(&self, chat_id: Uuid, paused: bool) -> Result<()>;
+    async fn queue_paused(&self, chat_id: Uuid) -> Result<bool>;
+    /// Pause the queue of every chat that has a queued prompt; how many.
+    async fn pause_waiting_queues(&self) -> Result<u64>;
 }
 
 #[async_trait]

@@ -157,6 +157,42 @@ async fn an_api_node_queues_turns_that_a_worker_runs_and_its_controls_reach() {
         "yes"
     );
     assert!(!home(api_dir.path()).join("approved.txt").exists(), "the API node ran nothing");
+
+    // `send now` through the API node: the worker interrupts its turn and runs the queued
+    // prompt next.
+    let busy = api.send(&chat, "[[sleep:120]] again").await;
+    wait_for_message(&api, &chat, &busy, |m| {
+        content_kinds(m).iter().any(|kind| kind == "tool_started")
+    })
+    .await;
+    let (status, queued) = api
+        .call(
+            Method::POST,
+            &format!("/api/v1/chats/{chat}/queue"),
+            Some(json!({"prompt": "[[text:sent now]]"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{queued}");
+    assert!(queued["message_id"].is_null(), "it waits while the worker's turn runs");
+    let queued_id = queued["id"].as_str().unwrap();
+    let (status, body) =
+        api.call(Method::POST, &format!("/api/v1/chats/{chat}/queue/{queued_id}/send"), None).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let stopped = wait_for_message(&api, &chat, &busy, |m| m["status"] != "in_progress").await;
+    assert_eq!(stopped["status"], "interrupted", "{stopped}");
+    let next = tokio::time::timeout(PATIENCE, async {
+        loop {
+            let messages = api.messages(&chat).await;
+            let last = messages.last().unwrap().clone();
+            if last["role"] == "assistant" && last["id"] != busy && last["status"] == "completed" {
+                return last;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("the prompt sent now ran");
+    assert!(next["content"].to_string().contains("sent now"), "{next}");
     store.close().await;
 }
 

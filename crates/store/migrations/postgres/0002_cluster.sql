@@ -39,3 +39,7 @@ CREATE TABLE turn_controls (
     created_at TIMESTAMPTZ NOT NULL
 );
 CREATE INDEX turn_controls_node ON turn_controls (node_id, id);
+
+-- Set while the chat's queue waits for `send now` (its last turn was interrupted, or a
+-- restart cut it off): shared, so that every node moves the queue the same way.
+ALTER TABLE chats ADD COLUMN queue_paused_at TIMESTAMPTZ;

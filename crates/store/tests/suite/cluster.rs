@@ -23,6 +23,7 @@ conformance!(
     racing_workers_each_claim_different_jobs,
     controls_reach_the_node_running_the_turn_in_order,
     a_queued_turn_is_cancelled_only_while_no_node_has_started_it,
+    a_paused_queue_is_paused_for_every_node,
 );
 
 /// A fixed instant, so that the tests' clocks are their own.
@@ -267,4 +268,23 @@ async fn a_queued_turn_is_cancelled_only_while_no_node_has_started_it(t: TestSto
     assert!(worker.start_turn_job(job.message_id, "w", now).await.unwrap());
     assert_eq!(api.cancel_unstarted_turn(other, started).await.unwrap(), None);
     assert_eq!(api.turn_node(started).await.unwrap().as_deref(), Some("w"));
+}
+
+async fn a_paused_queue_is_paused_for_every_node(t: TestStore) {
+    let (user, waiting) = t.user_and_chat().await;
+    let empty = t.chat_of(user).await;
+    let (a, b) = (t.store.clone(), t.another_pool().await);
+    assert!(!b.queue_paused(waiting).await.unwrap());
+    a.set_queue_paused(waiting, true).await.unwrap();
+    assert!(b.queue_paused(waiting).await.unwrap(), "seen from another node");
+    b.set_queue_paused(waiting, false).await.unwrap();
+    assert!(!a.queue_paused(waiting).await.unwrap());
+    assert!(!a.queue_paused(Uuid::now_v7()).await.unwrap(), "no such chat: not paused");
+
+    // After a restart, only queues holding prompts are paused.
+    a.enqueue(waiting, "later", None, None).await.unwrap();
+    assert_eq!(a.pause_waiting_queues().await.unwrap(), 1);
+    assert!(b.queue_paused(waiting).await.unwrap());
+    assert!(!b.queue_paused(empty).await.unwrap());
+    assert_eq!(a.pause_waiting_queues().await.unwrap(), 0, "paused already");
 }
