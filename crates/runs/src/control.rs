@@ -78,3 +78,37 @@ impl ControlChannel for StoreControls {
         Ok(self.store.push_control(chat_id, message_id, &command).await?.is_some())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn controls_read_back_as_written() {
+        let controls = [
+            Control::Interrupt,
+            Control::SendNow { queued_id: Uuid::now_v7() },
+            Control::Live {
+                change: LiveChange {
+                    model: Some("claude-opus-4-1".into()),
+                    permission_mode: None,
+                    max_thinking_tokens: Some(None),
+                },
+            },
+            Control::Answer {
+                request_id: "toolu_1".into(),
+                answer: PermissionAnswerRequest {
+                    approved: false,
+                    message: Some("not that one".into()),
+                    ..PermissionAnswerRequest::default()
+                },
+            },
+        ];
+        let unchanged = Control::Live { change: LiveChange::default() };
+        for control in controls.into_iter().chain([unchanged]) {
+            let json = serde_json::to_string(&control).unwrap();
+            assert_eq!(serde_json::from_str::<Control>(&json).unwrap(), control, "{json}");
+        }
+        assert_eq!(serde_json::to_string(&Control::Interrupt).unwrap(), r#"{"kind":"interrupt"}"#);
+    }
+}

@@ -42,7 +42,7 @@ impl TurnRunner {
             let beat = async {
                 if !self.store.node_heartbeat(&node.id, now).await? {
                     tracing::warn!(node = %node.id, "this node was not registered; registering it again");
-                    self.recover_registration(now).await?;
+                    self.register(now).await?;
                 }
                 last_beat = tokio::time::Instant::now();
                 self.queue.extend().await?;
@@ -65,7 +65,8 @@ impl TurnRunner {
         }
     }
 
-    async fn recover_registration(&self, now: chrono::DateTime<Utc>) -> Result<(), StoreError> {
+    /// Register this node as started at `now` (again, after a restart or if its row went).
+    pub(crate) async fn register(&self, now: chrono::DateTime<Utc>) -> Result<(), StoreError> {
         let node = &self.config.node;
         self.store
             .register_node(&agentbox_store::NodeRecord {

@@ -6,7 +6,7 @@
 
 use agentbox_protocol::event::{EventPayload, MessageStatus, PermissionResolution};
 use agentbox_protocol::permission::ResolvedBy;
-use agentbox_store::{NewEvent, NodeRecord, NodeRole, OrphanedTurn, StoreError, TurnResult};
+use agentbox_store::{NewEvent, NodeRole, OrphanedTurn, StoreError, TurnResult};
 use chrono::{DateTime, Utc};
 
 use crate::runner::TurnRunner;
@@ -19,20 +19,11 @@ impl TurnRunner {
     /// serving requests; returns how many turns were closed.
     pub async fn recover(&self) -> Result<usize, StoreError> {
         let now = Utc::now();
-        let node = &self.config.node;
-        self.store
-            .register_node(&NodeRecord {
-                id: node.id.clone(),
-                role: node.role,
-                address: node.address.clone(),
-                started_at: now,
-                heartbeat_at: now,
-            })
-            .await?;
+        self.register(now).await?;
         let closed = self.close_orphans(true, now).await?;
         // One process, so every queue was this node's: as after any interrupt, they wait.
         // In a cluster only the queues of the turns just closed do (in `close_orphan`).
-        if node.role == NodeRole::All {
+        if self.config.node.role == NodeRole::All {
             self.paused.pause_waiting().await?;
         }
         Ok(closed)
