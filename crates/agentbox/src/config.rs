@@ -597,6 +597,25 @@ mod tests {
     }
 
     #[test]
+    fn node_settings_are_checked() {
+        let config = args().resolve().unwrap();
+        assert_eq!((config.node_id, config.node_role), (None, NodeRole::All));
+        assert_eq!(config.node_expiry, Duration::from_secs(30));
+        let api = ServeArgs { no_worker: true, node_id: Some("api-1.eu_west".into()), ..args() };
+        let config = api.resolve().unwrap();
+        assert_eq!(
+            (config.node_id.as_deref(), config.node_role),
+            (Some("api-1.eu_west"), NodeRole::Api)
+        );
+        for bad in ["", "a b", "é", &"n".repeat(65)] {
+            let refused = ServeArgs { node_id: Some(bad.into()), ..args() }.resolve();
+            assert!(refused.is_err(), "{bad:?}");
+        }
+        let refused = ServeArgs { node_expiry_secs: Some(1), ..args() }.resolve();
+        assert!(refused.is_err());
+    }
+
+    #[test]
     fn flags_win_over_the_file_and_the_file_over_defaults() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("agentbox.toml");

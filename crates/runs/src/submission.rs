@@ -169,6 +169,11 @@ impl TurnRunner {
         {
             return Err(RunError::BypassNotAllowed);
         }
+        // Under the chat's gate, so that a queue moving on after a turn (which takes it too)
+        // either finds this prompt not yet queued or finds it started here: the answer
+        // carries the prompt's `message_id` whenever this call started it.
+        let gate = self.gates.gate(chat.id);
+        let _gate = gate.lock().await;
         let mut queued = self
             .store
             .enqueue(chat.id, &request.prompt, request.model.as_deref(), request.permission_mode)
@@ -178,7 +183,7 @@ impl TurnRunner {
             self.paused.resume(chat.id).await;
         }
         if !self.is_running(chat.id) && !self.paused.is_paused(chat.id).await {
-            match self.start_queued(chat.id, None).await {
+            match self.start_queued_gated(chat.id, None).await {
                 Ok(Some((started, _))) if started.id == queued.id => queued = started,
                 Ok(_) | Err(RunError::Busy) => {}
                 Err(err) => return Err(err),
@@ -218,9 +223,18 @@ impl TurnRunner {
         chat_id: Uuid,
         id: Option<Uuid>,
     ) -> Result<Option<(QueuedMessage, StartedTurn)>, RunError> {
-        let chat = self.store.chat_unscoped(chat_id).await?.ok_or(RunError::ChatNotFound)?;
         let gate = self.gates.gate(chat_id);
         let _gate = gate.lock().await;
+        self.start_queued_gated(chat_id, id).await
+    }
+
+    /// [`TurnRunner::start_queued`] for a caller that holds the chat's gate.
+    async fn start_queued_gated(
+        self: &Arc<Self>,
+        chat_id: Uuid,
+        id: Option<Uuid>,
+    ) -> Result<Option<(QueuedMessage, StartedTurn)>, RunError> {
+        let chat = self.store.chat_unscoped(chat_id).await?.ok_or(RunError::ChatNotFound)?;
         let Some((queued, started)) =
             self.store.begin_queued_turn(chat_id, id, &chat.model, chat.permission_mode).await?
         else {
