@@ -11,7 +11,7 @@ use mock_llm::MockLlm;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use super::support::{Api, PATIENCE, TestServerless, spawn_node, test_pool, unique_uid_base};
+use super::support::{Api, Db, PATIENCE, TestServerless, spawn_node, test_pool, unique_uid_base};
 
 /// The assistant message `id` of the chat once `done` says it is, within [`PATIENCE`].
 async fn wait_for_message(api: &Api, chat: &str, id: &str, done: impl Fn(&Value) -> bool) -> Value {
@@ -42,13 +42,29 @@ fn content_kinds(message: &Value) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_api_node_queues_turns_that_a_worker_runs_and_its_controls_reach() {
+    roles_share_one_database(Db::Postgres).await;
+}
+
+/// The same on one SQLite file shared by two processes on one machine: the durable queue
+/// and the control table work there too (controls are polled; SQLite has no NOTIFY).
+#[tokio::test(flavor = "multi_thread")]
+async fn an_api_node_and_a_worker_share_one_sqlite_file() {
+    roles_share_one_database(Db::Sqlite).await;
+}
+
+async fn roles_share_one_database(backend: Db) {
     let mock = MockLlm::start().await.unwrap();
-    let db = TestDatabase::create("cluster_roles").await.unwrap();
+    let shared = tempfile::tempdir().unwrap();
+    let database = backend.create("cluster_roles").await;
+    let url = match &database {
+        Some(db) => db.url.clone(),
+        None => format!("sqlite://{}", shared.path().join("shared.sqlite").display()),
+    };
     let (api_dir, worker_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let (_api_node, api_base) = spawn_node(
         &["serve", "--no-worker", "--node-id", "api-1"],
         api_dir.path(),
-        Some(&db.url),
+        Some(&url),
         &mock,
         unique_uid_base(),
     )
@@ -57,7 +73,7 @@ async fn an_api_node_queues_turns_that_a_worker_runs_and_its_controls_reach() {
         // One turn at a time, so that a second chat's turn waits while the first runs.
         &["worker", "--node-id", "worker-1", "--max-concurrent-turns", "1"],
         worker_dir.path(),
-        Some(&db.url),
+        Some(&url),
         &mock,
         unique_uid_base(),
     )
@@ -72,7 +88,7 @@ async fn an_api_node_queues_turns_that_a_worker_runs_and_its_controls_reach() {
     let body: Value = api_there.json().await.unwrap();
     assert_eq!(body["error"]["code"], "not_found");
 
-    let store = Store::open_with(&db.url, &test_pool()).await.unwrap();
+    let store = Store::open_with(&url, &test_pool()).await.unwrap();
     let roles: Vec<(String, &str)> = store
         .nodes()
         .await
