@@ -217,7 +217,8 @@ pub trait NodeRepository: Send + Sync {
         expired_before: DateTime<Utc>,
     ) -> Result<Vec<OrphanedTurn>>;
     /// Take an orphaned turn over from `from` (`None`: no node) for `to`, so that one node
-    /// alone closes it. `false` when another node took it first or it has ended.
+    /// alone closes it; controls queued for the turn go. `false` when another node took it
+    /// first or it has ended.
     async fn adopt_turn(&self, message_id: Uuid, from: Option<&str>, to: &str) -> Result<bool>;
 }
 

@@ -96,6 +96,7 @@ impl NodeRepository for Postgres {
     }
 
     async fn adopt_turn(&self, message_id: Uuid, from: Option<&str>, to: &str) -> Result<bool> {
+        let mut tx = self.begin().await?;
         let done = sqlx::query(
             "UPDATE messages SET node_id = $3
              WHERE id = $1 AND status = 'in_progress' AND node_id IS NOT DISTINCT FROM $2",
@@ -103,8 +104,17 @@ impl NodeRepository for Postgres {
         .bind(message_id)
         .bind(from)
         .bind(to)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        Ok(done.rows_affected() == 1)
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        // Controls on their way to the old node would never be read: the turn is ending.
+        sqlx::query("DELETE FROM turn_controls WHERE message_id = $1")
+            .bind(message_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
     }
 }

@@ -121,11 +121,14 @@ async fn an_expired_nodes_turns_are_orphaned_and_adopted_once(t: TestStore) {
     let ids: HashSet<Uuid> = own.iter().map(|o| o.message_id).collect();
     assert_eq!(ids, HashSet::from([on_a, on_b]));
 
+    // A control sent to b before it was found dead is dropped with the adoption.
+    assert_eq!(a.push_control(chat_b, on_b, "{}").await.unwrap().as_deref(), Some("b"));
     // Two sweepers race for b's turn: one takes it.
     let (first, second) =
         tokio::join!(a.adopt_turn(on_b, Some("b"), "a"), b.adopt_turn(on_b, Some("b"), "c"));
     assert!(first.unwrap() ^ second.unwrap(), "exactly one adopter");
     assert!(!a.adopt_turn(on_b, Some("b"), "a").await.unwrap());
+    assert!(b.take_controls("b").await.unwrap().is_empty());
     assert!(a.adopt_turn(started_nowhere, None, "a").await.unwrap());
     assert!(!b.adopt_turn(started_nowhere, None, "b").await.unwrap());
     assert_eq!(a.turn_node(started_nowhere).await.unwrap().as_deref(), Some("a"));
