@@ -8,6 +8,7 @@ use std::sync::atomic::Ordering;
 use agentbox_protocol::permission::ResolvedBy;
 use agentbox_store::{NodeRole, StoreError};
 use chrono::Utc;
+use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 
 use crate::control::Control;
@@ -79,26 +80,25 @@ impl TurnRunner {
             .await
     }
 
-    /// A worker's loop: while it has a free slot, claim the oldest waiting turn, start it
-    /// (the store says whether this claim may) and run it.
+    /// A worker's loop: take a free slot, claim the oldest waiting turn, start it (the
+    /// store says whether this claim may) and run it in that slot. Holding the slot first
+    /// means a worker never claims a turn it cannot run at once, which another worker could.
     async fn claim_jobs(self: Arc<Self>, stop: CancellationToken) {
         loop {
             if stop.is_cancelled() || self.shutting_down.load(Ordering::SeqCst) {
                 return;
             }
-            let took = if self.slots.available_permits() > 0 {
-                match self.claim_one().await {
-                    Ok(took) => took,
-                    Err(err) => {
-                        tracing::warn!(%err, "could not claim a turn");
-                        false
-                    }
-                }
-            } else {
-                false
+            let slot = tokio::select! {
+                () = stop.cancelled() => return,
+                slot = self.slots.clone().acquire_owned() => match slot {
+                    Ok(slot) => slot,
+                    Err(_) => return,
+                },
             };
-            if took {
-                continue;
+            match self.claim_one(slot).await {
+                Ok(true) => continue,
+                Ok(false) => {}
+                Err(err) => tracing::warn!(%err, "could not claim a turn"),
             }
             tokio::select! {
                 () = stop.cancelled() => return,
@@ -107,8 +107,8 @@ impl TurnRunner {
         }
     }
 
-    /// Claim and start one job; `true` when there was one (run or found stale).
-    async fn claim_one(self: &Arc<Self>) -> Result<bool, StoreError> {
+    /// Claim and start one job in `slot`; `true` when there was one (run or found stale).
+    async fn claim_one(self: &Arc<Self>, slot: OwnedSemaphorePermit) -> Result<bool, StoreError> {
         let Some(turn) = self.queue.claim().await? else { return Ok(false) };
         // A deleted chat takes its job with it; nothing to run.
         let Some(chat) = self.store.chat_unscoped(turn.chat_id).await? else { return Ok(true) };
@@ -119,7 +119,7 @@ impl TurnRunner {
             return Ok(true);
         }
         tracing::info!(chat_id = %turn.chat_id, message_id = %turn.message_id, "claimed a turn");
-        self.spawn_turn(&chat, turn).await;
+        self.spawn_turn(&chat, turn, Some(slot)).await;
         Ok(true)
     }
 

@@ -58,7 +58,7 @@ impl TurnRunner {
             permission_mode: mode,
         };
         match self.queue.hand_off(&turn).await {
-            Ok(Handoff::RunHere) => self.spawn_turn(chat, turn).await,
+            Ok(Handoff::RunHere) => self.spawn_turn(chat, turn, None).await,
             Ok(Handoff::Queued) => {
                 tracing::info!(chat_id = %chat.id, message_id = %turn.message_id, "queued a turn for a worker");
             }
@@ -98,8 +98,13 @@ impl TurnRunner {
         }
     }
 
-    /// Start the task of a turn this node runs.
-    pub(crate) async fn spawn_turn(self: &Arc<Self>, chat: &ChatRecord, turn: RecordedTurn) {
+    /// Start the task of a turn this node runs, in `slot` if it holds one already.
+    pub(crate) async fn spawn_turn(
+        self: &Arc<Self>,
+        chat: &ChatRecord,
+        turn: RecordedTurn,
+        slot: Option<tokio::sync::OwnedSemaphorePermit>,
+    ) {
         let mode = turn.permission_mode;
         let key = SessionKey {
             model: turn.model,
@@ -129,6 +134,7 @@ impl TurnRunner {
             key,
             live,
             controls,
+            slot,
         };
         let runner = self.clone();
         self.tasks.spawn(async move {

@@ -12,6 +12,7 @@ use agentbox_protocol::api::PermissionMode;
 use agentbox_protocol::event::{EventPayload, MessageStatus};
 use agentbox_sandbox::Sandbox;
 use agentbox_store::{CheckpointKind, TurnResult};
+use tokio::sync::OwnedSemaphorePermit;
 use uuid::Uuid;
 
 use crate::checkpoints::CheckpointFailure;
@@ -32,6 +33,8 @@ pub(crate) struct Job {
     pub key: SessionKey,
     pub live: Arc<LiveTurn>,
     pub controls: TurnControls,
+    /// The slot a worker took before claiming the turn; `None`: the turn waits for one.
+    pub slot: Option<OwnedSemaphorePermit>,
 }
 
 impl TurnRunner {
@@ -88,7 +91,8 @@ impl TurnRunner {
             let sink = sink.clone();
             async move { sink.record(event).await.map(drop).map_err(|e| Failure::from_agent(e.into())) }
         };
-        let _slot = match self.slots.clone().try_acquire_owned() {
+        let held = job.slot.take().map_or_else(|| self.slots.clone().try_acquire_owned(), Ok);
+        let _slot = match held {
             Ok(slot) => slot,
             Err(_) => {
                 record(

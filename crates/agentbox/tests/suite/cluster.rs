@@ -119,8 +119,9 @@ async fn roles_share_one_database(backend: Db) {
     // The API node runs nothing itself, yet it reports the turn from the shared store.
     let (_, chat_json) = api.get(&format!("/api/v1/chats/{chat}")).await;
     assert_eq!(chat_json["status"], "running", "{chat_json}");
-    // Meanwhile another chat's turn waits (in the queue, or for the worker's one slot);
-    // interrupted through the API node, it ends without running.
+    // Meanwhile another chat's turn waits in the queue (the worker's one slot is taken,
+    // and a worker claims only with a free slot); interrupted through the API node, it ends
+    // without running.
     let second = api.new_chat().await;
     let waiting = api.send(&second, "[[text:never]]").await;
     let (status, body) =
@@ -130,6 +131,7 @@ async fn roles_share_one_database(backend: Db) {
         wait_for_message(&api, &second, &waiting, |m| m["status"] != "in_progress").await;
     assert_eq!(cancelled["status"], "interrupted", "{cancelled}");
     assert!(!cancelled["content"].to_string().contains("never"), "{cancelled}");
+    assert_eq!(content_kinds(&cancelled), ["message_completed"], "it never started");
 
     let (status, body) =
         api.call(Method::DELETE, &format!("/api/v1/chats/{chat}/stream"), None).await;
