@@ -84,9 +84,17 @@ impl TurnRunner {
     /// store says whether this claim may) and run it in that slot. Holding the slot first
     /// means a worker never claims a turn it cannot run at once, which another worker could.
     async fn claim_jobs(self: Arc<Self>, stop: CancellationToken) {
+        let mut wake = None;
         loop {
             if stop.is_cancelled() || self.shutting_down.load(Ordering::SeqCst) {
                 return;
+            }
+            if wake.is_none() {
+                // Listening before claiming, so that a job queued in between wakes us.
+                wake = self.store.listen_jobs().await.unwrap_or_else(|err| {
+                    tracing::warn!(%err, "cannot listen for queued turns; polling");
+                    None
+                });
             }
             let slot = tokio::select! {
                 () = stop.cancelled() => return,
@@ -100,9 +108,20 @@ impl TurnRunner {
                 Ok(false) => {}
                 Err(err) => tracing::warn!(%err, "could not claim a turn"),
             }
-            tokio::select! {
-                () = stop.cancelled() => return,
-                () = tokio::time::sleep(self.config.node.poll) => {}
+            let poll = tokio::time::sleep(self.config.node.poll);
+            match &mut wake {
+                Some(listener) => tokio::select! {
+                    () = stop.cancelled() => return,
+                    woken = listener.notified() => if let Err(err) = woken {
+                        tracing::warn!(%err, "lost the job notifications; listening again");
+                        wake = None;
+                    },
+                    () = poll => {}
+                },
+                None => tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = poll => {}
+                },
             }
         }
     }

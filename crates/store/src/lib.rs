@@ -30,7 +30,7 @@ pub use records::{
     NodeRole, OrphanedTurn, PermissionRecord, QueuedUpdate, Rewind, StartedTurn, StoredControl,
     TurnJob, TurnResult, UserRecord,
 };
-pub use repository::{ControlWake, Repository};
+pub use repository::{Repository, Wake};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -764,6 +764,11 @@ impl Store {
         self.repo.turn_jobs().await
     }
 
+    /// Wake-ups for queued jobs; `None` where the backend has none.
+    pub async fn listen_jobs(&self) -> Result<Option<Box<dyn Wake>>> {
+        self.repo.listen_jobs().await
+    }
+
     /// End a queued turn no node has started as `interrupted`; `None` when one has.
     pub async fn cancel_unstarted_turn(
         &self,
@@ -790,7 +795,7 @@ impl Store {
     }
 
     /// Wake-ups for controls queued for `node_id`; `None` where the backend has none.
-    pub async fn listen_controls(&self, node_id: &str) -> Result<Option<Box<dyn ControlWake>>> {
+    pub async fn listen_controls(&self, node_id: &str) -> Result<Option<Box<dyn Wake>>> {
         self.repo.listen_controls(node_id).await
     }
 }

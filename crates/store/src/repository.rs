@@ -260,6 +260,9 @@ pub trait TurnJobRepository: Send + Sync {
     ) -> Result<bool>;
     /// Every job, oldest first (for tests and `/health`).
     async fn turn_jobs(&self) -> Result<Vec<TurnJob>>;
+    /// A connection that wakes up when a job is queued (PostgreSQL: `NOTIFY agentbox_jobs`
+    /// when the job's transaction commits), or `None` where workers poll (SQLite).
+    async fn listen_jobs(&self) -> Result<Option<Box<dyn Wake>>>;
     /// End a recorded turn that no node has started (it waits in the queue) as
     /// `interrupted`: its job goes and `message_completed` is appended, in one transaction.
     /// `None` when it has started or ended: then its node must be asked instead.
@@ -287,12 +290,13 @@ pub trait ControlRepository: Send + Sync {
     async fn take_controls(&self, node_id: &str) -> Result<Vec<StoredControl>>;
     /// A connection that wakes up when controls are queued for `node_id`, or `None` on a
     /// backend without notifications (SQLite: one process, polled).
-    async fn listen_controls(&self, node_id: &str) -> Result<Option<Box<dyn ControlWake>>>;
+    async fn listen_controls(&self, node_id: &str) -> Result<Option<Box<dyn Wake>>>;
 }
 
-/// Waits for the next notification that controls were queued for a node.
+/// Waits for the next notification of a listening connection (controls queued for a node,
+/// a turn queued for the workers).
 #[async_trait]
-pub trait ControlWake: Send {
+pub trait Wake: Send {
     /// Returns when notified; an error when the connection broke (the caller polls, then
     /// listens again).
     async fn notified(&mut self) -> Result<()>;

@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::Postgres;
 use crate::records::{StoredControl, control_from_row, now};
-use crate::repository::{ControlRepository, ControlWake};
+use crate::repository::{ControlRepository, Wake};
 use crate::{Result, StoreError};
 
 /// The channel every node listens on; the payload is the node id the controls are for.
@@ -66,20 +66,32 @@ impl ControlRepository for Postgres {
         Ok(controls)
     }
 
-    async fn listen_controls(&self, node_id: &str) -> Result<Option<Box<dyn ControlWake>>> {
-        let mut listener = PgListener::connect_with(&self.pool).await?;
-        listener.listen(CHANNEL).await?;
-        Ok(Some(Box::new(Listener { listener, node_id: node_id.to_owned() })))
+    async fn listen_controls(&self, node_id: &str) -> Result<Option<Box<dyn Wake>>> {
+        Ok(Some(Box::new(Listener::start(&self.pool, CHANNEL, Some(node_id)).await?)))
     }
 }
 
-struct Listener {
+/// A dedicated connection listening on one channel, woken by the notifications whose
+/// payload is `payload` (any, when `None`).
+pub(super) struct Listener {
     listener: PgListener,
-    node_id: String,
+    payload: Option<String>,
+}
+
+impl Listener {
+    pub(super) async fn start(
+        pool: &sqlx::PgPool,
+        channel: &str,
+        payload: Option<&str>,
+    ) -> Result<Self> {
+        let mut listener = PgListener::connect_with(pool).await?;
+        listener.listen(channel).await?;
+        Ok(Self { listener, payload: payload.map(str::to_owned) })
+    }
 }
 
 #[async_trait]
-impl ControlWake for Listener {
+impl Wake for Listener {
     async fn notified(&mut self) -> Result<()> {
         loop {
             // `try_recv` returns `None` when the connection was lost (notifications sent
@@ -87,7 +99,7 @@ impl ControlWake for Listener {
             let notification = self.listener.try_recv().await?.ok_or_else(|| {
                 StoreError::Database("the notification connection was lost".into())
             })?;
-            if notification.payload() == self.node_id {
+            if self.payload.as_deref().is_none_or(|wanted| notification.payload() == wanted) {
                 return Ok(());
             }
         }

@@ -9,11 +9,15 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use super::controls::Listener;
 use super::events::append;
 use super::{Postgres, lock_chat};
 use crate::Result;
 use crate::records::{TurnJob, TurnResult, now, stored_time, turn_job_columns, turn_job_from_row};
-use crate::repository::TurnJobRepository;
+use crate::repository::{TurnJobRepository, Wake};
+
+/// The channel a queued job is announced on.
+const JOBS_CHANNEL: &str = "agentbox_jobs";
 
 #[async_trait]
 impl TurnJobRepository for Postgres {
@@ -25,6 +29,7 @@ impl TurnJobRepository for Postgres {
         model: &str,
         permission_mode: PermissionMode,
     ) -> Result<()> {
+        let mut tx = self.begin().await?;
         sqlx::query(
             "INSERT INTO turn_jobs (message_id, chat_id, prompt, model, permission_mode,
                                     created_at, attempts)
@@ -36,8 +41,11 @@ impl TurnJobRepository for Postgres {
         .bind(model)
         .bind(permission_mode.as_str())
         .bind(now())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        // Delivered at commit, to the workers listening; the others find the job by polling.
+        sqlx::query("SELECT pg_notify($1, '')").bind(JOBS_CHANNEL).execute(&mut *tx).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -126,6 +134,10 @@ impl TurnJobRepository for Postgres {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(turn_job_from_row).collect()
+    }
+
+    async fn listen_jobs(&self) -> Result<Option<Box<dyn Wake>>> {
+        Ok(Some(Box::new(Listener::start(&self.pool, JOBS_CHANNEL, None).await?)))
     }
 
     async fn cancel_unstarted_turn(

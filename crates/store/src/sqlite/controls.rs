@@ -6,7 +6,7 @@ use uuid::Uuid;
 use super::Sqlite;
 use crate::Result;
 use crate::records::{StoredControl, control_from_row, now};
-use crate::repository::{ControlRepository, ControlWake};
+use crate::repository::{ControlRepository, Wake};
 
 #[async_trait]
 impl ControlRepository for Sqlite {
@@ -57,7 +57,7 @@ impl ControlRepository for Sqlite {
         Ok(controls)
     }
 
-    async fn listen_controls(&self, _node_id: &str) -> Result<Option<Box<dyn ControlWake>>> {
+    async fn listen_controls(&self, _node_id: &str) -> Result<Option<Box<dyn Wake>>> {
         Ok(None)
     }
 }

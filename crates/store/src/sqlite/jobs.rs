@@ -11,7 +11,7 @@ use super::Sqlite;
 use super::events::append;
 use crate::Result;
 use crate::records::{TurnJob, TurnResult, now, stored_time, turn_job_columns, turn_job_from_row};
-use crate::repository::TurnJobRepository;
+use crate::repository::{TurnJobRepository, Wake};
 
 #[async_trait]
 impl TurnJobRepository for Sqlite {
@@ -123,6 +123,10 @@ impl TurnJobRepository for Sqlite {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(turn_job_from_row).collect()
+    }
+
+    async fn listen_jobs(&self) -> Result<Option<Box<dyn Wake>>> {
+        Ok(None)
     }
 
     async fn cancel_unstarted_turn(

@@ -24,6 +24,7 @@ conformance!(
     controls_reach_the_node_running_the_turn_in_order,
     a_queued_turn_is_cancelled_only_while_no_node_has_started_it,
     a_paused_queue_is_paused_for_every_node,
+    a_queued_job_wakes_listening_workers,
 );
 
 /// A fixed instant, so that the tests' clocks are their own.
@@ -290,4 +291,22 @@ async fn a_paused_queue_is_paused_for_every_node(t: TestStore) {
     assert!(b.queue_paused(waiting).await.unwrap());
     assert!(!b.queue_paused(empty).await.unwrap());
     assert_eq!(a.pause_waiting_queues().await.unwrap(), 0, "paused already");
+}
+
+async fn a_queued_job_wakes_listening_workers(t: TestStore) {
+    let (_, chat) = t.user_and_chat().await;
+    let (api, worker) = (t.store.clone(), t.another_pool().await);
+    let mut wake = worker.listen_jobs().await.unwrap();
+    assert_eq!(wake.is_some(), t.backend == Backend::Postgres, "SQLite's workers poll");
+    let message = turn(&api, chat).await;
+    api.push_turn_job(chat, message, "p", "m", PermissionMode::Ask).await.unwrap();
+    if let Some(wake) = &mut wake {
+        tokio::time::timeout(Duration::from_secs(30), wake.notified())
+            .await
+            .expect("notified")
+            .unwrap();
+    }
+    let now = Utc::now();
+    let job = worker.claim_turn_job("w", now, now + secs(30)).await.unwrap().unwrap();
+    assert_eq!(job.message_id, message);
 }
