@@ -10,7 +10,7 @@ use std::time::Duration;
 use agentbox_agent::AutoPolicy;
 use agentbox_bus::RedisConfig;
 use agentbox_runs::CheckpointSettings;
-use agentbox_runs::PermissionSettings;
+use agentbox_runs::{NodeRole, PermissionSettings};
 use agentbox_sandbox::egress::AllowList;
 use agentbox_sandbox::local::limits::Limits;
 use agentbox_store::{Backend, PoolSettings, redact_url};
@@ -162,6 +162,19 @@ pub struct ServeArgs {
     /// comma-separated [default: none].
     #[arg(long, env = "AGENTBOX_AUTO_RISKY_COMMANDS")]
     pub auto_risky_commands: Option<String>,
+    /// This node's id among the installation's nodes: letters, digits, `.`, `_`, `-`, at
+    /// most 64 [default: generated at the first start and kept in the data directory's
+    /// `node-id`].
+    #[arg(long, env = "AGENTBOX_NODE_ID")]
+    pub node_id: Option<String>,
+    /// Seconds without a heartbeat after which a node counts as gone: its running turns are
+    /// interrupted by any live node [default: 30].
+    #[arg(long, env = "AGENTBOX_NODE_EXPIRY_SECS")]
+    pub node_expiry_secs: Option<u64>,
+    /// An API node: it runs no turns and hands them to the durable queue, where
+    /// `agentbox worker` nodes claim them. Needs a database the workers share.
+    #[arg(long, env = "AGENTBOX_NO_WORKER")]
+    pub no_worker: bool,
 }
 
 /// The same settings from a TOML file.
@@ -208,6 +221,8 @@ struct FileConfig {
     allow_bypass_without_isolation: Option<bool>,
     auto_allowed_hosts: Option<Vec<String>>,
     auto_risky_commands: Option<Vec<String>>,
+    node_id: Option<String>,
+    node_expiry_secs: Option<u64>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -278,6 +293,11 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Permission timeout, bypass without isolation, and the `auto` policy.
     pub permissions: PermissionSettings,
+    /// `None`: the one kept in the data directory (made at the first start).
+    pub node_id: Option<String>,
+    pub node_expiry: Duration,
+    /// `All` for `serve`, `Api` for `serve --no-worker`, `Worker` for `worker`.
+    pub node_role: NodeRole,
 }
 
 impl fmt::Debug for Config {
@@ -307,6 +327,9 @@ impl fmt::Debug for Config {
             .field("access_token_ttl", &self.access_token_ttl)
             .field("log_format", &self.log_format)
             .field("permissions", &self.permissions)
+            .field("node_id", &self.node_id)
+            .field("node_expiry", &self.node_expiry)
+            .field("node_role", &self.node_role)
             .finish()
     }
 }
@@ -455,7 +478,20 @@ impl ServeArgs {
         {
             bail!("SECRET_KEY must be at least 32 characters long");
         }
+        let node_id = self.node_id.or(file.node_id);
+        if let Some(id) = &node_id {
+            check_node_id(id)?;
+        }
+        let node_expiry = self.node_expiry_secs.or(file.node_expiry_secs).unwrap_or(30);
+        if node_expiry < 2 {
+            bail!(
+                "--node-expiry-secs must be at least 2 (heartbeats come several times within it)"
+            );
+        }
         Ok(Config {
+            node_role: if self.no_worker { NodeRole::Api } else { NodeRole::All },
+            node_id,
+            node_expiry: Duration::from_secs(node_expiry),
             bind: self
                 .bind
                 .or(file.bind)
@@ -514,6 +550,15 @@ impl ServeArgs {
     }
 }
 
+/// A node id is shown in logs and error events and compared as text: keep it plain.
+pub fn check_node_id(id: &str) -> anyhow::Result<()> {
+    let plain = id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if id.is_empty() || id.len() > 64 || !plain {
+        bail!("the node id {id:?} must be 1 to 64 letters, digits, '.', '_' or '-'");
+    }
+    Ok(())
+}
+
 /// A comma-separated list from a flag or the environment, else a list from the file.
 fn list(flag: Option<String>, file: Option<Vec<String>>) -> Vec<String> {
     let items = match flag {
@@ -566,6 +611,25 @@ mod tests {
         assert!(config.sandbox.allow_hosts.iter().any(|h| h == "registry.npmjs.org"));
         assert_eq!(config.sandbox.idle_pause, Some(Duration::from_secs(900)));
         assert!(!config.demo);
+    }
+
+    #[test]
+    fn node_settings_are_checked() {
+        let config = args().resolve().unwrap();
+        assert_eq!((config.node_id, config.node_role), (None, NodeRole::All));
+        assert_eq!(config.node_expiry, Duration::from_secs(30));
+        let api = ServeArgs { no_worker: true, node_id: Some("api-1.eu_west".into()), ..args() };
+        let config = api.resolve().unwrap();
+        assert_eq!(
+            (config.node_id.as_deref(), config.node_role),
+            (Some("api-1.eu_west"), NodeRole::Api)
+        );
+        for bad in ["", "a b", "é", &"n".repeat(65)] {
+            let refused = ServeArgs { node_id: Some(bad.into()), ..args() }.resolve();
+            assert!(refused.is_err(), "{bad:?}");
+        }
+        let refused = ServeArgs { node_expiry_secs: Some(1), ..args() }.resolve();
+        assert!(refused.is_err());
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use agentbox_agent::CliInstall;
 use agentbox_bus::EventBus;
 use agentbox_protocol::api::ComponentHealth;
-use agentbox_runs::{ModelAccess, RunnerConfig, TurnRunner};
+use agentbox_runs::{ModelAccess, NodeRole, NodeSettings, RunnerConfig, TurnRunner};
 use agentbox_sandbox::SandboxProvider;
 use agentbox_sandbox::egress::{AllowList, Egress, EgressPolicy};
 use agentbox_sandbox::host::HostProvider;
@@ -133,6 +133,22 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
 
     let sandboxes = sandbox_provider(&config, &model_access, tools, &store).await?;
 
+    let listener = tokio::net::TcpListener::bind(config.bind)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.bind))?;
+    let address = listener.local_addr()?;
+    let node = NodeSettings {
+        id: node_id(&config)?,
+        role: config.node_role,
+        address: Some(format!("http://{address}")),
+        // Several heartbeats within the expiry, so that one slow beat expires nobody.
+        heartbeat: (config.node_expiry / 6).max(std::time::Duration::from_millis(100)),
+        expiry: config.node_expiry,
+        ..NodeSettings::default()
+    };
+    tracing::info!(node = %node.id, role = node.role.as_str(), "this node");
+    let role = node.role;
+
     let bus = Arc::new(match &config.redis {
         None => EventBus::new(),
         Some(redis) => {
@@ -153,6 +169,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
             append_system_prompt: None,
             permissions: config.permissions.clone(),
             checkpoints: config.checkpoints.clone(),
+            node,
         },
     );
     let recovered = runner.recover().await.context("cannot close turns left open by a crash")?;
@@ -162,6 +179,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
 
     let (server_store, server_bus) = (store.clone(), bus.clone());
     let shutdown = CancellationToken::new();
+    runner.start_node(shutdown.clone());
     let state = AppState {
         store: store.clone(),
         bus: bus.clone(),
@@ -181,14 +199,14 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         shutdown: shutdown.clone(),
         terminals: agentbox_server::TerminalRegistry::new(TERMINAL_GRACE),
     };
-    let listener = tokio::net::TcpListener::bind(config.bind)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.bind))?;
-    let address = listener.local_addr()?;
     tracing::info!(%address, data_dir = %config.data_dir.display(), "agentbox is listening on http://{address}");
     let stopping = shutdown.clone();
     let task = tokio::spawn(async move {
-        axum::serve(agentbox_server::ApiListener(listener), agentbox_server::app(state))
+        let router = match role {
+            NodeRole::Worker => agentbox_server::worker_app(state),
+            NodeRole::All | NodeRole::Api => agentbox_server::app(state),
+        };
+        axum::serve(agentbox_server::ApiListener(listener), router)
             .with_graceful_shutdown(stopping.cancelled_owned())
             .await?;
         runner.shutdown().await;
@@ -201,6 +219,35 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         Ok(())
     });
     Ok(Server { address, store: server_store, bus: server_bus, shutdown, task })
+}
+
+/// This node's id: the configured one, else the one kept in the data directory, made at
+/// the first start. Keeping it lets a restarted node recognise its own turns at once.
+fn node_id(config: &Config) -> anyhow::Result<String> {
+    if let Some(id) = &config.node_id {
+        return Ok(id.clone());
+    }
+    let path = config.data_dir.join("node-id");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let id = text.trim().to_owned();
+            crate::config::check_node_id(&id)
+                .with_context(|| format!("{} holds no valid node id", path.display()))?;
+            Ok(id)
+        }
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            let id = NodeSettings::generated_id();
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+                .with_context(|| format!("cannot create {}", path.display()))?;
+            writeln!(file, "{id}")?;
+            Ok(id)
+        }
+        Err(err) => Err(err).with_context(|| format!("cannot read {}", path.display())),
+    }
 }
 
 /// The configured sandbox provider, ready to use.

@@ -59,6 +59,17 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// A worker node's HTTP: `/health` and JSON 404s, nothing else (it runs turns, the API
+/// nodes serve people).
+pub fn worker_app(state: AppState) -> Router {
+    Router::new()
+        .route("/health", axum::routing::get(health::health))
+        .fallback(|| async { error::not_found() })
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
 fn api_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(<openapi::ApiDoc as utoipa::OpenApi>::openapi())
         .merge(auth::routes())

@@ -132,8 +132,9 @@ pub async fn interrupt(
     chat_id: uuid::Uuid,
 ) -> Result<(StatusCode, Json<InterruptResponse>), ApiError> {
     owned_chat(state, user, chat_id).await?;
-    match state.runner.interrupt(chat_id) {
+    match state.runner.interrupt(chat_id).await {
         Ok(message_id) => Ok((StatusCode::ACCEPTED, Json(InterruptResponse { message_id }))),
+        Err(RunError::Store(err)) => Err(err.into()),
         Err(_) => Err(ApiError::conflict("no_running_turn", "No turn is running in this chat.")),
     }
 }

@@ -26,10 +26,11 @@ use uuid::Uuid;
 
 pub use copy::{CopyReport, copy_installation};
 pub use records::{
-    ChatRecord, ChatUpdate, CheckpointKind, CheckpointRecord, NewChat, NewEvent, PermissionRecord,
-    QueuedUpdate, Rewind, StartedTurn, TurnResult, UserRecord,
+    ChatRecord, ChatUpdate, CheckpointKind, CheckpointRecord, NewChat, NewEvent, NodeRecord,
+    NodeRole, OrphanedTurn, PermissionRecord, QueuedUpdate, Rewind, StartedTurn, StoredControl,
+    TurnJob, TurnResult, UserRecord,
 };
-pub use repository::Repository;
+pub use repository::{Repository, Wake};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -577,6 +578,21 @@ impl Store {
         self.repo.chats_with_queued_messages().await
     }
 
+    /// Pause or resume the chat's queue: a paused queue waits for `send now`. Kept in the
+    /// database so that every node sees the same.
+    pub async fn set_queue_paused(&self, chat_id: Uuid, paused: bool) -> Result<()> {
+        self.repo.set_queue_paused(chat_id, paused).await
+    }
+
+    pub async fn queue_paused(&self, chat_id: Uuid) -> Result<bool> {
+        self.repo.queue_paused(chat_id).await
+    }
+
+    /// Pause the queue of every chat with a queued prompt (after a restart).
+    pub async fn pause_waiting_queues(&self) -> Result<u64> {
+        self.repo.pause_waiting_queues().await
+    }
+
     // Agent settings kept apart from the chat and user records.
 
     /// The user's settings; defaults when the user never changed any.
@@ -661,5 +677,125 @@ impl Store {
         session_id: Option<&str>,
     ) -> Result<()> {
         self.repo.copy_conversation(source, target, up_to, session_id).await
+    }
+
+    // The cluster: nodes and their heartbeats, the node running each turn, the durable
+    // turn queue and controls for running turns. Instants are the caller's, so that expiry
+    // is explicit (and testable without waiting).
+
+    /// Register a node (again, after a restart).
+    pub async fn register_node(&self, node: &NodeRecord) -> Result<()> {
+        self.repo.register_node(node).await
+    }
+
+    /// Record a node's heartbeat; `false` when it is not registered.
+    pub async fn node_heartbeat(&self, node_id: &str, at: DateTime<Utc>) -> Result<bool> {
+        self.repo.node_heartbeat(node_id, at).await
+    }
+
+    pub async fn nodes(&self) -> Result<Vec<NodeRecord>> {
+        self.repo.nodes().await
+    }
+
+    /// Mark a running turn as run by `node_id`; `false` (run nothing) when it has ended or
+    /// another node started it.
+    pub async fn start_turn_on(&self, message_id: Uuid, node_id: &str) -> Result<bool> {
+        self.repo.start_turn_on(message_id, node_id).await
+    }
+
+    /// The node running the turn of `message_id`, while it runs.
+    pub async fn turn_node(&self, message_id: Uuid) -> Result<Option<String>> {
+        self.repo.turn_node(message_id).await
+    }
+
+    /// Running turns no live node runs (see `NodeRepository::orphaned_turns`).
+    pub async fn orphaned_turns(
+        &self,
+        node_id: &str,
+        own: bool,
+        expired_before: DateTime<Utc>,
+    ) -> Result<Vec<OrphanedTurn>> {
+        self.repo.orphaned_turns(node_id, own, expired_before).await
+    }
+
+    /// Take an orphaned turn over from `from` for `to`; `false` when another node was first.
+    pub async fn adopt_turn(&self, message_id: Uuid, from: Option<&str>, to: &str) -> Result<bool> {
+        self.repo.adopt_turn(message_id, from, to).await
+    }
+
+    /// Queue a recorded turn for a worker.
+    pub async fn push_turn_job(
+        &self,
+        chat_id: Uuid,
+        message_id: Uuid,
+        prompt: &str,
+        model: &str,
+        permission_mode: PermissionMode,
+    ) -> Result<()> {
+        self.repo.push_turn_job(chat_id, message_id, prompt, model, permission_mode).await
+    }
+
+    /// Lease the oldest free job to `node_id` until `lease_until`.
+    pub async fn claim_turn_job(
+        &self,
+        node_id: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Option<TurnJob>> {
+        self.repo.claim_turn_job(node_id, now, lease_until).await
+    }
+
+    /// Extend every lease `node_id` holds to `until`.
+    pub async fn extend_turn_job_leases(&self, node_id: &str, until: DateTime<Utc>) -> Result<u64> {
+        self.repo.extend_turn_job_leases(node_id, until).await
+    }
+
+    /// Start a claimed job's turn on `node_id`; `false`: do not run it.
+    pub async fn start_turn_job(
+        &self,
+        message_id: Uuid,
+        node_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        self.repo.start_turn_job(message_id, node_id, now).await
+    }
+
+    pub async fn turn_jobs(&self) -> Result<Vec<TurnJob>> {
+        self.repo.turn_jobs().await
+    }
+
+    /// Wake-ups for queued jobs; `None` where the backend has none.
+    pub async fn listen_jobs(&self) -> Result<Option<Box<dyn Wake>>> {
+        self.repo.listen_jobs().await
+    }
+
+    /// End a queued turn no node has started as `interrupted`; `None` when one has.
+    pub async fn cancel_unstarted_turn(
+        &self,
+        chat_id: Uuid,
+        message_id: Uuid,
+    ) -> Result<Option<ChatEvent>> {
+        self.repo.cancel_unstarted_turn(chat_id, message_id).await
+    }
+
+    /// Queue a control for the node running the turn; that node, or `None` when the turn
+    /// runs nowhere.
+    pub async fn push_control(
+        &self,
+        chat_id: Uuid,
+        message_id: Uuid,
+        command: &str,
+    ) -> Result<Option<String>> {
+        self.repo.push_control(chat_id, message_id, command).await
+    }
+
+    /// Take the controls queued for `node_id`, oldest first.
+    pub async fn take_controls(&self, node_id: &str) -> Result<Vec<StoredControl>> {
+        self.repo.take_controls(node_id).await
+    }
+
+    /// Wake-ups for controls queued for `node_id`; `None` where the backend has none.
+    pub async fn listen_controls(&self, node_id: &str) -> Result<Option<Box<dyn Wake>>> {
+        self.repo.listen_controls(node_id).await
     }
 }

@@ -556,3 +556,125 @@ pub(crate) fn rewind_event(
         ),
     ))
 }
+
+/// What a node of an installation does: everything (`all`, the single-process default),
+/// only the API (`api`), or only turns (`worker`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NodeRole {
+    All,
+    Api,
+    Worker,
+}
+
+impl NodeRole {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::All => "all",
+            Self::Api => "api",
+            Self::Worker => "worker",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "all" => Some(Self::All),
+            "api" => Some(Self::Api),
+            "worker" => Some(Self::Worker),
+            _ => None,
+        }
+    }
+}
+
+/// A registered node and its last heartbeat.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NodeRecord {
+    pub id: String,
+    pub role: NodeRole,
+    pub address: Option<String>,
+    pub started_at: DateTime<Utc>,
+    pub heartbeat_at: DateTime<Utc>,
+}
+
+pub(crate) fn node_from_row(row: &impl Fields) -> Result<NodeRecord> {
+    let role = row.text("role")?;
+    Ok(NodeRecord {
+        id: row.text("id")?,
+        role: NodeRole::parse(&role)
+            .ok_or_else(|| StoreError::Corrupt(format!("node role {role:?}")))?,
+        address: row.opt_text("address")?,
+        started_at: row.time("started_at")?,
+        heartbeat_at: row.time("heartbeat_at")?,
+    })
+}
+
+/// An `in_progress` turn whose node is gone (or is the caller after a restart), so that it
+/// must be closed; `node_id` is the node that ran it, `None` when none had started it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OrphanedTurn {
+    pub chat_id: Uuid,
+    pub message_id: Uuid,
+    pub node_id: Option<String>,
+}
+
+pub(crate) fn orphan_from_row(row: &impl Fields) -> Result<OrphanedTurn> {
+    Ok(OrphanedTurn {
+        chat_id: row.id("chat_id")?,
+        message_id: row.id("id")?,
+        node_id: row.opt_text("node_id")?,
+    })
+}
+
+/// A recorded turn waiting in the durable queue, as a worker claimed it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TurnJob {
+    pub chat_id: Uuid,
+    pub message_id: Uuid,
+    pub prompt: String,
+    pub model: String,
+    pub permission_mode: PermissionMode,
+    pub created_at: DateTime<Utc>,
+    pub claimed_by: Option<String>,
+    pub lease_expires_at: Option<DateTime<Utc>>,
+    /// How many times it was claimed, this claim included.
+    pub attempts: i64,
+}
+
+macro_rules! turn_job_columns {
+    () => {
+        "message_id, chat_id, prompt, model, permission_mode, created_at, claimed_by,
+         lease_expires_at, attempts"
+    };
+}
+pub(crate) use turn_job_columns;
+
+pub(crate) fn turn_job_from_row(row: &impl Fields) -> Result<TurnJob> {
+    Ok(TurnJob {
+        chat_id: row.id("chat_id")?,
+        message_id: row.id("message_id")?,
+        prompt: row.text("prompt")?,
+        model: row.text("model")?,
+        permission_mode: mode(&row.text("permission_mode")?)?,
+        created_at: row.time("created_at")?,
+        claimed_by: row.opt_text("claimed_by")?,
+        lease_expires_at: row.opt_time("lease_expires_at")?,
+        attempts: row.int("attempts")?,
+    })
+}
+
+/// A control on its way to the node running a turn; `command` is the runner's JSON.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredControl {
+    pub id: Uuid,
+    pub chat_id: Uuid,
+    pub message_id: Uuid,
+    pub command: String,
+}
+
+pub(crate) fn control_from_row(row: &impl Fields) -> Result<StoredControl> {
+    Ok(StoredControl {
+        id: row.id("id")?,
+        chat_id: row.id("chat_id")?,
+        message_id: row.id("message_id")?,
+        command: row.json("command")?,
+    })
+}

@@ -13,8 +13,9 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::records::{
-    ChatRecord, ChatUpdate, CheckpointKind, CheckpointRecord, NewEvent, PermissionRecord,
-    QueuedUpdate, Rewind, StartedTurn, TurnResult, UserRecord,
+    ChatRecord, ChatUpdate, CheckpointKind, CheckpointRecord, NewEvent, NodeRecord, OrphanedTurn,
+    PermissionRecord, QueuedUpdate, Rewind, StartedTurn, StoredControl, TurnJob, TurnResult,
+    UserRecord,
 };
 use crate::{DatabaseInfo, Result, Table};
 
@@ -151,6 +152,11 @@ pub trait QueueRepository: Send + Sync {
     ) -> Result<Option<(QueuedMessage, StartedTurn)>>;
     /// Every chat with a queued prompt.
     async fn chats_with_queued_messages(&self) -> Result<Vec<Uuid>>;
+    /// Pause (the queue waits for `send now`) or resume the chat's queue.
+    async fn set_queue_paused(&self, chat_id: Uuid, paused: bool) -> Result<()>;
+    async fn queue_paused(&self, chat_id: Uuid) -> Result<bool>;
+    /// Pause the queue of every chat that has a queued prompt; how many.
+    async fn pause_waiting_queues(&self) -> Result<u64>;
 }
 
 #[async_trait]
@@ -184,6 +190,116 @@ pub trait CheckpointRepository: Send + Sync {
         up_to: Uuid,
         session_id: Option<&str>,
     ) -> Result<()>;
+}
+
+/// The nodes of an installation and which node runs each turn. Instants come from the
+/// caller (its clock), so that expiry is explicit and testable.
+#[async_trait]
+pub trait NodeRepository: Send + Sync {
+    /// Register a node, or register it again after a restart (a new `started_at`).
+    async fn register_node(&self, node: &NodeRecord) -> Result<()>;
+    /// Record a heartbeat; `false` when the node is not registered.
+    async fn node_heartbeat(&self, node_id: &str, at: DateTime<Utc>) -> Result<bool>;
+    async fn nodes(&self) -> Result<Vec<NodeRecord>>;
+    /// Mark the running turn of `message_id` as run by `node_id`. `false` when the turn has
+    /// ended or another node started it: then the caller must not run it.
+    async fn start_turn_on(&self, message_id: Uuid, node_id: &str) -> Result<bool>;
+    /// The node running the turn of `message_id`, while it runs.
+    async fn turn_node(&self, message_id: Uuid) -> Result<Option<String>>;
+    /// `in_progress` turns that no live node runs: those of nodes whose heartbeat is older
+    /// than `expired_before` (or that are not registered), those `own` says are the
+    /// caller's (after a restart of `node_id`), and those no node started, no job holds and
+    /// that were recorded before `expired_before` (a crash between recording and starting).
+    async fn orphaned_turns(
+        &self,
+        node_id: &str,
+        own: bool,
+        expired_before: DateTime<Utc>,
+    ) -> Result<Vec<OrphanedTurn>>;
+    /// Take an orphaned turn over from `from` (`None`: no node) for `to`, so that one node
+    /// alone closes it; controls queued for the turn go. `false` when another node took it
+    /// first or it has ended.
+    async fn adopt_turn(&self, message_id: Uuid, from: Option<&str>, to: &str) -> Result<bool>;
+}
+
+/// The durable turn queue: recorded turns waiting for a worker. Delivery is at least once
+/// (a lease that expires lets another worker claim the job again); the turn runs at most
+/// once because starting it is [`NodeRepository::start_turn_on`]'s condition, in the same
+/// transaction that removes the job.
+#[async_trait]
+pub trait TurnJobRepository: Send + Sync {
+    /// Queue the recorded turn of `message_id` (an `in_progress` message) with what its
+    /// worker needs to run it.
+    async fn push_turn_job(
+        &self,
+        chat_id: Uuid,
+        message_id: Uuid,
+        prompt: &str,
+        model: &str,
+        permission_mode: PermissionMode,
+    ) -> Result<()>;
+    /// The oldest job that nobody holds (no lease, or an expired one at `now`), leased to
+    /// `node_id` until `lease_until`. Jobs whose turn has already started or ended are
+    /// removed on the way and never returned.
+    async fn claim_turn_job(
+        &self,
+        node_id: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Option<TurnJob>>;
+    /// Extend every lease `node_id` holds to `until` (its heartbeat); how many.
+    async fn extend_turn_job_leases(&self, node_id: &str, until: DateTime<Utc>) -> Result<u64>;
+    /// Start the claimed job's turn on `node_id`: the job goes and the message gets its
+    /// node, in one transaction, if `node_id` still holds an unexpired lease at `now` and
+    /// the turn has not started. `false`: the caller must not run the turn.
+    async fn start_turn_job(
+        &self,
+        message_id: Uuid,
+        node_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool>;
+    /// Every job, oldest first (for tests and `/health`).
+    async fn turn_jobs(&self) -> Result<Vec<TurnJob>>;
+    /// A connection that wakes up when a job is queued (PostgreSQL: `NOTIFY agentbox_jobs`
+    /// when the job's transaction commits), or `None` where workers poll (SQLite).
+    async fn listen_jobs(&self) -> Result<Option<Box<dyn Wake>>>;
+    /// End a recorded turn that no node has started (it waits in the queue) as
+    /// `interrupted`: its job goes and `message_completed` is appended, in one transaction.
+    /// `None` when it has started or ended: then its node must be asked instead.
+    async fn cancel_unstarted_turn(
+        &self,
+        chat_id: Uuid,
+        message_id: Uuid,
+    ) -> Result<Option<ChatEvent>>;
+}
+
+/// Controls for the node that runs a turn, kept in a table so that none is lost while a
+/// node is not listening.
+#[async_trait]
+pub trait ControlRepository: Send + Sync {
+    /// Queue a control for the node running the turn of `message_id`; that node's id, or
+    /// `None` (nothing queued) when the turn is not running on a node. PostgreSQL also
+    /// notifies the node (`NOTIFY agentbox_controls`) when the transaction commits.
+    async fn push_control(
+        &self,
+        chat_id: Uuid,
+        message_id: Uuid,
+        command: &str,
+    ) -> Result<Option<String>>;
+    /// Take (remove and return) the controls queued for `node_id`, oldest first.
+    async fn take_controls(&self, node_id: &str) -> Result<Vec<StoredControl>>;
+    /// A connection that wakes up when controls are queued for `node_id`, or `None` on a
+    /// backend without notifications (SQLite: one process, polled).
+    async fn listen_controls(&self, node_id: &str) -> Result<Option<Box<dyn Wake>>>;
+}
+
+/// Waits for the next notification of a listening connection (controls queued for a node,
+/// a turn queued for the workers).
+#[async_trait]
+pub trait Wake: Send {
+    /// Returns when notified; an error when the connection broke (the caller polls, then
+    /// listens again).
+    async fn notified(&mut self) -> Result<()>;
 }
 
 /// The database itself: health, and whole tables for `agentbox migrate --from --to`.
@@ -221,6 +337,9 @@ pub trait Repository:
     + QueueRepository
     + SettingsRepository
     + CheckpointRepository
+    + NodeRepository
+    + TurnJobRepository
+    + ControlRepository
     + DatabaseRepository
     + Send
     + Sync
@@ -237,6 +356,9 @@ impl<T> Repository for T where
         + QueueRepository
         + SettingsRepository
         + CheckpointRepository
+        + NodeRepository
+        + TurnJobRepository
+        + ControlRepository
         + DatabaseRepository
         + Send
         + Sync

@@ -1,6 +1,7 @@
 mod api;
 mod backends;
 mod checkpoints;
+mod cluster;
 mod containment;
 mod crash;
 mod files;

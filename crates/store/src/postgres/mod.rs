@@ -12,7 +12,10 @@
 
 mod chats;
 mod checkpoints;
+mod controls;
 mod events;
+mod jobs;
+mod nodes;
 mod permissions;
 mod queue;
 mod settings;

@@ -1,6 +1,7 @@
 mod support;
 
 mod checkpoints;
+mod cluster;
 mod copy;
 mod crash;
 mod events;
