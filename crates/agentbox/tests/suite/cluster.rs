@@ -11,7 +11,11 @@ use mock_llm::MockLlm;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use super::support::{Api, Db, PATIENCE, TestServerless, spawn_node, test_pool, unique_uid_base};
+use super::redis_bus::{Keys, redis_url};
+use super::support::{
+    Api, Db, PATIENCE, TestServerless, assert_strictly_increasing, kinds, spawn_node, test_pool,
+    unique_uid_base,
+};
 
 /// The assistant message `id` of the chat once `done` says it is, within [`PATIENCE`].
 async fn wait_for_message(api: &Api, chat: &str, id: &str, done: impl Fn(&Value) -> bool) -> Value {
@@ -212,6 +216,55 @@ async fn roles_share_one_database(backend: Db) {
     .expect("the prompt sent now ran");
     assert!(next["content"].to_string().contains("sent now"), "{next}");
     store.close().await;
+}
+
+/// With the Redis bus on both nodes, a client streaming from the API node sees the worker's
+/// turn live: every event, in order, exactly as the log holds it. The API node runs no part
+/// of the turn, so every live event it sends came through Redis (or the log).
+#[tokio::test(flavor = "multi_thread")]
+async fn an_api_nodes_stream_shows_a_workers_turn_through_redis() {
+    let mock = MockLlm::start().await.unwrap();
+    let keys =
+        Keys(format!("agentbox-test:{}:roles:{}:", std::process::id(), uuid::Uuid::new_v4()));
+    let db = TestDatabase::create("cluster_redis").await.unwrap();
+    let redis = redis_url();
+    let (api_dir, worker_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let bus = ["--redis-url", redis.as_str(), "--redis-prefix", keys.0.as_str()];
+    let api_args = [&["serve", "--no-worker", "--node-id", "api-r"][..], &bus[..]].concat();
+    let (_api_node, api_base) =
+        spawn_node(&api_args, api_dir.path(), Some(&db.url), &mock, unique_uid_base()).await;
+    let worker_args = [&["worker", "--node-id", "worker-r"][..], &bus[..]].concat();
+    let (_worker_node, _) =
+        spawn_node(&worker_args, worker_dir.path(), Some(&db.url), &mock, unique_uid_base()).await;
+
+    let api = TestServerless(Api { base: api_base, http: reqwest::Client::new(), token: None })
+        .user("streams@example.com")
+        .await;
+    let chat = api.new_chat().await;
+    let mut live = api.stream(&chat, None).await;
+    let message =
+        api.send(&chat, "[[think]] [[write:a.txt:hi]] [[steps:2]] [[text:done]] go").await;
+    let events = live.until_completed(&message).await;
+
+    assert_strictly_increasing(&events);
+    let ids: Vec<i64> = events.iter().map(|event| event.id).collect();
+    assert_eq!(ids, (1..=ids.len() as i64).collect::<Vec<_>>());
+    let logged = api.turn_events(&chat, &message).await;
+    assert_eq!(
+        events.iter().map(|event| &event.data).collect::<Vec<_>>(),
+        logged.iter().map(|event| &event.data).collect::<Vec<_>>(),
+        "the API node's live stream differs from the log"
+    );
+    let kinds = kinds(&events);
+    for kind in
+        ["user_text", "tool_started", "tool_completed", "assistant_text", "message_completed"]
+    {
+        assert!(kinds.iter().any(|k| k == kind), "no {kind} in {kinds:?}");
+    }
+    // The worker ran it: the file is in its sandbox, not on the API node.
+    let home = |dir: &std::path::Path| dir.join("sandboxes").join(&chat).join("home");
+    assert_eq!(std::fs::read_to_string(home(worker_dir.path()).join("a.txt")).unwrap(), "hi");
+    assert!(!home(api_dir.path()).join("a.txt").exists(), "the API node ran nothing");
 }
 
 #[tokio::test(flavor = "multi_thread")]

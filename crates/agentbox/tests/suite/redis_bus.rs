@@ -14,12 +14,12 @@ use uuid::Uuid;
 
 use super::support::{Api, Db, TestServer, assert_strictly_increasing, kinds};
 
-fn redis_url() -> String {
+pub(super) fn redis_url() -> String {
     std::env::var("AGENTBOX_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into())
 }
 
 /// Removes the test's Redis keys when dropped, also when the test fails.
-struct Keys(String);
+pub(super) struct Keys(pub(super) String);
 
 impl Drop for Keys {
     fn drop(&mut self) {
