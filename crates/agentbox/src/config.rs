@@ -12,6 +12,7 @@ use agentbox_runs::CheckpointSettings;
 use agentbox_runs::PermissionSettings;
 use agentbox_sandbox::egress::AllowList;
 use agentbox_sandbox::local::limits::Limits;
+use agentbox_server::RegistrationMode;
 use agentbox_store::{Backend, PoolSettings, redact_url};
 use anyhow::{Context, bail};
 use clap::Args;
@@ -139,6 +140,14 @@ pub struct ServeArgs {
     /// Lifetime of access tokens in seconds [default: 3600].
     #[arg(long, env = "AGENTBOX_ACCESS_TOKEN_SECS")]
     pub access_token_secs: Option<u64>,
+    /// Who may create an account: `open`, `closed` (administrators create accounts) or
+    /// `invite` (with an administrator's single-use invite). The first account of an empty
+    /// server can always be created and is an administrator [default: open].
+    #[arg(long, env = "AGENTBOX_REGISTRATION")]
+    pub registration: Option<String>,
+    /// Hours an invite stays usable [default: 168].
+    #[arg(long, env = "AGENTBOX_INVITE_TTL_HOURS")]
+    pub invite_ttl_hours: Option<u64>,
     /// Log format: `text` or `json` [default: text].
     #[arg(long, env = "AGENTBOX_LOG_FORMAT")]
     pub log_format: Option<String>,
@@ -196,6 +205,8 @@ struct FileConfig {
     cli_max_retries: Option<u32>,
     max_prompt_bytes: Option<usize>,
     access_token_secs: Option<u64>,
+    registration: Option<String>,
+    invite_ttl_hours: Option<u64>,
     log_format: Option<String>,
     permission_timeout_secs: Option<u64>,
     allow_bypass_without_isolation: Option<bool>,
@@ -266,6 +277,8 @@ pub struct Config {
     pub cli_max_retries: u32,
     pub max_prompt_bytes: usize,
     pub access_token_ttl: Duration,
+    pub registration: RegistrationMode,
+    pub invite_ttl: Duration,
     pub log_format: LogFormat,
     /// Permission timeout, bypass without isolation, and the `auto` policy.
     pub permissions: PermissionSettings,
@@ -295,6 +308,8 @@ impl fmt::Debug for Config {
             .field("cli_max_retries", &self.cli_max_retries)
             .field("max_prompt_bytes", &self.max_prompt_bytes)
             .field("access_token_ttl", &self.access_token_ttl)
+            .field("registration", &self.registration)
+            .field("invite_ttl", &self.invite_ttl)
             .field("log_format", &self.log_format)
             .field("permissions", &self.permissions)
             .finish()
@@ -433,6 +448,12 @@ impl ServeArgs {
             Some("json") => LogFormat::Json,
             Some(other) => bail!("unknown log format {other:?}: use `text` or `json`"),
         };
+        let registration = match self.registration.or(file.registration).as_deref() {
+            None => RegistrationMode::Open,
+            Some(text) => RegistrationMode::parse(text).with_context(|| {
+                format!("unknown registration mode {text:?}: use `open`, `closed` or `invite`")
+            })?,
+        };
         let secret_key = self.secret_key.or(file.secret_key);
         if let Some(key) = &secret_key
             && key.len() < 32
@@ -477,6 +498,10 @@ impl ServeArgs {
             max_prompt_bytes: self.max_prompt_bytes.or(file.max_prompt_bytes).unwrap_or(256 * 1024),
             access_token_ttl: Duration::from_secs(
                 self.access_token_secs.or(file.access_token_secs).unwrap_or(3600).max(60),
+            ),
+            registration,
+            invite_ttl: Duration::from_secs(
+                self.invite_ttl_hours.or(file.invite_ttl_hours).unwrap_or(168).max(1) * 3600,
             ),
             log_format,
             permissions: PermissionSettings {

@@ -160,6 +160,12 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
             config.access_token_ttl,
             REFRESH_TOKEN_TTL,
         )),
+        accounts: Arc::new({
+            let mut accounts =
+                agentbox_server::Accounts::new(config.registration, Default::default());
+            accounts.invite_ttl = config.invite_ttl;
+            accounts
+        }),
         limits: Limits { max_prompt_bytes: config.max_prompt_bytes, ..Limits::default() },
         info: Arc::new(ServerInfo {
             version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -177,9 +183,14 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
     tracing::info!(%address, data_dir = %config.data_dir.display(), "agentbox is listening on http://{address}");
     let stopping = shutdown.clone();
     let task = tokio::spawn(async move {
-        axum::serve(agentbox_server::ApiListener(listener), agentbox_server::app(state))
-            .with_graceful_shutdown(stopping.cancelled_owned())
-            .await?;
+        axum::serve(
+            agentbox_server::ApiListener(listener),
+            // The peer's address keys the sign-in rate limits.
+            agentbox_server::app(state)
+                .into_make_service_with_connect_info::<agentbox_server::PeerAddress>(),
+        )
+        .with_graceful_shutdown(stopping.cancelled_owned())
+        .await?;
         runner.shutdown().await;
         store.close().await;
         if let Some(mock) = demo_mock {

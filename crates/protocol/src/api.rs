@@ -18,6 +18,9 @@ pub struct RegisterRequest {
     pub password: String,
     #[serde(default)]
     pub username: Option<String>,
+    /// The invite token, when the server's registration is by invite.
+    #[serde(default)]
+    pub invite: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -33,6 +36,16 @@ pub struct LoginRequest {
 #[serde(deny_unknown_fields)]
 pub struct RefreshRequest {
     pub refresh_token: String,
+}
+
+/// Sign out: with the session's refresh token, that sign-in's tokens are revoked; without
+/// (or with no body at all), every refresh token of the user.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct LogoutRequest {
+    #[serde(default)]
+    pub refresh_token: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -53,6 +66,8 @@ pub struct User {
     pub email: String,
     pub username: Option<String>,
     pub created_at: DateTime<Utc>,
+    /// Administrators manage users, invites and registration.
+    pub is_admin: bool,
 }
 
 /// How tool calls are approved in a chat.

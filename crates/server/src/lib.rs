@@ -6,10 +6,12 @@
 //! that the same handler annotations describe; [`ApiListener`] makes the errors that hyper
 //! answers before any routing JSON too.
 
+mod accounts;
 mod auth;
 mod chats;
 mod checkpoints;
 mod connection;
+mod credentials;
 mod error;
 mod extract;
 mod health;
@@ -17,6 +19,7 @@ mod messages;
 pub mod openapi;
 mod permissions;
 mod queue;
+mod ratelimit;
 mod sandbox;
 mod settings;
 mod setup;
@@ -31,10 +34,12 @@ use axum::extract::DefaultBodyLimit;
 use tower_http::trace::TraceLayer;
 use utoipa_axum::router::OpenApiRouter;
 
+pub use accounts::{Accounts, RegistrationMode, SignInLimits};
 pub use auth::AuthKeys;
-pub use connection::{ApiConnection, ApiListener};
+pub use connection::{ApiConnection, ApiListener, PeerAddress};
 pub use error::ApiError;
 pub use health::{ServerInfo, component};
+pub use ratelimit::{Clock, ManualClock, Rate, SystemClock};
 pub use state::{AppState, Limits};
 pub use terminal::TerminalRegistry;
 

@@ -8,3 +8,4 @@ mod permissions;
 mod queue;
 mod schema;
 mod turns;
+mod users;

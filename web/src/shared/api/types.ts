@@ -8,6 +8,7 @@ export type User = Schemas["User"];
 export type TokenResponse = Schemas["TokenResponse"];
 export type RegisterRequest = Schemas["RegisterRequest"];
 export type LoginRequest = Schemas["LoginRequest"];
+export type LogoutRequest = Schemas["LogoutRequest"];
 export type SetupStatus = Schemas["SetupStatus"];
 export type Chat = Schemas["Chat"];
 export type ChatStatus = Schemas["ChatStatus"];
