@@ -1,11 +1,15 @@
 //! How accounts come to be and how hard sign-in may be tried: the registration mode, the
-//! sign-in rate limits and the client's address they are keyed by.
+//! sign-in rate limits and the client's address they are keyed by; and the cancellation of
+//! a user's long-lived connections (SSE streams, terminals) when the account is disabled.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
 use crate::connection::PeerAddress;
 use crate::error::ApiError;
@@ -34,11 +38,12 @@ impl RegistrationMode {
         }
     }
 
-    pub fn as_str(self) -> &'static str {
+    pub fn api(self) -> agentbox_protocol::api::Registration {
+        use agentbox_protocol::api::Registration;
         match self {
-            Self::Open => "open",
-            Self::Closed => "closed",
-            Self::Invite => "invite",
+            Self::Open => Registration::Open,
+            Self::Closed => Registration::Closed,
+            Self::Invite => Registration::Invite,
         }
     }
 }
@@ -76,6 +81,8 @@ pub struct Accounts {
     pub(crate) login_address: Limiter,
     pub(crate) register_address: Limiter,
     pub(crate) refresh_address: Limiter,
+    /// Per user, the parent of the tokens their open streams and terminals end on.
+    connections: Mutex<HashMap<Uuid, CancellationToken>>,
 }
 
 impl Accounts {
@@ -97,6 +104,26 @@ impl Accounts {
             login_address: Limiter::new(limits.login_failures_per_address),
             register_address: Limiter::new(limits.registrations_per_address),
             refresh_address: Limiter::new(limits.refreshes_per_address),
+            connections: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// A token for one long-lived connection of `user`: cancelled at shutdown or when the
+    /// user is disconnected ([`Accounts::disconnect`]).
+    pub fn connection(&self, shutdown: &CancellationToken, user: Uuid) -> CancellationToken {
+        let mut connections = self.connections.lock().unwrap_or_else(PoisonError::into_inner);
+        // Parents whose every connection ended would pile up; drop them as we go.
+        if connections.len() > 1024 {
+            connections.retain(|_, parent| !parent.is_cancelled());
+        }
+        connections.entry(user).or_insert_with(|| shutdown.child_token()).child_token()
+    }
+
+    /// End every open stream and terminal of `user`; later connections get a fresh parent.
+    pub fn disconnect(&self, user: Uuid) {
+        let parent = self.connections.lock().unwrap_or_else(PoisonError::into_inner).remove(&user);
+        if let Some(parent) = parent {
+            parent.cancel();
         }
     }
 

@@ -7,6 +7,7 @@
 //! answers before any routing JSON too.
 
 mod accounts;
+mod admin;
 mod auth;
 mod chats;
 mod checkpoints;
@@ -67,6 +68,7 @@ pub fn app(state: AppState) -> Router {
 fn api_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(<openapi::ApiDoc as utoipa::OpenApi>::openapi())
         .merge(auth::routes())
+        .merge(admin::routes())
         .merge(setup::routes())
         .merge(chats::routes())
         .merge(messages::routes())
