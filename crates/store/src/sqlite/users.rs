@@ -64,11 +64,11 @@ impl UserRepository for Sqlite {
                 .await?;
             // The invite is spent even when the email has an account, so that one invite
             // can tell about one email at most.
-            let taken: Option<i64> = sqlx::query_scalar("SELECT 1 FROM users WHERE email = $1")
+            let taken: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE email = $1")
                 .bind(&user.email)
-                .fetch_optional(&mut *tx)
+                .fetch_one(&mut *tx)
                 .await?;
-            if taken.is_some() {
+            if taken > 0 {
                 tx.commit().await?;
                 return Err(StoreError::Conflict("email_taken"));
             }
