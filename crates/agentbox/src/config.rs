@@ -148,6 +148,9 @@ pub struct ServeArgs {
     /// Hours an invite stays usable [default: 168].
     #[arg(long, env = "AGENTBOX_INVITE_TTL_HOURS")]
     pub invite_ttl_hours: Option<u64>,
+    /// Days the audit log keeps an entry; 0 keeps them all [default: 90].
+    #[arg(long, env = "AGENTBOX_AUDIT_RETENTION_DAYS")]
+    pub audit_retention_days: Option<u64>,
     /// Log format: `text` or `json` [default: text].
     #[arg(long, env = "AGENTBOX_LOG_FORMAT")]
     pub log_format: Option<String>,
@@ -207,6 +210,7 @@ struct FileConfig {
     access_token_secs: Option<u64>,
     registration: Option<String>,
     invite_ttl_hours: Option<u64>,
+    audit_retention_days: Option<u64>,
     log_format: Option<String>,
     permission_timeout_secs: Option<u64>,
     allow_bypass_without_isolation: Option<bool>,
@@ -279,6 +283,8 @@ pub struct Config {
     pub access_token_ttl: Duration,
     pub registration: RegistrationMode,
     pub invite_ttl: Duration,
+    /// `None` keeps the audit log forever.
+    pub audit_retention: Option<Duration>,
     pub log_format: LogFormat,
     /// Permission timeout, bypass without isolation, and the `auto` policy.
     pub permissions: PermissionSettings,
@@ -310,6 +316,7 @@ impl fmt::Debug for Config {
             .field("access_token_ttl", &self.access_token_ttl)
             .field("registration", &self.registration)
             .field("invite_ttl", &self.invite_ttl)
+            .field("audit_retention", &self.audit_retention)
             .field("log_format", &self.log_format)
             .field("permissions", &self.permissions)
             .finish()
@@ -503,6 +510,14 @@ impl ServeArgs {
             invite_ttl: Duration::from_secs(
                 self.invite_ttl_hours.or(file.invite_ttl_hours).unwrap_or(168).max(1) * 3600,
             ),
+            audit_retention: match self
+                .audit_retention_days
+                .or(file.audit_retention_days)
+                .unwrap_or(90)
+            {
+                0 => None,
+                days => Some(Duration::from_secs(days * 24 * 3600)),
+            },
             log_format,
             permissions: PermissionSettings {
                 timeout: Duration::from_secs(

@@ -628,3 +628,24 @@ pub struct AccountSettings {
     pub registration: Registration,
     pub invite_ttl_hours: u64,
 }
+
+/// One entry of the audit log of security events.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AuditEvent {
+    pub id: Uuid,
+    pub created_at: DateTime<Utc>,
+    /// `sign_in`, `sign_in_failed`, `sign_in_refused`, `rate_limited`,
+    /// `refresh_token_reused`, `sign_out`, `account_created`, `user_created`, `user_updated`,
+    /// `user_deleted`, `invite_created`, `invite_deleted`.
+    pub kind: String,
+    /// Who did it, or whose account a sign-in was for.
+    pub actor_id: Option<Uuid>,
+    /// The user or invite an administrator's action was about.
+    pub target_id: Option<Uuid>,
+    /// The email a sign-in named.
+    pub email: Option<String>,
+    /// The client's address.
+    pub address: Option<String>,
+    pub detail: Option<Value>,
+}

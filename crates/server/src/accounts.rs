@@ -81,6 +81,10 @@ pub struct Accounts {
     pub(crate) login_address: Limiter,
     pub(crate) register_address: Limiter,
     pub(crate) refresh_address: Limiter,
+    /// At most one `rate_limited` audit entry a minute per limit and key.
+    pub(crate) audited_limits: Limiter,
+    /// How long the audit log is kept.
+    pub audit: crate::audit::AuditRetention,
     /// Per user, the parent of the tokens their open streams and terminals end on.
     connections: Mutex<HashMap<Uuid, CancellationToken>>,
 }
@@ -104,6 +108,8 @@ impl Accounts {
             login_address: Limiter::new(limits.login_failures_per_address),
             register_address: Limiter::new(limits.registrations_per_address),
             refresh_address: Limiter::new(limits.refreshes_per_address),
+            audited_limits: Limiter::new(Rate::new(1, Duration::from_secs(60))),
+            audit: crate::audit::AuditRetention::default(),
             connections: Mutex::new(HashMap::new()),
         }
     }

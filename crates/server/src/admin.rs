@@ -19,6 +19,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
+use crate::accounts::ClientAddress;
+use crate::audit::{self, Entry};
 use crate::auth::{CurrentUser, hash_password, random_token, token_hash};
 use crate::credentials;
 use crate::error::ApiError;
@@ -80,6 +82,29 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(list_invites, create_invite))
         .routes(routes!(delete_invite))
         .routes(routes!(settings))
+}
+
+/// Record an administrator's action on `target`.
+async fn audited(
+    state: &AppState,
+    kind: &'static str,
+    admin: Uuid,
+    target: Uuid,
+    address: &str,
+    detail: serde_json::Value,
+) {
+    audit::record(
+        state,
+        Entry {
+            kind,
+            actor: Some(admin),
+            target: Some(target),
+            address: Some(address),
+            detail: Some(detail),
+            ..Entry::default()
+        },
+    )
+    .await;
 }
 
 fn user_not_found() -> ApiError {
@@ -162,6 +187,7 @@ async fn list_users(
 async fn create_user(
     State(state): State<AppState>,
     AdminUserOnly(admin): AdminUserOnly,
+    ClientAddress(address): ClientAddress,
     ApiJson(request): ApiJson<CreateUserRequest>,
 ) -> Result<(StatusCode, Json<AdminUser>), ApiError> {
     let email = credentials::email(&request.email)?;
@@ -182,6 +208,8 @@ async fn create_user(
         user = state.store.set_user_admin(user.id, true).await?.ok_or_else(user_not_found)?;
     }
     tracing::info!(admin = %admin.id, user_id = %user.id, is_admin = user.is_admin, "account created by an administrator");
+    let detail = serde_json::json!({"email": user.email, "is_admin": user.is_admin});
+    audited(&state, "user_created", admin.id, user.id, &address, detail).await;
     Ok((StatusCode::CREATED, Json(admin_json(&user, None))))
 }
 
@@ -197,6 +225,7 @@ async fn create_user(
 async fn update_user(
     State(state): State<AppState>,
     AdminUserOnly(admin): AdminUserOnly,
+    ClientAddress(address): ClientAddress,
     UserId(user_id): UserId,
     ApiJson(request): ApiJson<UpdateUserRequest>,
 ) -> Result<Json<AdminUser>, ApiError> {
@@ -222,6 +251,8 @@ async fn update_user(
         }
     }
     tracing::info!(admin = %admin.id, %user_id, disabled = ?request.disabled, is_admin = ?request.is_admin, "account changed by an administrator");
+    let detail = serde_json::json!({"disabled": request.disabled, "is_admin": request.is_admin});
+    audited(&state, "user_updated", admin.id, user_id, &address, detail).await;
     Ok(Json(one_user(&state, &user).await?))
 }
 
@@ -234,6 +265,7 @@ async fn update_user(
 async fn delete_user(
     State(state): State<AppState>,
     AdminUserOnly(admin): AdminUserOnly,
+    ClientAddress(address): ClientAddress,
     UserId(user_id): UserId,
 ) -> Result<StatusCode, ApiError> {
     let user = state.store.user(user_id).await?.ok_or_else(user_not_found)?;
@@ -259,6 +291,8 @@ async fn delete_user(
         return Err(user_not_found());
     }
     tracing::info!(admin = %admin.id, %user_id, "account deleted by an administrator");
+    let detail = serde_json::json!({"email": user.email});
+    audited(&state, "user_deleted", admin.id, user_id, &address, detail).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -292,6 +326,7 @@ async fn list_invites(
 async fn create_invite(
     State(state): State<AppState>,
     AdminUserOnly(admin): AdminUserOnly,
+    ClientAddress(address): ClientAddress,
     ApiJson(request): ApiJson<CreateInviteRequest>,
 ) -> Result<(StatusCode, Json<CreatedInvite>), ApiError> {
     let ttl = match request.expires_in_hours {
@@ -309,6 +344,8 @@ async fn create_invite(
     let token = random_token();
     let invite = state.store.create_invite(admin.id, &token_hash(&token), Utc::now() + ttl).await?;
     tracing::info!(admin = %admin.id, invite = %invite.id, "invite created");
+    let detail = serde_json::json!({"expires_at": invite.expires_at});
+    audited(&state, "invite_created", admin.id, invite.id, &address, detail).await;
     let path = format!("/?invite={token}");
     Ok((StatusCode::CREATED, Json(CreatedInvite { invite: invite_json(&invite), token, path })))
 }
@@ -321,10 +358,13 @@ async fn create_invite(
     security(("bearer" = [])))]
 async fn delete_invite(
     State(state): State<AppState>,
-    _admin: AdminUserOnly,
+    AdminUserOnly(admin): AdminUserOnly,
+    ClientAddress(address): ClientAddress,
     InviteId(invite_id): InviteId,
 ) -> Result<StatusCode, ApiError> {
     if state.store.delete_invite(invite_id).await? {
+        audited(&state, "invite_deleted", admin.id, invite_id, &address, serde_json::json!({}))
+            .await;
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(invite_not_found())

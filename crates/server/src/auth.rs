@@ -30,6 +30,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::accounts::{ClientAddress, RegistrationMode, rate_limited};
+use crate::audit::{self, Entry};
 use crate::credentials;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, OptionalJson};
@@ -159,7 +160,10 @@ async fn register(
     credentials::password(&request.password, email)?;
     credentials::username(request.username.as_deref())?;
     let accounts = &state.accounts;
-    accounts.register_address.take(&address, accounts.now()).map_err(rate_limited)?;
+    if let Err(wait) = accounts.register_address.take(&address, accounts.now()) {
+        audit::rate_limited(&state, "register", &address, &address, None).await;
+        return Err(rate_limited(wait));
+    }
     let first = state.store.count_users().await? == 0;
     let mode = if first { RegistrationMode::Open } else { accounts.registration };
     let invite = match mode {
@@ -199,6 +203,19 @@ async fn register(
             other => other.into(),
         })?;
     tracing::info!(user_id = %user.id, admin = user.is_admin, "account created");
+    let detail = serde_json::json!({"admin": user.is_admin, "invite": invite.is_some()});
+    audit::record(
+        &state,
+        Entry {
+            kind: "account_created",
+            actor: Some(user.id),
+            email: Some(&user.email),
+            address: Some(&address),
+            detail: Some(detail),
+            ..Entry::default()
+        },
+    )
+    .await;
     Ok((StatusCode::CREATED, axum::Json(user_json(&user))))
 }
 
@@ -223,6 +240,7 @@ async fn login(
     ];
     if let Some(wait) = waits.into_iter().flatten().max() {
         tracing::warn!(%address, "sign-in refused: too many failed attempts");
+        audit::rate_limited(&state, "login", &account, &address, Some(request.email.trim())).await;
         return Err(rate_limited(wait));
     }
     let user = state.store.user_by_email(request.email.trim()).await?;
@@ -233,19 +251,47 @@ async fn login(
     match user {
         Some(user) if valid => {
             accounts.login_account.forget(&account);
+            let entry = |kind| Entry {
+                kind,
+                actor: Some(user.id),
+                email: Some(&user.email),
+                address: Some(&address),
+                ..Entry::default()
+            };
             if user.disabled_at.is_some() {
+                audit::record(
+                    &state,
+                    Entry {
+                        detail: Some(serde_json::json!({"reason": "account_disabled"})),
+                        ..entry("sign_in_refused")
+                    },
+                )
+                .await;
                 return Err(ApiError::forbidden(
                     "account_disabled",
                     "An administrator has disabled this account.",
                 ));
             }
-            Ok(axum::Json(issue_tokens(&state, user.id).await?))
+            let tokens = issue_tokens(&state, user.id).await?;
+            audit::record(&state, entry("sign_in")).await;
+            Ok(axum::Json(tokens))
         }
         _ => {
             // Both are counted even when one is already empty: the wait is the longer one.
             let _ = accounts.login_account.take(&account, now);
             let _ = accounts.login_address.take(&address, now);
             tracing::info!(%address, "failed sign-in");
+            audit::record(
+                &state,
+                Entry {
+                    kind: "sign_in_failed",
+                    actor: user.as_ref().map(|user| user.id),
+                    email: Some(request.email.trim()),
+                    address: Some(&address),
+                    ..Entry::default()
+                },
+            )
+            .await;
             Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "invalid_credentials",
@@ -267,7 +313,10 @@ async fn refresh(
     ApiJson(request): ApiJson<RefreshRequest>,
 ) -> Result<axum::Json<TokenResponse>, ApiError> {
     let accounts = &state.accounts;
-    accounts.refresh_address.take(&address, accounts.now()).map_err(rate_limited)?;
+    if let Err(wait) = accounts.refresh_address.take(&address, accounts.now()) {
+        audit::rate_limited(&state, "refresh", &address, &address, None).await;
+        return Err(rate_limited(wait));
+    }
     let refresh_token = random_token();
     let expires_at = Utc::now()
         + chrono::Duration::from_std(state.auth.refresh_ttl).map_err(ApiError::internal)?;
@@ -298,6 +347,16 @@ async fn refresh(
         }
         RefreshRotation::Reused { user_id } => {
             tracing::warn!(%user_id, %address, "a used refresh token was presented again; its sign-in is revoked");
+            audit::record(
+                &state,
+                Entry {
+                    kind: "refresh_token_reused",
+                    actor: Some(user_id),
+                    address: Some(&address),
+                    ..Entry::default()
+                },
+            )
+            .await;
             Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "refresh_token_reused",
@@ -320,15 +379,32 @@ async fn refresh(
     responses((status = 204), (status = 401)), security(("bearer" = [])))]
 async fn logout(
     State(state): State<AppState>,
+    ClientAddress(address): ClientAddress,
     CurrentUser(user): CurrentUser,
     OptionalJson(request): OptionalJson<LogoutRequest>,
 ) -> Result<StatusCode, ApiError> {
-    match request.and_then(|request| request.refresh_token) {
+    let everywhere = match request.and_then(|request| request.refresh_token) {
         Some(token) => {
             state.store.revoke_refresh_family(user.id, &token_hash(token.trim())).await?;
+            false
         }
-        None => state.store.remove_refresh_tokens(user.id).await?,
-    }
+        None => {
+            state.store.remove_refresh_tokens(user.id).await?;
+            true
+        }
+    };
+    let detail = serde_json::json!({"everywhere": everywhere});
+    audit::record(
+        &state,
+        Entry {
+            kind: "sign_out",
+            actor: Some(user.id),
+            address: Some(&address),
+            detail: Some(detail),
+            ..Entry::default()
+        },
+    )
+    .await;
     Ok(StatusCode::NO_CONTENT)
 }
 

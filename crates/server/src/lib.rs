@@ -8,6 +8,7 @@
 
 mod accounts;
 mod admin;
+mod audit;
 mod auth;
 mod chats;
 mod checkpoints;
@@ -36,6 +37,7 @@ use tower_http::trace::TraceLayer;
 use utoipa_axum::router::OpenApiRouter;
 
 pub use accounts::{Accounts, RegistrationMode, SignInLimits};
+pub use audit::AuditRetention;
 pub use auth::AuthKeys;
 pub use connection::{ApiConnection, ApiListener, PeerAddress};
 pub use error::ApiError;
@@ -69,6 +71,7 @@ fn api_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(<openapi::ApiDoc as utoipa::OpenApi>::openapi())
         .merge(auth::routes())
         .merge(admin::routes())
+        .merge(audit::routes())
         .merge(setup::routes())
         .merge(chats::routes())
         .merge(messages::routes())

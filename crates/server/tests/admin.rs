@@ -223,3 +223,73 @@ async fn invites_let_one_person_register_once_and_tell_nothing_about_emails() {
     );
     assert_eq!(app.store.count_users().await.unwrap(), 2);
 }
+
+#[tokio::test]
+async fn the_audit_log_records_sign_ins_failures_limits_reuse_and_admin_actions() {
+    let app = App::new().await;
+    let admin = app.user("admin@example.com").await;
+    let user = app.user("user@example.com").await;
+    for _ in 0..6 {
+        app.login("user@example.com", "not the password").await;
+    }
+    let first = app.refresh(&user.refresh).await;
+    assert_eq!(first.status, StatusCode::OK);
+    assert_eq!(app.refresh(&user.refresh).await.code(), "refresh_token_reused");
+    patch(&app, &admin.access, &user.id, json!({"disabled": true})).await;
+
+    let audit = |query: &str| {
+        let (app, token, query) = (&app, admin.access.clone(), query.to_owned());
+        async move {
+            let answer = app
+                .call(Method::GET, &format!("/api/v1/admin/audit{query}"), Some(&token), None)
+                .await;
+            assert_eq!(answer.status, StatusCode::OK, "{}", answer.json());
+            answer.json().as_array().unwrap().clone()
+        }
+    };
+    let all = audit("").await;
+    let kinds: Vec<&str> = all.iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    // Newest first.
+    assert_eq!(kinds[0], "user_updated", "{kinds:?}");
+    for kind in
+        ["account_created", "sign_in", "sign_in_failed", "rate_limited", "refresh_token_reused"]
+    {
+        assert!(kinds.contains(&kind), "{kind} in {kinds:?}");
+    }
+    assert_eq!(kinds.iter().filter(|k| **k == "sign_in_failed").count(), 5);
+    assert_eq!(kinds.iter().filter(|k| **k == "rate_limited").count(), 1);
+    let update = &all[0];
+    assert_eq!(
+        (update["actor_id"].as_str(), update["target_id"].as_str()),
+        (Some(admin.id.as_str()), Some(user.id.as_str()))
+    );
+    assert_eq!(update["detail"]["disabled"], true);
+    assert_eq!(update["address"], "unknown", "the router in tests has no peer address");
+
+    let failed = audit("?kind=sign_in_failed&limit=2").await;
+    assert_eq!(failed.len(), 2);
+    assert!(
+        failed
+            .iter()
+            .all(|e| e["email"] == "user@example.com" && e["actor_id"] == user.id.as_str())
+    );
+    let of_user = audit(&format!("?user_id={}", user.id)).await;
+    assert!(
+        of_user
+            .iter()
+            .all(|e| e["actor_id"] == user.id.as_str() || e["target_id"] == user.id.as_str())
+    );
+    let oldest = all.last().unwrap()["created_at"].as_str().unwrap().to_owned();
+    let before = audit(&format!("?before={}", oldest.replace('+', "%2B"))).await;
+    assert!(before.is_empty(), "{before:?}");
+    for bad in ["?limit=0", "?limit=5000", "?user_id=nope", "?since=yesterday", "?colour=red"] {
+        let answer = app
+            .call(Method::GET, &format!("/api/v1/admin/audit{bad}"), Some(&admin.access), None)
+            .await;
+        assert_eq!(
+            (answer.status, answer.code().as_str()),
+            (StatusCode::BAD_REQUEST, "invalid_query"),
+            "{bad}"
+        );
+    }
+}

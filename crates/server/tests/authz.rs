@@ -45,6 +45,7 @@ use Access::{Admin, Owner, Public, SignedIn};
 
 /// Who may call each route. Keep it sorted like the OpenAPI document (by path).
 const MATRIX: &[(&str, &str, Access)] = &[
+    ("GET", "/api/v1/admin/audit", Admin),
     ("GET", "/api/v1/admin/invites", Admin),
     ("POST", "/api/v1/admin/invites", Admin),
     ("DELETE", "/api/v1/admin/invites/{invite_id}", Admin),

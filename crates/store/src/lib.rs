@@ -26,9 +26,9 @@ use uuid::Uuid;
 
 pub use copy::{CopyReport, copy_installation};
 pub use records::{
-    ChatRecord, ChatUpdate, CheckpointKind, CheckpointRecord, InviteRecord, NewChat, NewEvent,
-    PermissionRecord, QueuedUpdate, RefreshRotation, Rewind, StartedTurn, TurnResult, UserRecord,
-    UserUsage,
+    AuditFilter, AuditRecord, ChatRecord, ChatUpdate, CheckpointKind, CheckpointRecord,
+    InviteRecord, NewChat, NewEvent, PermissionRecord, QueuedUpdate, RefreshRotation, Rewind,
+    StartedTurn, TurnResult, UserRecord, UserUsage,
 };
 pub use repository::Repository;
 
@@ -202,10 +202,11 @@ pub enum Table {
     QueuedMessages,
     Checkpoints,
     Invites,
+    AuditEvents,
 }
 
 impl Table {
-    pub const ALL: [Self; 11] = [
+    pub const ALL: [Self; 12] = [
         Self::Users,
         Self::RefreshTokens,
         Self::UserSettings,
@@ -217,6 +218,7 @@ impl Table {
         Self::QueuedMessages,
         Self::Checkpoints,
         Self::Invites,
+        Self::AuditEvents,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -232,6 +234,7 @@ impl Table {
             Self::QueuedMessages => "queued_messages",
             Self::Checkpoints => "checkpoints",
             Self::Invites => "invites",
+            Self::AuditEvents => "audit_events",
         }
     }
 }
@@ -431,6 +434,47 @@ impl Store {
 
     pub async fn delete_invite(&self, id: Uuid) -> Result<bool> {
         self.repo.delete_invite(id).await
+    }
+
+    // The audit log.
+
+    /// Record a security event now; `detail` is a JSON object.
+    pub async fn audit(
+        &self,
+        kind: &str,
+        actor_id: Option<Uuid>,
+        target_id: Option<Uuid>,
+        email: Option<&str>,
+        address: Option<&str>,
+        detail: Option<&serde_json::Value>,
+    ) -> Result<AuditRecord> {
+        let event = AuditRecord {
+            id: Uuid::now_v7(),
+            created_at: records::now(),
+            kind: kind.to_owned(),
+            actor_id,
+            target_id,
+            email: email.map(str::to_lowercase),
+            address: address.map(str::to_owned),
+            detail: detail.map(records::to_json).transpose()?,
+        };
+        self.repo.append_audit(&event).await?;
+        Ok(event)
+    }
+
+    /// Audit events matching `filter`, newest first.
+    pub async fn audit_events(&self, filter: &AuditFilter) -> Result<Vec<AuditRecord>> {
+        let filter = AuditFilter {
+            since: filter.since.map(records::stored_time),
+            before: filter.before.map(records::stored_time),
+            ..filter.clone()
+        };
+        self.repo.audit_events(&filter).await
+    }
+
+    /// Delete audit events older than `before`.
+    pub async fn purge_audit(&self, before: DateTime<Utc>) -> Result<u64> {
+        self.repo.purge_audit(records::stored_time(before)).await
     }
 
     // Chats: every query behind a request is scoped by the user, so that someone else's

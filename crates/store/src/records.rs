@@ -622,3 +622,53 @@ pub(crate) fn rewind_event(
         ),
     ))
 }
+
+// ---------------------------------------------------------------------------------------
+// The audit log.
+
+/// One security event.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AuditRecord {
+    pub id: Uuid,
+    pub created_at: DateTime<Utc>,
+    /// A stable snake_case name: `sign_in`, `sign_in_failed`, `rate_limited`, ...
+    pub kind: String,
+    pub actor_id: Option<Uuid>,
+    pub target_id: Option<Uuid>,
+    pub email: Option<String>,
+    pub address: Option<String>,
+    /// A JSON object, as text.
+    pub detail: Option<String>,
+}
+
+/// Which audit events to read: all the given conditions hold; newest first.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AuditFilter {
+    pub kind: Option<String>,
+    /// Events whose actor or target is this user.
+    pub user_id: Option<Uuid>,
+    pub since: Option<DateTime<Utc>>,
+    /// Events strictly older than this (the next page: the oldest `created_at` seen).
+    pub before: Option<DateTime<Utc>>,
+    pub limit: i64,
+}
+
+macro_rules! audit_columns {
+    () => {
+        "id, created_at, kind, actor_id, target_id, email, address, detail"
+    };
+}
+pub(crate) use audit_columns;
+
+pub(crate) fn audit_from_row(row: &impl Fields) -> Result<AuditRecord> {
+    Ok(AuditRecord {
+        id: row.id("id")?,
+        created_at: row.time("created_at")?,
+        kind: row.text("kind")?,
+        actor_id: row.opt_id("actor_id")?,
+        target_id: row.opt_id("target_id")?,
+        email: row.opt_text("email")?,
+        address: row.opt_text("address")?,
+        detail: row.opt_json("detail")?,
+    })
+}

@@ -13,9 +13,9 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::records::{
-    ChatRecord, ChatUpdate, CheckpointKind, CheckpointRecord, InviteRecord, NewEvent,
-    PermissionRecord, QueuedUpdate, RefreshRotation, Rewind, StartedTurn, TurnResult, UserRecord,
-    UserUsage,
+    AuditFilter, AuditRecord, ChatRecord, ChatUpdate, CheckpointKind, CheckpointRecord,
+    InviteRecord, NewEvent, PermissionRecord, QueuedUpdate, RefreshRotation, Rewind, StartedTurn,
+    TurnResult, UserRecord, UserUsage,
 };
 use crate::{DatabaseInfo, Result, Table};
 
@@ -257,6 +257,15 @@ pub trait DatabaseRepository: Send + Sync {
     ) -> Result<()>;
 }
 
+#[async_trait]
+pub trait AuditRepository: Send + Sync {
+    async fn append_audit(&self, event: &AuditRecord) -> Result<()>;
+    /// Events matching the filter, newest first, at most `filter.limit`.
+    async fn audit_events(&self, filter: &AuditFilter) -> Result<Vec<AuditRecord>>;
+    /// Delete the events older than `before`; how many were deleted.
+    async fn purge_audit(&self, before: DateTime<Utc>) -> Result<u64>;
+}
+
 /// Everything a backend implements.
 pub trait Repository:
     UserRepository
@@ -267,6 +276,7 @@ pub trait Repository:
     + QueueRepository
     + SettingsRepository
     + CheckpointRepository
+    + AuditRepository
     + DatabaseRepository
     + Send
     + Sync
@@ -283,6 +293,7 @@ impl<T> Repository for T where
         + QueueRepository
         + SettingsRepository
         + CheckpointRepository
+        + AuditRepository
         + DatabaseRepository
         + Send
         + Sync

@@ -10,6 +10,7 @@
 //! number back with its row). A crash of the client rolls back whatever it had open when
 //! the server sees the connection close.
 
+mod audit;
 mod chats;
 mod checkpoints;
 mod events;
@@ -129,6 +130,7 @@ fn count_query(table: Table) -> &'static str {
         Table::QueuedMessages => "SELECT COUNT(*) FROM queued_messages",
         Table::Checkpoints => "SELECT COUNT(*) FROM checkpoints",
         Table::Invites => "SELECT COUNT(*) FROM invites",
+        Table::AuditEvents => "SELECT COUNT(*) FROM audit_events",
     }
 }
 
@@ -227,6 +229,14 @@ fn import_query(table: Table) -> &'static str {
                     (r->>'id')::uuid, r->>'token_hash', (r->>'created_by')::uuid,
                     (r->>'created_at')::timestamptz, (r->>'expires_at')::timestamptz,
                     (r->>'used_at')::timestamptz, (r->>'used_by')::uuid
+             FROM json_array_elements($1::json) AS r"
+        }
+        Table::AuditEvents => {
+            "INSERT INTO audit_events (id, created_at, kind, actor_id, target_id, email, address, detail)
+             SELECT
+                    (r->>'id')::uuid, (r->>'created_at')::timestamptz, r->>'kind',
+                    (r->>'actor_id')::uuid, (r->>'target_id')::uuid, r->>'email',
+                    r->>'address', (r->>'detail')::json
              FROM json_array_elements($1::json) AS r"
         }
     }

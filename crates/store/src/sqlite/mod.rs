@@ -3,6 +3,7 @@
 //! database's write lock at once, so writers (of this process or another) queue instead of
 //! failing half-way on a lock upgrade, and a crash leaves all of it or none of it.
 
+mod audit;
 mod chats;
 mod checkpoints;
 mod events;
@@ -118,6 +119,7 @@ fn count_query(table: Table) -> &'static str {
         Table::QueuedMessages => "SELECT COUNT(*) FROM queued_messages",
         Table::Checkpoints => "SELECT COUNT(*) FROM checkpoints",
         Table::Invites => "SELECT COUNT(*) FROM invites",
+        Table::AuditEvents => "SELECT COUNT(*) FROM audit_events",
     }
 }
 
@@ -199,6 +201,12 @@ fn export_query(table: Table) -> &'static str {
                     'created_by', created_by, 'created_at', created_at,
                     'expires_at', expires_at, 'used_at', used_at, 'used_by', used_by)
              FROM invites WHERE rowid > $1 ORDER BY rowid LIMIT $2"
+        }
+        Table::AuditEvents => {
+            "SELECT rowid, json_object('id', id, 'created_at', created_at, 'kind', kind,
+                    'actor_id', actor_id, 'target_id', target_id, 'email', email,
+                    'address', address, 'detail', detail)
+             FROM audit_events WHERE rowid > $1 ORDER BY rowid LIMIT $2"
         }
     }
 }

@@ -42,6 +42,17 @@ async fn fill(t: &TestStore) -> (Uuid, Vec<Uuid>) {
         .create_invite(user, "invite-hash", chrono::Utc::now() + chrono::Duration::days(1))
         .await
         .unwrap();
+    store
+        .audit(
+            "sign_in",
+            Some(user),
+            None,
+            Some("a@example.com"),
+            Some("::1"),
+            Some(&serde_json::json!({"k": "v"})),
+        )
+        .await
+        .unwrap();
     for (i, target) in [chat, second, chat].into_iter().enumerate() {
         let turn = store
             .begin_turn(target, &format!("prompt {i}"), "m", PermissionMode::Ask)
@@ -140,7 +151,7 @@ async fn a_copied_installation_reads_the_same_and_a_full_target_is_refused() {
     assert_eq!((counts[&Table::PermissionRequests], counts[&Table::PermissionRules]), (3, 1));
     assert_eq!((counts[&Table::QueuedMessages], counts[&Table::Checkpoints]), (2, 2));
     assert_eq!((counts[&Table::RefreshTokens], counts[&Table::UserSettings]), (2, 1));
-    assert_eq!(counts[&Table::Invites], 1);
+    assert_eq!((counts[&Table::Invites], counts[&Table::AuditEvents]), (1, 1));
     for table in Table::ALL {
         assert_eq!(target.store.count_rows(table).await.unwrap(), counts[&table]);
     }
@@ -189,6 +200,11 @@ async fn a_copied_installation_reads_the_same_and_a_full_target_is_refused() {
     let copied = target.store.user(user).await.unwrap().unwrap();
     assert!(copied.is_admin, "{copied:?}");
     assert_eq!(target.store.list_invites().await.unwrap().len(), 1);
+    let audit = agentbox_store::AuditFilter { limit: 10, ..Default::default() };
+    assert_eq!(
+        target.store.audit_events(&audit).await.unwrap(),
+        source.store.audit_events(&audit).await.unwrap()
+    );
 
     // A second copy into the now full target is refused, saying what it found, and
     // changes nothing.

@@ -1,5 +1,6 @@
 mod support;
 
+mod audit;
 mod checkpoints;
 mod copy;
 mod crash;
