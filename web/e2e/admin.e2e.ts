@@ -1,6 +1,7 @@
 // The admin screen against the real server, in Chromium: the first account is the
 // administrator, sees the other user with their usage, disables them (the user's open page
-// is signed out at once and cannot sign in again), and enables them again.
+// is signed out at once and cannot sign in again, and the audit log says so), and enables
+// them again.
 import type { BrowserContext, Locator, Page } from "playwright-core";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { PATIENCE, screenshot, screenshotIfFailed, startStack, type Stack } from "./support";
@@ -78,6 +79,13 @@ describe("administration in the web UI", () => {
     await user.getByRole("button", { name: "Sign in" }).click();
     await user.getByRole("alert").filter({ hasText: "An administrator has disabled this account." }).waitFor();
     await screenshot(user, "61-disabled-user");
+
+    // The audit log on the same screen names the disable.
+    await admin
+      .getByRole("list", { name: "Audit log, newest first" })
+      .getByText("boss@example.com changed an account member@example.com")
+      .first()
+      .waitFor();
 
     await row("member@example.com").getByRole("button", { name: "Enable" }).click();
     await row("member@example.com").getByRole("cell", { name: "Active" }).waitFor();

@@ -18,6 +18,7 @@ export type CreateInviteRequest = Schemas["CreateInviteRequest"];
 export type CreatedInvite = Schemas["CreatedInvite"];
 export type AccountSettings = Schemas["AccountSettings"];
 export type Registration = Schemas["Registration"];
+export type AuditEvent = Schemas["AuditEvent"];
 export type SetupStatus = Schemas["SetupStatus"];
 export type Chat = Schemas["Chat"];
 export type ChatStatus = Schemas["ChatStatus"];

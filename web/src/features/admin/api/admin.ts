@@ -6,6 +6,7 @@ import { request } from "@/shared/api/client";
 import type {
   AccountSettings,
   AdminUser,
+  AuditEvent,
   CreateInviteRequest,
   CreateUserRequest,
   CreatedInvite,
@@ -18,7 +19,18 @@ export const adminKeys = {
   users: () => [...adminKeys.all, "users"] as const,
   invites: () => [...adminKeys.all, "invites"] as const,
   settings: () => [...adminKeys.all, "settings"] as const,
+  audit: (kind: string) => [...adminKeys.all, "audit", kind] as const,
 };
+
+/** The newest audit events, of one kind or all (""); refetched when the screen is shown. */
+export function useAuditLog(kind: string) {
+  const query = new URLSearchParams({ limit: "50", ...(kind ? { kind } : {}) });
+  return useQuery({
+    queryKey: adminKeys.audit(kind),
+    queryFn: () => request<AuditEvent[]>(`/api/v1/admin/audit?${query.toString()}`),
+    staleTime: 0,
+  });
+}
 
 export function useAdminUsers() {
   return useQuery({ queryKey: adminKeys.users(), queryFn: () => request<AdminUser[]>("/api/v1/admin/users") });
@@ -37,7 +49,7 @@ export function useUpdateUser() {
   return useMutation({
     mutationFn: ({ id, change }: { id: string; change: UpdateUserRequest }) =>
       request<AdminUser>(`/api/v1/admin/users/${id}`, { method: "PATCH", body: change }),
-    onSettled: () => queryClient.invalidateQueries({ queryKey: adminKeys.users() }),
+    onSettled: () => queryClient.invalidateQueries({ queryKey: adminKeys.all }),
   });
 }
 
@@ -45,7 +57,7 @@ export function useDeleteUser() {
   const queryClient = useQueryClient();
   return useMutation({
     mutationFn: (id: string) => request<void>(`/api/v1/admin/users/${id}`, { method: "DELETE" }),
-    onSettled: () => queryClient.invalidateQueries({ queryKey: adminKeys.users() }),
+    onSettled: () => queryClient.invalidateQueries({ queryKey: adminKeys.all }),
   });
 }
 
@@ -53,7 +65,7 @@ export function useCreateUser() {
   const queryClient = useQueryClient();
   return useMutation({
     mutationFn: (body: CreateUserRequest) => request<AdminUser>("/api/v1/admin/users", { method: "POST", body }),
-    onSettled: () => queryClient.invalidateQueries({ queryKey: adminKeys.users() }),
+    onSettled: () => queryClient.invalidateQueries({ queryKey: adminKeys.all }),
   });
 }
 
@@ -61,7 +73,7 @@ export function useCreateInvite() {
   const queryClient = useQueryClient();
   return useMutation({
     mutationFn: (body: CreateInviteRequest) => request<CreatedInvite>("/api/v1/admin/invites", { method: "POST", body }),
-    onSettled: () => queryClient.invalidateQueries({ queryKey: adminKeys.invites() }),
+    onSettled: () => queryClient.invalidateQueries({ queryKey: adminKeys.all }),
   });
 }
 
@@ -69,6 +81,6 @@ export function useDeleteInvite() {
   const queryClient = useQueryClient();
   return useMutation({
     mutationFn: (id: string) => request<void>(`/api/v1/admin/invites/${id}`, { method: "DELETE" }),
-    onSettled: () => queryClient.invalidateQueries({ queryKey: adminKeys.invites() }),
+    onSettled: () => queryClient.invalidateQueries({ queryKey: adminKeys.all }),
   });
 }

@@ -10,6 +10,7 @@ import { Spinner } from "@/shared/ui/Spinner";
 import {
   useAccountSettings,
   useAdminUsers,
+  useAuditLog,
   useCreateInvite,
   useCreateUser,
   useDeleteInvite,
@@ -17,7 +18,9 @@ import {
   useInvites,
   useUpdateUser,
 } from "../api/admin";
+import { auditKinds, auditSummary } from "../model/audit";
 import { inviteLink, inviteState, userRows, type UserRow } from "../model/users";
+import type { AdminUser } from "@/shared/api/types";
 import "./admin.css";
 
 function messageOf(error: unknown): string | null {
@@ -64,6 +67,7 @@ export default function AdminScreen() {
         )}
         <CreateUserForm />
         {settings.data?.registration === "invite" && <Invites />}
+        <AuditLog users={users.data ?? []} />
       </div>
     </section>
   );
@@ -225,6 +229,42 @@ function Invites() {
           </li>
         ))}
       </ul>
+    </div>
+  );
+}
+
+function AuditLog({ users }: { users: AdminUser[] }) {
+  const [kind, setKind] = useState("");
+  const log = useAuditLog(kind);
+  return (
+    <div className="admin-audit">
+      <h2>Audit log</h2>
+      <label>
+        Show{" "}
+        <select value={kind} onChange={(e) => setKind(e.target.value)}>
+          <option value="">every event</option>
+          {auditKinds.map((k) => (
+            <option key={k} value={k}>
+              {k}
+            </option>
+          ))}
+        </select>
+      </label>
+      {log.error ? (
+        <p className="form-error" role="alert">
+          {messageOf(log.error)}
+        </p>
+      ) : (
+        <ul className="admin-audit-list" aria-label="Audit log, newest first">
+          {(log.data ?? []).map((event) => (
+            <li key={event.id}>
+              <time dateTime={event.created_at}>{new Date(event.created_at).toLocaleString()}</time> {auditSummary(event, users)}
+              {event.address && <span className="muted"> from {event.address}</span>}
+            </li>
+          ))}
+          {log.data?.length === 0 && <li className="muted">Nothing recorded.</li>}
+        </ul>
+      )}
     </div>
   );
 }
