@@ -12,7 +12,7 @@ use agentbox_runs::CheckpointSettings;
 use agentbox_runs::PermissionSettings;
 use agentbox_sandbox::egress::AllowList;
 use agentbox_sandbox::local::limits::Limits;
-use agentbox_server::RegistrationMode;
+use agentbox_server::{RegistrationMode, TurnLimits};
 use agentbox_store::{Backend, PoolSettings, redact_url};
 use anyhow::{Context, bail};
 use clap::Args;
@@ -148,6 +148,17 @@ pub struct ServeArgs {
     /// Hours an invite stays usable [default: 168].
     #[arg(long, env = "AGENTBOX_INVITE_TTL_HOURS")]
     pub invite_ttl_hours: Option<u64>,
+    /// Turns one user may have running at once, over all their chats; 0 is no limit
+    /// [default: 0].
+    #[arg(long, env = "AGENTBOX_MAX_RUNNING_TURNS_PER_USER")]
+    pub max_running_turns_per_user: Option<u32>,
+    /// Turns one user may start per UTC day; 0 is no limit [default: 0].
+    #[arg(long, env = "AGENTBOX_MAX_TURNS_PER_DAY")]
+    pub max_turns_per_day: Option<u32>,
+    /// USD one user may spend per UTC day, from the cost the CLI reports; 0 is no limit
+    /// [default: 0].
+    #[arg(long, env = "AGENTBOX_MAX_SPEND_PER_DAY_USD")]
+    pub max_spend_per_day_usd: Option<f64>,
     /// Days the audit log keeps an entry; 0 keeps them all [default: 90].
     #[arg(long, env = "AGENTBOX_AUDIT_RETENTION_DAYS")]
     pub audit_retention_days: Option<u64>,
@@ -211,6 +222,9 @@ struct FileConfig {
     registration: Option<String>,
     invite_ttl_hours: Option<u64>,
     audit_retention_days: Option<u64>,
+    max_running_turns_per_user: Option<u32>,
+    max_turns_per_day: Option<u32>,
+    max_spend_per_day_usd: Option<f64>,
     log_format: Option<String>,
     permission_timeout_secs: Option<u64>,
     allow_bypass_without_isolation: Option<bool>,
@@ -285,6 +299,7 @@ pub struct Config {
     pub invite_ttl: Duration,
     /// `None` keeps the audit log forever.
     pub audit_retention: Option<Duration>,
+    pub turn_limits: TurnLimits,
     pub log_format: LogFormat,
     /// Permission timeout, bypass without isolation, and the `auto` policy.
     pub permissions: PermissionSettings,
@@ -317,6 +332,7 @@ impl fmt::Debug for Config {
             .field("registration", &self.registration)
             .field("invite_ttl", &self.invite_ttl)
             .field("audit_retention", &self.audit_retention)
+            .field("turn_limits", &self.turn_limits)
             .field("log_format", &self.log_format)
             .field("permissions", &self.permissions)
             .finish()
@@ -461,6 +477,20 @@ impl ServeArgs {
                 format!("unknown registration mode {text:?}: use `open`, `closed` or `invite`")
             })?,
         };
+        let spend = self.max_spend_per_day_usd.or(file.max_spend_per_day_usd);
+        if let Some(usd) = spend
+            && !(usd.is_finite() && usd >= 0.0)
+        {
+            bail!("--max-spend-per-day-usd must be a number of dollars, 0 or more");
+        }
+        let turn_limits = TurnLimits {
+            running_turns: self
+                .max_running_turns_per_user
+                .or(file.max_running_turns_per_user)
+                .filter(|n| *n > 0),
+            turns_per_day: self.max_turns_per_day.or(file.max_turns_per_day).filter(|n| *n > 0),
+            spend_per_day_usd: spend.filter(|usd| *usd > 0.0),
+        };
         let secret_key = self.secret_key.or(file.secret_key);
         if let Some(key) = &secret_key
             && key.len() < 32
@@ -518,6 +548,7 @@ impl ServeArgs {
                 0 => None,
                 days => Some(Duration::from_secs(days * 24 * 3600)),
             },
+            turn_limits,
             log_format,
             permissions: PermissionSettings {
                 timeout: Duration::from_secs(

@@ -165,6 +165,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
                 agentbox_server::Accounts::new(config.registration, Default::default());
             accounts.invite_ttl = config.invite_ttl;
             accounts.audit = agentbox_server::AuditRetention::new(config.audit_retention);
+            accounts.limits = config.turn_limits;
             accounts
         }),
         limits: Limits { max_prompt_bytes: config.max_prompt_bytes, ..Limits::default() },

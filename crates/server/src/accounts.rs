@@ -83,6 +83,9 @@ pub struct Accounts {
     pub(crate) refresh_address: Limiter,
     /// At most one `rate_limited` audit entry a minute per limit and key.
     pub(crate) audited_limits: Limiter,
+    /// Turns per user (`--max-running-turns-per-user`, `--max-turns-per-day`,
+    /// `--max-spend-per-day-usd`).
+    pub limits: crate::limits::TurnLimits,
     /// How long the audit log is kept.
     pub audit: crate::audit::AuditRetention,
     /// Per user, the parent of the tokens their open streams and terminals end on.
@@ -110,6 +113,7 @@ impl Accounts {
             refresh_address: Limiter::new(limits.refreshes_per_address),
             audited_limits: Limiter::new(Rate::new(1, Duration::from_secs(60))),
             audit: crate::audit::AuditRetention::default(),
+            limits: crate::limits::TurnLimits::default(),
             connections: Mutex::new(HashMap::new()),
         }
     }

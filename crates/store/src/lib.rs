@@ -28,7 +28,7 @@ pub use copy::{CopyReport, copy_installation};
 pub use records::{
     AuditFilter, AuditRecord, ChatRecord, ChatUpdate, CheckpointKind, CheckpointRecord,
     InviteRecord, NewChat, NewEvent, PermissionRecord, QueuedUpdate, RefreshRotation, Rewind,
-    StartedTurn, TurnResult, UserRecord, UserUsage,
+    StartedTurn, TurnResult, UserActivity, UserRecord, UserUsage,
 };
 pub use repository::Repository;
 
@@ -347,6 +347,11 @@ impl Store {
     /// Chats, turns and recorded cost of every user who has a chat.
     pub async fn users_usage(&self) -> Result<Vec<UserUsage>> {
         self.repo.users_usage().await
+    }
+
+    /// The user's running turns, and the turns started since `since` with their cost.
+    pub async fn user_activity(&self, user_id: Uuid, since: DateTime<Utc>) -> Result<UserActivity> {
+        self.repo.user_activity(user_id, records::stored_time(since)).await
     }
 
     /// Disable an account (its refresh tokens are deleted) or re-enable it.

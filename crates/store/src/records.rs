@@ -116,6 +116,17 @@ pub struct UserUsage {
     pub cost_usd: f64,
 }
 
+/// What a user has going and has spent, for the per-user limits.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct UserActivity {
+    /// Turns running now.
+    pub running_turns: i64,
+    /// Turns started since the given time.
+    pub turns: i64,
+    /// The cost the CLI reported for those turns, in USD.
+    pub cost_usd: f64,
+}
+
 /// An invitation to register (its token is known only to whoever it was given to).
 #[derive(Clone, Debug, PartialEq)]
 pub struct InviteRecord {

@@ -15,7 +15,7 @@ use uuid::Uuid;
 use crate::records::{
     AuditFilter, AuditRecord, ChatRecord, ChatUpdate, CheckpointKind, CheckpointRecord,
     InviteRecord, NewEvent, PermissionRecord, QueuedUpdate, RefreshRotation, Rewind, StartedTurn,
-    TurnResult, UserRecord, UserUsage,
+    TurnResult, UserActivity, UserRecord, UserUsage,
 };
 use crate::{DatabaseInfo, Result, Table};
 
@@ -40,6 +40,8 @@ pub trait UserRepository: Send + Sync {
     async fn list_users(&self) -> Result<Vec<UserRecord>>;
     /// Every user's chats, turns and recorded cost (users without chats are left out).
     async fn users_usage(&self) -> Result<Vec<UserUsage>>;
+    /// The user's running turns, and the turns started since `since` with their cost.
+    async fn user_activity(&self, user_id: Uuid, since: DateTime<Utc>) -> Result<UserActivity>;
     /// Disable (with the time) or re-enable an account; disabling also deletes its refresh
     /// tokens. `Conflict("last_admin")` when it would leave no enabled administrator.
     async fn set_user_disabled(

@@ -60,6 +60,13 @@ impl App {
     }
 
     pub async fn with(registration: RegistrationMode) -> Self {
+        Self::with_limits(registration, agentbox_server::TurnLimits::default()).await
+    }
+
+    pub async fn with_limits(
+        registration: RegistrationMode,
+        limits: agentbox_server::TurnLimits,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path().join("db.sqlite").to_str().unwrap()).await.unwrap();
         let bus = Arc::new(EventBus::new());
@@ -84,11 +91,12 @@ impl App {
             bus,
             runner,
             auth: Arc::new(AuthKeys::new(&KEY, hour, hour)),
-            accounts: Arc::new(Accounts::with_clock(
-                registration,
-                SignInLimits::default(),
-                clock.clone(),
-            )),
+            accounts: Arc::new({
+                let mut accounts =
+                    Accounts::with_clock(registration, SignInLimits::default(), clock.clone());
+                accounts.limits = limits;
+                accounts
+            }),
             limits: Default::default(),
             info: Arc::new(ServerInfo {
                 version: "test".into(),

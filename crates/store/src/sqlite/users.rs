@@ -7,8 +7,8 @@ use uuid::Uuid;
 
 use super::Sqlite;
 use crate::records::{
-    Fields, InviteRecord, RefreshRotation, UserRecord, UserUsage, invite_columns, invite_from_row,
-    now, usage_from_row, user_columns, user_from_row,
+    Fields, InviteRecord, RefreshRotation, UserActivity, UserRecord, UserUsage, invite_columns,
+    invite_from_row, now, usage_from_row, user_columns, user_from_row,
 };
 use crate::repository::UserRepository;
 use crate::{Result, StoreError, conflict_on_unique};
@@ -132,6 +132,25 @@ impl UserRepository for Sqlite {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(usage_from_row).collect()
+    }
+
+    async fn user_activity(&self, user_id: Uuid, since: DateTime<Utc>) -> Result<UserActivity> {
+        let row = sqlx::query(
+            "SELECT COALESCE(SUM(CASE WHEN m.status = 'in_progress' THEN 1 ELSE 0 END), 0) AS running,
+                    COALESCE(SUM(CASE WHEN m.created_at >= $2 THEN 1 ELSE 0 END), 0) AS turns,
+                    SUM(CASE WHEN m.created_at >= $2 THEN m.total_cost_usd END) AS cost_usd
+             FROM messages m JOIN chats c ON c.id = m.chat_id
+             WHERE c.user_id = $1 AND m.role = 'assistant'",
+        )
+        .bind(user_id.to_string())
+        .bind(since)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(UserActivity {
+            running_turns: row.int("running")?,
+            turns: row.int("turns")?,
+            cost_usd: row.opt_real("cost_usd")?.unwrap_or(0.0),
+        })
     }
 
     async fn set_user_disabled(

@@ -15,6 +15,7 @@ conformance!(
     a_reused_refresh_token_revokes_its_family,
     invites_work_once_and_until_they_expire,
     usage_counts_turns_and_cost_per_user,
+    activity_counts_running_turns_and_the_turns_and_cost_since_a_time,
 );
 
 async fn the_first_user_is_the_admin_and_the_last_admin_stays(t: TestStore) {
@@ -186,4 +187,28 @@ async fn usage_counts_turns_and_cost_per_user(t: TestStore) {
     assert_eq!((usage[0].user_id, usage[0].chats, usage[0].turns), (user, 2, 3));
     assert!((usage[0].cost_usd - 0.75).abs() < 1e-9, "{usage:?}");
     assert!(usage.iter().all(|u| u.user_id != idle.id));
+}
+
+async fn activity_counts_running_turns_and_the_turns_and_cost_since_a_time(t: TestStore) {
+    let (user, chat) = t.user_and_chat().await;
+    let store = &t.store;
+    let other_chat = t.chat_of(user).await;
+    let before = Utc::now() - Duration::seconds(1);
+    assert_eq!(store.user_activity(user, before).await.unwrap(), Default::default());
+    for cost in [Some(0.25), Some(0.5)] {
+        let turn = store.begin_turn(chat, "p", "m", PermissionMode::Ask).await.unwrap();
+        let result =
+            TurnResult { total_cost_usd: cost, ..TurnResult::status(MessageStatus::Completed) };
+        store.finish_turn(chat, turn.message_id, result).await.unwrap();
+    }
+    store.begin_turn(other_chat, "running", "m", PermissionMode::Ask).await.unwrap();
+    let activity = store.user_activity(user, before).await.unwrap();
+    assert_eq!((activity.running_turns, activity.turns), (1, 3));
+    assert!((activity.cost_usd - 0.75).abs() < 1e-9, "{activity:?}");
+    // Since a later time: only the running turn counts, and nothing was spent.
+    let later = store.user_activity(user, Utc::now() + Duration::seconds(1)).await.unwrap();
+    assert_eq!((later.running_turns, later.turns, later.cost_usd), (1, 0, 0.0));
+    // Another user's activity is their own.
+    let (stranger, _) = t.user_and_chat().await;
+    assert_eq!(store.user_activity(stranger, before).await.unwrap(), Default::default());
 }
