@@ -13,6 +13,7 @@ use agentbox_runs::CheckpointSettings;
 use agentbox_runs::{NodeRole, PermissionSettings};
 use agentbox_sandbox::egress::AllowList;
 use agentbox_sandbox::local::limits::Limits;
+use agentbox_server::{RegistrationMode, TurnLimits};
 use agentbox_store::{Backend, PoolSettings, redact_url};
 use anyhow::{Context, bail};
 use clap::Args;
@@ -145,6 +146,28 @@ pub struct ServeArgs {
     /// Lifetime of access tokens in seconds [default: 3600].
     #[arg(long, env = "AGENTBOX_ACCESS_TOKEN_SECS")]
     pub access_token_secs: Option<u64>,
+    /// Who may create an account: `open`, `closed` (administrators create accounts) or
+    /// `invite` (with an administrator's single-use invite). The first account of an empty
+    /// server can always be created and is an administrator [default: open].
+    #[arg(long, env = "AGENTBOX_REGISTRATION")]
+    pub registration: Option<String>,
+    /// Hours an invite stays usable [default: 168].
+    #[arg(long, env = "AGENTBOX_INVITE_TTL_HOURS")]
+    pub invite_ttl_hours: Option<u64>,
+    /// Turns one user may have running at once, over all their chats; 0 is no limit
+    /// [default: 0].
+    #[arg(long, env = "AGENTBOX_MAX_RUNNING_TURNS_PER_USER")]
+    pub max_running_turns_per_user: Option<u32>,
+    /// Turns one user may start per UTC day; 0 is no limit [default: 0].
+    #[arg(long, env = "AGENTBOX_MAX_TURNS_PER_DAY")]
+    pub max_turns_per_day: Option<u32>,
+    /// USD one user may spend per UTC day, from the cost the CLI reports; 0 is no limit
+    /// [default: 0].
+    #[arg(long, env = "AGENTBOX_MAX_SPEND_PER_DAY_USD")]
+    pub max_spend_per_day_usd: Option<f64>,
+    /// Days the audit log keeps an entry; 0 keeps them all [default: 90].
+    #[arg(long, env = "AGENTBOX_AUDIT_RETENTION_DAYS")]
+    pub audit_retention_days: Option<u64>,
     /// Log format: `text` or `json` [default: text].
     #[arg(long, env = "AGENTBOX_LOG_FORMAT")]
     pub log_format: Option<String>,
@@ -216,6 +239,12 @@ struct FileConfig {
     cli_max_retries: Option<u32>,
     max_prompt_bytes: Option<usize>,
     access_token_secs: Option<u64>,
+    registration: Option<String>,
+    invite_ttl_hours: Option<u64>,
+    audit_retention_days: Option<u64>,
+    max_running_turns_per_user: Option<u32>,
+    max_turns_per_day: Option<u32>,
+    max_spend_per_day_usd: Option<f64>,
     log_format: Option<String>,
     permission_timeout_secs: Option<u64>,
     allow_bypass_without_isolation: Option<bool>,
@@ -290,6 +319,11 @@ pub struct Config {
     pub cli_max_retries: u32,
     pub max_prompt_bytes: usize,
     pub access_token_ttl: Duration,
+    pub registration: RegistrationMode,
+    pub invite_ttl: Duration,
+    /// `None` keeps the audit log forever.
+    pub audit_retention: Option<Duration>,
+    pub turn_limits: TurnLimits,
     pub log_format: LogFormat,
     /// Permission timeout, bypass without isolation, and the `auto` policy.
     pub permissions: PermissionSettings,
@@ -325,6 +359,10 @@ impl fmt::Debug for Config {
             .field("cli_max_retries", &self.cli_max_retries)
             .field("max_prompt_bytes", &self.max_prompt_bytes)
             .field("access_token_ttl", &self.access_token_ttl)
+            .field("registration", &self.registration)
+            .field("invite_ttl", &self.invite_ttl)
+            .field("audit_retention", &self.audit_retention)
+            .field("turn_limits", &self.turn_limits)
             .field("log_format", &self.log_format)
             .field("permissions", &self.permissions)
             .field("node_id", &self.node_id)
@@ -472,6 +510,26 @@ impl ServeArgs {
             Some("json") => LogFormat::Json,
             Some(other) => bail!("unknown log format {other:?}: use `text` or `json`"),
         };
+        let registration = match self.registration.or(file.registration).as_deref() {
+            None => RegistrationMode::Open,
+            Some(text) => RegistrationMode::parse(text).with_context(|| {
+                format!("unknown registration mode {text:?}: use `open`, `closed` or `invite`")
+            })?,
+        };
+        let spend = self.max_spend_per_day_usd.or(file.max_spend_per_day_usd);
+        if let Some(usd) = spend
+            && !(usd.is_finite() && usd >= 0.0)
+        {
+            bail!("--max-spend-per-day-usd must be a number of dollars, 0 or more");
+        }
+        let turn_limits = TurnLimits {
+            running_turns: self
+                .max_running_turns_per_user
+                .or(file.max_running_turns_per_user)
+                .filter(|n| *n > 0),
+            turns_per_day: self.max_turns_per_day.or(file.max_turns_per_day).filter(|n| *n > 0),
+            spend_per_day_usd: spend.filter(|usd| *usd > 0.0),
+        };
         let secret_key = self.secret_key.or(file.secret_key);
         if let Some(key) = &secret_key
             && key.len() < 32
@@ -531,6 +589,19 @@ impl ServeArgs {
             access_token_ttl: Duration::from_secs(
                 self.access_token_secs.or(file.access_token_secs).unwrap_or(3600).max(60),
             ),
+            registration,
+            invite_ttl: Duration::from_secs(
+                self.invite_ttl_hours.or(file.invite_ttl_hours).unwrap_or(168).max(1) * 3600,
+            ),
+            audit_retention: match self
+                .audit_retention_days
+                .or(file.audit_retention_days)
+                .unwrap_or(90)
+            {
+                0 => None,
+                days => Some(Duration::from_secs(days * 24 * 3600)),
+            },
+            turn_limits,
             log_format,
             permissions: PermissionSettings {
                 timeout: Duration::from_secs(

@@ -189,6 +189,14 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
             config.access_token_ttl,
             REFRESH_TOKEN_TTL,
         )),
+        accounts: Arc::new({
+            let mut accounts =
+                agentbox_server::Accounts::new(config.registration, Default::default());
+            accounts.invite_ttl = config.invite_ttl;
+            accounts.audit = agentbox_server::AuditRetention::new(config.audit_retention);
+            accounts.limits = config.turn_limits;
+            accounts
+        }),
         limits: Limits { max_prompt_bytes: config.max_prompt_bytes, ..Limits::default() },
         info: Arc::new(ServerInfo {
             version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -206,9 +214,13 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
             NodeRole::Worker => agentbox_server::worker_app(state),
             NodeRole::All | NodeRole::Api => agentbox_server::app(state),
         };
-        axum::serve(agentbox_server::ApiListener(listener), router)
-            .with_graceful_shutdown(stopping.cancelled_owned())
-            .await?;
+        axum::serve(
+            agentbox_server::ApiListener(listener),
+            // The peer's address keys the sign-in rate limits.
+            router.into_make_service_with_connect_info::<agentbox_server::PeerAddress>(),
+        )
+        .with_graceful_shutdown(stopping.cancelled_owned())
+        .await?;
         runner.shutdown().await;
         // The turns' last events, to the other nodes' subscribers.
         bus.flush().await;

@@ -6,17 +6,23 @@
 //! that the same handler annotations describe; [`ApiListener`] makes the errors that hyper
 //! answers before any routing JSON too.
 
+mod accounts;
+mod admin;
+mod audit;
 mod auth;
 mod chats;
 mod checkpoints;
 mod connection;
+mod credentials;
 mod error;
 mod extract;
 mod health;
+mod limits;
 mod messages;
 pub mod openapi;
 mod permissions;
 mod queue;
+mod ratelimit;
 mod sandbox;
 mod settings;
 mod setup;
@@ -31,10 +37,14 @@ use axum::extract::DefaultBodyLimit;
 use tower_http::trace::TraceLayer;
 use utoipa_axum::router::OpenApiRouter;
 
+pub use accounts::{Accounts, RegistrationMode, SignInLimits};
+pub use audit::AuditRetention;
 pub use auth::AuthKeys;
-pub use connection::{ApiConnection, ApiListener};
+pub use connection::{ApiConnection, ApiListener, PeerAddress};
 pub use error::ApiError;
 pub use health::{ServerInfo, component};
+pub use limits::TurnLimits;
+pub use ratelimit::{Clock, ManualClock, Rate, SystemClock};
 pub use state::{AppState, Limits};
 pub use terminal::TerminalRegistry;
 
@@ -73,6 +83,8 @@ pub fn worker_app(state: AppState) -> Router {
 fn api_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(<openapi::ApiDoc as utoipa::OpenApi>::openapi())
         .merge(auth::routes())
+        .merge(admin::routes())
+        .merge(audit::routes())
         .merge(setup::routes())
         .merge(chats::routes())
         .merge(messages::routes())

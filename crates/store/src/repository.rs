@@ -13,29 +13,77 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::records::{
-    ChatRecord, ChatUpdate, CheckpointKind, CheckpointRecord, NewEvent, NodeRecord, OrphanedTurn,
-    PermissionRecord, QueuedUpdate, Rewind, StartedTurn, StoredControl, TurnJob, TurnResult,
-    UserRecord,
+    AuditFilter, AuditRecord, ChatRecord, ChatUpdate, CheckpointKind, CheckpointRecord,
+    InviteRecord, NewEvent, NodeRecord, OrphanedTurn, PermissionRecord, QueuedUpdate,
+    RefreshRotation, Rewind, StartedTurn, StoredControl, TurnJob, TurnResult, UserActivity,
+    UserRecord, UserUsage,
 };
 use crate::{DatabaseInfo, Result, Table};
 
 #[async_trait]
 pub trait UserRepository: Send + Sync {
-    /// Create a user; `Conflict("email_taken")` if the (lower-cased) email exists.
-    async fn create_user(&self, user: &UserRecord) -> Result<()>;
+    /// Create a user, an administrator if it is the installation's first (decided in the
+    /// same statement, so two first registrations cannot both be); the record as stored.
+    /// With `invite` (a token hash), the invite is used up in the same transaction:
+    /// `Conflict("invalid_invite")` if it is unknown, used or expired at `now`.
+    /// `Conflict("email_taken")` if the (lower-cased) email exists; a valid invite is
+    /// used up by that too (so that one invite tells about one email at most).
+    async fn create_user(
+        &self,
+        user: &UserRecord,
+        invite: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<UserRecord>;
     async fn user_by_email(&self, email: &str) -> Result<Option<UserRecord>>;
     async fn user(&self, id: Uuid) -> Result<Option<UserRecord>>;
     async fn count_users(&self) -> Result<i64>;
-    /// Remember a refresh token by its hash (the token itself is never stored).
+    /// Every user, oldest first.
+    async fn list_users(&self) -> Result<Vec<UserRecord>>;
+    /// Every user's chats, turns and recorded cost (users without chats are left out).
+    async fn users_usage(&self) -> Result<Vec<UserUsage>>;
+    /// The user's running turns, and the turns started since `since` with their cost.
+    async fn user_activity(&self, user_id: Uuid, since: DateTime<Utc>) -> Result<UserActivity>;
+    /// Disable (with the time) or re-enable an account; disabling also deletes its refresh
+    /// tokens. `Conflict("last_admin")` when it would leave no enabled administrator.
+    async fn set_user_disabled(
+        &self,
+        id: Uuid,
+        disabled_at: Option<DateTime<Utc>>,
+    ) -> Result<Option<UserRecord>>;
+    /// Make or unmake an administrator; `Conflict("last_admin")` when it would leave no
+    /// enabled administrator.
+    async fn set_user_admin(&self, id: Uuid, is_admin: bool) -> Result<Option<UserRecord>>;
+    /// Delete the account and everything it owns; `false` if there was none.
+    /// `Conflict("last_admin")` for the last enabled administrator.
+    async fn delete_user(&self, id: Uuid) -> Result<bool>;
+    /// Remember a refresh token by its hash (the token itself is never stored), as a
+    /// member of `family_id`.
     async fn add_refresh_token(
         &self,
         user_id: Uuid,
         token_hash: &str,
+        family_id: &str,
         expires_at: DateTime<Utc>,
     ) -> Result<()>;
-    /// Delete a refresh token and return its user and expiry, if it existed.
-    async fn take_refresh_token(&self, token_hash: &str) -> Result<Option<(Uuid, DateTime<Utc>)>>;
+    /// Present the refresh token `token_hash` at `now`, atomically: if it is valid, mark it
+    /// used and add `new_hash` (expiring at `new_expires_at`) to its family; if it was used
+    /// before, revoke its family. Expired tokens of the user are cleaned up on the way.
+    async fn rotate_refresh_token(
+        &self,
+        token_hash: &str,
+        new_hash: &str,
+        new_expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<RefreshRotation>;
+    /// Revoke the family of `token_hash` if the token is `user_id`'s; `false` if it is not.
+    async fn revoke_refresh_family(&self, user_id: Uuid, token_hash: &str) -> Result<bool>;
     async fn remove_refresh_tokens(&self, user_id: Uuid) -> Result<()>;
+    /// Store an invite by its token's hash.
+    async fn create_invite(&self, invite: &InviteRecord, token_hash: &str) -> Result<()>;
+    /// Every invite, newest first.
+    async fn list_invites(&self) -> Result<Vec<InviteRecord>>;
+    /// Delete an invite; `false` if there was none.
+    async fn delete_invite(&self, id: Uuid) -> Result<bool>;
 }
 
 #[async_trait]
@@ -327,6 +375,15 @@ pub trait DatabaseRepository: Send + Sync {
     ) -> Result<()>;
 }
 
+#[async_trait]
+pub trait AuditRepository: Send + Sync {
+    async fn append_audit(&self, event: &AuditRecord) -> Result<()>;
+    /// Events matching the filter, newest first, at most `filter.limit`.
+    async fn audit_events(&self, filter: &AuditFilter) -> Result<Vec<AuditRecord>>;
+    /// Delete the events older than `before`; how many were deleted.
+    async fn purge_audit(&self, before: DateTime<Utc>) -> Result<u64>;
+}
+
 /// Everything a backend implements.
 pub trait Repository:
     UserRepository
@@ -340,6 +397,7 @@ pub trait Repository:
     + NodeRepository
     + TurnJobRepository
     + ControlRepository
+    + AuditRepository
     + DatabaseRepository
     + Send
     + Sync
@@ -359,6 +417,7 @@ impl<T> Repository for T where
         + NodeRepository
         + TurnJobRepository
         + ControlRepository
+        + AuditRepository
         + DatabaseRepository
         + Send
         + Sync

@@ -319,6 +319,21 @@ impl Sse {
         }
     }
 
+    /// Wait for the server to end the stream; the events that came before the end.
+    pub async fn until_closed(&mut self) -> Vec<String> {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        let mut seen = Vec::new();
+        loop {
+            let chunk = tokio::time::timeout_at(deadline, self.body.next())
+                .await
+                .expect("the SSE stream stayed open");
+            match chunk {
+                None | Some(Err(_)) => return seen,
+                Some(Ok(bytes)) => seen.push(String::from_utf8_lossy(&bytes).into_owned()),
+            }
+        }
+    }
+
     /// Events up to and including the `message_completed` of `message_id`.
     pub async fn until_completed(&mut self, message_id: &str) -> Vec<SseEvent> {
         let mut events = Vec::new();

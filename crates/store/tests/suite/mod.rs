@@ -1,5 +1,6 @@
 mod support;
 
+mod audit;
 mod checkpoints;
 mod cluster;
 mod copy;
@@ -9,3 +10,4 @@ mod permissions;
 mod queue;
 mod schema;
 mod turns;
+mod users;
