@@ -8,10 +8,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use agentbox_agent::AutoPolicy;
+use agentbox_bus::RedisConfig;
 use agentbox_runs::CheckpointSettings;
-use agentbox_runs::PermissionSettings;
+use agentbox_runs::{NodeRole, PermissionSettings};
 use agentbox_sandbox::egress::AllowList;
 use agentbox_sandbox::local::limits::Limits;
+use agentbox_server::{RegistrationMode, TurnLimits};
 use agentbox_store::{Backend, PoolSettings, redact_url};
 use anyhow::{Context, bail};
 use clap::Args;
@@ -46,9 +48,14 @@ pub struct ServeArgs {
     /// `max_lifetime`); 0 never [default: 1800 on PostgreSQL, never on SQLite].
     #[arg(long, env = "AGENTBOX_DB_POOL_RECYCLE_SECS")]
     pub db_pool_recycle_secs: Option<u64>,
-    /// Redis URL, for running several nodes (not supported yet: setting it is an error).
+    /// Redis URL (`redis://[user:password@]host:port/db`): carry chat events on Redis
+    /// Streams instead of the in-process bus [default: in-process].
     #[arg(long, env = "REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<String>,
+    /// Put before every Redis key, so several installations can share one Redis
+    /// [default: `agentbox:`].
+    #[arg(long, env = "AGENTBOX_REDIS_PREFIX")]
+    pub redis_prefix: Option<String>,
     /// Key that signs access tokens [default: generated into <data-dir>/secret.key].
     #[arg(long, env = "SECRET_KEY", hide_env_values = true)]
     pub secret_key: Option<String>,
@@ -139,6 +146,28 @@ pub struct ServeArgs {
     /// Lifetime of access tokens in seconds [default: 3600].
     #[arg(long, env = "AGENTBOX_ACCESS_TOKEN_SECS")]
     pub access_token_secs: Option<u64>,
+    /// Who may create an account: `open`, `closed` (administrators create accounts) or
+    /// `invite` (with an administrator's single-use invite). The first account of an empty
+    /// server can always be created and is an administrator [default: open].
+    #[arg(long, env = "AGENTBOX_REGISTRATION")]
+    pub registration: Option<String>,
+    /// Hours an invite stays usable [default: 168].
+    #[arg(long, env = "AGENTBOX_INVITE_TTL_HOURS")]
+    pub invite_ttl_hours: Option<u64>,
+    /// Turns one user may have running at once, over all their chats; 0 is no limit
+    /// [default: 0].
+    #[arg(long, env = "AGENTBOX_MAX_RUNNING_TURNS_PER_USER")]
+    pub max_running_turns_per_user: Option<u32>,
+    /// Turns one user may start per UTC day; 0 is no limit [default: 0].
+    #[arg(long, env = "AGENTBOX_MAX_TURNS_PER_DAY")]
+    pub max_turns_per_day: Option<u32>,
+    /// USD one user may spend per UTC day, from the cost the CLI reports; 0 is no limit
+    /// [default: 0].
+    #[arg(long, env = "AGENTBOX_MAX_SPEND_PER_DAY_USD")]
+    pub max_spend_per_day_usd: Option<f64>,
+    /// Days the audit log keeps an entry; 0 keeps them all [default: 90].
+    #[arg(long, env = "AGENTBOX_AUDIT_RETENTION_DAYS")]
+    pub audit_retention_days: Option<u64>,
     /// Log format: `text` or `json` [default: text].
     #[arg(long, env = "AGENTBOX_LOG_FORMAT")]
     pub log_format: Option<String>,
@@ -156,6 +185,19 @@ pub struct ServeArgs {
     /// comma-separated [default: none].
     #[arg(long, env = "AGENTBOX_AUTO_RISKY_COMMANDS")]
     pub auto_risky_commands: Option<String>,
+    /// This node's id among the installation's nodes: letters, digits, `.`, `_`, `-`, at
+    /// most 64 [default: generated at the first start and kept in the data directory's
+    /// `node-id`].
+    #[arg(long, env = "AGENTBOX_NODE_ID")]
+    pub node_id: Option<String>,
+    /// Seconds without a heartbeat after which a node counts as gone: its running turns are
+    /// interrupted by any live node [default: 30].
+    #[arg(long, env = "AGENTBOX_NODE_EXPIRY_SECS")]
+    pub node_expiry_secs: Option<u64>,
+    /// An API node: it runs no turns and hands them to the durable queue, where
+    /// `agentbox worker` nodes claim them. Needs a database the workers share.
+    #[arg(long, env = "AGENTBOX_NO_WORKER")]
+    pub no_worker: bool,
 }
 
 /// The same settings from a TOML file.
@@ -169,6 +211,7 @@ struct FileConfig {
     db_max_overflow: Option<u32>,
     db_pool_recycle_secs: Option<u64>,
     redis_url: Option<String>,
+    redis_prefix: Option<String>,
     secret_key: Option<String>,
     anthropic_api_key: Option<String>,
     anthropic_auth_token: Option<String>,
@@ -196,11 +239,19 @@ struct FileConfig {
     cli_max_retries: Option<u32>,
     max_prompt_bytes: Option<usize>,
     access_token_secs: Option<u64>,
+    registration: Option<String>,
+    invite_ttl_hours: Option<u64>,
+    audit_retention_days: Option<u64>,
+    max_running_turns_per_user: Option<u32>,
+    max_turns_per_day: Option<u32>,
+    max_spend_per_day_usd: Option<f64>,
     log_format: Option<String>,
     permission_timeout_secs: Option<u64>,
     allow_bypass_without_isolation: Option<bool>,
     auto_allowed_hosts: Option<Vec<String>>,
     auto_risky_commands: Option<Vec<String>>,
+    node_id: Option<String>,
+    node_expiry_secs: Option<u64>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -250,6 +301,8 @@ pub struct Config {
     pub database_url: String,
     /// The database's connection pool.
     pub db_pool: PoolSettings,
+    /// The Redis Streams bus; `None` is the in-process bus.
+    pub redis: Option<RedisConfig>,
     pub secret_key: Option<String>,
     pub anthropic_api_key: Option<String>,
     pub anthropic_auth_token: Option<String>,
@@ -266,9 +319,19 @@ pub struct Config {
     pub cli_max_retries: u32,
     pub max_prompt_bytes: usize,
     pub access_token_ttl: Duration,
+    pub registration: RegistrationMode,
+    pub invite_ttl: Duration,
+    /// `None` keeps the audit log forever.
+    pub audit_retention: Option<Duration>,
+    pub turn_limits: TurnLimits,
     pub log_format: LogFormat,
     /// Permission timeout, bypass without isolation, and the `auto` policy.
     pub permissions: PermissionSettings,
+    /// `None`: the one kept in the data directory (made at the first start).
+    pub node_id: Option<String>,
+    pub node_expiry: Duration,
+    /// `All` for `serve`, `Api` for `serve --no-worker`, `Worker` for `worker`.
+    pub node_role: NodeRole,
 }
 
 impl fmt::Debug for Config {
@@ -279,6 +342,7 @@ impl fmt::Debug for Config {
             .field("data_dir", &self.data_dir)
             .field("database_url", &redact_url(&self.database_url))
             .field("db_pool", &self.db_pool)
+            .field("redis", &self.redis)
             .field("secret_key", &set(&self.secret_key))
             .field("anthropic_api_key", &set(&self.anthropic_api_key))
             .field("anthropic_auth_token", &set(&self.anthropic_auth_token))
@@ -295,8 +359,15 @@ impl fmt::Debug for Config {
             .field("cli_max_retries", &self.cli_max_retries)
             .field("max_prompt_bytes", &self.max_prompt_bytes)
             .field("access_token_ttl", &self.access_token_ttl)
+            .field("registration", &self.registration)
+            .field("invite_ttl", &self.invite_ttl)
+            .field("audit_retention", &self.audit_retention)
+            .field("turn_limits", &self.turn_limits)
             .field("log_format", &self.log_format)
             .field("permissions", &self.permissions)
+            .field("node_id", &self.node_id)
+            .field("node_expiry", &self.node_expiry)
+            .field("node_role", &self.node_role)
             .finish()
     }
 }
@@ -322,12 +393,18 @@ impl ServeArgs {
                 .map(Duration::from_secs),
             idle_timeout: None,
         };
-        if self.redis_url.or(file.redis_url).is_some() {
-            bail!(
-                "REDIS_URL is set, but running several nodes on Redis is not supported yet; \
-                 unset it to run agentbox on one machine"
-            );
-        }
+        let redis = match non_empty(self.redis_url.or(file.redis_url)) {
+            None => None,
+            Some(url) => {
+                let prefix = self
+                    .redis_prefix
+                    .or(file.redis_prefix)
+                    .unwrap_or_else(|| "agentbox:".to_owned());
+                let config = RedisConfig { url, prefix };
+                config.check().map_err(|err| anyhow::anyhow!("REDIS_URL: {err}"))?;
+                Some(config)
+            }
+        };
         let sandbox_provider =
             self.sandbox_provider.or(file.sandbox_provider).unwrap_or_else(|| "local".into());
         if sandbox_provider != "host" && sandbox_provider != "local" {
@@ -433,13 +510,46 @@ impl ServeArgs {
             Some("json") => LogFormat::Json,
             Some(other) => bail!("unknown log format {other:?}: use `text` or `json`"),
         };
+        let registration = match self.registration.or(file.registration).as_deref() {
+            None => RegistrationMode::Open,
+            Some(text) => RegistrationMode::parse(text).with_context(|| {
+                format!("unknown registration mode {text:?}: use `open`, `closed` or `invite`")
+            })?,
+        };
+        let spend = self.max_spend_per_day_usd.or(file.max_spend_per_day_usd);
+        if let Some(usd) = spend
+            && !(usd.is_finite() && usd >= 0.0)
+        {
+            bail!("--max-spend-per-day-usd must be a number of dollars, 0 or more");
+        }
+        let turn_limits = TurnLimits {
+            running_turns: self
+                .max_running_turns_per_user
+                .or(file.max_running_turns_per_user)
+                .filter(|n| *n > 0),
+            turns_per_day: self.max_turns_per_day.or(file.max_turns_per_day).filter(|n| *n > 0),
+            spend_per_day_usd: spend.filter(|usd| *usd > 0.0),
+        };
         let secret_key = self.secret_key.or(file.secret_key);
         if let Some(key) = &secret_key
             && key.len() < 32
         {
             bail!("SECRET_KEY must be at least 32 characters long");
         }
+        let node_id = self.node_id.or(file.node_id);
+        if let Some(id) = &node_id {
+            check_node_id(id)?;
+        }
+        let node_expiry = self.node_expiry_secs.or(file.node_expiry_secs).unwrap_or(30);
+        if node_expiry < 2 {
+            bail!(
+                "--node-expiry-secs must be at least 2 (heartbeats come several times within it)"
+            );
+        }
         Ok(Config {
+            node_role: if self.no_worker { NodeRole::Api } else { NodeRole::All },
+            node_id,
+            node_expiry: Duration::from_secs(node_expiry),
             bind: self
                 .bind
                 .or(file.bind)
@@ -447,6 +557,7 @@ impl ServeArgs {
             data_dir,
             database_url,
             db_pool,
+            redis,
             secret_key,
             anthropic_api_key: non_empty(self.anthropic_api_key.or(file.anthropic_api_key)),
             anthropic_auth_token: non_empty(
@@ -478,6 +589,19 @@ impl ServeArgs {
             access_token_ttl: Duration::from_secs(
                 self.access_token_secs.or(file.access_token_secs).unwrap_or(3600).max(60),
             ),
+            registration,
+            invite_ttl: Duration::from_secs(
+                self.invite_ttl_hours.or(file.invite_ttl_hours).unwrap_or(168).max(1) * 3600,
+            ),
+            audit_retention: match self
+                .audit_retention_days
+                .or(file.audit_retention_days)
+                .unwrap_or(90)
+            {
+                0 => None,
+                days => Some(Duration::from_secs(days * 24 * 3600)),
+            },
+            turn_limits,
             log_format,
             permissions: PermissionSettings {
                 timeout: Duration::from_secs(
@@ -495,6 +619,15 @@ impl ServeArgs {
             },
         })
     }
+}
+
+/// A node id is shown in logs and error events and compared as text: keep it plain.
+pub fn check_node_id(id: &str) -> anyhow::Result<()> {
+    let plain = id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if id.is_empty() || id.len() > 64 || !plain {
+        bail!("the node id {id:?} must be 1 to 64 letters, digits, '.', '_' or '-'");
+    }
+    Ok(())
 }
 
 /// A comma-separated list from a flag or the environment, else a list from the file.
@@ -552,6 +685,25 @@ mod tests {
     }
 
     #[test]
+    fn node_settings_are_checked() {
+        let config = args().resolve().unwrap();
+        assert_eq!((config.node_id, config.node_role), (None, NodeRole::All));
+        assert_eq!(config.node_expiry, Duration::from_secs(30));
+        let api = ServeArgs { no_worker: true, node_id: Some("api-1.eu_west".into()), ..args() };
+        let config = api.resolve().unwrap();
+        assert_eq!(
+            (config.node_id.as_deref(), config.node_role),
+            (Some("api-1.eu_west"), NodeRole::Api)
+        );
+        for bad in ["", "a b", "é", &"n".repeat(65)] {
+            let refused = ServeArgs { node_id: Some(bad.into()), ..args() }.resolve();
+            assert!(refused.is_err(), "{bad:?}");
+        }
+        let refused = ServeArgs { node_expiry_secs: Some(1), ..args() }.resolve();
+        assert!(refused.is_err());
+    }
+
+    #[test]
     fn flags_win_over_the_file_and_the_file_over_defaults() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("agentbox.toml");
@@ -577,8 +729,9 @@ mod tests {
         let err = ServeArgs { config: Some(file), ..args() }.resolve().unwrap_err();
         assert!(format!("{err:#}").contains("bnid"), "{err:#}");
         let err =
-            ServeArgs { redis_url: Some("redis://x".into()), ..args() }.resolve().unwrap_err();
-        assert!(err.to_string().contains("REDIS_URL"));
+            ServeArgs { redis_url: Some("http://u:pw@x".into()), ..args() }.resolve().unwrap_err();
+        assert!(err.to_string().contains("REDIS_URL"), "{err}");
+        assert!(!err.to_string().contains("pw"), "password leaked: {err}");
         let err =
             ServeArgs { sandbox_provider: Some("docker".into()), ..args() }.resolve().unwrap_err();
         assert!(err.to_string().contains("docker"));
@@ -591,6 +744,28 @@ mod tests {
             .unwrap_err();
         assert!(err.to_string().contains("mysql"), "{err}");
         assert!(!err.to_string().contains("pw"), "password leaked: {err}");
+    }
+
+    #[test]
+    fn a_redis_url_chooses_the_redis_bus() {
+        assert!(args().resolve().unwrap().redis.is_none());
+        let config = ServeArgs { redis_url: Some("redis://u:pw@h:6380/2".into()), ..args() }
+            .resolve()
+            .unwrap();
+        let redis = config.redis.as_ref().unwrap();
+        assert_eq!(
+            (redis.url.as_str(), redis.prefix.as_str()),
+            ("redis://u:pw@h:6380/2", "agentbox:")
+        );
+        assert!(!format!("{config:?}").contains("pw"), "password leaked: {config:?}");
+        let config = ServeArgs {
+            redis_url: Some("redis://h".into()),
+            redis_prefix: Some("site-b:".into()),
+            ..args()
+        }
+        .resolve()
+        .unwrap();
+        assert_eq!(config.redis.unwrap().prefix, "site-b:");
     }
 
     #[test]

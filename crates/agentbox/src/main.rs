@@ -22,8 +22,12 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Run the server: web UI, API and agent runs.
+    /// Run the server: web UI, API and agent runs (`--no-worker`: the API only).
     Serve(Box<ServeArgs>),
+    /// Run a worker node: it claims turns from the durable queue that `serve --no-worker`
+    /// nodes fill, and serves only `/health` on `--bind`. It takes the same settings as
+    /// `serve`; the database must be the API nodes'.
+    Worker(Box<ServeArgs>),
     /// Run agentbox's scripted Anthropic Messages API server (a mock model, for tests, demos
     /// and benchmarks; it is not a real model).
     MockLlm {
@@ -91,6 +95,13 @@ async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Serve(args) => {
             let config = args.resolve()?;
+            init_logging(config.log_format);
+            serve::run(config).await
+        }
+        Command::Worker(args) => {
+            anyhow::ensure!(!args.no_worker, "`agentbox worker` is the worker: drop --no-worker");
+            let mut config = args.resolve()?;
+            config.node_role = agentbox_runs::NodeRole::Worker;
             init_logging(config.log_format);
             serve::run(config).await
         }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use agentbox_agent::CliInstall;
 use agentbox_bus::EventBus;
 use agentbox_protocol::api::ComponentHealth;
-use agentbox_runs::{ModelAccess, RunnerConfig, TurnRunner};
+use agentbox_runs::{ModelAccess, NodeRole, NodeSettings, RunnerConfig, TurnRunner};
 use agentbox_sandbox::SandboxProvider;
 use agentbox_sandbox::egress::{AllowList, Egress, EgressPolicy};
 use agentbox_sandbox::host::HostProvider;
@@ -29,6 +29,10 @@ const REFRESH_TOKEN_TTL: std::time::Duration = std::time::Duration::from_secs(30
 /// A started server.
 pub struct Server {
     pub address: std::net::SocketAddr,
+    /// The server's store and bus, for benchmarks that append and publish events the way a
+    /// turn does, without a CLI.
+    pub store: Store,
+    pub bus: Arc<EventBus>,
     shutdown: CancellationToken,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
@@ -129,7 +133,29 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
 
     let sandboxes = sandbox_provider(&config, &model_access, tools, &store).await?;
 
-    let bus = Arc::new(EventBus::new());
+    let listener = tokio::net::TcpListener::bind(config.bind)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.bind))?;
+    let address = listener.local_addr()?;
+    let node = NodeSettings {
+        id: node_id(&config)?,
+        role: config.node_role,
+        address: Some(format!("http://{address}")),
+        // Several heartbeats within the expiry, so that one slow beat expires nobody.
+        heartbeat: (config.node_expiry / 6).max(std::time::Duration::from_millis(100)),
+        expiry: config.node_expiry,
+        ..NodeSettings::default()
+    };
+    tracing::info!(node = %node.id, role = node.role.as_str(), "this node");
+    let role = node.role;
+
+    let bus = Arc::new(match &config.redis {
+        None => EventBus::new(),
+        Some(redis) => {
+            tracing::info!(prefix = %redis.prefix, "chat events travel on Redis Streams");
+            EventBus::redis(redis.clone()).context("REDIS_URL")?
+        }
+    });
     let runner = TurnRunner::new(
         store.clone(),
         bus.clone(),
@@ -143,6 +169,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
             append_system_prompt: None,
             permissions: config.permissions.clone(),
             checkpoints: config.checkpoints.clone(),
+            node,
         },
     );
     let recovered = runner.recover().await.context("cannot close turns left open by a crash")?;
@@ -150,16 +177,26 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         tracing::warn!(recovered, "marked turns cut off by the last shutdown as interrupted");
     }
 
+    let (server_store, server_bus) = (store.clone(), bus.clone());
     let shutdown = CancellationToken::new();
+    runner.start_node(shutdown.clone());
     let state = AppState {
         store: store.clone(),
-        bus,
+        bus: bus.clone(),
         runner: runner.clone(),
         auth: Arc::new(AuthKeys::new(
             secret.as_bytes(),
             config.access_token_ttl,
             REFRESH_TOKEN_TTL,
         )),
+        accounts: Arc::new({
+            let mut accounts =
+                agentbox_server::Accounts::new(config.registration, Default::default());
+            accounts.invite_ttl = config.invite_ttl;
+            accounts.audit = agentbox_server::AuditRetention::new(config.audit_retention);
+            accounts.limits = config.turn_limits;
+            accounts
+        }),
         limits: Limits { max_prompt_bytes: config.max_prompt_bytes, ..Limits::default() },
         info: Arc::new(ServerInfo {
             version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -170,24 +207,59 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         shutdown: shutdown.clone(),
         terminals: agentbox_server::TerminalRegistry::new(TERMINAL_GRACE),
     };
-    let listener = tokio::net::TcpListener::bind(config.bind)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.bind))?;
-    let address = listener.local_addr()?;
     tracing::info!(%address, data_dir = %config.data_dir.display(), "agentbox is listening on http://{address}");
     let stopping = shutdown.clone();
     let task = tokio::spawn(async move {
-        axum::serve(agentbox_server::ApiListener(listener), agentbox_server::app(state))
-            .with_graceful_shutdown(stopping.cancelled_owned())
-            .await?;
+        let router = match role {
+            NodeRole::Worker => agentbox_server::worker_app(state),
+            NodeRole::All | NodeRole::Api => agentbox_server::app(state),
+        };
+        axum::serve(
+            agentbox_server::ApiListener(listener),
+            // The peer's address keys the sign-in rate limits.
+            router.into_make_service_with_connect_info::<agentbox_server::PeerAddress>(),
+        )
+        .with_graceful_shutdown(stopping.cancelled_owned())
+        .await?;
         runner.shutdown().await;
+        // The turns' last events, to the other nodes' subscribers.
+        bus.flush().await;
         store.close().await;
         if let Some(mock) = demo_mock {
             mock.shutdown().await;
         }
         Ok(())
     });
-    Ok(Server { address, shutdown, task })
+    Ok(Server { address, store: server_store, bus: server_bus, shutdown, task })
+}
+
+/// This node's id: the configured one, else the one kept in the data directory, made at
+/// the first start. Keeping it lets a restarted node recognise its own turns at once.
+fn node_id(config: &Config) -> anyhow::Result<String> {
+    if let Some(id) = &config.node_id {
+        return Ok(id.clone());
+    }
+    let path = config.data_dir.join("node-id");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let id = text.trim().to_owned();
+            crate::config::check_node_id(&id)
+                .with_context(|| format!("{} holds no valid node id", path.display()))?;
+            Ok(id)
+        }
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            let id = NodeSettings::generated_id();
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+                .with_context(|| format!("cannot create {}", path.display()))?;
+            writeln!(file, "{id}")?;
+            Ok(id)
+        }
+        Err(err) => Err(err).with_context(|| format!("cannot read {}", path.display())),
+    }
 }
 
 /// The configured sandbox provider, ready to use.

@@ -1,28 +1,149 @@
 //! Live fan-out of chat events: every event appended to a chat's log is published here and
-//! reaches each current subscriber of that chat.
+//! reaches each current subscriber of that chat, on this node or (with Redis) on any node.
 //!
-//! The bus is not durable and does not need to be: the log is. A subscriber that falls
-//! behind is told so ([`Received::Lagged`]) and catches up from the log; SSE handlers
-//! subscribe before reading the log so that nothing falls between the two. This is the
-//! in-process bus; a Redis Streams bus for several nodes will offer the same [`Subscription`].
+//! The bus is not durable and does not need to be: the log is. A subscriber that may have
+//! missed something is told so ([`Received::Lagged`]) and catches up from the log; SSE
+//! handlers subscribe before reading the log so that nothing falls between the two. This
+//! crate knows chat events and Redis; it knows nothing of the store, HTTP or turns.
+//!
+//! [`EventBus`] is the handle the rest of the server holds; it wraps one [`Backend`]: the
+//! in-process one ([`EventBus::new`], one node) or Redis Streams ([`EventBus::redis`],
+//! several nodes). Both keep the same promises, which `tests/` checks on both:
+//! per chat, events arrive in the order they were published; a subscriber receives every
+//! event published after [`EventBus::subscribe`] returned, or a `Lagged` in place of those
+//! it missed; publishing never fails and never waits for a subscriber or for Redis.
 //!
 //! Transient events (text as the model writes it) travel the same way but are in no log: a
 //! subscriber that lags loses them, which costs nothing because the durable event that
 //! follows carries the whole text.
 
-use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
+mod memory;
+mod redis;
+
+use std::sync::Arc;
 
 use agentbox_protocol::{ChatEvent, TransientEvent};
+use async_trait::async_trait;
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
-/// Events buffered per chat for a slow subscriber before it lags.
-const CAPACITY: usize = 1024;
+pub use crate::redis::RedisConfig;
 
-#[derive(Debug, Default)]
+/// Events buffered per chat and node for a slow subscriber before it lags.
+pub const CAPACITY: usize = 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    #[error("invalid Redis URL: {0}")]
+    InvalidRedisUrl(String),
+}
+
+/// One implementation of the bus. Publishing is synchronous and infallible on purpose: the
+/// event is already committed, so a slow or absent transport must cost the turn nothing;
+/// a backend that cannot deliver makes its subscribers lag instead.
+#[async_trait]
+pub trait Backend: Send + Sync + std::fmt::Debug {
+    /// Deliver a committed `event` to the chat's subscribers, in publication order.
+    fn publish(&self, chat_id: Uuid, event: ChatEvent);
+    /// Deliver an event that is in no log (see [`TransientEvent`]).
+    fn publish_transient(&self, chat_id: Uuid, event: TransientEvent);
+    /// Subscribe from now: everything published after this returns is received, or a
+    /// `Lagged` in its place.
+    async fn subscribe(&self, chat_id: Uuid) -> Subscription;
+    /// Wait until everything published before this call has been handed to the transport
+    /// or given up on (at shutdown, so the last events reach other nodes; in tests).
+    async fn flush(&self);
+    /// Whether the transport works now (for `/health`).
+    async fn health(&self) -> BusHealth;
+    /// Counters since start-up (for `/health`, metrics and tests).
+    fn stats(&self) -> BusStats;
+}
+
+/// The bus the server holds (`Arc<EventBus>`), whichever backend carries it.
+#[derive(Debug, Clone)]
 pub struct EventBus {
-    chats: Mutex<HashMap<Uuid, broadcast::Sender<Item>>>,
+    backend: Arc<dyn Backend>,
+}
+
+impl Default for EventBus {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl EventBus {
+    /// The in-process bus: one node, nothing to configure.
+    pub fn new() -> Self {
+        Self::with_backend(Arc::new(memory::InProcess::default()))
+    }
+
+    /// The Redis Streams bus. Connects lazily: an unreachable Redis is reported by
+    /// [`EventBus::health`] and makes subscribers lag, it does not stop the server. Must be
+    /// called inside a tokio runtime (it starts the publishing task).
+    pub fn redis(config: RedisConfig) -> Result<Self, BusError> {
+        Ok(Self::with_backend(Arc::new(crate::redis::RedisBus::open(config)?)))
+    }
+
+    pub fn with_backend(backend: Arc<dyn Backend>) -> Self {
+        Self { backend }
+    }
+
+    /// Deliver `event`, already committed to the log, to the chat's subscribers.
+    pub fn publish(&self, chat_id: Uuid, event: ChatEvent) {
+        self.backend.publish(chat_id, event);
+    }
+
+    /// Deliver an event that is in no log (see [`TransientEvent`]).
+    pub fn publish_transient(&self, chat_id: Uuid, event: TransientEvent) {
+        self.backend.publish_transient(chat_id, event);
+    }
+
+    /// Subscribe to a chat from now (see [`Backend::subscribe`]).
+    pub async fn subscribe(&self, chat_id: Uuid) -> Subscription {
+        self.backend.subscribe(chat_id).await
+    }
+
+    pub async fn flush(&self) {
+        self.backend.flush().await;
+    }
+
+    pub async fn health(&self) -> BusHealth {
+        self.backend.health().await
+    }
+
+    pub fn stats(&self) -> BusStats {
+        self.backend.stats()
+    }
+
+    /// How many chats have live subscribers on this node.
+    pub fn active_chats(&self) -> usize {
+        self.backend.stats().active_chats
+    }
+}
+
+/// What `/health` says about the bus.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BusHealth {
+    /// `in_process` or `redis`.
+    pub kind: &'static str,
+    /// For Redis: whether it answered a `PING` just now.
+    pub reachable: Option<bool>,
+    /// One line for people: where, and what was lost to the log.
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BusStats {
+    /// Chats with live subscribers on this node.
+    pub active_chats: usize,
+    /// Events handed to the transport (for Redis: `XADD`s acknowledged).
+    pub published: u64,
+    /// Events the transport did not take (Redis down, or the publishing queue full); their
+    /// subscribers were made to lag and read them from the log.
+    pub publish_failures: u64,
+    /// Times subscribers were told to lag because of the transport (a reader error or
+    /// reconnection, a resynchronisation marker), not because they were slow.
+    pub transport_lags: u64,
 }
 
 /// What a subscriber receives next.
@@ -30,142 +151,42 @@ pub struct EventBus {
 #[allow(clippy::large_enum_variant)] // Boxing would cost an allocation per delivered event.
 pub enum Received {
     Event(ChatEvent),
-    /// Events were missed; read them from the log.
+    /// Events may have been missed; read them from the log.
     Lagged,
     /// An event that is in no log (see [`TransientEvent`]).
     Transient(TransientEvent),
 }
 
-/// What travels on a chat's channel.
+/// What travels on a chat's local channel, whichever backend fills it.
 #[derive(Clone, Debug)]
 #[allow(clippy::large_enum_variant)] // As for `Received`.
-enum Item {
+pub(crate) enum Item {
     Event(ChatEvent),
     Transient(TransientEvent),
+    /// The transport may have lost events (Redis unreachable, a reader reconnected).
+    Lagged,
 }
 
+/// One subscriber's view of a chat. Dropping it unsubscribes.
 #[derive(Debug)]
 pub struct Subscription {
     receiver: broadcast::Receiver<Item>,
 }
 
 impl Subscription {
+    pub(crate) fn new(receiver: broadcast::Receiver<Item>) -> Self {
+        Self { receiver }
+    }
+
     /// The next event, or `Lagged` after missing some. Never ends while the bus lives.
     pub async fn recv(&mut self) -> Received {
-        loop {
-            match self.receiver.recv().await {
-                Ok(Item::Event(event)) => return Received::Event(event),
-                Ok(Item::Transient(event)) => return Received::Transient(event),
-                Err(broadcast::error::RecvError::Lagged(_)) => return Received::Lagged,
-                // The sender is only dropped once nobody listens, which excludes us; if it
-                // happens anyway, wait forever rather than spin.
-                Err(broadcast::error::RecvError::Closed) => std::future::pending::<()>().await,
-            }
+        match self.receiver.recv().await {
+            Ok(Item::Event(event)) => Received::Event(event),
+            Ok(Item::Transient(event)) => Received::Transient(event),
+            Ok(Item::Lagged) | Err(broadcast::error::RecvError::Lagged(_)) => Received::Lagged,
+            // The sender is only dropped once nobody listens, which excludes us; if it
+            // happens anyway, wait forever rather than spin.
+            Err(broadcast::error::RecvError::Closed) => std::future::pending().await,
         }
-    }
-}
-
-impl EventBus {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Deliver `event` to the chat's current subscribers, if any.
-    pub fn publish(&self, chat_id: Uuid, event: ChatEvent) {
-        self.send(chat_id, Item::Event(event));
-    }
-
-    /// Deliver an event that is in no log (see [`TransientEvent`]).
-    pub fn publish_transient(&self, chat_id: Uuid, event: TransientEvent) {
-        self.send(chat_id, Item::Transient(event));
-    }
-
-    fn send(&self, chat_id: Uuid, item: Item) {
-        let mut chats = self.chats.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(sender) = chats.get(&chat_id)
-            && sender.send(item).is_err()
-        {
-            // Nobody listens any more: forget the chat until someone subscribes again.
-            chats.remove(&chat_id);
-        }
-    }
-
-    pub fn subscribe(&self, chat_id: Uuid) -> Subscription {
-        let mut chats = self.chats.lock().unwrap_or_else(PoisonError::into_inner);
-        chats.retain(|_, sender| sender.receiver_count() > 0);
-        let sender = chats.entry(chat_id).or_insert_with(|| broadcast::channel(CAPACITY).0);
-        Subscription { receiver: sender.subscribe() }
-    }
-
-    /// How many chats have live subscribers (for metrics and tests).
-    pub fn active_chats(&self) -> usize {
-        let chats = self.chats.lock().unwrap_or_else(PoisonError::into_inner);
-        chats.values().filter(|sender| sender.receiver_count() > 0).count()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use agentbox_protocol::EventPayload;
-
-    fn event(seq: i64) -> ChatEvent {
-        ChatEvent {
-            seq,
-            message_id: Uuid::nil(),
-            parent_tool_use_id: None,
-            created_at: chrono::Utc::now(),
-            payload: EventPayload::AssistantText { text: seq.to_string() },
-        }
-    }
-
-    #[tokio::test]
-    async fn subscribers_get_their_chats_events_only() {
-        let bus = EventBus::new();
-        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
-        let mut sub_a = bus.subscribe(a);
-        let mut sub_b = bus.subscribe(b);
-        bus.publish(a, event(1));
-        bus.publish(b, event(2));
-        let Received::Event(got) = sub_a.recv().await else { panic!("lagged") };
-        assert_eq!(got.seq, 1);
-        let Received::Event(got) = sub_b.recv().await else { panic!("lagged") };
-        assert_eq!(got.seq, 2);
-    }
-
-    #[tokio::test]
-    async fn transient_events_arrive_in_order_with_the_durable_ones() {
-        let bus = EventBus::new();
-        let chat = Uuid::new_v4();
-        let mut sub = bus.subscribe(chat);
-        let delta =
-            TransientEvent::AssistantTextDelta { message_id: Uuid::nil(), text: "Hel".into() };
-        bus.publish_transient(chat, delta.clone());
-        bus.publish(chat, event(1));
-        assert!(matches!(sub.recv().await, Received::Transient(got) if got == delta));
-        assert!(matches!(sub.recv().await, Received::Event(got) if got.seq == 1));
-    }
-
-    #[tokio::test]
-    async fn a_slow_subscriber_is_told_it_lagged() {
-        let bus = EventBus::new();
-        let chat = Uuid::new_v4();
-        let mut sub = bus.subscribe(chat);
-        for seq in 0..(CAPACITY as i64 + 10) {
-            bus.publish(chat, event(seq));
-        }
-        assert!(matches!(sub.recv().await, Received::Lagged));
-        let Received::Event(next) = sub.recv().await else { panic!("lagged twice") };
-        assert_eq!(next.seq, 10);
-    }
-
-    #[tokio::test]
-    async fn chats_without_subscribers_are_forgotten() {
-        let bus = EventBus::new();
-        let chat = Uuid::new_v4();
-        drop(bus.subscribe(chat));
-        bus.publish(chat, event(1));
-        assert_eq!(bus.active_chats(), 0);
-        assert!(bus.chats.lock().unwrap().is_empty());
     }
 }

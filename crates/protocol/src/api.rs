@@ -18,6 +18,9 @@ pub struct RegisterRequest {
     pub password: String,
     #[serde(default)]
     pub username: Option<String>,
+    /// The invite token, when the server's registration is by invite.
+    #[serde(default)]
+    pub invite: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -33,6 +36,16 @@ pub struct LoginRequest {
 #[serde(deny_unknown_fields)]
 pub struct RefreshRequest {
     pub refresh_token: String,
+}
+
+/// Sign out: with the session's refresh token, that sign-in's tokens are revoked; without
+/// (or with no body at all), every refresh token of the user.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct LogoutRequest {
+    #[serde(default)]
+    pub refresh_token: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -53,6 +66,8 @@ pub struct User {
     pub email: String,
     pub username: Option<String>,
     pub created_at: DateTime<Utc>,
+    /// Administrators manage users, invites and registration.
+    pub is_admin: bool,
 }
 
 /// How tool calls are approved in a chat.
@@ -532,4 +547,128 @@ mod tests {
             serde_json::from_str::<UpdateChatRequest>(r#"{"max_thinking_tokens":-1}"#).is_err()
         );
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Administration (`/api/v1/admin/...`, administrators only).
+
+/// Who may create an account on this server (`--registration`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum Registration {
+    Open,
+    Closed,
+    Invite,
+}
+
+/// A user's figures over all their chats.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct UserUsage {
+    pub chats: i64,
+    /// Turns (assistant messages), whatever their outcome.
+    pub turns: i64,
+    /// The cost the CLI reported for those turns, in USD.
+    pub cost_usd: f64,
+}
+
+/// A user as administrators see them.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AdminUser {
+    pub id: Uuid,
+    pub email: String,
+    pub username: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub is_admin: bool,
+    /// Set while the account is disabled.
+    pub disabled_at: Option<DateTime<Utc>>,
+    pub usage: UserUsage,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CreateUserRequest {
+    pub email: String,
+    pub password: String,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub is_admin: bool,
+}
+
+/// Change an account: fields left out stay as they are.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct UpdateUserRequest {
+    /// `true` disables the account at once (its tokens stop working, its streams and
+    /// terminals close, its running turns are interrupted); `false` enables it again.
+    #[serde(default)]
+    pub disabled: Option<bool>,
+    #[serde(default)]
+    pub is_admin: Option<bool>,
+}
+
+/// An invitation to register.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Invite {
+    pub id: Uuid,
+    pub created_by: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub used_at: Option<DateTime<Utc>>,
+    pub used_by: Option<Uuid>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CreateInviteRequest {
+    /// How long the invite can be used, in hours (1 to 8760); the server's default
+    /// (`--invite-ttl-hours`) when left out.
+    #[serde(default)]
+    pub expires_in_hours: Option<u32>,
+}
+
+/// A new invite with its token, shown this once (only its hash is stored).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CreatedInvite {
+    pub invite: Invite,
+    pub token: String,
+    /// The path of the web UI's sign-up with the invite filled in.
+    pub path: String,
+}
+
+/// The server's account rules, as set by its flags.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AccountSettings {
+    pub registration: Registration,
+    pub invite_ttl_hours: u64,
+}
+
+/// One entry of the audit log of security events.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AuditEvent {
+    pub id: Uuid,
+    pub created_at: DateTime<Utc>,
+    /// `sign_in`, `sign_in_failed`, `sign_in_refused`, `rate_limited`,
+    /// `refresh_token_reused`, `sign_out`, `account_created`, `user_created`, `user_updated`,
+    /// `user_deleted`, `invite_created`, `invite_deleted`.
+    pub kind: String,
+    /// Who did it, or whose account a sign-in was for.
+    pub actor_id: Option<Uuid>,
+    /// The user or invite an administrator's action was about.
+    pub target_id: Option<Uuid>,
+    /// The email a sign-in named.
+    pub email: Option<String>,
+    /// The client's address.
+    pub address: Option<String>,
+    pub detail: Option<Value>,
 }

@@ -5,6 +5,7 @@ use std::fmt;
 use std::time::Duration;
 
 use agentbox_agent::AutoPolicy;
+use agentbox_store::NodeRole;
 
 /// How the CLI reaches a model. Secrets are never printed by `Debug`.
 #[derive(Clone, Default)]
@@ -67,6 +68,46 @@ pub struct RunnerConfig {
     pub append_system_prompt: Option<String>,
     pub permissions: PermissionSettings,
     pub checkpoints: crate::checkpoints::CheckpointSettings,
+    pub node: NodeSettings,
+}
+
+/// This node of the installation: who it is, what it does, and how it shows it is alive.
+#[derive(Clone, Debug)]
+pub struct NodeSettings {
+    /// Unique among the installation's nodes (`--node-id`).
+    pub id: String,
+    /// `All` runs turns where they are submitted (the in-process queue); `Api` hands them
+    /// to the durable queue and runs none; `Worker` claims them from it.
+    pub role: NodeRole,
+    /// Where the node answers, for the registry.
+    pub address: Option<String>,
+    /// How often the node beats, extends its job leases and sweeps expired nodes' turns.
+    pub heartbeat: Duration,
+    /// A node whose heartbeat is older than this is gone: its running turns are
+    /// interrupted by the next sweep of any live node, and its job leases lapse.
+    pub expiry: Duration,
+    /// How often a worker looks for jobs and a node for controls when nothing woke it.
+    pub poll: Duration,
+}
+
+impl NodeSettings {
+    /// A node id for a node that was given none: `node-` and a random suffix.
+    pub fn generated_id() -> String {
+        format!("node-{}", uuid::Uuid::new_v4().simple())
+    }
+}
+
+impl Default for NodeSettings {
+    fn default() -> Self {
+        Self {
+            id: Self::generated_id(),
+            role: NodeRole::All,
+            address: None,
+            heartbeat: Duration::from_secs(5),
+            expiry: Duration::from_secs(30),
+            poll: Duration::from_millis(500),
+        }
+    }
 }
 
 /// How permission requests are decided.
@@ -101,6 +142,7 @@ impl Default for RunnerConfig {
             append_system_prompt: None,
             permissions: PermissionSettings::default(),
             checkpoints: crate::checkpoints::CheckpointSettings::default(),
+            node: NodeSettings::default(),
         }
     }
 }

@@ -18,17 +18,40 @@
 //! workspace, the conversation and the CLI session to a checkpoint, and
 //! [`TurnRunner::fork`] starts a new chat from one (see [`checkpoints`]).
 
+mod active;
 mod checkpoints;
 mod config;
+mod control;
+mod error;
+mod gates;
+mod idle;
+mod node;
+mod notices;
+mod paused;
 mod permissions;
+mod queue;
+mod recovery;
+mod request;
+mod restore;
 mod runner;
 mod sink;
+mod submission;
 pub mod titles;
+mod turn;
 
+pub use agentbox_store::NodeRole;
 pub use checkpoints::{CheckpointFailure, CheckpointSettings};
-pub use config::{ModelAccess, PermissionSettings, RunnerConfig};
+pub use config::{ModelAccess, NodeSettings, PermissionSettings, RunnerConfig};
+pub use control::{Control, ControlChannel, InProcessControls, StoreControls};
+pub use error::{PermissionError, RestartError, RunError};
 pub use permissions::{BYPASS_REFUSAL, MAX_ANSWER_MESSAGE_CHARS};
-pub use runner::{
-    LiveChange, PermissionError, RestartError, Restoration, RunError, SendNow, TurnRequest,
-    TurnRunner,
-};
+pub use queue::{DurableQueue, Handoff, InProcessQueue, RecordedTurn, TurnQueue};
+pub use request::{LiveChange, SendNow, TurnRequest};
+pub use restore::Restoration;
+pub use runner::TurnRunner;
+
+/// A poisoned lock still holds consistent state here: every critical section is a few map
+/// operations that cannot panic half-way.
+pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}

@@ -20,7 +20,7 @@ use agentbox_protocol::api::PermissionMode;
 use agentbox_protocol::cli::ControlRequest;
 use agentbox_protocol::event::{PermissionRequest, PermissionResolution};
 use agentbox_protocol::permission::{
-    PermissionAnswerRequest, PermissionKind, PermissionRule, ResolvedBy,
+    PendingPermission, PermissionAnswerRequest, PermissionKind, PermissionRule, ResolvedBy,
 };
 use agentbox_store::Store;
 use async_trait::async_trait;
@@ -154,16 +154,16 @@ impl LiveTurn {
         answer: &PermissionAnswerRequest,
         bypass_allowed: bool,
     ) -> Result<Accepted, AnswerError> {
-        let message = answer.message.as_deref().map(str::trim).filter(|m| !m.is_empty());
-        if message.is_some_and(|m| m.chars().count() > MAX_ANSWER_MESSAGE_CHARS) {
-            return Err(invalid(
-                "message_too_long",
-                format!("A message may have at most {MAX_ANSWER_MESSAGE_CHARS} characters."),
-            ));
-        }
+        let message = answer_message(answer)?;
         let mut pending = lock(&self.pending);
         let entry = pending.get(request_id).ok_or(AnswerError::AlreadyResolved)?;
-        let prepared = prepare(entry, request_id, answer, message, bypass_allowed)?;
+        let asked = Asked {
+            kind: entry.kind,
+            tool_name: &entry.tool_name,
+            input: &entry.input,
+            suggestions: &entry.suggestions,
+        };
+        let prepared = prepare(&asked, request_id, answer, message, bypass_allowed)?;
         let Some(entry) = pending.remove(request_id) else {
             return Err(AnswerError::AlreadyResolved);
         };
@@ -191,9 +191,47 @@ impl LiveTurn {
     }
 }
 
+/// The answer's message, trimmed; `None` when empty. Refused when too long.
+fn answer_message(answer: &PermissionAnswerRequest) -> Result<Option<&str>, AnswerError> {
+    let message = answer.message.as_deref().map(str::trim).filter(|m| !m.is_empty());
+    if message.is_some_and(|m| m.chars().count() > MAX_ANSWER_MESSAGE_CHARS) {
+        return Err(invalid(
+            "message_too_long",
+            format!("A message may have at most {MAX_ANSWER_MESSAGE_CHARS} characters."),
+        ));
+    }
+    Ok(message)
+}
+
+/// What a request asked, as an answer is checked against it.
+struct Asked<'a> {
+    kind: PermissionKind,
+    tool_name: &'a str,
+    input: &'a Value,
+    suggestions: &'a [Value],
+}
+
+/// Check an answer against an open request as the store lists it, without its turn: what a
+/// node that does not run the turn can check before sending the answer on, so that a bad
+/// answer is refused with the same code as on the turn's own node.
+pub(crate) fn check_answer(
+    pending: &PendingPermission,
+    answer: &PermissionAnswerRequest,
+    bypass_allowed: bool,
+) -> Result<(), AnswerError> {
+    let message = answer_message(answer)?;
+    let asked = Asked {
+        kind: pending.kind,
+        tool_name: &pending.tool_name,
+        input: &pending.input,
+        suggestions: &[],
+    };
+    prepare(&asked, &pending.request_id, answer, message, bypass_allowed).map(drop)
+}
+
 /// Check an answer against the request it answers and turn it into what the CLI gets.
 fn prepare(
-    entry: &PendingEntry,
+    entry: &Asked<'_>,
     request_id: &str,
     answer: &PermissionAnswerRequest,
     message: Option<&str>,
@@ -242,9 +280,8 @@ fn prepare(
     }
     match kind {
         PermissionKind::Tool => {
-            let rule = answer
-                .remember
-                .then(|| rule_for(&entry.tool_name, &entry.input, &entry.suggestions));
+            let rule =
+                answer.remember.then(|| rule_for(entry.tool_name, entry.input, entry.suggestions));
             Ok(PersonAnswer {
                 decision: PermissionDecision::Allow { updated_input: None },
                 resolution: PermissionResolution { rule, ..resolution },
@@ -252,7 +289,7 @@ fn prepare(
             })
         }
         PermissionKind::Question => {
-            let answers = question_answers(&entry.input, answer.answers.as_ref())?;
+            let answers = question_answers(entry.input, answer.answers.as_ref())?;
             let mut input = entry.input.clone();
             if let Some(fields) = input.as_object_mut() {
                 fields.insert("answers".into(), Value::Object(answers.clone()));

@@ -35,7 +35,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 }
 
 pub async fn chat_json(state: &AppState, chat: ChatRecord) -> Chat {
-    let running = state.runner.is_running(chat.id);
+    let running = state.runner.is_running_anywhere(chat.id).await;
     let sandbox_status = state.runner.sandbox_provider().status(&chat.id.to_string()).await;
     let pending_requests = if running {
         match state.store.pending_permissions(chat.id).await {
@@ -291,7 +291,11 @@ async fn update_chat(
         .update_chat(user.0.id, chat_id, update)
         .await?
         .ok_or_else(ApiError::chat_not_found)?;
-    state.runner.apply_live(chat_id, &change);
+    // The change is stored; a running turn on another node that cannot be told keeps its
+    // settings until its end, which is no reason to refuse the change.
+    if let Err(err) = state.runner.apply_live(chat_id, &change).await {
+        tracing::warn!(%chat_id, %err, "could not send a live change to the running turn");
+    }
     Ok(Json(chat_json(&state, chat).await))
 }
 

@@ -223,3 +223,20 @@ mod tests {
         assert_eq!(through(b"data: {}\n\n").await, b"data: {}\n\n");
     }
 }
+
+/// The peer of a connection, as handlers see it (`ConnectInfo<PeerAddress>`): serve with
+/// `app.into_make_service_with_connect_info::<PeerAddress>()`.
+#[derive(Clone, Copy, Debug)]
+pub struct PeerAddress(pub std::net::SocketAddr);
+
+impl
+    axum::extract::connect_info::Connected<
+        axum::serve::IncomingStream<'_, ApiListener<tokio::net::TcpListener>>,
+    > for PeerAddress
+{
+    fn connect_info(
+        stream: axum::serve::IncomingStream<'_, ApiListener<tokio::net::TcpListener>>,
+    ) -> Self {
+        Self(*stream.remote_addr())
+    }
+}

@@ -56,6 +56,28 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     }
 }
 
+/// [`ApiJson`] for a body that may be left out: no body and no content type is `None`.
+pub struct OptionalJson<T>(pub Option<T>);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for OptionalJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        if req.headers().contains_key(header::CONTENT_TYPE) {
+            return ApiJson::from_request(req, state).await.map(|ApiJson(value)| Self(Some(value)));
+        }
+        // No content type: fine if there is no body either, else the usual 415.
+        match Bytes::from_request(req, state).await {
+            Ok(body) if body.is_empty() => Ok(Self(None)),
+            _ => Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "Expected a request with `Content-Type: application/json`, or no body.",
+            )),
+        }
+    }
+}
+
 /// `application/json`, or another JSON type such as `application/merge-patch+json`, with
 /// any parameters (what axum's `Json` accepts).
 fn json_content_type(headers: &HeaderMap) -> bool {

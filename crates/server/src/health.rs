@@ -30,6 +30,20 @@ pub fn component(status: &str, detail: impl Into<String>) -> ComponentHealth {
     }
 }
 
+/// The event bus: not configured (in-process), or Redis and whether it answers now. An
+/// unreachable Redis does not degrade the server: turns run, and streams read the log.
+async fn bus_health(state: &AppState) -> ComponentHealth {
+    let bus = state.bus.health().await;
+    match bus.reachable {
+        None => component(
+            "not_configured",
+            format!("single node: {}, in-process run queue", bus.detail),
+        ),
+        Some(true) => component("ok", bus.detail),
+        Some(false) => component("error", bus.detail),
+    }
+}
+
 /// Checks the database (its backend, version and pool use) and the sandbox provider now; reports the CLI and model access as
 /// found at start-up. `degraded` means turns cannot run; 503 means the database is down.
 pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
@@ -81,7 +95,7 @@ pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Health>)
         status: if turns_can_run { HealthStatus::Healthy } else { HealthStatus::Degraded },
         version: info.version.clone(),
         database,
-        redis: component("not_configured", "single node: in-process event bus and run queue"),
+        redis: bus_health(&state).await,
         sandbox,
         cli: info.cli.clone(),
         model: info.model.clone(),

@@ -6,18 +6,24 @@
 //! that the same handler annotations describe; [`ApiListener`] makes the errors that hyper
 //! answers before any routing JSON too.
 
+mod accounts;
+mod admin;
+mod audit;
 mod auth;
 mod chats;
 mod checkpoints;
 mod connection;
 mod costs;
+mod credentials;
 mod error;
 mod extract;
 mod health;
+mod limits;
 mod messages;
 pub mod openapi;
 mod permissions;
 mod queue;
+mod ratelimit;
 mod retry;
 mod sandbox;
 mod settings;
@@ -33,10 +39,14 @@ use axum::extract::DefaultBodyLimit;
 use tower_http::trace::TraceLayer;
 use utoipa_axum::router::OpenApiRouter;
 
+pub use accounts::{Accounts, RegistrationMode, SignInLimits};
+pub use audit::AuditRetention;
 pub use auth::AuthKeys;
-pub use connection::{ApiConnection, ApiListener};
+pub use connection::{ApiConnection, ApiListener, PeerAddress};
 pub use error::ApiError;
 pub use health::{ServerInfo, component};
+pub use limits::TurnLimits;
+pub use ratelimit::{Clock, ManualClock, Rate, SystemClock};
 pub use state::{AppState, Limits};
 pub use terminal::TerminalRegistry;
 
@@ -61,9 +71,22 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// A worker node's HTTP: `/health` and JSON 404s, nothing else (it runs turns, the API
+/// nodes serve people).
+pub fn worker_app(state: AppState) -> Router {
+    Router::new()
+        .route("/health", axum::routing::get(health::health))
+        .fallback(|| async { error::not_found() })
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
 fn api_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(<openapi::ApiDoc as utoipa::OpenApi>::openapi())
         .merge(auth::routes())
+        .merge(admin::routes())
+        .merge(audit::routes())
         .merge(setup::routes())
         .merge(chats::routes())
         .merge(costs::routes())

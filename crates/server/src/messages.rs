@@ -28,7 +28,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
               (status = 403, description = "bypass_not_allowed"),
               (status = 409, description = "turn_in_progress"),
               (status = 413, description = "prompt_too_long, body_too_large"),
-              (status = 422, description = "empty_prompt, invalid_model, attachments_unsupported")),
+              (status = 422, description = "empty_prompt, invalid_model, attachments_unsupported"),
+              (status = 429, description = "limit_reached, with Retry-After for daily limits")),
     security(("bearer" = [])))]
 async fn post_message(
     State(state): State<AppState>,
@@ -45,6 +46,7 @@ async fn post_message(
         ));
     }
     let model = request.model.as_deref().map(valid_model).transpose()?;
+    crate::limits::check(&state, user.0.id).await?;
     let started = state
         .runner
         .submit(
@@ -132,8 +134,9 @@ pub async fn interrupt(
     chat_id: uuid::Uuid,
 ) -> Result<(StatusCode, Json<InterruptResponse>), ApiError> {
     owned_chat(state, user, chat_id).await?;
-    match state.runner.interrupt(chat_id) {
+    match state.runner.interrupt(chat_id).await {
         Ok(message_id) => Ok((StatusCode::ACCEPTED, Json(InterruptResponse { message_id }))),
+        Err(RunError::Store(err)) => Err(err.into()),
         Err(_) => Err(ApiError::conflict("no_running_turn", "No turn is running in this chat.")),
     }
 }

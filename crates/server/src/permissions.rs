@@ -114,7 +114,9 @@ async fn list_pending(
               (status = 409, description = "permission_request_resolved, turn_not_running"),
               (status = 422, description = "answers_required, unknown_question, invalid_answer, \
                    answers_not_applicable, mode_not_applicable, remember_not_applicable, \
-                   remember_requires_approval, invalid_mode, message_too_long")),
+                   remember_requires_approval, invalid_mode, message_too_long, \
+                   answer_not_taken (a turn on a worker node refused the answer or did not \
+                   take it in time)")),
     security(("bearer" = [])))]
 async fn answer(
     State(state): State<AppState>,

@@ -70,7 +70,8 @@ async fn list_queue(
               (status = 403, description = "bypass_not_allowed"),
               (status = 404),
               (status = 413, description = "prompt_too_long"),
-              (status = 422, description = "empty_prompt, invalid_model")),
+              (status = 422, description = "empty_prompt, invalid_model"),
+              (status = 429, description = "limit_reached (when the prompt would start at once)")),
     security(("bearer" = [])))]
 async fn enqueue(
     State(state): State<AppState>,
@@ -81,6 +82,11 @@ async fn enqueue(
     let chat = owned_chat(&state, &user, chat_id).await?;
     valid_prompt(&state, &request.prompt)?;
     let model = request.model.as_deref().map(valid_model).transpose()?;
+    // On an idle chat the prompt starts at once, so it meets the per-user limits now; behind
+    // a running turn it waits (and is not checked again when it starts: see limits.rs).
+    if !state.runner.is_running(chat_id) {
+        crate::limits::check(&state, user.0.id).await?;
+    }
     let queued = state
         .runner
         .enqueue(

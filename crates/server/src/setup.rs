@@ -22,6 +22,9 @@ pub struct SetupStatus {
     /// Whether at least one account exists. `false` on a fresh server: the first visitor
     /// creates the first account.
     pub has_accounts: bool,
+    /// Who may create an account after the first: the sign-up form asks for an invite when
+    /// it is `invite`, and is not offered when it is `closed`.
+    pub registration: agentbox_protocol::api::Registration,
 }
 
 /// Whether this server has any account yet. Needs no sign-in.
@@ -29,5 +32,8 @@ pub struct SetupStatus {
     responses((status = 200, body = SetupStatus)))]
 async fn setup_status(State(state): State<AppState>) -> Result<Json<SetupStatus>, ApiError> {
     let users = state.store.count_users().await?;
-    Ok(Json(SetupStatus { has_accounts: users > 0 }))
+    Ok(Json(SetupStatus {
+        has_accounts: users > 0,
+        registration: state.accounts.registration.api(),
+    }))
 }

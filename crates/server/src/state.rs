@@ -7,6 +7,7 @@ use agentbox_runs::TurnRunner;
 use agentbox_store::Store;
 use tokio_util::sync::CancellationToken;
 
+use crate::accounts::Accounts;
 use crate::auth::AuthKeys;
 use crate::health::ServerInfo;
 
@@ -31,6 +32,8 @@ pub struct AppState {
     pub bus: Arc<EventBus>,
     pub runner: Arc<TurnRunner>,
     pub auth: Arc<AuthKeys>,
+    /// Registration mode and sign-in rate limits.
+    pub accounts: Arc<Accounts>,
     pub limits: Limits,
     /// Facts about the installation gathered once at start-up (CLI version, model access).
     pub info: Arc<ServerInfo>,

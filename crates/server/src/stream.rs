@@ -79,7 +79,7 @@ async fn stream_events(
     };
     // Subscribe before the first read of the log, so nothing committed in between is missed.
     let tail = Tail {
-        subscription: state.bus.subscribe(chat_id),
+        subscription: state.bus.subscribe(chat_id).await,
         store: state.store.clone(),
         chat_id,
         last_sent,
@@ -88,7 +88,7 @@ async fn stream_events(
         deltas: query.deltas,
     };
     let events = futures::stream::unfold(tail, Tail::next)
-        .take_until(state.shutdown.clone().cancelled_owned());
+        .take_until(state.accounts.connection(&state.shutdown, user.0.id).cancelled_owned());
     Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(KEEP_ALIVE).text("keep-alive")))
 }
 

@@ -214,7 +214,8 @@ async fn terminal(
             (start_shell(&state, chat_id, user.id, size).await?, false)
         }
     };
-    let shutdown = state.shutdown.clone();
+    // Ends at shutdown, and when the account is disabled.
+    let shutdown = state.accounts.connection(&state.shutdown, user.id);
     Ok(upgrade.on_upgrade(move |socket| serve(socket, session, reconnected, registry, shutdown)))
 }
 

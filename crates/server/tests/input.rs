@@ -83,6 +83,7 @@ impl App {
             bus,
             runner,
             auth: Arc::new(AuthKeys::new(&[7; 32], hour, hour)),
+            accounts: Arc::new(agentbox_server::Accounts::default()),
             limits: Limits::default(),
             info: Arc::new(ServerInfo {
                 version: "test".into(),

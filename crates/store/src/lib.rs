@@ -27,11 +27,12 @@ use uuid::Uuid;
 
 pub use copy::{CopyReport, copy_installation};
 pub use records::{
-    ChatListing, ChatRecord, ChatUpdate, CheckpointKind, CheckpointRecord, DEFAULT_CHAT_TITLE,
-    NewChat, NewEvent, PermissionRecord, QueuedUpdate, Rewind, Spending, StartedTurn, TitleSource,
-    TurnResult, UserRecord,
+    AuditFilter, AuditRecord, ChatListing, ChatRecord, ChatUpdate, CheckpointKind,
+    CheckpointRecord, DEFAULT_CHAT_TITLE, InviteRecord, NewChat, NewEvent, NodeRecord, NodeRole,
+    OrphanedTurn, PermissionRecord, QueuedUpdate, RefreshRotation, Rewind, Spending, StartedTurn,
+    StoredControl, TitleSource, TurnJob, TurnResult, UserActivity, UserRecord, UserUsage,
 };
-pub use repository::Repository;
+pub use repository::{Repository, Wake};
 pub use search::ChatQuery;
 
 #[derive(Debug, thiserror::Error)]
@@ -203,10 +204,12 @@ pub enum Table {
     PermissionRules,
     QueuedMessages,
     Checkpoints,
+    Invites,
+    AuditEvents,
 }
 
 impl Table {
-    pub const ALL: [Self; 10] = [
+    pub const ALL: [Self; 12] = [
         Self::Users,
         Self::RefreshTokens,
         Self::UserSettings,
@@ -217,6 +220,8 @@ impl Table {
         Self::PermissionRules,
         Self::QueuedMessages,
         Self::Checkpoints,
+        Self::Invites,
+        Self::AuditEvents,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -231,6 +236,8 @@ impl Table {
             Self::PermissionRules => "permission_rules",
             Self::QueuedMessages => "queued_messages",
             Self::Checkpoints => "checkpoints",
+            Self::Invites => "invites",
+            Self::AuditEvents => "audit_events",
         }
     }
 }
@@ -291,12 +298,25 @@ impl Store {
 
     // Users.
 
-    /// Create a user; `Conflict("email_taken")` if the (lower-cased) email exists.
+    /// Create a user; `Conflict("email_taken")` if the (lower-cased) email exists. The
+    /// installation's first user is an administrator.
     pub async fn create_user(
         &self,
         email: &str,
         username: Option<&str>,
         password_hash: &str,
+    ) -> Result<UserRecord> {
+        self.create_user_with(email, username, password_hash, None).await
+    }
+
+    /// [`Store::create_user`], using up the invite whose token hashes to `invite`:
+    /// `Conflict("invalid_invite")` (checked first) if it is unknown, used or expired.
+    pub async fn create_user_with(
+        &self,
+        email: &str,
+        username: Option<&str>,
+        password_hash: &str,
+        invite: Option<&str>,
     ) -> Result<UserRecord> {
         let user = UserRecord {
             id: Uuid::now_v7(),
@@ -304,9 +324,10 @@ impl Store {
             username: username.map(str::to_owned),
             password_hash: password_hash.to_owned(),
             created_at: records::now(),
+            is_admin: false,
+            disabled_at: None,
         };
-        self.repo.create_user(&user).await?;
-        Ok(user)
+        self.repo.create_user(&user, invite, records::now()).await
     }
 
     pub async fn user_by_email(&self, email: &str) -> Result<Option<UserRecord>> {
@@ -321,29 +342,147 @@ impl Store {
         self.repo.count_users().await
     }
 
-    /// Remember a refresh token by its hash (the token itself is never stored).
+    /// Every user, oldest first.
+    pub async fn list_users(&self) -> Result<Vec<UserRecord>> {
+        self.repo.list_users().await
+    }
+
+    /// Chats, turns and recorded cost of every user who has a chat.
+    pub async fn users_usage(&self) -> Result<Vec<UserUsage>> {
+        self.repo.users_usage().await
+    }
+
+    /// The user's running turns, and the turns started since `since` with their cost.
+    pub async fn user_activity(&self, user_id: Uuid, since: DateTime<Utc>) -> Result<UserActivity> {
+        self.repo.user_activity(user_id, records::stored_time(since)).await
+    }
+
+    /// Disable an account (its refresh tokens are deleted) or re-enable it.
+    /// `Conflict("last_admin")` for the last enabled administrator.
+    pub async fn set_user_disabled(&self, id: Uuid, disabled: bool) -> Result<Option<UserRecord>> {
+        self.repo.set_user_disabled(id, disabled.then(records::now)).await
+    }
+
+    /// `Conflict("last_admin")` when unmaking the last enabled administrator.
+    pub async fn set_user_admin(&self, id: Uuid, is_admin: bool) -> Result<Option<UserRecord>> {
+        self.repo.set_user_admin(id, is_admin).await
+    }
+
+    /// Delete an account with everything it owns. `Conflict("last_admin")` for the last
+    /// enabled administrator.
+    pub async fn delete_user(&self, id: Uuid) -> Result<bool> {
+        self.repo.delete_user(id).await
+    }
+
+    /// Remember a refresh token by its hash (the token itself is never stored) as the first
+    /// of a new family (a sign-in).
     pub async fn add_refresh_token(
         &self,
         user_id: Uuid,
         token_hash: &str,
+        family_id: &str,
         expires_at: DateTime<Utc>,
     ) -> Result<()> {
-        self.repo.add_refresh_token(user_id, token_hash, records::stored_time(expires_at)).await
+        self.repo
+            .add_refresh_token(user_id, token_hash, family_id, records::stored_time(expires_at))
+            .await
     }
 
-    /// Use up a refresh token: it is deleted, and its user returned if it had not expired.
-    /// A token works once; the caller issues a new one (rotation).
-    pub async fn take_refresh_token(&self, token_hash: &str) -> Result<Option<Uuid>> {
-        Ok(self
-            .repo
-            .take_refresh_token(token_hash)
-            .await?
-            .and_then(|(user, expires_at)| (expires_at > records::now()).then_some(user)))
+    /// Present a refresh token: used up and replaced by `new_hash` if valid; its family
+    /// revoked if it had been used before (see [`RefreshRotation`]).
+    pub async fn rotate_refresh_token(
+        &self,
+        token_hash: &str,
+        new_hash: &str,
+        new_expires_at: DateTime<Utc>,
+    ) -> Result<RefreshRotation> {
+        self.repo
+            .rotate_refresh_token(
+                token_hash,
+                new_hash,
+                records::stored_time(new_expires_at),
+                records::now(),
+            )
+            .await
+    }
+
+    /// Sign out one session: revoke the family of the user's refresh token.
+    pub async fn revoke_refresh_family(&self, user_id: Uuid, token_hash: &str) -> Result<bool> {
+        self.repo.revoke_refresh_family(user_id, token_hash).await
     }
 
     /// Sign a user out everywhere.
     pub async fn remove_refresh_tokens(&self, user_id: Uuid) -> Result<()> {
         self.repo.remove_refresh_tokens(user_id).await
+    }
+
+    /// A new invite expiring at `expires_at`, stored by its token's hash.
+    pub async fn create_invite(
+        &self,
+        created_by: Uuid,
+        token_hash: &str,
+        expires_at: DateTime<Utc>,
+    ) -> Result<InviteRecord> {
+        let invite = InviteRecord {
+            id: Uuid::now_v7(),
+            created_by: Some(created_by),
+            created_at: records::now(),
+            expires_at: records::stored_time(expires_at),
+            used_at: None,
+            used_by: None,
+        };
+        self.repo.create_invite(&invite, token_hash).await?;
+        Ok(invite)
+    }
+
+    /// Every invite, newest first.
+    pub async fn list_invites(&self) -> Result<Vec<InviteRecord>> {
+        self.repo.list_invites().await
+    }
+
+    pub async fn delete_invite(&self, id: Uuid) -> Result<bool> {
+        self.repo.delete_invite(id).await
+    }
+
+    // The audit log.
+
+    /// Record a security event now; `detail` is a JSON object.
+    pub async fn audit(
+        &self,
+        kind: &str,
+        actor_id: Option<Uuid>,
+        target_id: Option<Uuid>,
+        email: Option<&str>,
+        address: Option<&str>,
+        detail: Option<&serde_json::Value>,
+    ) -> Result<AuditRecord> {
+        let event = AuditRecord {
+            id: Uuid::now_v7(),
+            created_at: records::now(),
+            kind: kind.to_owned(),
+            actor_id,
+            target_id,
+            email: email.map(str::to_lowercase),
+            address: address.map(str::to_owned),
+            detail: detail.map(records::to_json).transpose()?,
+        };
+        self.repo.append_audit(&event).await?;
+        Ok(event)
+    }
+
+    /// Audit events matching `filter`, newest first.
+    pub async fn audit_events(&self, filter: &AuditFilter) -> Result<Vec<AuditRecord>> {
+        let filter = AuditFilter {
+            since: filter.since.map(records::stored_time),
+            before: filter.before.map(records::stored_time),
+            ..filter.clone()
+        };
+        self.repo.audit_events(&filter).await
+    }
+
+    /// Delete audit events older than `before`.
+    pub async fn purge_audit(&self, before: DateTime<Utc>) -> Result<u64> {
+        self.repo.purge_audit(records::stored_time(before)).await
     }
 
     // Chats: every query behind a request is scoped by the user, so that someone else's
@@ -600,6 +739,21 @@ impl Store {
         self.repo.chats_with_queued_messages().await
     }
 
+    /// Pause or resume the chat's queue: a paused queue waits for `send now`. Kept in the
+    /// database so that every node sees the same.
+    pub async fn set_queue_paused(&self, chat_id: Uuid, paused: bool) -> Result<()> {
+        self.repo.set_queue_paused(chat_id, paused).await
+    }
+
+    pub async fn queue_paused(&self, chat_id: Uuid) -> Result<bool> {
+        self.repo.queue_paused(chat_id).await
+    }
+
+    /// Pause the queue of every chat with a queued prompt (after a restart).
+    pub async fn pause_waiting_queues(&self) -> Result<u64> {
+        self.repo.pause_waiting_queues().await
+    }
+
     // Agent settings kept apart from the chat and user records.
 
     /// The user's settings; defaults when the user never changed any.
@@ -684,5 +838,125 @@ impl Store {
         session_id: Option<&str>,
     ) -> Result<()> {
         self.repo.copy_conversation(source, target, up_to, session_id).await
+    }
+
+    // The cluster: nodes and their heartbeats, the node running each turn, the durable
+    // turn queue and controls for running turns. Instants are the caller's, so that expiry
+    // is explicit (and testable without waiting).
+
+    /// Register a node (again, after a restart).
+    pub async fn register_node(&self, node: &NodeRecord) -> Result<()> {
+        self.repo.register_node(node).await
+    }
+
+    /// Record a node's heartbeat; `false` when it is not registered.
+    pub async fn node_heartbeat(&self, node_id: &str, at: DateTime<Utc>) -> Result<bool> {
+        self.repo.node_heartbeat(node_id, at).await
+    }
+
+    pub async fn nodes(&self) -> Result<Vec<NodeRecord>> {
+        self.repo.nodes().await
+    }
+
+    /// Mark a running turn as run by `node_id`; `false` (run nothing) when it has ended or
+    /// another node started it.
+    pub async fn start_turn_on(&self, message_id: Uuid, node_id: &str) -> Result<bool> {
+        self.repo.start_turn_on(message_id, node_id).await
+    }
+
+    /// The node running the turn of `message_id`, while it runs.
+    pub async fn turn_node(&self, message_id: Uuid) -> Result<Option<String>> {
+        self.repo.turn_node(message_id).await
+    }
+
+    /// Running turns no live node runs (see `NodeRepository::orphaned_turns`).
+    pub async fn orphaned_turns(
+        &self,
+        node_id: &str,
+        own: bool,
+        expired_before: DateTime<Utc>,
+    ) -> Result<Vec<OrphanedTurn>> {
+        self.repo.orphaned_turns(node_id, own, expired_before).await
+    }
+
+    /// Take an orphaned turn over from `from` for `to`; `false` when another node was first.
+    pub async fn adopt_turn(&self, message_id: Uuid, from: Option<&str>, to: &str) -> Result<bool> {
+        self.repo.adopt_turn(message_id, from, to).await
+    }
+
+    /// Queue a recorded turn for a worker.
+    pub async fn push_turn_job(
+        &self,
+        chat_id: Uuid,
+        message_id: Uuid,
+        prompt: &str,
+        model: &str,
+        permission_mode: PermissionMode,
+    ) -> Result<()> {
+        self.repo.push_turn_job(chat_id, message_id, prompt, model, permission_mode).await
+    }
+
+    /// Lease the oldest free job to `node_id` until `lease_until`.
+    pub async fn claim_turn_job(
+        &self,
+        node_id: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Option<TurnJob>> {
+        self.repo.claim_turn_job(node_id, now, lease_until).await
+    }
+
+    /// Extend every lease `node_id` holds to `until`.
+    pub async fn extend_turn_job_leases(&self, node_id: &str, until: DateTime<Utc>) -> Result<u64> {
+        self.repo.extend_turn_job_leases(node_id, until).await
+    }
+
+    /// Start a claimed job's turn on `node_id`; `false`: do not run it.
+    pub async fn start_turn_job(
+        &self,
+        message_id: Uuid,
+        node_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        self.repo.start_turn_job(message_id, node_id, now).await
+    }
+
+    pub async fn turn_jobs(&self) -> Result<Vec<TurnJob>> {
+        self.repo.turn_jobs().await
+    }
+
+    /// Wake-ups for queued jobs; `None` where the backend has none.
+    pub async fn listen_jobs(&self) -> Result<Option<Box<dyn Wake>>> {
+        self.repo.listen_jobs().await
+    }
+
+    /// End a queued turn no node has started as `interrupted`; `None` when one has.
+    pub async fn cancel_unstarted_turn(
+        &self,
+        chat_id: Uuid,
+        message_id: Uuid,
+    ) -> Result<Option<ChatEvent>> {
+        self.repo.cancel_unstarted_turn(chat_id, message_id).await
+    }
+
+    /// Queue a control for the node running the turn; that node, or `None` when the turn
+    /// runs nowhere.
+    pub async fn push_control(
+        &self,
+        chat_id: Uuid,
+        message_id: Uuid,
+        command: &str,
+    ) -> Result<Option<String>> {
+        self.repo.push_control(chat_id, message_id, command).await
+    }
+
+    /// Take the controls queued for `node_id`, oldest first.
+    pub async fn take_controls(&self, node_id: &str) -> Result<Vec<StoredControl>> {
+        self.repo.take_controls(node_id).await
+    }
+
+    /// Wake-ups for controls queued for `node_id`; `None` where the backend has none.
+    pub async fn listen_controls(&self, node_id: &str) -> Result<Option<Box<dyn Wake>>> {
+        self.repo.listen_controls(node_id).await
     }
 }

@@ -68,12 +68,15 @@ pub struct UserRecord {
     pub username: Option<String>,
     pub password_hash: String,
     pub created_at: DateTime<Utc>,
+    pub is_admin: bool,
+    /// Set while an administrator has disabled the account.
+    pub disabled_at: Option<DateTime<Utc>>,
 }
 
 /// The columns `user_from_row` reads; a macro so that queries stay `&'static str`.
 macro_rules! user_columns {
     () => {
-        "id, email, username, password_hash, created_at"
+        "id, email, username, password_hash, created_at, is_admin, disabled_at"
     };
 }
 pub(crate) use user_columns;
@@ -85,6 +88,80 @@ pub(crate) fn user_from_row(row: &impl Fields) -> Result<UserRecord> {
         username: row.opt_text("username")?,
         password_hash: row.text("password_hash")?,
         created_at: row.time("created_at")?,
+        is_admin: row.int("is_admin")? != 0,
+        disabled_at: row.opt_time("disabled_at")?,
+    })
+}
+
+/// What presenting a refresh token did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RefreshRotation {
+    /// It was valid: it is now used, and the new token took its place in its family.
+    Rotated { user_id: Uuid },
+    /// It had been used before: someone replays a stolen token, or the owner's copy was
+    /// stolen. Its whole family is revoked.
+    Reused { user_id: Uuid },
+    /// Unknown or expired: nothing changed.
+    Invalid,
+}
+
+/// A user's figures over all their chats.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct UserUsage {
+    pub user_id: Uuid,
+    pub chats: i64,
+    /// Assistant messages, whatever their outcome.
+    pub turns: i64,
+    /// The sum of the cost the CLI reported for them, in USD.
+    pub cost_usd: f64,
+}
+
+/// What a user has going and has spent, for the per-user limits.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct UserActivity {
+    /// Turns running now.
+    pub running_turns: i64,
+    /// Turns started since the given time.
+    pub turns: i64,
+    /// The cost the CLI reported for those turns, in USD.
+    pub cost_usd: f64,
+}
+
+/// An invitation to register (its token is known only to whoever it was given to).
+#[derive(Clone, Debug, PartialEq)]
+pub struct InviteRecord {
+    pub id: Uuid,
+    pub created_by: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub used_at: Option<DateTime<Utc>>,
+    pub used_by: Option<Uuid>,
+}
+
+macro_rules! invite_columns {
+    () => {
+        "id, created_by, created_at, expires_at, used_at, used_by"
+    };
+}
+pub(crate) use invite_columns;
+
+pub(crate) fn invite_from_row(row: &impl Fields) -> Result<InviteRecord> {
+    Ok(InviteRecord {
+        id: row.id("id")?,
+        created_by: row.opt_id("created_by")?,
+        created_at: row.time("created_at")?,
+        expires_at: row.time("expires_at")?,
+        used_at: row.opt_time("used_at")?,
+        used_by: row.opt_id("used_by")?,
+    })
+}
+
+pub(crate) fn usage_from_row(row: &impl Fields) -> Result<UserUsage> {
+    Ok(UserUsage {
+        user_id: row.id("user_id")?,
+        chats: row.int("chats")?,
+        turns: row.int("turns")?,
+        cost_usd: row.opt_real("cost_usd")?.unwrap_or(0.0),
     })
 }
 
@@ -631,4 +708,176 @@ pub(crate) fn rewind_event(
                 .with("shown_message_ids", ids(shown)),
         ),
     ))
+}
+
+/// What a node of an installation does: everything (`all`, the single-process default),
+/// only the API (`api`), or only turns (`worker`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NodeRole {
+    All,
+    Api,
+    Worker,
+}
+
+impl NodeRole {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::All => "all",
+            Self::Api => "api",
+            Self::Worker => "worker",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "all" => Some(Self::All),
+            "api" => Some(Self::Api),
+            "worker" => Some(Self::Worker),
+            _ => None,
+        }
+    }
+}
+
+/// A registered node and its last heartbeat.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NodeRecord {
+    pub id: String,
+    pub role: NodeRole,
+    pub address: Option<String>,
+    pub started_at: DateTime<Utc>,
+    pub heartbeat_at: DateTime<Utc>,
+}
+
+pub(crate) fn node_from_row(row: &impl Fields) -> Result<NodeRecord> {
+    let role = row.text("role")?;
+    Ok(NodeRecord {
+        id: row.text("id")?,
+        role: NodeRole::parse(&role)
+            .ok_or_else(|| StoreError::Corrupt(format!("node role {role:?}")))?,
+        address: row.opt_text("address")?,
+        started_at: row.time("started_at")?,
+        heartbeat_at: row.time("heartbeat_at")?,
+    })
+}
+
+/// An `in_progress` turn whose node is gone (or is the caller after a restart), so that it
+/// must be closed; `node_id` is the node that ran it, `None` when none had started it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OrphanedTurn {
+    pub chat_id: Uuid,
+    pub message_id: Uuid,
+    pub node_id: Option<String>,
+}
+
+pub(crate) fn orphan_from_row(row: &impl Fields) -> Result<OrphanedTurn> {
+    Ok(OrphanedTurn {
+        chat_id: row.id("chat_id")?,
+        message_id: row.id("id")?,
+        node_id: row.opt_text("node_id")?,
+    })
+}
+
+/// A recorded turn waiting in the durable queue, as a worker claimed it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TurnJob {
+    pub chat_id: Uuid,
+    pub message_id: Uuid,
+    pub prompt: String,
+    pub model: String,
+    pub permission_mode: PermissionMode,
+    pub created_at: DateTime<Utc>,
+    pub claimed_by: Option<String>,
+    pub lease_expires_at: Option<DateTime<Utc>>,
+    /// How many times it was claimed, this claim included.
+    pub attempts: i64,
+}
+
+macro_rules! turn_job_columns {
+    () => {
+        "message_id, chat_id, prompt, model, permission_mode, created_at, claimed_by,
+         lease_expires_at, attempts"
+    };
+}
+pub(crate) use turn_job_columns;
+
+pub(crate) fn turn_job_from_row(row: &impl Fields) -> Result<TurnJob> {
+    Ok(TurnJob {
+        chat_id: row.id("chat_id")?,
+        message_id: row.id("message_id")?,
+        prompt: row.text("prompt")?,
+        model: row.text("model")?,
+        permission_mode: mode(&row.text("permission_mode")?)?,
+        created_at: row.time("created_at")?,
+        claimed_by: row.opt_text("claimed_by")?,
+        lease_expires_at: row.opt_time("lease_expires_at")?,
+        attempts: row.int("attempts")?,
+    })
+}
+
+/// A control on its way to the node running a turn; `command` is the runner's JSON.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredControl {
+    pub id: Uuid,
+    pub chat_id: Uuid,
+    pub message_id: Uuid,
+    pub command: String,
+}
+
+pub(crate) fn control_from_row(row: &impl Fields) -> Result<StoredControl> {
+    Ok(StoredControl {
+        id: row.id("id")?,
+        chat_id: row.id("chat_id")?,
+        message_id: row.id("message_id")?,
+        command: row.json("command")?,
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// The audit log.
+
+/// One security event.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AuditRecord {
+    pub id: Uuid,
+    pub created_at: DateTime<Utc>,
+    /// A stable snake_case name: `sign_in`, `sign_in_failed`, `rate_limited`, ...
+    pub kind: String,
+    pub actor_id: Option<Uuid>,
+    pub target_id: Option<Uuid>,
+    pub email: Option<String>,
+    pub address: Option<String>,
+    /// A JSON object, as text.
+    pub detail: Option<String>,
+}
+
+/// Which audit events to read: all the given conditions hold; newest first.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AuditFilter {
+    pub kind: Option<String>,
+    /// Events whose actor or target is this user.
+    pub user_id: Option<Uuid>,
+    pub since: Option<DateTime<Utc>>,
+    /// Events strictly older than this (the next page: the oldest `created_at` seen).
+    pub before: Option<DateTime<Utc>>,
+    pub limit: i64,
+}
+
+macro_rules! audit_columns {
+    () => {
+        "id, created_at, kind, actor_id, target_id, email, address, detail"
+    };
+}
+pub(crate) use audit_columns;
+
+pub(crate) fn audit_from_row(row: &impl Fields) -> Result<AuditRecord> {
+    Ok(AuditRecord {
+        id: row.id("id")?,
+        created_at: row.time("created_at")?,
+        kind: row.text("kind")?,
+        actor_id: row.opt_id("actor_id")?,
+        target_id: row.opt_id("target_id")?,
+        email: row.opt_text("email")?,
+        address: row.opt_text("address")?,
+        detail: row.opt_json("detail")?,
+    })
 }

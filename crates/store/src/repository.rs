@@ -13,29 +13,78 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::records::{
-    ChatListing, ChatRecord, ChatUpdate, CheckpointKind, CheckpointRecord, NewEvent,
-    PermissionRecord, QueuedUpdate, Rewind, Spending, StartedTurn, TurnResult, UserRecord,
+    AuditFilter, AuditRecord, ChatListing, ChatRecord, ChatUpdate, CheckpointKind,
+    CheckpointRecord, InviteRecord, NewEvent, NodeRecord, OrphanedTurn, PermissionRecord,
+    QueuedUpdate, RefreshRotation, Rewind, Spending, StartedTurn, StoredControl, TurnJob,
+    TurnResult, UserActivity, UserRecord, UserUsage,
 };
 use crate::search::ChatQuery;
 use crate::{DatabaseInfo, Result, Table};
 
 #[async_trait]
 pub trait UserRepository: Send + Sync {
-    /// Create a user; `Conflict("email_taken")` if the (lower-cased) email exists.
-    async fn create_user(&self, user: &UserRecord) -> Result<()>;
+    /// Create a user, an administrator if it is the installation's first (decided in the
+    /// same statement, so two first registrations cannot both be); the record as stored.
+    /// With `invite` (a token hash), the invite is used up in the same transaction:
+    /// `Conflict("invalid_invite")` if it is unknown, used or expired at `now`.
+    /// `Conflict("email_taken")` if the (lower-cased) email exists; a valid invite is
+    /// used up by that too (so that one invite tells about one email at most).
+    async fn create_user(
+        &self,
+        user: &UserRecord,
+        invite: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<UserRecord>;
     async fn user_by_email(&self, email: &str) -> Result<Option<UserRecord>>;
     async fn user(&self, id: Uuid) -> Result<Option<UserRecord>>;
     async fn count_users(&self) -> Result<i64>;
-    /// Remember a refresh token by its hash (the token itself is never stored).
+    /// Every user, oldest first.
+    async fn list_users(&self) -> Result<Vec<UserRecord>>;
+    /// Every user's chats, turns and recorded cost (users without chats are left out).
+    async fn users_usage(&self) -> Result<Vec<UserUsage>>;
+    /// The user's running turns, and the turns started since `since` with their cost.
+    async fn user_activity(&self, user_id: Uuid, since: DateTime<Utc>) -> Result<UserActivity>;
+    /// Disable (with the time) or re-enable an account; disabling also deletes its refresh
+    /// tokens. `Conflict("last_admin")` when it would leave no enabled administrator.
+    async fn set_user_disabled(
+        &self,
+        id: Uuid,
+        disabled_at: Option<DateTime<Utc>>,
+    ) -> Result<Option<UserRecord>>;
+    /// Make or unmake an administrator; `Conflict("last_admin")` when it would leave no
+    /// enabled administrator.
+    async fn set_user_admin(&self, id: Uuid, is_admin: bool) -> Result<Option<UserRecord>>;
+    /// Delete the account and everything it owns; `false` if there was none.
+    /// `Conflict("last_admin")` for the last enabled administrator.
+    async fn delete_user(&self, id: Uuid) -> Result<bool>;
+    /// Remember a refresh token by its hash (the token itself is never stored), as a
+    /// member of `family_id`.
     async fn add_refresh_token(
         &self,
         user_id: Uuid,
         token_hash: &str,
+        family_id: &str,
         expires_at: DateTime<Utc>,
     ) -> Result<()>;
-    /// Delete a refresh token and return its user and expiry, if it existed.
-    async fn take_refresh_token(&self, token_hash: &str) -> Result<Option<(Uuid, DateTime<Utc>)>>;
+    /// Present the refresh token `token_hash` at `now`, atomically: if it is valid, mark it
+    /// used and add `new_hash` (expiring at `new_expires_at`) to its family; if it was used
+    /// before, revoke its family. Expired tokens of the user are cleaned up on the way.
+    async fn rotate_refresh_token(
+        &self,
+        token_hash: &str,
+        new_hash: &str,
+        new_expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<RefreshRotation>;
+    /// Revoke the family of `token_hash` if the token is `user_id`'s; `false` if it is not.
+    async fn revoke_refresh_family(&self, user_id: Uuid, token_hash: &str) -> Result<bool>;
     async fn remove_refresh_tokens(&self, user_id: Uuid) -> Result<()>;
+    /// Store an invite by its token's hash.
+    async fn create_invite(&self, invite: &InviteRecord, token_hash: &str) -> Result<()>;
+    /// Every invite, newest first.
+    async fn list_invites(&self) -> Result<Vec<InviteRecord>>;
+    /// Delete an invite; `false` if there was none.
+    async fn delete_invite(&self, id: Uuid) -> Result<bool>;
 }
 
 #[async_trait]
@@ -167,6 +216,11 @@ pub trait QueueRepository: Send + Sync {
     ) -> Result<Option<(QueuedMessage, StartedTurn)>>;
     /// Every chat with a queued prompt.
     async fn chats_with_queued_messages(&self) -> Result<Vec<Uuid>>;
+    /// Pause (the queue waits for `send now`) or resume the chat's queue.
+    async fn set_queue_paused(&self, chat_id: Uuid, paused: bool) -> Result<()>;
+    async fn queue_paused(&self, chat_id: Uuid) -> Result<bool>;
+    /// Pause the queue of every chat that has a queued prompt; how many.
+    async fn pause_waiting_queues(&self) -> Result<u64>;
 }
 
 #[async_trait]
@@ -202,6 +256,116 @@ pub trait CheckpointRepository: Send + Sync {
     ) -> Result<()>;
 }
 
+/// The nodes of an installation and which node runs each turn. Instants come from the
+/// caller (its clock), so that expiry is explicit and testable.
+#[async_trait]
+pub trait NodeRepository: Send + Sync {
+    /// Register a node, or register it again after a restart (a new `started_at`).
+    async fn register_node(&self, node: &NodeRecord) -> Result<()>;
+    /// Record a heartbeat; `false` when the node is not registered.
+    async fn node_heartbeat(&self, node_id: &str, at: DateTime<Utc>) -> Result<bool>;
+    async fn nodes(&self) -> Result<Vec<NodeRecord>>;
+    /// Mark the running turn of `message_id` as run by `node_id`. `false` when the turn has
+    /// ended or another node started it: then the caller must not run it.
+    async fn start_turn_on(&self, message_id: Uuid, node_id: &str) -> Result<bool>;
+    /// The node running the turn of `message_id`, while it runs.
+    async fn turn_node(&self, message_id: Uuid) -> Result<Option<String>>;
+    /// `in_progress` turns that no live node runs: those of nodes whose heartbeat is older
+    /// than `expired_before` (or that are not registered), those `own` says are the
+    /// caller's (after a restart of `node_id`), and those no node started, no job holds and
+    /// that were recorded before `expired_before` (a crash between recording and starting).
+    async fn orphaned_turns(
+        &self,
+        node_id: &str,
+        own: bool,
+        expired_before: DateTime<Utc>,
+    ) -> Result<Vec<OrphanedTurn>>;
+    /// Take an orphaned turn over from `from` (`None`: no node) for `to`, so that one node
+    /// alone closes it; controls queued for the turn go. `false` when another node took it
+    /// first or it has ended.
+    async fn adopt_turn(&self, message_id: Uuid, from: Option<&str>, to: &str) -> Result<bool>;
+}
+
+/// The durable turn queue: recorded turns waiting for a worker. Delivery is at least once
+/// (a lease that expires lets another worker claim the job again); the turn runs at most
+/// once because starting it is [`NodeRepository::start_turn_on`]'s condition, in the same
+/// transaction that removes the job.
+#[async_trait]
+pub trait TurnJobRepository: Send + Sync {
+    /// Queue the recorded turn of `message_id` (an `in_progress` message) with what its
+    /// worker needs to run it.
+    async fn push_turn_job(
+        &self,
+        chat_id: Uuid,
+        message_id: Uuid,
+        prompt: &str,
+        model: &str,
+        permission_mode: PermissionMode,
+    ) -> Result<()>;
+    /// The oldest job that nobody holds (no lease, or an expired one at `now`), leased to
+    /// `node_id` until `lease_until`. Jobs whose turn has already started or ended are
+    /// removed on the way and never returned.
+    async fn claim_turn_job(
+        &self,
+        node_id: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Option<TurnJob>>;
+    /// Extend every lease `node_id` holds to `until` (its heartbeat); how many.
+    async fn extend_turn_job_leases(&self, node_id: &str, until: DateTime<Utc>) -> Result<u64>;
+    /// Start the claimed job's turn on `node_id`: the job goes and the message gets its
+    /// node, in one transaction, if `node_id` still holds an unexpired lease at `now` and
+    /// the turn has not started. `false`: the caller must not run the turn.
+    async fn start_turn_job(
+        &self,
+        message_id: Uuid,
+        node_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool>;
+    /// Every job, oldest first (for tests and `/health`).
+    async fn turn_jobs(&self) -> Result<Vec<TurnJob>>;
+    /// A connection that wakes up when a job is queued (PostgreSQL: `NOTIFY agentbox_jobs`
+    /// when the job's transaction commits), or `None` where workers poll (SQLite).
+    async fn listen_jobs(&self) -> Result<Option<Box<dyn Wake>>>;
+    /// End a recorded turn that no node has started (it waits in the queue) as
+    /// `interrupted`: its job goes and `message_completed` is appended, in one transaction.
+    /// `None` when it has started or ended: then its node must be asked instead.
+    async fn cancel_unstarted_turn(
+        &self,
+        chat_id: Uuid,
+        message_id: Uuid,
+    ) -> Result<Option<ChatEvent>>;
+}
+
+/// Controls for the node that runs a turn, kept in a table so that none is lost while a
+/// node is not listening.
+#[async_trait]
+pub trait ControlRepository: Send + Sync {
+    /// Queue a control for the node running the turn of `message_id`; that node's id, or
+    /// `None` (nothing queued) when the turn is not running on a node. PostgreSQL also
+    /// notifies the node (`NOTIFY agentbox_controls`) when the transaction commits.
+    async fn push_control(
+        &self,
+        chat_id: Uuid,
+        message_id: Uuid,
+        command: &str,
+    ) -> Result<Option<String>>;
+    /// Take (remove and return) the controls queued for `node_id`, oldest first.
+    async fn take_controls(&self, node_id: &str) -> Result<Vec<StoredControl>>;
+    /// A connection that wakes up when controls are queued for `node_id`, or `None` on a
+    /// backend without notifications (SQLite: one process, polled).
+    async fn listen_controls(&self, node_id: &str) -> Result<Option<Box<dyn Wake>>>;
+}
+
+/// Waits for the next notification of a listening connection (controls queued for a node,
+/// a turn queued for the workers).
+#[async_trait]
+pub trait Wake: Send {
+    /// Returns when notified; an error when the connection broke (the caller polls, then
+    /// listens again).
+    async fn notified(&mut self) -> Result<()>;
+}
+
 /// The database itself: health, and whole tables for `agentbox migrate --from --to`.
 #[async_trait]
 pub trait DatabaseRepository: Send + Sync {
@@ -227,6 +391,15 @@ pub trait DatabaseRepository: Send + Sync {
     ) -> Result<()>;
 }
 
+#[async_trait]
+pub trait AuditRepository: Send + Sync {
+    async fn append_audit(&self, event: &AuditRecord) -> Result<()>;
+    /// Events matching the filter, newest first, at most `filter.limit`.
+    async fn audit_events(&self, filter: &AuditFilter) -> Result<Vec<AuditRecord>>;
+    /// Delete the events older than `before`; how many were deleted.
+    async fn purge_audit(&self, before: DateTime<Utc>) -> Result<u64>;
+}
+
 /// Everything a backend implements.
 pub trait Repository:
     UserRepository
@@ -237,6 +410,10 @@ pub trait Repository:
     + QueueRepository
     + SettingsRepository
     + CheckpointRepository
+    + NodeRepository
+    + TurnJobRepository
+    + ControlRepository
+    + AuditRepository
     + DatabaseRepository
     + Send
     + Sync
@@ -253,6 +430,10 @@ impl<T> Repository for T where
         + QueueRepository
         + SettingsRepository
         + CheckpointRepository
+        + NodeRepository
+        + TurnJobRepository
+        + ControlRepository
+        + AuditRepository
         + DatabaseRepository
         + Send
         + Sync

@@ -1,6 +1,7 @@
 // The app's frame: sign-in when there is no session, otherwise the chat list beside the
 // open chat (or a start page).
-import { useEffect } from "react";
+import { lazy, Suspense, useEffect } from "react";
+import { AdminButton } from "@/features/admin/ui/AdminButton";
 import { useMe, useSignOut } from "@/features/auth/api/auth";
 import { useIsSignedIn } from "@/features/auth/model/session";
 import { AuthScreen } from "@/features/auth/ui/AuthScreen";
@@ -13,8 +14,12 @@ import { preloadMarkdown } from "@/features/conversation/ui/MessageList";
 import { AccountSettingsButton } from "@/features/settings/ui/SettingsButtons";
 import { chatPath, navigate, useRoute } from "@/shared/lib/router";
 import { Button } from "@/shared/ui/Button";
+import { Spinner } from "@/shared/ui/Spinner";
 import { useApplyTheme, useCycleTheme, useThemeChoice } from "@/shared/ui/theme";
 import { AutoThemeIcon, BellIcon, MenuIcon, MoonIcon, SunIcon } from "@/shared/ui/icons";
+
+// Only administrators open it: a chunk of its own.
+const AdminScreen = lazy(() => import("@/features/admin/ui/AdminScreen"));
 
 export function App() {
   useApplyTheme();
@@ -42,7 +47,17 @@ function Shell() {
   return (
     <div className="layout">
       <Sidebar activeChatId={chatId} footer={<AccountBar />} />
-      <main className="main">{chatId ? <ChatView key={chatId} chatId={chatId} /> : <Home />}</main>
+      <main className="main">
+        {route.name === "admin" ? (
+          <Suspense fallback={<Spinner label="Loading" />}>
+            <AdminScreen />
+          </Suspense>
+        ) : chatId ? (
+          <ChatView key={chatId} chatId={chatId} />
+        ) : (
+          <Home />
+        )}
+      </main>
     </div>
   );
 }
@@ -87,6 +102,7 @@ function AccountBar() {
         </button>
       )}
       <AccountSettingsButton />
+      {me.data?.is_admin && <AdminButton />}
       <Button variant="ghost" onClick={() => signOut.mutate()} disabled={signOut.isPending}>
         Sign out
       </Button>

@@ -1,6 +1,8 @@
+mod accounts;
 mod api;
 mod backends;
 mod checkpoints;
+mod cluster;
 mod containment;
 mod costs;
 mod crash;
@@ -8,6 +10,7 @@ mod files;
 mod finding;
 mod hostile;
 mod permissions;
+mod redis_bus;
 mod retry;
 mod runaway;
 mod sandbox;

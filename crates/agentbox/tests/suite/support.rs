@@ -319,6 +319,21 @@ impl Sse {
         }
     }
 
+    /// Wait for the server to end the stream; the events that came before the end.
+    pub async fn until_closed(&mut self) -> Vec<String> {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        let mut seen = Vec::new();
+        loop {
+            let chunk = tokio::time::timeout_at(deadline, self.body.next())
+                .await
+                .expect("the SSE stream stayed open");
+            match chunk {
+                None | Some(Err(_)) => return seen,
+                Some(Ok(bytes)) => seen.push(String::from_utf8_lossy(&bytes).into_owned()),
+            }
+        }
+    }
+
     /// Events up to and including the `message_completed` of `message_id`.
     pub async fn until_completed(&mut self, message_id: &str) -> Vec<SseEvent> {
         let mut events = Vec::new();
@@ -383,11 +398,24 @@ pub async fn spawn_server_on(
     mock: &MockLlm,
     uid_base: u32,
 ) -> (tokio::process::Child, String) {
+    spawn_node(&["serve"], data_dir, database_url, mock, uid_base).await
+}
+
+/// The binary run with `command` (`serve`, `serve --no-worker`, `worker`, each with flags)
+/// as a separate process, like [`spawn_server_on`].
+pub async fn spawn_node(
+    command_args: &[&str],
+    data_dir: &Path,
+    database_url: Option<&str>,
+    mock: &MockLlm,
+    uid_base: u32,
+) -> (tokio::process::Child, String) {
     use tokio::io::AsyncBufReadExt;
     #[allow(clippy::disallowed_methods)] // The test starts the real binary, not agent code.
     let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_agentbox"));
     command
-        .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
+        .args(command_args)
+        .args(["--bind", "127.0.0.1:0", "--data-dir"])
         .arg(data_dir)
         .env("ANTHROPIC_API_KEY", "test-key")
         .env("ANTHROPIC_BASE_URL", mock.base_url())

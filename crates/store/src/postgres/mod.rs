@@ -10,9 +10,13 @@
 //! number back with its row). A crash of the client rolls back whatever it had open when
 //! the server sees the connection close.
 
+mod audit;
 mod chats;
 mod checkpoints;
+mod controls;
 mod events;
+mod jobs;
+mod nodes;
 mod permissions;
 mod queue;
 mod settings;
@@ -128,6 +132,8 @@ fn count_query(table: Table) -> &'static str {
         Table::PermissionRules => "SELECT COUNT(*) FROM permission_rules",
         Table::QueuedMessages => "SELECT COUNT(*) FROM queued_messages",
         Table::Checkpoints => "SELECT COUNT(*) FROM checkpoints",
+        Table::Invites => "SELECT COUNT(*) FROM invites",
+        Table::AuditEvents => "SELECT COUNT(*) FROM audit_events",
     }
 }
 
@@ -137,17 +143,19 @@ fn count_query(table: Table) -> &'static str {
 fn import_query(table: Table) -> &'static str {
     match table {
         Table::Users => {
-            "INSERT INTO users (id, email, username, password_hash, created_at)
+            "INSERT INTO users (id, email, username, password_hash, created_at, is_admin, disabled_at)
              SELECT
                     (r->>'id')::uuid, r->>'email', r->>'username', r->>'password_hash',
-                    (r->>'created_at')::timestamptz
+                    (r->>'created_at')::timestamptz, (r->>'is_admin')::bigint,
+                    (r->>'disabled_at')::timestamptz
              FROM json_array_elements($1::json) AS r"
         }
         Table::RefreshTokens => {
-            "INSERT INTO refresh_tokens (token_hash, user_id, expires_at, created_at)
+            "INSERT INTO refresh_tokens (token_hash, user_id, expires_at, created_at, family_id, used_at)
              SELECT
                     r->>'token_hash', (r->>'user_id')::uuid, (r->>'expires_at')::timestamptz,
-                    (r->>'created_at')::timestamptz
+                    (r->>'created_at')::timestamptz, r->>'family_id',
+                    (r->>'used_at')::timestamptz
              FROM json_array_elements($1::json) AS r"
         }
         Table::UserSettings => {
@@ -217,6 +225,22 @@ fn import_query(table: Table) -> &'static str {
                     (r->>'id')::uuid, (r->>'chat_id')::uuid, (r->>'message_id')::uuid,
                     r->>'kind', r->>'session_id', (r->>'visible_messages')::json,
                     (r->>'created_at')::timestamptz
+             FROM json_array_elements($1::json) AS r"
+        }
+        Table::Invites => {
+            "INSERT INTO invites (id, token_hash, created_by, created_at, expires_at, used_at, used_by)
+             SELECT
+                    (r->>'id')::uuid, r->>'token_hash', (r->>'created_by')::uuid,
+                    (r->>'created_at')::timestamptz, (r->>'expires_at')::timestamptz,
+                    (r->>'used_at')::timestamptz, (r->>'used_by')::uuid
+             FROM json_array_elements($1::json) AS r"
+        }
+        Table::AuditEvents => {
+            "INSERT INTO audit_events (id, created_at, kind, actor_id, target_id, email, address, detail)
+             SELECT
+                    (r->>'id')::uuid, (r->>'created_at')::timestamptz, r->>'kind',
+                    (r->>'actor_id')::uuid, (r->>'target_id')::uuid, r->>'email',
+                    r->>'address', (r->>'detail')::json
              FROM json_array_elements($1::json) AS r"
         }
     }

@@ -175,4 +175,34 @@ impl QueueRepository for Postgres {
             .await?;
         rows.iter().map(|row| row.id("chat_id")).collect()
     }
+
+    async fn set_queue_paused(&self, chat_id: Uuid, paused: bool) -> Result<()> {
+        sqlx::query("UPDATE chats SET queue_paused_at = $2 WHERE id = $1")
+            .bind(chat_id)
+            .bind(paused.then(now))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn queue_paused(&self, chat_id: Uuid) -> Result<bool> {
+        let paused: Option<bool> =
+            sqlx::query_scalar("SELECT queue_paused_at IS NOT NULL FROM chats WHERE id = $1")
+                .bind(chat_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(paused.unwrap_or(false))
+    }
+
+    async fn pause_waiting_queues(&self) -> Result<u64> {
+        let done = sqlx::query(
+            "UPDATE chats SET queue_paused_at = $1
+             WHERE queue_paused_at IS NULL
+               AND id IN (SELECT chat_id FROM queued_messages)",
+        )
+        .bind(now())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
 }

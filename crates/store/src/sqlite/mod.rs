@@ -3,9 +3,13 @@
 //! database's write lock at once, so writers (of this process or another) queue instead of
 //! failing half-way on a lock upgrade, and a crash leaves all of it or none of it.
 
+mod audit;
 mod chats;
 mod checkpoints;
+mod controls;
 mod events;
+mod jobs;
+mod nodes;
 mod permissions;
 mod queue;
 mod settings;
@@ -117,6 +121,8 @@ fn count_query(table: Table) -> &'static str {
         Table::PermissionRules => "SELECT COUNT(*) FROM permission_rules",
         Table::QueuedMessages => "SELECT COUNT(*) FROM queued_messages",
         Table::Checkpoints => "SELECT COUNT(*) FROM checkpoints",
+        Table::Invites => "SELECT COUNT(*) FROM invites",
+        Table::AuditEvents => "SELECT COUNT(*) FROM audit_events",
     }
 }
 
@@ -128,12 +134,14 @@ fn export_query(table: Table) -> &'static str {
     match table {
         Table::Users => {
             "SELECT rowid, json_object('id', id, 'email', email, 'username', username,
-                    'password_hash', password_hash, 'created_at', created_at)
+                    'password_hash', password_hash, 'created_at', created_at,
+                    'is_admin', is_admin, 'disabled_at', disabled_at)
              FROM users WHERE rowid > $1 ORDER BY rowid LIMIT $2"
         }
         Table::RefreshTokens => {
             "SELECT rowid, json_object('token_hash', token_hash, 'user_id', user_id,
-                    'expires_at', expires_at, 'created_at', created_at)
+                    'expires_at', expires_at, 'created_at', created_at,
+                    'family_id', family_id, 'used_at', used_at)
              FROM refresh_tokens WHERE rowid > $1 ORDER BY rowid LIMIT $2"
         }
         Table::UserSettings => {
@@ -191,6 +199,18 @@ fn export_query(table: Table) -> &'static str {
                     'kind', kind, 'session_id', session_id,
                     'visible_messages', visible_messages, 'created_at', created_at)
              FROM checkpoints WHERE rowid > $1 ORDER BY rowid LIMIT $2"
+        }
+        Table::Invites => {
+            "SELECT rowid, json_object('id', id, 'token_hash', token_hash,
+                    'created_by', created_by, 'created_at', created_at,
+                    'expires_at', expires_at, 'used_at', used_at, 'used_by', used_by)
+             FROM invites WHERE rowid > $1 ORDER BY rowid LIMIT $2"
+        }
+        Table::AuditEvents => {
+            "SELECT rowid, json_object('id', id, 'created_at', created_at, 'kind', kind,
+                    'actor_id', actor_id, 'target_id', target_id, 'email', email,
+                    'address', address, 'detail', detail)
+             FROM audit_events WHERE rowid > $1 ORDER BY rowid LIMIT $2"
         }
     }
 }

@@ -23,7 +23,35 @@ async fn fill(t: &TestStore) -> (Uuid, Vec<Uuid>) {
     store.set_user_instructions(user, Some("be brief")).await.unwrap();
     store.set_user_allowed_hosts(user, &["example.com".into()]).await.unwrap();
     store
-        .add_refresh_token(user, "token-hash", chrono::Utc::now() + chrono::Duration::days(1))
+        .add_refresh_token(
+            user,
+            "token-hash",
+            "family",
+            chrono::Utc::now() + chrono::Duration::days(1),
+        )
+        .await
+        .unwrap();
+    store
+        .rotate_refresh_token(
+            "token-hash",
+            "token-hash-2",
+            chrono::Utc::now() + chrono::Duration::days(1),
+        )
+        .await
+        .unwrap();
+    store
+        .create_invite(user, "invite-hash", chrono::Utc::now() + chrono::Duration::days(1))
+        .await
+        .unwrap();
+    store
+        .audit(
+            "sign_in",
+            Some(user),
+            None,
+            Some("a@example.com"),
+            Some("::1"),
+            Some(&serde_json::json!({"k": "v"})),
+        )
         .await
         .unwrap();
     for (i, target) in [chat, second, chat].into_iter().enumerate() {
@@ -132,7 +160,8 @@ async fn a_copied_installation_reads_the_same_and_a_full_target_is_refused() {
     assert_eq!(counts[&Table::ChatEvents], 3 * 42 + 2);
     assert_eq!((counts[&Table::PermissionRequests], counts[&Table::PermissionRules]), (3, 1));
     assert_eq!((counts[&Table::QueuedMessages], counts[&Table::Checkpoints]), (2, 2));
-    assert_eq!((counts[&Table::RefreshTokens], counts[&Table::UserSettings]), (1, 1));
+    assert_eq!((counts[&Table::RefreshTokens], counts[&Table::UserSettings]), (2, 1));
+    assert_eq!((counts[&Table::Invites], counts[&Table::AuditEvents]), (1, 1));
     for table in Table::ALL {
         assert_eq!(target.store.count_rows(table).await.unwrap(), counts[&table]);
     }
@@ -173,7 +202,19 @@ async fn a_copied_installation_reads_the_same_and_a_full_target_is_refused() {
         .unwrap();
     let last = source.store.chat_unscoped(chats[0]).await.unwrap().unwrap().last_seq;
     assert_eq!(next.seq, last + 1);
-    assert_eq!(target.store.take_refresh_token("token-hash").await.unwrap(), Some(user));
+    // The copied tokens keep their family and use: the used one is recognised as reused.
+    assert_eq!(
+        target.store.rotate_refresh_token("token-hash", "x", chrono::Utc::now()).await.unwrap(),
+        agentbox_store::RefreshRotation::Reused { user_id: user }
+    );
+    let copied = target.store.user(user).await.unwrap().unwrap();
+    assert!(copied.is_admin, "{copied:?}");
+    assert_eq!(target.store.list_invites().await.unwrap().len(), 1);
+    let audit = agentbox_store::AuditFilter { limit: 10, ..Default::default() };
+    assert_eq!(
+        target.store.audit_events(&audit).await.unwrap(),
+        source.store.audit_events(&audit).await.unwrap()
+    );
 
     // A second copy into the now full target is refused, saying what it found, and
     // changes nothing.

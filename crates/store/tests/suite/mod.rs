@@ -1,7 +1,9 @@
 mod support;
 
+mod audit;
 mod chats;
 mod checkpoints;
+mod cluster;
 mod copy;
 mod crash;
 mod events;
@@ -9,3 +11,4 @@ mod permissions;
 mod queue;
 mod schema;
 mod turns;
+mod users;

@@ -286,7 +286,8 @@ async fn the_postgres_schema_matches_the_sqlite_schema() {
     }
     // The mapping's finer rules: timestamps are TIMESTAMPTZ, documents JSON, and nothing
     // else changed type but our ids.
-    let json_columns = ["data", "input", "usage", "visible_messages", "sandbox_allowed_hosts"];
+    let json_columns =
+        ["data", "input", "usage", "visible_messages", "sandbox_allowed_hosts", "command"];
     for ((table, column), pg_type) in &types {
         let expected = if column.ends_with("_at") {
             "timestamp with time zone"

@@ -166,19 +166,7 @@ async fn records_read_back_exactly_as_written(t: TestStore) {
         "the API's JSON of the events is the same as when they were appended"
     );
 
-    // Refresh tokens work once and not after they expire.
-    let later = chrono::Utc::now() + chrono::Duration::hours(1);
-    store.add_refresh_token(user, "h1", later).await.unwrap();
-    store
-        .add_refresh_token(user, "h2", chrono::Utc::now() - chrono::Duration::hours(1))
-        .await
-        .unwrap();
-    assert_eq!(store.take_refresh_token("h1").await.unwrap(), Some(user));
-    assert_eq!(store.take_refresh_token("h1").await.unwrap(), None);
-    assert_eq!(store.take_refresh_token("h2").await.unwrap(), None);
-    store.add_refresh_token(user, "h3", later).await.unwrap();
-    store.remove_refresh_tokens(user).await.unwrap();
-    assert_eq!(store.take_refresh_token("h3").await.unwrap(), None);
+    // Refresh tokens: see users.rs.
 
     // Settings.
     assert_eq!(store.user_settings(user).await.unwrap(), Default::default());

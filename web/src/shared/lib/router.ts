@@ -1,8 +1,8 @@
-// The app's few routes (`/` and `/chats/<id>`) on the History API. A router library would
+// The app's few routes (`/`, `/chats/<id>` and `/admin`) on the History API. A router library would
 // be more code than the routes themselves.
 import { useSyncExternalStore } from "react";
 
-export type Route = { name: "home" } | { name: "chat"; chatId: string };
+export type Route = { name: "home" } | { name: "chat"; chatId: string } | { name: "admin" };
 
 const listeners = new Set<() => void>();
 
@@ -16,6 +16,7 @@ function subscribe(listener: () => void): () => void {
 }
 
 export function parseRoute(path: string): Route {
+  if (/^\/admin\/?$/.test(path)) return { name: "admin" };
   const match = /^\/chats\/([0-9a-fA-F-]{36})\/?$/.exec(path);
   return match?.[1] ? { name: "chat", chatId: match[1].toLowerCase() } : { name: "home" };
 }
@@ -26,6 +27,8 @@ export function navigate(path: string, options: { replace?: boolean } = {}): voi
   else window.history.pushState(null, "", path);
   for (const listener of listeners) listener();
 }
+
+export const adminPath = "/admin";
 
 export function chatPath(chatId: string): string {
   return `/chats/${chatId}`;

@@ -1,7 +1,7 @@
 // Accounts: the public set-up status, sign-up, sign-in, sign-out and the current user.
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { request, sessionFromTokens } from "@/shared/api/client";
-import type { LoginRequest, RegisterRequest, SetupStatus, TokenResponse, User } from "@/shared/api/types";
+import type { LoginRequest, LogoutRequest, RegisterRequest, SetupStatus, TokenResponse, User } from "@/shared/api/types";
 import { useSessionStore } from "../model/session";
 
 export const authKeys = {
@@ -58,8 +58,12 @@ export function useRegister() {
 export function useSignOut() {
   const queryClient = useQueryClient();
   return useMutation({
-    // Revoking the refresh tokens is best effort: signing out locally must always work.
-    mutationFn: () => request<void>("/api/v1/auth/logout", { method: "POST" }).catch(() => undefined),
+    // Revoking this sign-in's refresh tokens is best effort: signing out locally must always work.
+    mutationFn: () => {
+      const session = useSessionStore.getState().session;
+      const body: LogoutRequest = { refresh_token: session?.refreshToken ?? null };
+      return request<void>("/api/v1/auth/logout", { method: "POST", body }).catch(() => undefined);
+    },
     onSettled: () => {
       useSessionStore.getState().signedOut();
       queryClient.clear();

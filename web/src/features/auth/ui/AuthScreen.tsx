@@ -1,4 +1,6 @@
 // Sign-in and sign-up. On a server without accounts it opens on "create the first account";
+// an invite link (`/?invite=TOKEN`) opens sign-up with the invite filled in; when the server's
+// registration is closed, sign-up is not offered.
 // after an expired session it says so and keeps the email, and the rest of the app (the
 // open chat, the composer's draft) is exactly as it was once the user is back.
 import { useState, type FormEvent } from "react";
@@ -21,7 +23,9 @@ export function AuthScreen() {
   const lastEmail = useLastEmail();
   const [chosen, setChosen] = useState<Mode | null>(null);
   const firstAccount = setup.data?.has_accounts === false;
-  const mode: Mode = chosen ?? (firstAccount ? "register" : "sign-in");
+  const invite = new URLSearchParams(window.location.search).get("invite");
+  const registration = firstAccount ? "open" : (setup.data?.registration ?? "open");
+  const mode: Mode = chosen ?? (firstAccount || invite ? "register" : "sign-in");
 
   if (setup.isPending) {
     return (
@@ -37,16 +41,25 @@ export function AuthScreen() {
           <img src="/favicon.svg" alt="" width={32} height={32} /> agentbox
         </div>
         {mode === "sign-in" ? (
-          <SignInForm expired={expired} initialEmail={lastEmail} onRegister={() => setChosen("register")} />
+          <SignInForm
+            expired={expired}
+            initialEmail={lastEmail}
+            onRegister={registration === "closed" ? null : () => setChosen("register")}
+          />
         ) : (
-          <RegisterForm firstAccount={firstAccount} onSignIn={() => setChosen("sign-in")} />
+          <RegisterForm
+            firstAccount={firstAccount}
+            needsInvite={registration === "invite"}
+            initialInvite={invite ?? ""}
+            onSignIn={() => setChosen("sign-in")}
+          />
         )}
       </div>
     </main>
   );
 }
 
-function SignInForm({ expired, initialEmail, onRegister }: { expired: boolean; initialEmail: string; onRegister: () => void }) {
+function SignInForm({ expired, initialEmail, onRegister }: { expired: boolean; initialEmail: string; onRegister: (() => void) | null }) {
   const signIn = useSignIn();
   const [email, setEmail] = useState(initialEmail);
   const [password, setPassword] = useState("");
@@ -79,24 +92,39 @@ function SignInForm({ expired, initialEmail, onRegister }: { expired: boolean; i
       <Button type="submit" variant="primary" disabled={signIn.isPending}>
         {signIn.isPending ? "Signing in…" : "Sign in"}
       </Button>
-      <p className="auth-switch">
-        No account yet?{" "}
-        <button type="button" className="link" onClick={onRegister}>
-          Create one
-        </button>
-      </p>
+      {onRegister ? (
+        <p className="auth-switch">
+          No account yet?{" "}
+          <button type="button" className="link" onClick={onRegister}>
+            Create one
+          </button>
+        </p>
+      ) : (
+        <p className="auth-switch muted">No account yet? An administrator of this server can create one for you.</p>
+      )}
     </form>
   );
 }
 
-function RegisterForm({ firstAccount, onSignIn }: { firstAccount: boolean; onSignIn: () => void }) {
+function RegisterForm({
+  firstAccount,
+  needsInvite,
+  initialInvite,
+  onSignIn,
+}: {
+  firstAccount: boolean;
+  needsInvite: boolean;
+  initialInvite: string;
+  onSignIn: () => void;
+}) {
   const register = useRegister();
+  const [invite, setInvite] = useState(initialInvite);
   const [email, setEmail] = useState("");
   const [username, setUsername] = useState("");
   const [password, setPassword] = useState("");
   const submit = (event: FormEvent) => {
     event.preventDefault();
-    register.mutate({ email: email.trim(), password, username: username.trim() || null });
+    register.mutate({ email: email.trim(), password, username: username.trim() || null, invite: needsInvite ? invite.trim() : null });
   };
   const error = messageOf(register.error);
   return (
@@ -111,6 +139,12 @@ function RegisterForm({ firstAccount, onSignIn }: { firstAccount: boolean; onSig
         Name <span className="muted">(optional)</span>
         <input type="text" autoComplete="nickname" maxLength={64} value={username} onChange={(e) => setUsername(e.target.value)} />
       </label>
+      {needsInvite && (
+        <label>
+          Invite <span className="muted">(from the link an administrator sent you)</span>
+          <input type="text" required value={invite} onChange={(e) => setInvite(e.target.value)} />
+        </label>
+      )}
       <label>
         Password <span className="muted">(at least 8 characters)</span>
         <input type="password" autoComplete="new-password" required minLength={8} value={password} onChange={(e) => setPassword(e.target.value)} />

@@ -1,0 +1,289 @@
+//! The task of one turn: wait for a slot, prepare the sandbox and the CLI process, run the
+//! turn, checkpoint, finish the message and move the chat's queue on.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use agentbox_agent::{
+    AgentSession, SessionOptions, TurnControls, TurnOptions, TurnOutcome, run_turn,
+};
+use agentbox_protocol::api::PermissionMode;
+use agentbox_protocol::event::{EventPayload, MessageStatus};
+use agentbox_sandbox::Sandbox;
+use agentbox_store::{CheckpointKind, TurnResult};
+use tokio::sync::OwnedSemaphorePermit;
+use uuid::Uuid;
+
+use crate::checkpoints::CheckpointFailure;
+use crate::idle::SessionKey;
+use crate::notices::{Failure, notice};
+use crate::permissions::{ChatPolicy, LiveTurn};
+use crate::runner::TurnRunner;
+use crate::sink::LogSink;
+
+const DEMO_NOTICE: &str = "Demo mode: replies come from agentbox's scripted mock model, not \
+                           from Claude. Configure ANTHROPIC_API_KEY to use a real model.";
+
+/// A recorded turn, handed to its task.
+pub(crate) struct Job {
+    pub chat_id: Uuid,
+    pub message_id: Uuid,
+    pub prompt: String,
+    pub key: SessionKey,
+    pub live: Arc<LiveTurn>,
+    pub controls: TurnControls,
+    /// The slot a worker took before claiming the turn; `None`: the turn waits for one.
+    pub slot: Option<OwnedSemaphorePermit>,
+}
+
+impl TurnRunner {
+    /// The whole life of a turn's task. Boxed with an explicit `Send` because a finished
+    /// turn can start the next queued one, which makes the future's type recursive.
+    pub(crate) fn run(
+        self: Arc<Self>,
+        job: Job,
+    ) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> {
+        Box::pin(self.run_job(job))
+    }
+
+    async fn run_job(self: Arc<Self>, mut job: Job) {
+        let sink = LogSink {
+            store: self.store.clone(),
+            bus: self.bus.clone(),
+            chat_id: job.chat_id,
+            message_id: job.message_id,
+        };
+        let result = match self.execute(&mut job, sink.clone()).await {
+            Ok(outcome) => TurnResult {
+                status: outcome.status,
+                total_cost_usd: outcome.total_cost_usd,
+                usage: outcome.usage,
+                session_id: outcome.session_id,
+            },
+            Err(failure) => {
+                tracing::warn!(chat_id = %job.chat_id, code = failure.code, "{}", failure.message);
+                if let Err(err) =
+                    sink.record(EventPayload::error(failure.message, failure.code)).await
+                {
+                    tracing::error!(%err, "could not record the turn's failure");
+                }
+                TurnResult::status(MessageStatus::Failed)
+            }
+        };
+        let status = result.status;
+        self.checkpoint_after_turn(job.chat_id, job.message_id, result.session_id.clone(), &sink)
+            .await;
+        crate::titles::name_after_turn(&self.store, job.chat_id).await;
+        match self.store.finish_turn(job.chat_id, job.message_id, result).await {
+            Ok(event) => self.bus.publish(job.chat_id, event),
+            Err(err) => tracing::error!(
+                chat_id = %job.chat_id, message_id = %job.message_id, %err,
+                "could not finish the turn; the next start-up will close it"
+            ),
+        }
+        let next = self.active.finish(job.chat_id, job.message_id);
+        tracing::info!(chat_id = %job.chat_id, message_id = %job.message_id, status = status.as_str(), "turn finished");
+        self.after_turn(job.chat_id, status, next).await;
+    }
+
+    async fn execute(&self, job: &mut Job, mut sink: LogSink) -> Result<TurnOutcome, Failure> {
+        let record = |sink: &LogSink, event| {
+            let sink = sink.clone();
+            async move { sink.record(event).await.map(drop).map_err(|e| Failure::from_agent(e.into())) }
+        };
+        let held = job.slot.take().map_or_else(|| self.slots.clone().try_acquire_owned(), Ok);
+        let _slot = match held {
+            Ok(slot) => slot,
+            Err(_) => {
+                record(
+                    &sink,
+                    notice("queued", "Waiting for a free slot: other turns are running."),
+                )
+                .await?;
+                tokio::select! {
+                    slot = self.slots.clone().acquire_owned() => slot.map_err(|_| Failure {
+                        code: "shutting_down",
+                        message: "agentbox is shutting down.".into(),
+                    })?,
+                    () = job.controls.interrupt.cancelled() => return Ok(interrupted()),
+                }
+            }
+        };
+        if self.config.model_access.demo {
+            record(&sink, notice("demo", DEMO_NOTICE)).await?;
+        }
+        if !self.config.model_access.is_configured() {
+            return Err(Failure {
+                code: "model_not_configured",
+                message: "No model credentials are configured. Set ANTHROPIC_API_KEY (or \
+                          ANTHROPIC_AUTH_TOKEN) for the server and restart it, or start it with \
+                          `agentbox serve --demo` to try agentbox with scripted replies."
+                    .into(),
+            });
+        }
+        if job.live.mode() == PermissionMode::BypassPermissions && !self.bypass_allowed() {
+            return Err(Failure {
+                code: "bypass_not_allowed",
+                message: crate::permissions::BYPASS_REFUSAL.into(),
+            });
+        }
+        let sandbox = match self.sandboxes.ensure(&job.chat_id.to_string()).await {
+            Ok(sandbox) => sandbox,
+            Err(err) => {
+                let stopped_because =
+                    self.sandboxes.stopped_because(&job.chat_id.to_string()).await;
+                return Err(Failure::from_sandbox(&err, stopped_because));
+            }
+        };
+        let policy = ChatPolicy {
+            chat_id: job.chat_id,
+            live: job.live.clone(),
+            store: self.store.clone(),
+            auto: self.auto.clone(),
+            workspace: PathBuf::from(sandbox.home()),
+        };
+        let mut session = match self.idle.take(job.chat_id, &job.key) {
+            Some(session) => session,
+            None => {
+                let resume = self
+                    .store
+                    .chat_unscoped(job.chat_id)
+                    .await
+                    .map_err(|err| Failure { code: "storage_error", message: err.to_string() })?
+                    .and_then(|chat| chat.session_id);
+                self.start_session(sandbox.as_ref(), &job.key, resume).await?
+            }
+        };
+        let options = TurnOptions {
+            grace: self.config.interrupt_grace,
+            permission_timeout: self.config.permissions.timeout,
+        };
+        let mut outcome =
+            run_turn(&mut session, &job.prompt, &policy, &mut sink, &mut job.controls, &options)
+                .await
+                .map_err(Failure::from_agent)?;
+        if outcome.resume_failed {
+            if let Err(err) = self.store.clear_session_id(job.chat_id).await {
+                tracing::warn!(%err, "could not forget a lost CLI session");
+            }
+            record(
+                &sink,
+                notice(
+                    "session_reset",
+                    "The chat's previous CLI session could not be found, so this turn starts a \
+                     new one: the model does not see the earlier turns.",
+                ),
+            )
+            .await?;
+            session = self.start_session(sandbox.as_ref(), &job.key, None).await?;
+            outcome = run_turn(
+                &mut session,
+                &job.prompt,
+                &policy,
+                &mut sink,
+                &mut job.controls,
+                &options,
+            )
+            .await
+            .map_err(Failure::from_agent)?;
+        }
+        // A process whose model, mode or thinking changed during the turn no longer matches
+        // its key; the next turn starts a fresh one with the chat's settings.
+        let reusable = !job.live.changed() && !outcome.control_refused;
+        // Only a completed turn leaves the process in a known state.
+        let keep = reusable && outcome.status == MessageStatus::Completed;
+        self.idle.park_or_stop(job.chat_id, job.key.clone(), session, keep);
+        Ok(outcome)
+    }
+
+    async fn start_session(
+        &self,
+        sandbox: &dyn Sandbox,
+        key: &SessionKey,
+        resume: Option<String>,
+    ) -> Result<AgentSession, Failure> {
+        let mut env = self.config.model_access.env();
+        env.push(("CLAUDE_CODE_MAX_RETRIES".into(), self.config.cli_max_retries.to_string()));
+        if key.allow_bypass || key.cli_mode == PermissionMode::BypassPermissions.cli_mode() {
+            // The CLI refuses bypassPermissions as root unless told it is sandboxed.
+            env.push(("IS_SANDBOX".into(), "1".into()));
+        }
+        let options = SessionOptions {
+            model: key.model.clone(),
+            cli_permission_mode: key.cli_mode.to_owned(),
+            resume,
+            append_system_prompt: key.system_prompt.clone(),
+            max_thinking_tokens: key.max_thinking_tokens,
+            allow_bypass: key.allow_bypass,
+            env,
+        };
+        AgentSession::start(sandbox, options).await.map_err(Failure::from_agent)
+    }
+
+    /// Checkpoint the chat's workspace after a turn and tie the checkpoint to the turn's
+    /// message. A failure is told in a `system/checkpoint_failed` event; the turn stands.
+    async fn checkpoint_after_turn(
+        &self,
+        chat_id: Uuid,
+        message_id: Uuid,
+        session_id: Option<String>,
+        sink: &LogSink,
+    ) {
+        let Some(checkpoints) = &self.checkpoints else { return };
+        let taken = async {
+            let workspace = self
+                .sandboxes
+                .workspace(&chat_id.to_string())
+                .await
+                .map_err(|e| CheckpointFailure::Failed(e.to_string()))?;
+            let session_id = match session_id {
+                Some(id) => Some(id),
+                None => self.store.chat_unscoped(chat_id).await?.and_then(|chat| chat.session_id),
+            };
+            let checkpoint = checkpoints
+                .take(chat_id, workspace.root(), format!("after message {message_id}"))
+                .await?;
+            self.store
+                .record_checkpoint(
+                    chat_id,
+                    checkpoint.id.as_uuid(),
+                    CheckpointKind::Turn,
+                    Some(message_id),
+                    session_id.as_deref(),
+                )
+                .await?;
+            let dropped = checkpoints.prune(chat_id).await?;
+            if !dropped.is_empty() {
+                self.store.forget_checkpoints(chat_id, &dropped).await?;
+            }
+            Ok::<_, CheckpointFailure>(checkpoint)
+        }
+        .await;
+        match taken {
+            Ok(checkpoint) => {
+                tracing::debug!(%chat_id, checkpoint = %checkpoint.id, "checkpoint taken")
+            }
+            Err(err) => {
+                tracing::warn!(%chat_id, %err, "could not checkpoint the workspace after a turn");
+                let _ = sink
+                    .record(notice(
+                        "checkpoint_failed",
+                        &format!("No checkpoint was taken after this turn: {err}"),
+                    ))
+                    .await;
+            }
+        }
+    }
+}
+
+fn interrupted() -> TurnOutcome {
+    TurnOutcome {
+        status: MessageStatus::Interrupted,
+        session_id: None,
+        usage: None,
+        total_cost_usd: None,
+        resume_failed: false,
+        control_refused: false,
+    }
+}

@@ -1,0 +1,159 @@
+//! The durable turn queue on SQLite: one process holds the database's write lock per
+//! transaction (`BEGIN IMMEDIATE`), so a claim needs no row locks.
+
+use agentbox_protocol::api::PermissionMode;
+use agentbox_protocol::event::{ChatEvent, MessageStatus};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::Sqlite;
+use super::events::append;
+use crate::Result;
+use crate::records::{TurnJob, TurnResult, now, stored_time, turn_job_columns, turn_job_from_row};
+use crate::repository::{TurnJobRepository, Wake};
+
+#[async_trait]
+impl TurnJobRepository for Sqlite {
+    async fn push_turn_job(
+        &self,
+        chat_id: Uuid,
+        message_id: Uuid,
+        prompt: &str,
+        model: &str,
+        permission_mode: PermissionMode,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO turn_jobs (message_id, chat_id, prompt, model, permission_mode,
+                                    created_at, attempts)
+             VALUES ($1, $2, $3, $4, $5, $6, 0)",
+        )
+        .bind(message_id.to_string())
+        .bind(chat_id.to_string())
+        .bind(prompt)
+        .bind(model)
+        .bind(permission_mode.as_str())
+        .bind(now())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn claim_turn_job(
+        &self,
+        node_id: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Option<TurnJob>> {
+        let mut tx = self.write().await?;
+        // Jobs whose turn started (a claim that went on to start it) or ended (interrupted
+        // meanwhile, a chat deleted) are done: a second delivery does nothing.
+        sqlx::query(
+            "DELETE FROM turn_jobs WHERE EXISTS (
+                 SELECT 1 FROM messages m
+                 WHERE m.id = turn_jobs.message_id
+                   AND (m.status <> 'in_progress' OR m.node_id IS NOT NULL))",
+        )
+        .execute(&mut *tx)
+        .await?;
+        let row = sqlx::query(concat!(
+            "UPDATE turn_jobs SET claimed_by = $1, lease_expires_at = $3, attempts = attempts + 1
+             WHERE message_id = (
+                 SELECT message_id FROM turn_jobs
+                 WHERE lease_expires_at IS NULL OR julianday(lease_expires_at) < julianday($2)
+                 ORDER BY created_at LIMIT 1)
+             RETURNING ",
+            turn_job_columns!()
+        ))
+        .bind(node_id)
+        .bind(stored_time(now))
+        .bind(stored_time(lease_until))
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        row.as_ref().map(turn_job_from_row).transpose()
+    }
+
+    async fn extend_turn_job_leases(&self, node_id: &str, until: DateTime<Utc>) -> Result<u64> {
+        let done = sqlx::query("UPDATE turn_jobs SET lease_expires_at = $2 WHERE claimed_by = $1")
+            .bind(node_id)
+            .bind(stored_time(until))
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn start_turn_job(
+        &self,
+        message_id: Uuid,
+        node_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let mut tx = self.write().await?;
+        let held = sqlx::query(
+            "DELETE FROM turn_jobs WHERE message_id = $1 AND claimed_by = $2
+                 AND julianday(lease_expires_at) >= julianday($3)",
+        )
+        .bind(message_id.to_string())
+        .bind(node_id)
+        .bind(stored_time(now))
+        .execute(&mut *tx)
+        .await?;
+        if held.rows_affected() == 0 {
+            return Ok(false);
+        }
+        let started = sqlx::query(
+            "UPDATE messages SET node_id = $2
+             WHERE id = $1 AND status = 'in_progress' AND node_id IS NULL",
+        )
+        .bind(message_id.to_string())
+        .bind(node_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(started.rows_affected() == 1)
+    }
+
+    async fn turn_jobs(&self) -> Result<Vec<TurnJob>> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            turn_job_columns!(),
+            " FROM turn_jobs ORDER BY created_at"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(turn_job_from_row).collect()
+    }
+
+    async fn listen_jobs(&self) -> Result<Option<Box<dyn Wake>>> {
+        Ok(None)
+    }
+
+    async fn cancel_unstarted_turn(
+        &self,
+        chat_id: Uuid,
+        message_id: Uuid,
+    ) -> Result<Option<ChatEvent>> {
+        let mut tx = self.write().await?;
+        let ended = sqlx::query(
+            "UPDATE messages SET status = 'interrupted', completed_at = $3
+             WHERE id = $1 AND chat_id = $2 AND status = 'in_progress' AND node_id IS NULL",
+        )
+        .bind(message_id.to_string())
+        .bind(chat_id.to_string())
+        .bind(now())
+        .execute(&mut *tx)
+        .await?;
+        if ended.rows_affected() == 0 {
+            return Ok(None);
+        }
+        sqlx::query("DELETE FROM turn_jobs WHERE message_id = $1")
+            .bind(message_id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        let result = TurnResult::status(MessageStatus::Interrupted);
+        let event = append(&mut tx, chat_id, result.completed_event(message_id)).await?;
+        tx.commit().await?;
+        Ok(Some(event))
+    }
+}
