@@ -5,20 +5,26 @@
 //! live, without a gap or a duplicate: the handler subscribes to the bus *before* reading
 //! the log, skips live events it already sent, and goes back to the log whenever it sees a
 //! gap or lags behind the bus.
+//!
+//! A live event is rendered as an SSE frame once per node, by whichever of its chat's
+//! streams writes it first, and the others write the same bytes (`Published::rendered`):
+//! with 1,000 streams on one chat that is what delivery costs, not 1,000 serialisations.
 
 use std::collections::VecDeque;
-use std::convert::Infallible;
 use std::time::Duration;
 
 use agentbox_bus::{Received, Subscription};
+use agentbox_protocol::TransientEvent;
 use agentbox_protocol::event::ChatEvent;
 use agentbox_store::Store;
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::sse::{Event, KeepAlive, Sse};
-use futures::{Stream, StreamExt};
+use axum::response::Response;
+use bytes::Bytes;
+use futures::StreamExt;
 use serde::Deserialize;
+use tokio::time::Instant;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
@@ -28,6 +34,7 @@ use crate::chats::owned_chat;
 use crate::error::ApiError;
 use crate::extract::{ApiQuery, ChatId};
 use crate::messages::{InterruptResponse, interrupt};
+use crate::sse;
 use crate::state::AppState;
 
 /// Events read from the log per query while catching up.
@@ -65,7 +72,7 @@ async fn stream_events(
     ChatId(chat_id): ChatId,
     headers: HeaderMap,
     ApiQuery(query): ApiQuery<StreamQuery>,
-) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+) -> Result<Response, ApiError> {
     owned_chat(&state, &user, chat_id).await?;
     let header = headers.get("last-event-id").map(|v| v.to_str().unwrap_or("invalid").to_owned());
     let last_sent = match header.or(query.last_event_id) {
@@ -86,10 +93,14 @@ async fn stream_events(
         backlog: VecDeque::new(),
         catch_up: true,
         deltas: query.deltas,
+        quiet_until: Instant::now() + KEEP_ALIVE,
     };
-    let events = futures::stream::unfold(tail, Tail::next)
-        .take_until(state.shutdown.clone().cancelled_owned());
-    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(KEEP_ALIVE).text("keep-alive")))
+    let frames = futures::stream::unfold(tail, |mut tail| async move {
+        let frame = tail.next().await?;
+        Some((frame, tail))
+    })
+    .take_until(state.shutdown.clone().cancelled_owned());
+    Ok(sse::response(frames))
 }
 
 /// Interrupt the running turn (same as `POST .../interrupt` in other APIs).
@@ -115,14 +126,25 @@ struct Tail {
     catch_up: bool,
     /// Whether the client asked for transient events.
     deltas: bool,
+    /// When to send a keep-alive comment if nothing else was sent by then.
+    quiet_until: Instant,
 }
 
 impl Tail {
-    async fn next(mut self) -> Option<(Result<Event, Infallible>, Self)> {
+    /// The next frame to write; `None` ends the stream.
+    async fn next(&mut self) -> Option<Bytes> {
+        let frame = self.next_frame().await?;
+        self.quiet_until = Instant::now() + KEEP_ALIVE;
+        Some(frame)
+    }
+
+    async fn next_frame(&mut self) -> Option<Bytes> {
         loop {
             if let Some(event) = self.backlog.pop_front() {
                 if event.seq > self.last_sent {
-                    return Some((Ok(self.sent(&event)), self));
+                    self.last_sent = event.seq;
+                    // From the log: this stream's own, so rendered for it alone.
+                    return Some(durable_frame(&event));
                 }
                 continue;
             }
@@ -141,29 +163,38 @@ impl Tail {
                     }
                 }
             }
-            match self.subscription.recv().await {
+            // Waiting on the bus is the only place a stream sits idle. `recv` is
+            // cancel-safe, so giving up on it for a keep-alive loses nothing.
+            let received =
+                match tokio::time::timeout_at(self.quiet_until, self.subscription.recv()).await {
+                    Ok(received) => received,
+                    Err(_) => return Some(sse::KEEP_ALIVE),
+                };
+            match received {
                 Received::Event(event) if event.seq <= self.last_sent => {}
                 Received::Event(event) if event.seq == self.last_sent + 1 => {
-                    return Some((Ok(self.sent(&event)), self));
+                    self.last_sent = event.seq;
+                    return Some(event.rendered(durable_frame));
                 }
                 // A gap or a lag: the log has what we missed, in order.
                 Received::Event(_) | Received::Lagged => self.catch_up = true,
                 // Only live: while catching up they would arrive after their own block.
                 Received::Transient(event) if self.deltas && !self.catch_up => {
-                    let data = serde_json::to_string(&event).unwrap_or_default();
-                    return Some((Ok(Event::default().event(event.kind()).data(data)), self));
+                    return Some(event.rendered(transient_frame));
                 }
                 Received::Transient(_) => {}
             }
         }
     }
+}
 
-    fn sent(&mut self, event: &ChatEvent) -> Event {
-        self.last_sent = event.seq;
-        let data = serde_json::to_string(event).unwrap_or_else(|err| {
-            tracing::error!(%err, "an event did not serialize");
-            "{}".to_owned()
-        });
-        Event::default().id(event.seq.to_string()).event(event.payload.kind()).data(data)
-    }
+/// A logged event's frame; its `id` is its `seq`.
+fn durable_frame(event: &ChatEvent) -> Bytes {
+    sse::frame(Some(event.seq), event.payload.kind(), event)
+}
+
+/// A transient event's frame, without `id`: it is in no log, so `Last-Event-ID` must never
+/// name it.
+fn transient_frame(event: &TransientEvent) -> Bytes {
+    sse::frame(None, event.kind(), event)
 }
