@@ -11,6 +11,7 @@
 //! with 1,000 streams on one chat that is what delivery costs, not 1,000 serialisations.
 
 use std::collections::VecDeque;
+use std::pin::Pin;
 use std::time::Duration;
 
 use agentbox_bus::{Received, Subscription};
@@ -24,7 +25,7 @@ use axum::response::Response;
 use bytes::Bytes;
 use futures::StreamExt;
 use serde::Deserialize;
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
@@ -85,16 +86,8 @@ async fn stream_events(
         })?,
     };
     // Subscribe before the first read of the log, so nothing committed in between is missed.
-    let tail = Tail {
-        subscription: state.bus.subscribe(chat_id).await,
-        store: state.store.clone(),
-        chat_id,
-        last_sent,
-        backlog: VecDeque::new(),
-        catch_up: true,
-        deltas: query.deltas,
-        quiet_until: Instant::now() + KEEP_ALIVE,
-    };
+    let subscription = state.bus.subscribe(chat_id).await;
+    let tail = Tail::new(subscription, state.store.clone(), chat_id, last_sent, query.deltas);
     let frames = futures::stream::unfold(tail, |mut tail| async move {
         let frame = tail.next().await?;
         Some((frame, tail))
@@ -126,15 +119,52 @@ struct Tail {
     catch_up: bool,
     /// Whether the client asked for transient events.
     deltas: bool,
-    /// When to send a keep-alive comment if nothing else was sent by then.
-    quiet_until: Instant,
+    keep_alive_every: Duration,
+    /// When the last frame was written.
+    last_write: Instant,
+    /// Fires at the latest `KEEP_ALIVE` after the last write, often earlier: it is moved
+    /// only when it fires, not on every frame, which would take the timer driver's lock
+    /// once per event per stream.
+    keep_alive: Pin<Box<Sleep>>,
 }
 
 impl Tail {
+    fn new(
+        subscription: Subscription,
+        store: Store,
+        chat_id: Uuid,
+        last_sent: i64,
+        deltas: bool,
+    ) -> Self {
+        Self::with_keep_alive(subscription, store, chat_id, last_sent, deltas, KEEP_ALIVE)
+    }
+
+    fn with_keep_alive(
+        subscription: Subscription,
+        store: Store,
+        chat_id: Uuid,
+        last_sent: i64,
+        deltas: bool,
+        keep_alive_every: Duration,
+    ) -> Self {
+        Self {
+            subscription,
+            store,
+            chat_id,
+            last_sent,
+            backlog: VecDeque::new(),
+            catch_up: true,
+            deltas,
+            keep_alive_every,
+            last_write: Instant::now(),
+            keep_alive: Box::pin(tokio::time::sleep(keep_alive_every)),
+        }
+    }
+
     /// The next frame to write; `None` ends the stream.
     async fn next(&mut self) -> Option<Bytes> {
         let frame = self.next_frame().await?;
-        self.quiet_until = Instant::now() + KEEP_ALIVE;
+        self.last_write = Instant::now();
         Some(frame)
     }
 
@@ -165,11 +195,20 @@ impl Tail {
             }
             // Waiting on the bus is the only place a stream sits idle. `recv` is
             // cancel-safe, so giving up on it for a keep-alive loses nothing.
-            let received =
-                match tokio::time::timeout_at(self.quiet_until, self.subscription.recv()).await {
-                    Ok(received) => received,
-                    Err(_) => return Some(sse::KEEP_ALIVE),
-                };
+            let received = tokio::select! {
+                biased;
+                received = self.subscription.recv() => received,
+                () = self.keep_alive.as_mut() => {
+                    let due = self.last_write + self.keep_alive_every;
+                    let now = Instant::now();
+                    if now >= due {
+                        self.keep_alive.as_mut().reset(now + self.keep_alive_every);
+                        return Some(sse::KEEP_ALIVE);
+                    }
+                    self.keep_alive.as_mut().reset(due);
+                    continue;
+                }
+            };
             match received {
                 Received::Event(event) if event.seq <= self.last_sent => {}
                 Received::Event(event) if event.seq == self.last_sent + 1 => {
@@ -197,4 +236,45 @@ fn durable_frame(event: &ChatEvent) -> Bytes {
 /// name it.
 fn transient_frame(event: &TransientEvent) -> Bytes {
     sse::frame(None, event.kind(), event)
+}
+
+#[cfg(test)]
+mod tests {
+    use agentbox_bus::EventBus;
+    use agentbox_protocol::EventPayload;
+
+    use super::*;
+
+    /// An idle stream sends a keep-alive once the interval has passed since its last frame,
+    /// never earlier, also when the timer set before that frame fires first.
+    #[tokio::test]
+    async fn idle_streams_send_keep_alives_an_interval_after_the_last_frame() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("db.sqlite").to_str().unwrap()).await.unwrap();
+        let bus = EventBus::new();
+        let chat_id = Uuid::new_v4();
+        let every = Duration::from_millis(200);
+        let subscription = bus.subscribe(chat_id).await;
+        let started = Instant::now();
+        let mut tail = Tail::with_keep_alive(subscription, store, chat_id, 0, false, every);
+        // The chat does not exist, so its log is empty.
+        assert_eq!(tail.next().await, Some(sse::KEEP_ALIVE));
+        assert!(started.elapsed() >= every);
+
+        // An event half-way through the next interval: the timer still fires at its end,
+        // finds the stream not idle for long enough, and waits on.
+        tokio::time::sleep(every / 2).await;
+        let before_event = Instant::now();
+        let event = ChatEvent {
+            seq: 1,
+            message_id: Uuid::nil(),
+            parent_tool_use_id: None,
+            created_at: chrono::Utc::now(),
+            payload: EventPayload::AssistantText { text: "hi".into() },
+        };
+        bus.publish(chat_id, event.clone());
+        assert_eq!(tail.next().await, Some(durable_frame(&event)));
+        assert_eq!(tail.next().await, Some(sse::KEEP_ALIVE));
+        assert!(before_event.elapsed() >= every);
+    }
 }
