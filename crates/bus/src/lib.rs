@@ -18,6 +18,7 @@
 //! follows carries the whole text.
 
 mod memory;
+mod published;
 mod redis;
 
 use std::sync::Arc;
@@ -27,6 +28,7 @@ use async_trait::async_trait;
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
+pub use crate::published::Published;
 pub use crate::redis::RedisConfig;
 
 /// Events buffered per chat and node for a slow subscriber before it lags.
@@ -146,23 +148,23 @@ pub struct BusStats {
     pub transport_lags: u64,
 }
 
-/// What a subscriber receives next.
+/// What a subscriber receives next. Events are shared with the chat's other subscribers on
+/// this node (see [`Published`]): receiving one costs a reference count, not a copy.
 #[derive(Debug)]
-#[allow(clippy::large_enum_variant)] // Boxing would cost an allocation per delivered event.
 pub enum Received {
-    Event(ChatEvent),
+    Event(Published<ChatEvent>),
     /// Events may have been missed; read them from the log.
     Lagged,
     /// An event that is in no log (see [`TransientEvent`]).
-    Transient(TransientEvent),
+    Transient(Published<TransientEvent>),
 }
 
-/// What travels on a chat's local channel, whichever backend fills it.
+/// What travels on a chat's local channel, whichever backend fills it. The channel clones
+/// an item for every receiver, which is why the events are behind an `Arc`.
 #[derive(Clone, Debug)]
-#[allow(clippy::large_enum_variant)] // As for `Received`.
 pub(crate) enum Item {
-    Event(ChatEvent),
-    Transient(TransientEvent),
+    Event(Published<ChatEvent>),
+    Transient(Published<TransientEvent>),
     /// The transport may have lost events (Redis unreachable, a reader reconnected).
     Lagged,
 }

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
-use crate::{Backend, BusHealth, BusStats, CAPACITY, Item, Subscription};
+use crate::{Backend, BusHealth, BusStats, CAPACITY, Item, Published, Subscription};
 
 #[derive(Debug, Default)]
 pub(crate) struct InProcess {
@@ -33,11 +33,11 @@ impl InProcess {
 impl Backend for InProcess {
     fn publish(&self, chat_id: Uuid, event: ChatEvent) {
         self.published.fetch_add(1, Ordering::Relaxed);
-        self.send(chat_id, Item::Event(event));
+        self.send(chat_id, Item::Event(Published::new(event)));
     }
 
     fn publish_transient(&self, chat_id: Uuid, event: TransientEvent) {
-        self.send(chat_id, Item::Transient(event));
+        self.send(chat_id, Item::Transient(Published::new(event)));
     }
 
     async fn subscribe(&self, chat_id: Uuid) -> Subscription {

@@ -29,6 +29,7 @@ mod sandbox;
 mod settings;
 mod setup;
 mod spa;
+mod sse;
 mod state;
 mod stream;
 mod terminal;

@@ -5,20 +5,27 @@
 //! live, without a gap or a duplicate: the handler subscribes to the bus *before* reading
 //! the log, skips live events it already sent, and goes back to the log whenever it sees a
 //! gap or lags behind the bus.
+//!
+//! A live event is rendered as an SSE frame once per node, by whichever of its chat's
+//! streams writes it first, and the others write the same bytes (`Published::rendered`):
+//! with 1,000 streams on one chat that is what delivery costs, not 1,000 serialisations.
 
 use std::collections::VecDeque;
-use std::convert::Infallible;
+use std::pin::Pin;
 use std::time::Duration;
 
 use agentbox_bus::{Received, Subscription};
+use agentbox_protocol::TransientEvent;
 use agentbox_protocol::event::ChatEvent;
 use agentbox_store::Store;
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::sse::{Event, KeepAlive, Sse};
-use futures::{Stream, StreamExt};
+use axum::response::Response;
+use bytes::Bytes;
+use futures::StreamExt;
 use serde::Deserialize;
+use tokio::time::{Instant, Sleep};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
@@ -28,6 +35,7 @@ use crate::chats::owned_chat;
 use crate::error::ApiError;
 use crate::extract::{ApiQuery, ChatId};
 use crate::messages::{InterruptResponse, interrupt};
+use crate::sse;
 use crate::state::AppState;
 
 /// Events read from the log per query while catching up.
@@ -65,7 +73,7 @@ async fn stream_events(
     ChatId(chat_id): ChatId,
     headers: HeaderMap,
     ApiQuery(query): ApiQuery<StreamQuery>,
-) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+) -> Result<Response, ApiError> {
     owned_chat(&state, &user, chat_id).await?;
     let header = headers.get("last-event-id").map(|v| v.to_str().unwrap_or("invalid").to_owned());
     let last_sent = match header.or(query.last_event_id) {
@@ -78,18 +86,15 @@ async fn stream_events(
         })?,
     };
     // Subscribe before the first read of the log, so nothing committed in between is missed.
-    let tail = Tail {
-        subscription: state.bus.subscribe(chat_id).await,
-        store: state.store.clone(),
-        chat_id,
-        last_sent,
-        backlog: VecDeque::new(),
-        catch_up: true,
-        deltas: query.deltas,
-    };
-    let events = futures::stream::unfold(tail, Tail::next)
-        .take_until(state.accounts.connection(&state.shutdown, user.0.id).cancelled_owned());
-    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(KEEP_ALIVE).text("keep-alive")))
+    let subscription = state.bus.subscribe(chat_id).await;
+    let tail = Tail::new(subscription, state.store.clone(), chat_id, last_sent, query.deltas);
+    let frames = futures::stream::unfold(tail, |mut tail| async move {
+        let frame = tail.next().await?;
+        Some((frame, tail))
+    })
+    // Ends at shutdown, and at once when the user is disabled.
+    .take_until(state.accounts.connection(&state.shutdown, user.0.id).cancelled_owned());
+    Ok(sse::response(frames))
 }
 
 /// Interrupt the running turn (same as `POST .../interrupt` in other APIs).
@@ -115,14 +120,62 @@ struct Tail {
     catch_up: bool,
     /// Whether the client asked for transient events.
     deltas: bool,
+    keep_alive_every: Duration,
+    /// When the last frame was written.
+    last_write: Instant,
+    /// Fires at the latest `KEEP_ALIVE` after the last write, often earlier: it is moved
+    /// only when it fires, not on every frame, which would take the timer driver's lock
+    /// once per event per stream.
+    keep_alive: Pin<Box<Sleep>>,
 }
 
 impl Tail {
-    async fn next(mut self) -> Option<(Result<Event, Infallible>, Self)> {
+    fn new(
+        subscription: Subscription,
+        store: Store,
+        chat_id: Uuid,
+        last_sent: i64,
+        deltas: bool,
+    ) -> Self {
+        Self::with_keep_alive(subscription, store, chat_id, last_sent, deltas, KEEP_ALIVE)
+    }
+
+    fn with_keep_alive(
+        subscription: Subscription,
+        store: Store,
+        chat_id: Uuid,
+        last_sent: i64,
+        deltas: bool,
+        keep_alive_every: Duration,
+    ) -> Self {
+        Self {
+            subscription,
+            store,
+            chat_id,
+            last_sent,
+            backlog: VecDeque::new(),
+            catch_up: true,
+            deltas,
+            keep_alive_every,
+            last_write: Instant::now(),
+            keep_alive: Box::pin(tokio::time::sleep(keep_alive_every)),
+        }
+    }
+
+    /// The next frame to write; `None` ends the stream.
+    async fn next(&mut self) -> Option<Bytes> {
+        let frame = self.next_frame().await?;
+        self.last_write = Instant::now();
+        Some(frame)
+    }
+
+    async fn next_frame(&mut self) -> Option<Bytes> {
         loop {
             if let Some(event) = self.backlog.pop_front() {
                 if event.seq > self.last_sent {
-                    return Some((Ok(self.sent(&event)), self));
+                    self.last_sent = event.seq;
+                    // From the log: this stream's own, so rendered for it alone.
+                    return Some(durable_frame(&event));
                 }
                 continue;
             }
@@ -141,29 +194,88 @@ impl Tail {
                     }
                 }
             }
-            match self.subscription.recv().await {
+            // Waiting on the bus is the only place a stream sits idle. `recv` is
+            // cancel-safe, so giving up on it for a keep-alive loses nothing.
+            let received = tokio::select! {
+                biased;
+                received = self.subscription.recv() => received,
+                () = self.keep_alive.as_mut() => {
+                    let due = self.last_write + self.keep_alive_every;
+                    let now = Instant::now();
+                    if now >= due {
+                        self.keep_alive.as_mut().reset(now + self.keep_alive_every);
+                        return Some(sse::KEEP_ALIVE);
+                    }
+                    self.keep_alive.as_mut().reset(due);
+                    continue;
+                }
+            };
+            match received {
                 Received::Event(event) if event.seq <= self.last_sent => {}
                 Received::Event(event) if event.seq == self.last_sent + 1 => {
-                    return Some((Ok(self.sent(&event)), self));
+                    self.last_sent = event.seq;
+                    return Some(event.rendered(durable_frame));
                 }
                 // A gap or a lag: the log has what we missed, in order.
                 Received::Event(_) | Received::Lagged => self.catch_up = true,
                 // Only live: while catching up they would arrive after their own block.
                 Received::Transient(event) if self.deltas && !self.catch_up => {
-                    let data = serde_json::to_string(&event).unwrap_or_default();
-                    return Some((Ok(Event::default().event(event.kind()).data(data)), self));
+                    return Some(event.rendered(transient_frame));
                 }
                 Received::Transient(_) => {}
             }
         }
     }
+}
 
-    fn sent(&mut self, event: &ChatEvent) -> Event {
-        self.last_sent = event.seq;
-        let data = serde_json::to_string(event).unwrap_or_else(|err| {
-            tracing::error!(%err, "an event did not serialize");
-            "{}".to_owned()
-        });
-        Event::default().id(event.seq.to_string()).event(event.payload.kind()).data(data)
+/// A logged event's frame; its `id` is its `seq`.
+fn durable_frame(event: &ChatEvent) -> Bytes {
+    sse::frame(Some(event.seq), event.payload.kind(), event)
+}
+
+/// A transient event's frame, without `id`: it is in no log, so `Last-Event-ID` must never
+/// name it.
+fn transient_frame(event: &TransientEvent) -> Bytes {
+    sse::frame(None, event.kind(), event)
+}
+
+#[cfg(test)]
+mod tests {
+    use agentbox_bus::EventBus;
+    use agentbox_protocol::EventPayload;
+
+    use super::*;
+
+    /// An idle stream sends a keep-alive once the interval has passed since its last frame,
+    /// never earlier, also when the timer set before that frame fires first.
+    #[tokio::test]
+    async fn idle_streams_send_keep_alives_an_interval_after_the_last_frame() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("db.sqlite").to_str().unwrap()).await.unwrap();
+        let bus = EventBus::new();
+        let chat_id = Uuid::new_v4();
+        let every = Duration::from_millis(200);
+        let subscription = bus.subscribe(chat_id).await;
+        let started = Instant::now();
+        let mut tail = Tail::with_keep_alive(subscription, store, chat_id, 0, false, every);
+        // The chat does not exist, so its log is empty.
+        assert_eq!(tail.next().await, Some(sse::KEEP_ALIVE));
+        assert!(started.elapsed() >= every);
+
+        // An event half-way through the next interval: the timer still fires at its end,
+        // finds the stream not idle for long enough, and waits on.
+        tokio::time::sleep(every / 2).await;
+        let before_event = Instant::now();
+        let event = ChatEvent {
+            seq: 1,
+            message_id: Uuid::nil(),
+            parent_tool_use_id: None,
+            created_at: chrono::Utc::now(),
+            payload: EventPayload::AssistantText { text: "hi".into() },
+        };
+        bus.publish(chat_id, event.clone());
+        assert_eq!(tail.next().await, Some(durable_frame(&event)));
+        assert_eq!(tail.next().await, Some(sse::KEEP_ALIVE));
+        assert!(before_event.elapsed() >= every);
     }
 }

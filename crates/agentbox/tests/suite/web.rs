@@ -13,12 +13,12 @@ async fn setup_status_says_whether_any_account_exists_without_a_token() {
     let anonymous = server.api();
     let (status, body) = anonymous.get("/api/v1/setup").await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(body, serde_json::json!({"has_accounts": false}));
+    assert_eq!(body, serde_json::json!({"has_accounts": false, "registration": "open"}));
 
     server.user("first@example.com").await;
     let (status, body) = anonymous.get("/api/v1/setup").await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(body, serde_json::json!({"has_accounts": true}));
+    assert_eq!(body, serde_json::json!({"has_accounts": true, "registration": "open"}));
 
     // Only GET exists; the method error keeps the API's error shape.
     let (status, body) = anonymous.call(Method::POST, "/api/v1/setup", None).await;

@@ -5,7 +5,7 @@
 use agentbox_protocol::{ChatEvent, TransientEvent};
 use redis::streams::StreamId;
 
-use crate::Item;
+use crate::{Item, Published};
 
 const KIND: &str = "k";
 const DATA: &str = "d";
@@ -51,8 +51,12 @@ pub(crate) fn decode(entry: &StreamId) -> Item {
     let kind = entry.get::<String>(KIND);
     let data = entry.get::<Vec<u8>>(DATA);
     let item = match (kind.as_deref(), data) {
-        (Some("e"), Some(data)) => serde_json::from_slice(&data).map(Item::Event).ok(),
-        (Some("t"), Some(data)) => serde_json::from_slice(&data).map(Item::Transient).ok(),
+        (Some("e"), Some(data)) => {
+            serde_json::from_slice(&data).map(|event| Item::Event(Published::new(event))).ok()
+        }
+        (Some("t"), Some(data)) => {
+            serde_json::from_slice(&data).map(|event| Item::Transient(Published::new(event))).ok()
+        }
         (Some("lag"), _) => Some(Item::Lagged),
         _ => None,
     };
@@ -89,13 +93,13 @@ mod tests {
         let Item::Event(back) = decode(&entry_of(&Entry::event(&event).unwrap())) else {
             panic!("not an event")
         };
-        assert_eq!(back, event);
+        assert!(back == event);
         let delta =
             TransientEvent::AssistantTextDelta { message_id: Uuid::nil(), text: "x".into() };
         let Item::Transient(back) = decode(&entry_of(&Entry::transient(&delta).unwrap())) else {
             panic!("not transient")
         };
-        assert_eq!(back, delta);
+        assert!(back == delta);
         assert!(matches!(decode(&entry_of(&Entry::lagged())), Item::Lagged));
     }
 
