@@ -77,6 +77,8 @@ const MATRIX: &[(&str, &str, Access)] = &[
     ("POST", "/api/v1/chats/{chat_id}/fork", Owner),
     ("GET", "/api/v1/chats/{chat_id}/messages", Owner),
     ("POST", "/api/v1/chats/{chat_id}/messages", Owner),
+    ("POST", "/api/v1/chats/{chat_id}/messages/{message_id}/retry", Owner),
+    ("GET", "/api/v1/chats/{chat_id}/costs", Owner),
     ("GET", "/api/v1/chats/{chat_id}/permissions", Owner),
     ("GET", "/api/v1/chats/{chat_id}/permissions/rules", Owner),
     ("DELETE", "/api/v1/chats/{chat_id}/permissions/rules/{rule_id}", Owner),
@@ -245,9 +247,9 @@ fn body_for(path: &str) -> serde_json::Value {
 }
 
 /// The ids other than the chat's and the user's: `checkpoint_id`, `rule_id`, `queued_id`,
-/// `invite_id` become random UUIDs.
+/// `invite_id`, `message_id` become random UUIDs.
 fn replace_names(uri: &str) -> String {
-    ["checkpoint_id", "rule_id", "queued_id", "invite_id"]
+    ["checkpoint_id", "rule_id", "queued_id", "invite_id", "message_id"]
         .iter()
         .fold(uri.to_owned(), |uri, name| uri.replace(name, &uuid::Uuid::new_v4().to_string()))
 }
