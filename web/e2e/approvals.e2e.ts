@@ -134,7 +134,8 @@ describe("approvals in the web UI", () => {
     await queue.getByRole("button", { name: "Save" }).click();
     await queue.locator(".queue-prompt").filter({ hasText: "third edited" }).waitFor();
     await screenshot(page, "43-queue");
-    await page.getByText("third edited", { exact: true }).waitFor();
+    // In the conversation: the chat list's preview shows the same words.
+    await page.getByRole("list", { name: "Conversation" }).getByText("third edited", { exact: true }).waitFor();
     await queue.waitFor({ state: "detached" });
     await waitForTurnEnd();
     const texts = await page.locator("li.message-assistant .block-text").allTextContents();
