@@ -9,6 +9,7 @@ mod crash;
 mod events;
 mod permissions;
 mod queue;
+mod queue_summary;
 mod schema;
 mod turns;
 mod users;
