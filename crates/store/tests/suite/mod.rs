@@ -5,6 +5,7 @@ mod chats;
 mod checkpoints;
 mod cluster;
 mod copy;
+mod copy_per_run;
 mod crash;
 mod events;
 mod permissions;
