@@ -11,7 +11,8 @@
 //! and CLI start) is a warm-up, reported apart. A worker runs `BENCH_SLOTS` turns at once
 //! (`--max-concurrent-turns`, default 4).
 //!
-//! Run: `cargo bench -p agentbox --bench turns` (`BENCH_WORKERS=1,2` to choose).
+//! Run: `cargo bench -p agentbox --bench turns` (`BENCH_WORKERS=1,2` to choose; `RUST_LOG`
+//! to see the nodes' log, such as which worker claimed each turn).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
 use std::time::{Duration, Instant};
@@ -53,6 +54,7 @@ async fn main() {
     if std::env::args().any(|a| a == "--list") {
         return; // `cargo test --benches` lists benches; nothing to list here.
     }
+    support::init_logs();
     let plan = Plan {
         chats: env_or("BENCH_CHATS", 8),
         turns: env_or("BENCH_TURNS", 5),

@@ -138,6 +138,16 @@ impl Client {
     }
 }
 
+/// Logs to stderr when `RUST_LOG` is set (a benchmark is quiet otherwise).
+pub fn init_logs() {
+    if let Ok(filter) = std::env::var("RUST_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
+}
+
 /// The sample at quantile `q` (0 to 1) of `sorted`.
 pub fn quantile(sorted: &[Duration], q: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * q).round() as usize]
