@@ -4,7 +4,8 @@
 //! load-balanced deployment does. A client streams from one API node while the turn is
 //! posted to the other; approvals and interrupts cross nodes; API node A is killed with
 //! SIGKILL mid-stream and the client resumes on B with `Last-Event-ID`; a private Redis is
-//! killed and restarted mid-turn. Every check compares what a client saw with the log
+//! killed and restarted mid-turn; with both workers killed, the API node left reports
+//! itself `degraded`. Every check compares what a client saw with the log
 //! (`GET .../messages`). Turns are held by permission requests or a long tool call, and
 //! the test waits on events, never on time.
 
@@ -280,17 +281,35 @@ async fn two_api_nodes_and_two_workers_lose_nothing_when_an_api_node_is_killed()
 
     // B's /health counts A gone once its heartbeat is older than the expiry; the workers
     // stay alive and B stays healthy.
-    let health = wait_until("api-a expiring in B's /health", async || {
+    let expired = wait_until("api-a expiring in B's /health", async || {
         let health = health(&http, &cluster.apis[1].base).await;
         let peers = health["peers"].as_array().unwrap();
         let a = peers.iter().find(|peer| peer["id"] == "api-a").unwrap();
         (a["alive"] == false).then_some(health)
     })
     .await;
-    for peer in health["peers"].as_array().unwrap() {
+    for peer in expired["peers"].as_array().unwrap() {
         assert_eq!(peer["alive"], peer["id"] != "api-a", "{peer}");
     }
-    assert_eq!(health["status"], "healthy", "{health}");
+    assert_eq!(expired["status"], "healthy", "{expired}");
+
+    // With every worker gone, no turn B queues can run: B says so.
+    for worker in &mut cluster.workers {
+        worker.process.kill().await.unwrap();
+    }
+    let degraded = wait_until("B degraded without workers", async || {
+        let health = health(&http, &cluster.apis[1].base).await;
+        (health["status"] == "degraded").then_some(health)
+    })
+    .await;
+    let workers_alive = degraded["peers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|peer| peer["role"] == "worker" && peer["alive"] == true)
+        .count();
+    assert_eq!(workers_alive, 0, "{degraded}");
+    assert_eq!(degraded["database"]["status"], "ok", "only the workers are missing: {degraded}");
 }
 
 /// A `redis-server` of the test's own on a free port, without persistence, so that it can
