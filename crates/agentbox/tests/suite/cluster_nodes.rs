@@ -5,7 +5,7 @@
 //! posted to the other; approvals and interrupts cross nodes; API node A is killed with
 //! SIGKILL mid-stream and the client resumes on B with `Last-Event-ID`; a private Redis is
 //! killed and restarted mid-turn; with both workers killed, the API node left reports
-//! itself `degraded`. Every check compares what a client saw with the log
+//! itself `degraded`. Every stream is compared with the log
 //! (`GET .../messages`). Turns are held by permission requests or a long tool call, and
 //! the test waits on events, never on time.
 
