@@ -22,7 +22,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use agentbox::config::ServeArgs;
 use agentbox_bus::{EventBus, Received, RedisConfig};
 use agentbox_protocol::api::PermissionMode;
 use agentbox_protocol::{ChatEvent, EventPayload};
@@ -30,6 +29,9 @@ use agentbox_store::NewEvent;
 use futures::StreamExt;
 use serde_json::{Value, json};
 use uuid::Uuid;
+
+#[allow(dead_code)] // Each benchmark uses the part it needs.
+mod support;
 
 fn env_or(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -168,34 +170,14 @@ fn latencies(
 
 async fn sse_run(bus: Bus, subscribers: usize, plan: &Plan, prefix: &str) -> Row {
     let data = tempfile::tempdir().unwrap();
-    let mut config = ServeArgs {
-        data_dir: Some(data.path().to_owned()),
-        bind: Some("127.0.0.1:0".parse().unwrap()),
-        anthropic_api_key: Some("bench".into()),
-        // No turn runs: the bench appends and publishes itself.
-        sandbox_provider: Some("host".into()),
-        ..ServeArgs::default()
-    }
-    .resolve()
-    .unwrap();
+    let mut config = support::config(data.path(), None);
+    // No turn runs: the bench appends and publishes itself.
+    config.sandbox_provider = "host".into();
     if bus == Bus::Redis {
         config.redis = Some(RedisConfig { url: redis_url(), prefix: prefix.to_owned() });
     }
-    let server = agentbox::serve::start(config).await.unwrap();
-    let base = format!("http://{}/api/v1", server.address);
-    let http = reqwest::Client::new();
-    let credentials = json!({"email": "bench@example.com", "password": "benchmark"});
-    http.post(format!("{base}/auth/register")).json(&credentials).send().await.unwrap();
-    let login: Value = http
-        .post(format!("{base}/auth/login"))
-        .json(&credentials)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = login["access_token"].as_str().unwrap().to_owned();
+    let (server, base) = support::start(config).await;
+    let support::Client { http, token, .. } = support::Client::sign_in(&base).await;
     let chat: Value = http
         .post(format!("{base}/chats"))
         .bearer_auth(&token)

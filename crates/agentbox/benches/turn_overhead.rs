@@ -16,11 +16,12 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use agentbox::config::ServeArgs;
-use futures::StreamExt;
 use mock_llm::MockLlm;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+#[allow(dead_code)] // Each benchmark uses the part it needs.
+mod support;
 
 const PROMPT: &str = "[[write:bench.txt:x]] benchmark turn";
 const WARMUP: usize = 2;
@@ -32,11 +33,6 @@ fn runs() -> usize {
 /// `postgres` or `sqlite` (the default).
 fn database() -> String {
     std::env::var("BENCH_DATABASE").unwrap_or_else(|_| "sqlite".into())
-}
-
-fn cli() -> std::path::PathBuf {
-    agentbox_agent::CliInstall::project_install()
-        .expect("run scripts/setup first: the CLI is not installed")
 }
 
 async fn bare_cli_turn(cli: &Path, mock: &MockLlm, dir: &Path) -> Duration {
@@ -94,29 +90,16 @@ async fn bare_cli_turn(cli: &Path, mock: &MockLlm, dir: &Path) -> Duration {
 }
 
 struct Agentbox {
-    base: String,
-    http: reqwest::Client,
-    token: String,
+    client: support::Client,
     _server: agentbox::serve::Server,
     /// Dropped after the server: the PostgreSQL database of the run, if any.
     _database: Option<agentbox_store::testing::TestDatabase>,
 }
 
 async fn start_agentbox(mock: &MockLlm, data: &Path, provider: &str, idle: Duration) -> Agentbox {
-    let mut config = ServeArgs {
-        data_dir: Some(data.to_owned()),
-        bind: Some("127.0.0.1:0".parse().unwrap()),
-        anthropic_api_key: Some("bench".into()),
-        anthropic_base_url: Some(mock.base_url()),
-        claude_path: Some(cli()),
-        ..ServeArgs::default()
-    }
-    .resolve()
-    .unwrap();
+    let mut config = support::turn_config(data, mock.base_url());
     config.idle_session = idle;
     config.sandbox_provider = provider.to_owned();
-    // The sandboxes' init is the agentbox binary (this bench is another program).
-    config.sandbox.init_program = Some(env!("CARGO_BIN_EXE_agentbox").into());
     let database = match database().as_str() {
         "postgres" => {
             Some(agentbox_store::testing::TestDatabase::create("bench_turns").await.unwrap())
@@ -126,97 +109,24 @@ async fn start_agentbox(mock: &MockLlm, data: &Path, provider: &str, idle: Durat
     if let Some(db) = &database {
         config.database_url = db.url.clone();
     }
-    let server = agentbox::serve::start(config).await.unwrap();
-    let base = format!("http://{}/api/v1", server.address);
-    let http = reqwest::Client::new();
-    let credentials = json!({"email": "bench@example.com", "password": "benchmark"});
-    http.post(format!("{base}/auth/register")).json(&credentials).send().await.unwrap();
-    let tokens: Value = http
-        .post(format!("{base}/auth/login"))
-        .json(&credentials)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    Agentbox {
-        base,
-        http,
-        token: tokens["access_token"].as_str().unwrap().to_owned(),
-        _server: server,
-        _database: database,
-    }
+    let (server, base) = support::start(config).await;
+    Agentbox { client: support::Client::sign_in(&base).await, _server: server, _database: database }
 }
 
 impl Agentbox {
     async fn new_chat(&self) -> String {
-        let chat: Value = self
-            .http
-            .post(format!("{}/chats", self.base))
-            .bearer_auth(&self.token)
-            .json(&json!({"permission_mode": "auto"}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        chat["id"].as_str().unwrap().to_owned()
+        self.client.new_chat("auto").await
     }
 
     /// POST → `message_completed` on a stream opened before the POST.
     async fn turn(&self, chat: &str) -> Duration {
-        // Stream only what comes after the chat's latest event.
-        let current: Value = self
-            .http
-            .get(format!("{}/chats/{chat}", self.base))
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let response = self
-            .http
-            .get(format!("{}/chats/{chat}/stream", self.base))
-            .bearer_auth(&self.token)
-            .header("Last-Event-ID", current["last_event_id"].to_string())
-            .send()
-            .await
-            .unwrap();
-        let mut body = response.bytes_stream();
-        let started = Instant::now();
-        let posted: Value = self
-            .http
-            .post(format!("{}/chats/{chat}/messages", self.base))
-            .bearer_auth(&self.token)
-            .json(&json!({"prompt": PROMPT}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let message_id = posted["message_id"].as_str().expect("no message id").to_owned();
-        let mut text = String::new();
-        while let Some(chunk) = body.next().await {
-            text.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
-            if text.contains("event: message_completed") && text.contains(&message_id) {
-                let elapsed = started.elapsed();
-                assert!(text.contains("\"status\":\"completed\""), "{text}");
-                return elapsed;
-            }
-        }
-        panic!("the stream ended before the turn did");
+        self.client.turn(chat, PROMPT).await
     }
 }
 
 fn stats(samples: &mut [Duration]) -> (Duration, Duration) {
     samples.sort();
-    let p = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
-    (p(0.5), p(0.9))
+    (support::quantile(samples, 0.5), support::quantile(samples, 0.9))
 }
 
 fn ms(d: Duration) -> String {
@@ -228,7 +138,7 @@ async fn main() {
     if std::env::args().any(|a| a == "--list") {
         return; // `cargo test --benches` lists benches; nothing to list here.
     }
-    let cli = cli();
+    let cli = support::cli();
     let mock = MockLlm::start().await.unwrap();
     let work = tempfile::tempdir().unwrap();
     let n = runs();

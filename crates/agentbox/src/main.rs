@@ -41,6 +41,11 @@ enum Command {
     },
     /// Create or upgrade the database schema, then exit; with `--from` and `--to`, copy a
     /// whole installation from one database into another, empty one.
+    ///
+    /// Stop every node first. The `nodes`, `turn_jobs` and `turn_controls` tables are not
+    /// copied: they are per-run state (which processes run, turns waiting for a worker,
+    /// controls on their way to a turn). A turn still queued or running at the copy ends
+    /// `interrupted` soon after the first node starts on the target, as after a crash.
     Migrate(Box<MigrateArgs>),
     /// Print the API's OpenAPI document (JSON), the source of the web UI's generated types.
     Openapi,

@@ -1,6 +1,9 @@
-//! `agentbox migrate --from URL --to URL`: copy a whole installation (every table) into
-//! another database, which must be empty, with progress in the log and the row counts of
-//! every table compared at the end.
+//! `agentbox migrate --from URL --to URL`: copy a whole installation (every table but the
+//! cluster's per-run state: `nodes`, `turn_jobs`, `turn_controls`) into another database,
+//! which must be empty, with progress in the log and the row counts of every table compared
+//! at the end. Not copying the per-run tables loses no turn: a turn still queued or
+//! running has no live node on the target, so the first node there closes it as
+//! `interrupted`, as after a crash.
 
 use std::collections::HashMap;
 use std::sync::Mutex;

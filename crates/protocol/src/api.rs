@@ -457,6 +457,60 @@ pub struct Health {
     pub sandbox: ComponentHealth,
     pub cli: ComponentHealth,
     pub model: ComponentHealth,
+    /// The node that answered: its id and role.
+    pub node: NodeHealth,
+    /// The durable turn queue (the `turn_jobs` table every node shares). Absent when the
+    /// database did not answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue: Option<QueueHealth>,
+    /// The other nodes registered in the database, alive or not, by id. Empty when the
+    /// database did not answer.
+    pub peers: Vec<PeerHealth>,
+}
+
+/// The node that answered `/health`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct NodeHealth {
+    /// `--node-id` (or the generated one kept in the data directory).
+    pub id: String,
+    /// `all` (`serve`), `api` (`serve --no-worker`) or `worker` (`worker`).
+    pub role: String,
+    /// A node whose heartbeat is older than this is counted as gone (`--node-expiry-secs`).
+    pub expiry_secs: u64,
+}
+
+/// The turn queue that workers claim from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct QueueHealth {
+    /// `in_process` on an all-in-one node (it runs the turns it records), `durable` on API
+    /// and worker nodes.
+    pub kind: String,
+    /// Jobs waiting for a worker (queued turns no worker has started).
+    pub depth: u64,
+    /// Of those, the jobs a worker holds a lease on and is about to start.
+    pub claimed: u64,
+    /// How long the oldest job has waited, in milliseconds; absent when none waits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oldest_job_age_ms: Option<u64>,
+}
+
+/// Another node of the installation, as the `nodes` table knows it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PeerHealth {
+    pub id: String,
+    /// `all`, `api` or `worker`.
+    pub role: String,
+    /// Where it answers, as it registered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// Milliseconds since its last heartbeat (0 if its clock is ahead of this node's).
+    pub heartbeat_age_ms: u64,
+    /// Whether its heartbeat is within the expiry: a node that is not alive has its
+    /// running turns interrupted by the next sweep.
+    pub alive: bool,
 }
 
 /// A checkpoint of a chat's workspace, as listed.

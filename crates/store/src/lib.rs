@@ -30,7 +30,8 @@ pub use records::{
     AuditFilter, AuditRecord, ChatListing, ChatRecord, ChatUpdate, CheckpointKind,
     CheckpointRecord, DEFAULT_CHAT_TITLE, InviteRecord, NewChat, NewEvent, NodeRecord, NodeRole,
     OrphanedTurn, PermissionRecord, QueuedUpdate, RefreshRotation, Rewind, Spending, StartedTurn,
-    StoredControl, TitleSource, TurnJob, TurnResult, UserActivity, UserRecord, UserUsage,
+    StoredControl, TitleSource, TurnJob, TurnQueueSummary, TurnResult, UserActivity, UserRecord,
+    UserUsage,
 };
 pub use repository::{Repository, Wake};
 pub use search::ChatQuery;
@@ -923,6 +924,11 @@ impl Store {
 
     pub async fn turn_jobs(&self) -> Result<Vec<TurnJob>> {
         self.repo.turn_jobs().await
+    }
+
+    /// How many jobs wait, how many are claimed, and the oldest one's queueing instant.
+    pub async fn turn_queue_summary(&self) -> Result<TurnQueueSummary> {
+        self.repo.turn_queue_summary().await
     }
 
     /// Wake-ups for queued jobs; `None` where the backend has none.

@@ -792,6 +792,27 @@ pub struct TurnJob {
     pub attempts: i64,
 }
 
+/// The durable turn queue at a glance (`/health`): how many jobs wait, how many of them
+/// a worker holds a lease on, and when the oldest was queued.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TurnQueueSummary {
+    pub jobs: u64,
+    pub claimed: u64,
+    pub oldest_queued_at: Option<DateTime<Utc>>,
+}
+
+pub(crate) fn turn_queue_summary_from_row(row: &impl Fields) -> Result<TurnQueueSummary> {
+    let count = |col: &str| -> Result<u64> {
+        let n = row.int(col)?;
+        u64::try_from(n).map_err(|_| StoreError::Corrupt(format!("{col} = {n}")))
+    };
+    Ok(TurnQueueSummary {
+        jobs: count("jobs")?,
+        claimed: count("claimed")?,
+        oldest_queued_at: row.opt_time("oldest")?,
+    })
+}
+
 macro_rules! turn_job_columns {
     () => {
         "message_id, chat_id, prompt, model, permission_mode, created_at, claimed_by,

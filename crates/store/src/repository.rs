@@ -16,7 +16,7 @@ use crate::records::{
     AuditFilter, AuditRecord, ChatListing, ChatRecord, ChatUpdate, CheckpointKind,
     CheckpointRecord, InviteRecord, NewEvent, NodeRecord, OrphanedTurn, PermissionRecord,
     QueuedUpdate, RefreshRotation, Rewind, Spending, StartedTurn, StoredControl, TurnJob,
-    TurnResult, UserActivity, UserRecord, UserUsage,
+    TurnQueueSummary, TurnResult, UserActivity, UserRecord, UserUsage,
 };
 use crate::search::ChatQuery;
 use crate::{DatabaseInfo, Result, Table};
@@ -322,8 +322,11 @@ pub trait TurnJobRepository: Send + Sync {
         node_id: &str,
         now: DateTime<Utc>,
     ) -> Result<bool>;
-    /// Every job, oldest first (for tests and `/health`).
+    /// Every job, oldest first (for tests).
     async fn turn_jobs(&self) -> Result<Vec<TurnJob>>;
+    /// The queue's depth, claimed jobs and oldest job in one aggregate (for `/health`,
+    /// which must not read every waiting prompt).
+    async fn turn_queue_summary(&self) -> Result<TurnQueueSummary>;
     /// A connection that wakes up when a job is queued (PostgreSQL: `NOTIFY agentbox_jobs`
     /// when the job's transaction commits), or `None` where workers poll (SQLite).
     async fn listen_jobs(&self) -> Result<Option<Box<dyn Wake>>>;

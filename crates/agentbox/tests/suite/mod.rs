@@ -3,6 +3,7 @@ mod api;
 mod backends;
 mod checkpoints;
 mod cluster;
+mod cluster_nodes;
 mod containment;
 mod costs;
 mod crash;

@@ -10,7 +10,10 @@ use uuid::Uuid;
 use super::Sqlite;
 use super::events::append;
 use crate::Result;
-use crate::records::{TurnJob, TurnResult, now, stored_time, turn_job_columns, turn_job_from_row};
+use crate::records::{
+    TurnJob, TurnQueueSummary, TurnResult, now, stored_time, turn_job_columns, turn_job_from_row,
+    turn_queue_summary_from_row,
+};
 use crate::repository::{TurnJobRepository, Wake};
 
 #[async_trait]
@@ -123,6 +126,16 @@ impl TurnJobRepository for Sqlite {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(turn_job_from_row).collect()
+    }
+
+    async fn turn_queue_summary(&self) -> Result<TurnQueueSummary> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS jobs, COUNT(claimed_by) AS claimed, MIN(created_at) AS oldest
+             FROM turn_jobs",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        turn_queue_summary_from_row(&row)
     }
 
     async fn listen_jobs(&self) -> Result<Option<Box<dyn Wake>>> {
