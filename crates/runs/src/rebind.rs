@@ -1,0 +1,143 @@
+//! Where a chat's sandbox lives on a cluster: a worker binds the chat to itself when it
+//! starts the chat's turn, and a chat that comes from a worker that is gone gets its
+//! workspace back from its newest checkpoint before the turn runs.
+//!
+//! A `local` sandbox is on one worker's disk, so the durable queue gives a bound chat's
+//! turns to its worker alone while that worker beats (see `claim_turn_job`). Only once its
+//! heartbeat has expired (and the sweeper has interrupted its turns with `node_lost`) may
+//! another worker claim the chat's next turn; that worker then lands here with a binding
+//! that names another node.
+
+use agentbox_protocol::api::{Message, Role};
+use agentbox_protocol::event::EventPayload;
+use agentbox_store::{CheckpointKind, CheckpointRecord};
+use uuid::Uuid;
+
+use crate::notices::{Failure, notice};
+use crate::runner::TurnRunner;
+use crate::sink::LogSink;
+
+/// The longest piece of a turn's prompt a notice quotes.
+const PROMPT_QUOTE_CHARS: usize = 60;
+
+impl TurnRunner {
+    /// Bind the chat to this worker before its turn runs. When it was bound to another
+    /// worker, that worker is gone: its workspace is made exactly the chat's newest
+    /// checkpoint here (or emptied when there is none), and the turn says so.
+    pub(crate) async fn bind_here(&self, chat_id: Uuid, sink: &LogSink) -> Result<(), Failure> {
+        let me = self.config.node.id.as_str();
+        let before = self.store.bind_chat(chat_id, me).await.map_err(storage)?;
+        let Some(previous) = before.filter(|node| node != me) else { return Ok(()) };
+        tracing::info!(%chat_id, from = %previous, to = %me, "moving a chat to this worker");
+        let text = self.bring_workspace(chat_id, &previous).await?;
+        sink.record(notice("moved_worker", &text))
+            .await
+            .map_err(|err| Failure::from_agent(err.into()))?;
+        Ok(())
+    }
+
+    /// Make this worker's copy of the chat's workspace what the chat's newest checkpoint
+    /// holds; the notice that tells the user what happened.
+    async fn bring_workspace(&self, chat_id: Uuid, previous: &str) -> Result<String, Failure> {
+        let id = chat_id.to_string();
+        // A copy this worker kept from an earlier binding is stale: nothing of it may run
+        // on, nor may an idle CLI process that remembers the conversation as it was then.
+        self.idle.remove(chat_id);
+        self.sandboxes.stop(&id).await.map_err(|err| Failure::from_sandbox(&err, None))?;
+        let moved = format!(
+            "This chat moved to another worker: the one that held its sandbox ({previous}) \
+             stopped responding."
+        );
+        let messages = self.store.messages(chat_id).await.map_err(storage)?;
+        let newest = match &self.checkpoints {
+            Some(_) => newest_checkpoint(
+                self.store.checkpoints(chat_id).await.map_err(storage)?,
+                &messages,
+            ),
+            None => None,
+        };
+        let (Some(checkpoints), Some(newest)) = (&self.checkpoints, newest) else {
+            // Nothing to restore from: an empty workspace, and a CLI session that cannot be
+            // resumed because its transcript was in the lost workspace.
+            self.sandboxes.delete(&id).await.map_err(|err| Failure::from_sandbox(&err, None))?;
+            self.store.clear_session_id(chat_id).await.map_err(storage)?;
+            let why = if self.checkpoints.is_some() {
+                "It has no checkpoint"
+            } else {
+                "Checkpoints are off on this server"
+            };
+            return Ok(format!(
+                "{moved} {why}, so it starts with an empty workspace and a new CLI session: \
+                 the model does not see the earlier turns."
+            ));
+        };
+        let workspace =
+            self.sandboxes.workspace(&id).await.map_err(|err| Failure::from_sandbox(&err, None))?;
+        checkpoints.bring(chat_id, newest.id, workspace.root(), workspace.owner()).await.map_err(
+            |err| Failure {
+                code: "checkpoint_restore_failed",
+                message: format!(
+                    "{moved} Its files could not be restored from checkpoint {}: {err}",
+                    newest.id
+                ),
+            },
+        )?;
+        let session = match &newest.session_id {
+            // The CLI's transcript is in the workspace, so it came back with the files; if
+            // the CLI cannot find it after all, the turn says so (`session_reset`).
+            Some(_) => "The CLI session resumes as it was at that checkpoint.",
+            None => {
+                self.store.clear_session_id(chat_id).await.map_err(storage)?;
+                "That checkpoint has no CLI session, so a new one starts: the model does not \
+                 see the earlier turns."
+            }
+        };
+        tracing::info!(%chat_id, checkpoint = %newest.id, "restored a moved chat's workspace");
+        Ok(format!(
+            "{moved} Files restored from the checkpoint of {}. {session}",
+            describe(&newest, &messages)
+        ))
+    }
+}
+
+/// The checkpoint that holds the workspace as the chat's visible conversation left it: the
+/// newest one of a visible turn, or the one a fork started from. `before_restore`
+/// checkpoints hold what a restore replaced, never the present.
+fn newest_checkpoint(
+    newest_first: Vec<CheckpointRecord>,
+    visible: &[Message],
+) -> Option<CheckpointRecord> {
+    newest_first.into_iter().find(|checkpoint| match (checkpoint.kind, checkpoint.message_id) {
+        (CheckpointKind::Turn, Some(message)) => visible.iter().any(|m| m.id == message),
+        (CheckpointKind::Fork, _) => true,
+        _ => false,
+    })
+}
+
+/// The turn a checkpoint belongs to, as a person recognises it: its prompt, which is the
+/// text of the user message just before the turn's (assistant) message.
+fn describe(checkpoint: &CheckpointRecord, messages: &[Message]) -> String {
+    let prompt = checkpoint.message_id.and_then(|id| {
+        let at = messages.iter().position(|m| m.id == id)?;
+        let asked = messages[..at].iter().rev().find(|m| m.role == Role::User)?;
+        asked.content.iter().find_map(|event| match &event.payload {
+            EventPayload::UserText { text } => Some(text.clone()),
+            _ => None,
+        })
+    });
+    match prompt {
+        Some(prompt) => {
+            let mut quoted: String = prompt.chars().take(PROMPT_QUOTE_CHARS).collect();
+            if prompt.chars().count() > PROMPT_QUOTE_CHARS {
+                quoted.push('…');
+            }
+            format!("the turn \"{quoted}\"")
+        }
+        None if checkpoint.kind == CheckpointKind::Fork => "the fork it started from".to_owned(),
+        None => format!("checkpoint {}", checkpoint.id),
+    }
+}
+
+fn storage(err: agentbox_store::StoreError) -> Failure {
+    Failure { code: "storage_error", message: err.to_string() }
+}
