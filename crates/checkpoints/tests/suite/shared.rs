@@ -26,7 +26,7 @@ fn fill(workspace: &Path, writer: u64, round: u64) {
     write(workspace, "data.bin", noise(writer * 1000 + round, 40_000 + round as usize));
     write(workspace, "common/shared.bin", noise(COMMON_SEED, 100_000));
     // Files that come and go, so that the GC has objects to remove.
-    if round % 2 == 0 {
+    if round.is_multiple_of(2) {
         write(workspace, &format!("even/{round}.bin"), noise(writer * 1000 + 500 + round, 5_000));
     } else {
         let _ = fs::remove_dir_all(workspace.join("even"));
