@@ -141,3 +141,79 @@ fn describe(checkpoint: &CheckpointRecord, messages: &[Message]) -> String {
 fn storage(err: agentbox_store::StoreError) -> Failure {
     Failure { code: "storage_error", message: err.to_string() }
 }
+
+#[cfg(test)]
+mod tests {
+    use agentbox_protocol::event::{ChatEvent, MessageStatus};
+    use chrono::Utc;
+
+    use super::*;
+
+    fn message(role: Role, prompt: Option<&str>) -> Message {
+        let id = Uuid::now_v7();
+        let content = prompt
+            .map(|text| ChatEvent {
+                seq: 1,
+                message_id: id,
+                parent_tool_use_id: None,
+                created_at: Utc::now(),
+                payload: EventPayload::UserText { text: text.to_owned() },
+            })
+            .into_iter()
+            .collect();
+        Message {
+            id,
+            chat_id: Uuid::nil(),
+            role,
+            status: MessageStatus::Completed,
+            content,
+            model: None,
+            permission_mode: None,
+            session_id: None,
+            total_cost_usd: None,
+            usage: None,
+            checkpoint_id: None,
+            created_at: Utc::now(),
+            completed_at: None,
+        }
+    }
+
+    fn checkpoint(kind: CheckpointKind, message_id: Option<Uuid>) -> CheckpointRecord {
+        CheckpointRecord {
+            id: Uuid::now_v7(),
+            chat_id: Uuid::nil(),
+            message_id,
+            kind,
+            session_id: None,
+            visible_messages: Vec::new(),
+            created_at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn the_newest_checkpoint_is_of_a_visible_turn_never_one_a_restore_replaced() {
+        let asked = message(Role::User, Some("write the report"));
+        let answered = message(Role::Assistant, None);
+        let visible = [asked, answered.clone()];
+        let hidden_turn = checkpoint(CheckpointKind::Turn, Some(Uuid::now_v7()));
+        let undo = checkpoint(CheckpointKind::BeforeRestore, Some(answered.id));
+        let turn = checkpoint(CheckpointKind::Turn, Some(answered.id));
+        let fork = checkpoint(CheckpointKind::Fork, None);
+        let newest_first = vec![hidden_turn, undo, turn.clone(), fork.clone()];
+        assert_eq!(newest_checkpoint(newest_first, &visible), Some(turn));
+        assert_eq!(newest_checkpoint(vec![fork.clone()], &visible), Some(fork));
+        assert_eq!(newest_checkpoint(Vec::new(), &visible), None);
+    }
+
+    #[test]
+    fn a_checkpoint_is_described_by_its_turns_prompt() {
+        let long = "x".repeat(PROMPT_QUOTE_CHARS + 5);
+        let asked = message(Role::User, Some(&long));
+        let answered = message(Role::Assistant, None);
+        let messages = [message(Role::User, Some("earlier")), asked, answered.clone()];
+        let described = describe(&checkpoint(CheckpointKind::Turn, Some(answered.id)), &messages);
+        assert_eq!(described, format!("the turn \"{}…\"", "x".repeat(PROMPT_QUOTE_CHARS)));
+        let fork = describe(&checkpoint(CheckpointKind::Fork, None), &messages);
+        assert_eq!(fork, "the fork it started from");
+    }
+}
