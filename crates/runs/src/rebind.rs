@@ -6,7 +6,9 @@
 //! turns to its worker alone while that worker beats (see `claim_turn_job`). Only once its
 //! heartbeat has expired (and the sweeper has interrupted its turns with `node_lost`) may
 //! another worker claim the chat's next turn; that worker then lands here with a binding
-//! that names another node.
+//! that names another node. A chat never bound that already has a checkpoint (a fork,
+//! which an API node makes in the shared checkpoint store) gets its workspace the same way
+//! on its first worker.
 
 use agentbox_protocol::api::{Message, Role};
 use agentbox_protocol::event::EventPayload;
@@ -21,33 +23,35 @@ use crate::sink::LogSink;
 const PROMPT_QUOTE_CHARS: usize = 60;
 
 impl TurnRunner {
-    /// Bind the chat to this worker before its turn runs. When it was bound to another
-    /// worker, that worker is gone: its workspace is made exactly the chat's newest
-    /// checkpoint here (or emptied when there is none), and the turn says so.
+    /// Bind the chat to this worker before its turn runs, and make sure its workspace here
+    /// is the chat's: when it was bound to another worker (which is gone, or the queue
+    /// would not have given the turn here), or when it was never bound but already has a
+    /// checkpoint (a fork, made on an API node), this worker's copy becomes exactly the
+    /// chat's newest checkpoint, and the turn says so.
     pub(crate) async fn bind_here(&self, chat_id: Uuid, sink: &LogSink) -> Result<(), Failure> {
         let me = self.config.node.id.as_str();
         let before = self.store.bind_chat(chat_id, me).await.map_err(storage)?;
-        let Some(previous) = before.filter(|node| node != me) else { return Ok(()) };
-        tracing::info!(%chat_id, from = %previous, to = %me, "moving a chat to this worker");
-        let text = self.bring_workspace(chat_id, &previous).await?;
-        sink.record(notice("moved_worker", &text))
-            .await
-            .map_err(|err| Failure::from_agent(err.into()))?;
+        if before.as_deref() == Some(me) {
+            return Ok(());
+        }
+        if let Some(text) = self.bring_workspace(chat_id, before.as_deref()).await? {
+            sink.record(notice("moved_worker", &text))
+                .await
+                .map_err(|err| Failure::from_agent(err.into()))?;
+        }
         Ok(())
     }
 
     /// Make this worker's copy of the chat's workspace what the chat's newest checkpoint
-    /// holds; the notice that tells the user what happened.
-    async fn bring_workspace(&self, chat_id: Uuid, previous: &str) -> Result<String, Failure> {
+    /// holds; the notice that tells the user what happened, `None` for a chat that has
+    /// never run anywhere and has no checkpoint (a new chat: nothing to bring).
+    async fn bring_workspace(
+        &self,
+        chat_id: Uuid,
+        previous: Option<&str>,
+    ) -> Result<Option<String>, Failure> {
         let id = chat_id.to_string();
-        // A copy this worker kept from an earlier binding is stale: nothing of it may run
-        // on, nor may an idle CLI process that remembers the conversation as it was then.
-        self.idle.remove(chat_id);
-        self.sandboxes.stop(&id).await.map_err(|err| Failure::from_sandbox(&err, None))?;
-        let moved = format!(
-            "This chat moved to another worker: the one that held its sandbox ({previous}) \
-             stopped responding."
-        );
+        let me = self.config.node.id.as_str();
         let messages = self.store.messages(chat_id).await.map_err(storage)?;
         let newest = match &self.checkpoints {
             Some(_) => newest_checkpoint(
@@ -56,9 +60,23 @@ impl TurnRunner {
             ),
             None => None,
         };
-        let (Some(checkpoints), Some(newest)) = (&self.checkpoints, newest) else {
+        let Some(previous) = previous else {
+            let Some(newest) = newest else { return Ok(None) };
+            tracing::info!(%chat_id, checkpoint = %newest.id, "setting up a chat's workspace from its checkpoint");
+            let session = self.restore_here(chat_id, &newest).await?;
+            return Ok(Some(format!(
+                "This chat's workspace was set up on worker {me} from the checkpoint of {}.                  {session}",
+                describe(&newest, &messages)
+            )));
+        };
+        tracing::info!(%chat_id, from = %previous, to = %me, "moving a chat to this worker");
+        let moved = format!(
+            "This chat moved to another worker: the one that held its sandbox ({previous})              stopped responding."
+        );
+        let Some(newest) = newest else {
             // Nothing to restore from: an empty workspace, and a CLI session that cannot be
             // resumed because its transcript was in the lost workspace.
+            self.idle.remove(chat_id);
             self.sandboxes.delete(&id).await.map_err(|err| Failure::from_sandbox(&err, None))?;
             self.store.clear_session_id(chat_id).await.map_err(storage)?;
             let why = if self.checkpoints.is_some() {
@@ -66,37 +84,60 @@ impl TurnRunner {
             } else {
                 "Checkpoints are off on this server"
             };
-            return Ok(format!(
-                "{moved} {why}, so it starts with an empty workspace and a new CLI session: \
-                 the model does not see the earlier turns."
-            ));
+            return Ok(Some(format!(
+                "{moved} {why}, so it starts with an empty workspace and a new CLI session:                  the model does not see the earlier turns."
+            )));
         };
+        let session = self.restore_here(chat_id, &newest).await.map_err(|err| Failure {
+            code: err.code,
+            message: format!("{moved} {}", err.message),
+        })?;
+        tracing::info!(%chat_id, checkpoint = %newest.id, "restored a moved chat's workspace");
+        Ok(Some(format!(
+            "{moved} Files restored from the checkpoint of {}. {session}",
+            describe(&newest, &messages)
+        )))
+    }
+
+    /// Make this worker's copy of the workspace exactly `checkpoint`; the sentence that
+    /// says what becomes of the CLI session.
+    async fn restore_here(
+        &self,
+        chat_id: Uuid,
+        checkpoint: &CheckpointRecord,
+    ) -> Result<&'static str, Failure> {
+        let Some(checkpoints) = &self.checkpoints else {
+            return Err(Failure {
+                code: "checkpoint_restore_failed",
+                message: "Checkpoints are off on this server.".into(),
+            });
+        };
+        let id = chat_id.to_string();
+        // A copy this worker kept from an earlier binding is stale: nothing of it may run
+        // on, nor may an idle CLI process that remembers the conversation as it was then.
+        self.idle.remove(chat_id);
+        self.sandboxes.stop(&id).await.map_err(|err| Failure::from_sandbox(&err, None))?;
         let workspace =
             self.sandboxes.workspace(&id).await.map_err(|err| Failure::from_sandbox(&err, None))?;
-        checkpoints.bring(chat_id, newest.id, workspace.root(), workspace.owner()).await.map_err(
-            |err| Failure {
+        checkpoints
+            .bring(chat_id, checkpoint.id, workspace.root(), workspace.owner())
+            .await
+            .map_err(|err| Failure {
                 code: "checkpoint_restore_failed",
                 message: format!(
-                    "{moved} Its files could not be restored from checkpoint {}: {err}",
-                    newest.id
+                    "Its files could not be restored from checkpoint {}: {err}",
+                    checkpoint.id
                 ),
-            },
-        )?;
-        let session = match &newest.session_id {
+            })?;
+        Ok(match &checkpoint.session_id {
             // The CLI's transcript is in the workspace, so it came back with the files; if
             // the CLI cannot find it after all, the turn says so (`session_reset`).
             Some(_) => "The CLI session resumes as it was at that checkpoint.",
             None => {
                 self.store.clear_session_id(chat_id).await.map_err(storage)?;
-                "That checkpoint has no CLI session, so a new one starts: the model does not \
-                 see the earlier turns."
+                "That checkpoint has no CLI session, so a new one starts: the model does not                  see the earlier turns."
             }
-        };
-        tracing::info!(%chat_id, checkpoint = %newest.id, "restored a moved chat's workspace");
-        Ok(format!(
-            "{moved} Files restored from the checkpoint of {}. {session}",
-            describe(&newest, &messages)
-        ))
+        })
     }
 }
 

@@ -3,6 +3,7 @@
 //! turn; that worker is killed (`kill -9`) in the middle of the next turn, which ends
 //! `interrupted`; the chat's next turn runs on the other worker, in a workspace restored
 //! from the checkpoint of the last completed turn, and the chat is bound there from then on.
+//! A fork the API node makes gets its files on its first worker the same way.
 
 use std::path::Path;
 use std::time::Duration;
@@ -199,5 +200,30 @@ async fn a_chat_moves_between_workers(backend: Db) {
     // The CLI session was in the restored workspace, so the model sees the earlier turn.
     let seen = requests.first().expect("the model was called").user_texts();
     assert!(seen.iter().any(|text| text.contains("keep this")), "{seen:?}");
+
+    // A fork, made by the API node in the shared store, runs on a worker that never held
+    // either chat's files before its first turn there: its workspace comes from the
+    // fork's checkpoint.
+    let (status, fork) = api
+        .call(
+            Method::POST,
+            &format!("/api/v1/chats/{chat}/fork"),
+            Some(json!({"message_id": written})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{fork}");
+    let fork = fork["id"].as_str().unwrap().to_owned();
+    mock.clear_requests();
+    let forked = api.send(&fork, "[[bash:cat kept.txt]] and in the fork?").await;
+    let forked = wait_for_message(&api, &fork, &forked, |m| m["status"] != "in_progress").await;
+    assert_eq!(forked["status"], "completed", "{forked}");
+    let results: String = mock
+        .message_requests()
+        .iter()
+        .flat_map(|request| request.tool_results())
+        .map(|result| result.to_string())
+        .collect();
+    assert!(results.contains(KEPT), "the fork's turn saw {results}");
+    assert_eq!(store.chat_binding(fork.parse().unwrap()).await.unwrap().as_deref(), Some("w2"));
     store.close().await;
 }
