@@ -144,7 +144,7 @@ impl TurnRunner {
 /// The checkpoint that holds the workspace as the chat's visible conversation left it: the
 /// newest one of a visible turn, or the one a fork started from. `before_restore`
 /// checkpoints hold what a restore replaced, never the present.
-fn newest_checkpoint(
+pub(crate) fn newest_checkpoint(
     newest_first: Vec<CheckpointRecord>,
     visible: &[Message],
 ) -> Option<CheckpointRecord> {

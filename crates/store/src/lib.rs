@@ -894,6 +894,11 @@ impl Store {
         self.repo.chat_binding(chat_id).await
     }
 
+    /// Bind the chat to no worker.
+    pub async fn unbind_chat(&self, chat_id: Uuid) -> Result<()> {
+        self.repo.unbind_chat(chat_id).await
+    }
+
     /// Queue a recorded turn for a worker.
     pub async fn push_turn_job(
         &self,

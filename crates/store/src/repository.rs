@@ -291,6 +291,9 @@ pub trait NodeRepository: Send + Sync {
     async fn bind_chat(&self, chat_id: Uuid, node_id: &str) -> Result<Option<String>>;
     /// The worker the chat is bound to, if any.
     async fn chat_binding(&self, chat_id: Uuid) -> Result<Option<String>>;
+    /// Bind the chat to no worker: the next worker to run its turn sets its workspace up
+    /// from the chat's newest checkpoint (after a restore made where the sandbox is not).
+    async fn unbind_chat(&self, chat_id: Uuid) -> Result<()>;
 }
 
 /// The durable turn queue: recorded turns waiting for a worker. Delivery is at least once

@@ -167,7 +167,8 @@ async fn a_chat_moves_between_workers(backend: Db) {
     // The chat's next turn runs on w2, which restores the last checkpoint first.
     set_mode(&api, &chat, "auto").await;
     mock.clear_requests();
-    let next = api.send(&chat, "[[bash:cat kept.txt]] what did we keep?").await;
+    let next =
+        api.send(&chat, "[[bash:cat kept.txt]] [[write:later.txt:after]] what did we keep?").await;
     let moved = wait_for_message(&api, &chat, &next, |m| m["status"] != "in_progress").await;
     assert_eq!(moved["status"], "completed", "{moved}");
     assert_eq!(store.chat_binding(chat_id).await.unwrap().as_deref(), Some("w2"));
@@ -225,5 +226,34 @@ async fn a_chat_moves_between_workers(backend: Db) {
         .collect();
     assert!(results.contains(KEPT), "the fork's turn saw {results}");
     assert_eq!(store.chat_binding(fork.parse().unwrap()).await.unwrap().as_deref(), Some("w2"));
+
+    // A restore posted to the API node, which holds no sandbox: the worker running the
+    // chat's next turn makes its workspace the restored checkpoint (later.txt, written
+    // after it on w2, is gone), and the undo is the checkpoint of the turn before.
+    let (status, restored) = api
+        .call(
+            Method::POST,
+            &format!(
+                "/api/v1/chats/{chat}/checkpoints/{}/restore",
+                done["checkpoint_id"].as_str().unwrap()
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{restored}");
+    assert_eq!(restored["undo_checkpoint_id"], moved["checkpoint_id"], "{restored}");
+    assert!(home(dirs[2].path(), &chat).join("later.txt").exists(), "w2 has not run yet");
+    mock.clear_requests();
+    let after = api.send(&chat, "[[bash:ls]] after the restore").await;
+    let after = wait_for_message(&api, &chat, &after, |m| m["status"] != "in_progress").await;
+    assert_eq!(after["status"], "completed", "{after}");
+    let listed: String = mock
+        .message_requests()
+        .iter()
+        .flat_map(|request| request.tool_results())
+        .map(|result| result.to_string())
+        .collect();
+    assert!(listed.contains("kept.txt") && !listed.contains("later.txt"), "ls said {listed}");
+    assert!(!home(dirs[2].path(), &chat).join("later.txt").exists());
     store.close().await;
 }

@@ -143,4 +143,12 @@ impl NodeRepository for Postgres {
             .await?
             .flatten())
     }
+
+    async fn unbind_chat(&self, chat_id: Uuid) -> Result<()> {
+        sqlx::query("UPDATE chats SET sandbox_node_id = NULL WHERE id = $1")
+            .bind(chat_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
 }

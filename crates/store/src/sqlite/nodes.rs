@@ -141,4 +141,12 @@ impl NodeRepository for Sqlite {
             .await?
             .flatten())
     }
+
+    async fn unbind_chat(&self, chat_id: Uuid) -> Result<()> {
+        sqlx::query("UPDATE chats SET sandbox_node_id = NULL WHERE id = $1")
+            .bind(chat_id.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
 }

@@ -364,6 +364,9 @@ async fn a_bound_chats_jobs_wait_for_its_worker_while_it_lives(t: TestStore) {
     assert!(w2.start_turn_job(first, "w2", later).await.unwrap());
     assert_eq!(w2.bind_chat(bound, "w2").await.unwrap().as_deref(), Some("w1"), "rebound");
     assert_eq!(w1.chat_binding(bound).await.unwrap().as_deref(), Some("w2"));
+    w1.unbind_chat(bound).await.unwrap();
+    assert_eq!(w2.chat_binding(bound).await.unwrap(), None);
+    assert_eq!(w2.bind_chat(bound, "w2").await.unwrap(), None, "unbound again");
 
     // A chat bound to a node that is not registered at all is free too.
     let (_, stray) = t.user_and_chat().await;
