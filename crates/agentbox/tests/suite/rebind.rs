@@ -139,16 +139,14 @@ async fn a_chat_moves_between_workers(backend: Db) {
     .expect("the turn on w1 asked");
     assert_eq!(store.turn_node(held.parse().unwrap()).await.unwrap().as_deref(), Some("w1"));
 
-    // A second worker starts meanwhile: its start-up recovery leaves w1's live turn alone
-    // (it listens only after recovering, so this is checked after that ran).
-    let (_second, _) = spawn_node(
-        &node(&["worker", "--node-id", "w2"]),
-        dirs[2].path(),
-        Some(&url),
-        &mock,
-        unique_uid_base(),
-    )
-    .await;
+    // A second worker starts meanwhile, dies and starts again: its start-up recovery (the
+    // restart's closes its own turns) leaves w1's live turn alone. It listens only after
+    // recovering, so this is checked after that ran.
+    let w2_args = node(&["worker", "--node-id", "w2"]);
+    let start_w2 = || spawn_node(&w2_args, dirs[2].path(), Some(&url), &mock, unique_uid_base());
+    let (mut second, _) = start_w2().await;
+    second.kill().await.unwrap();
+    let (_second, _) = start_w2().await;
     let messages = api.messages(&chat).await;
     let still = messages.iter().find(|m| m["id"] == held).unwrap();
     assert_eq!(still["status"], "in_progress", "w2's start-up cut off w1's turn: {still}");
