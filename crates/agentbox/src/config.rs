@@ -119,6 +119,13 @@ pub struct ServeArgs {
     /// [default: .cache,node_modules/.cache,__pycache__,.npm/_cacache].
     #[arg(long, env = "AGENTBOX_CHECKPOINT_EXCLUDES")]
     pub checkpoint_excludes: Option<String>,
+    /// Where the chats' checkpoints are kept [default: <data>/checkpoints]. On a cluster,
+    /// one directory every worker mounts (NFS, EFS): a chat whose worker is gone is restored
+    /// from it on another. Its locks are `flock`s, so a network file system must support
+    /// them across machines (Linux NFS emulates them with fcntl locks; NFSv4 or NFSv3 with
+    /// lockd).
+    #[arg(long, env = "AGENTBOX_CHECKPOINT_STORE")]
+    pub checkpoint_store: Option<PathBuf>,
     /// Take no checkpoints (no restore, no fork).
     #[arg(long, env = "AGENTBOX_NO_CHECKPOINTS")]
     pub no_checkpoints: bool,
@@ -228,6 +235,7 @@ struct FileConfig {
     sandbox_tmp_mb: Option<u64>,
     sandbox_idle_pause_secs: Option<u64>,
     sandbox_uid_base: Option<u32>,
+    checkpoint_store: Option<PathBuf>,
     checkpoint_keep_last: Option<usize>,
     checkpoint_max_age_days: Option<u64>,
     checkpoint_excludes: Option<Vec<String>>,
@@ -473,7 +481,11 @@ impl ServeArgs {
             CheckpointSettings::default()
         } else {
             CheckpointSettings {
-                root: Some(data_dir.join("checkpoints")),
+                root: Some(
+                    self.checkpoint_store
+                        .or(file.checkpoint_store)
+                        .unwrap_or_else(|| data_dir.join("checkpoints")),
+                ),
                 excludes: match self.checkpoint_excludes {
                     Some(list) => list
                         .split(',')
@@ -682,6 +694,24 @@ mod tests {
         assert!(config.sandbox.allow_hosts.iter().any(|h| h == "registry.npmjs.org"));
         assert_eq!(config.sandbox.idle_pause, Some(Duration::from_secs(900)));
         assert!(!config.demo);
+    }
+
+    #[test]
+    fn the_checkpoint_store_defaults_to_the_data_directory_and_can_be_shared() {
+        let config = args().resolve().unwrap();
+        assert_eq!(
+            config.checkpoints.root.as_deref(),
+            Some(std::path::Path::new("/tmp/agentbox-test/checkpoints"))
+        );
+        let shared = ServeArgs { checkpoint_store: Some("/mnt/shared/ck".into()), ..args() };
+        let config = shared.resolve().unwrap();
+        assert_eq!(
+            config.checkpoints.root.as_deref(),
+            Some(std::path::Path::new("/mnt/shared/ck"))
+        );
+        let off =
+            ServeArgs { checkpoint_store: Some("/mnt/x".into()), no_checkpoints: true, ..args() };
+        assert_eq!(off.resolve().unwrap().checkpoints.root, None);
     }
 
     #[test]

@@ -35,6 +35,13 @@
 //! next writer or [`Store::gc`] removes; every earlier checkpoint stays restorable. A lock
 //! file (`flock`) keeps writers of one store, in any process, one at a time.
 //!
+//! Shared stores: several machines may use one store on a network file system (workers
+//! sharing `--checkpoint-store`) when its locks work across machines. On Linux, `flock` on
+//! NFS is emulated with whole-file fcntl (POSIX) locks, which the server holds (NFSv4, or
+//! NFSv3 with `lockd`; a mount with `nolock` or `local_lock=flock` keeps them on one
+//! machine and is not safe). The layout needs nothing else: names are content hashes and
+//! every write ends in a rename.
+//!
 //! All calls block on file I/O; async callers run them with `spawn_blocking`. This crate knows
 //! nothing of chats, messages or sandboxes: callers map checkpoint ids to what they mean.
 

@@ -540,7 +540,8 @@ pub struct CheckpointInfo {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RestoreResponse {
     pub checkpoint_id: Uuid,
-    /// The checkpoint of the workspace taken just before: restoring it undoes this restore.
+    /// The checkpoint of the workspace as it was just before (taken then; on an API node of
+    /// a cluster, the newest turn's): restoring it undoes this restore.
     pub undo_checkpoint_id: Option<Uuid>,
     /// Why there is no undo checkpoint, when the present could not be checkpointed (a
     /// workspace nested too deep or holding too many entries); the restore happened anyway.

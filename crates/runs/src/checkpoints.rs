@@ -156,6 +156,27 @@ impl Checkpoints {
         .await
     }
 
+    /// Make the workspace exactly checkpoint `id`, with no undo: for a chat whose
+    /// workspace was on a worker that is gone, where the copy here is stale or empty.
+    pub async fn bring(
+        &self,
+        chat_id: Uuid,
+        id: Uuid,
+        workspace: &Path,
+        owner: Option<(u32, u32)>,
+    ) -> Result<(), CheckpointFailure> {
+        let workspace = workspace.to_owned();
+        self.blocking(chat_id, move |store| {
+            let options = RestoreOptions {
+                checkpoint_first: false,
+                label: None,
+                owner: owner.map(|(uid, gid)| Owner { uid, gid }),
+            };
+            store.restore(&CheckpointId::from(id), &workspace, &options).map(drop)
+        })
+        .await
+    }
+
     /// Write checkpoint `id` of `from` into the empty workspace of the new chat `to`, and take
     /// the new chat's first checkpoint of it.
     pub async fn fork(

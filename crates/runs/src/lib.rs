@@ -30,6 +30,7 @@ mod notices;
 mod paused;
 mod permissions;
 mod queue;
+mod rebind;
 mod recovery;
 mod request;
 mod restore;

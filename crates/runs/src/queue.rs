@@ -84,18 +84,20 @@ impl TurnQueue for InProcessQueue {
     }
 }
 
-/// Turns wait in `turn_jobs` for any worker. A claim is a lease of `lease` that the
+/// Turns wait in `turn_jobs` for a worker. A claim is a lease of `lease` that the
 /// worker's heartbeat extends; a worker that dies before starting the turn lets it lapse
-/// and another claims the job.
+/// and another claims the job. A chat bound to a worker (its sandbox is there) waits for
+/// that worker until its heartbeat is older than `expiry`.
 pub struct DurableQueue {
     store: Store,
     node_id: String,
     lease: Duration,
+    expiry: Duration,
 }
 
 impl DurableQueue {
-    pub fn new(store: Store, node_id: String, lease: Duration) -> Self {
-        Self { store, node_id, lease }
+    pub fn new(store: Store, node_id: String, lease: Duration, expiry: Duration) -> Self {
+        Self { store, node_id, lease, expiry }
     }
 
     fn lease_until(&self) -> chrono::DateTime<Utc> {
@@ -119,7 +121,14 @@ impl TurnQueue for DurableQueue {
     }
 
     async fn claim(&self) -> Result<Option<RecordedTurn>, StoreError> {
-        let job = self.store.claim_turn_job(&self.node_id, Utc::now(), self.lease_until()).await?;
+        let now = Utc::now();
+        let expiry = chrono::Duration::from_std(self.expiry).unwrap_or(chrono::Duration::MAX);
+        let expired_before =
+            now.checked_sub_signed(expiry).unwrap_or(chrono::DateTime::<Utc>::MIN_UTC);
+        let job = self
+            .store
+            .claim_turn_job(&self.node_id, now, self.lease_until(), expired_before)
+            .await?;
         Ok(job.map(|job| RecordedTurn {
             chat_id: job.chat_id,
             message_id: job.message_id,

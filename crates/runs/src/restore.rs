@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use agentbox_checkpoints::Checkpoint;
-use agentbox_store::{ChatRecord, CheckpointKind, CheckpointRecord, NewChat, Rewind};
+use agentbox_store::{ChatRecord, CheckpointKind, CheckpointRecord, NewChat, NodeRole, Rewind};
 use uuid::Uuid;
 
 use crate::checkpoints::CheckpointFailure;
@@ -56,6 +56,9 @@ impl TurnRunner {
         }
         let target =
             self.store.checkpoint(chat.id, id).await?.ok_or(CheckpointFailure::NotFound)?;
+        if self.config.node.role == NodeRole::Api {
+            return self.restore_for_workers(chat, &target).await;
+        }
         // Nothing may write into the workspace while it is rewritten, and the CLI must not
         // keep the conversation in memory: its next turn reads the restored transcript.
         self.idle.remove(chat.id);
@@ -92,6 +95,29 @@ impl TurnRunner {
         self.bus.publish(chat.id, rewind.event.clone());
         tracing::info!(chat_id = %chat.id, checkpoint = %id, hidden = rewind.hidden.len(), shown = rewind.shown.len(), "restored a checkpoint");
         Ok(Restoration { undo_id, undo_refused, rewind })
+    }
+
+    /// A restore on an API node, which holds no sandbox: the chat's files are on a worker
+    /// (or on none yet). The conversation and the CLI session are rewound here; the chat is
+    /// unbound, so that the worker running its next turn makes its copy of the workspace
+    /// exactly the chat's newest checkpoint, which after the rewind is `target` (see
+    /// `rebind.rs`). The undo is the checkpoint that held the workspace before, the newest
+    /// of a visible turn: every turn ends with one, so no new checkpoint is taken.
+    async fn restore_for_workers(
+        &self,
+        chat: &ChatRecord,
+        target: &CheckpointRecord,
+    ) -> Result<Restoration, CheckpointFailure> {
+        let visible = self.store.messages(chat.id).await?;
+        let undo =
+            crate::rebind::newest_checkpoint(self.store.checkpoints(chat.id).await?, &visible);
+        self.store.unbind_chat(chat.id).await?;
+        let rewind = self.store.rewind(chat.id, target).await?;
+        self.bus.publish(chat.id, rewind.event.clone());
+        tracing::info!(chat_id = %chat.id, checkpoint = %target.id, "restored a checkpoint for the chat's next worker");
+        let undo_refused =
+            undo.is_none().then(|| "no checkpoint holds the workspace as it was".to_owned());
+        Ok(Restoration { undo_id: undo.map(|c| c.id), undo_refused, rewind })
     }
 
     /// A new chat of the same user holding the workspace and the conversation as they were

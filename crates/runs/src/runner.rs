@@ -89,7 +89,12 @@ impl TurnRunner {
                 Arc::new(InProcessControls),
             ),
             NodeRole::Api | NodeRole::Worker => (
-                Arc::new(DurableQueue::new(store.clone(), node.id.clone(), node.expiry)),
+                Arc::new(DurableQueue::new(
+                    store.clone(),
+                    node.id.clone(),
+                    node.expiry,
+                    node.expiry,
+                )),
                 Arc::new(StoreControls::new(store.clone())),
             ),
         };

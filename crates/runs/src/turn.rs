@@ -11,7 +11,7 @@ use agentbox_agent::{
 use agentbox_protocol::api::PermissionMode;
 use agentbox_protocol::event::{EventPayload, MessageStatus};
 use agentbox_sandbox::Sandbox;
-use agentbox_store::{CheckpointKind, TurnResult};
+use agentbox_store::{CheckpointKind, NodeRole, TurnResult};
 use tokio::sync::OwnedSemaphorePermit;
 use uuid::Uuid;
 
@@ -127,6 +127,11 @@ impl TurnRunner {
                 code: "bypass_not_allowed",
                 message: crate::permissions::BYPASS_REFUSAL.into(),
             });
+        }
+        if self.config.node.role == NodeRole::Worker {
+            // The chat's sandbox is this worker's from now on; one that was elsewhere is
+            // brought here from its checkpoint first.
+            self.bind_here(job.chat_id, &sink).await?;
         }
         let sandbox = match self.sandboxes.ensure(&job.chat_id.to_string()).await {
             Ok(sandbox) => sandbox,

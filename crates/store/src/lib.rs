@@ -885,6 +885,21 @@ impl Store {
         self.repo.adopt_turn(message_id, from, to).await
     }
 
+    /// Bind the chat to the worker `node_id`; the node it was bound to before.
+    pub async fn bind_chat(&self, chat_id: Uuid, node_id: &str) -> Result<Option<String>> {
+        self.repo.bind_chat(chat_id, node_id).await
+    }
+
+    /// The worker the chat is bound to, if any.
+    pub async fn chat_binding(&self, chat_id: Uuid) -> Result<Option<String>> {
+        self.repo.chat_binding(chat_id).await
+    }
+
+    /// Bind the chat to no worker.
+    pub async fn unbind_chat(&self, chat_id: Uuid) -> Result<()> {
+        self.repo.unbind_chat(chat_id).await
+    }
+
     /// Queue a recorded turn for a worker.
     pub async fn push_turn_job(
         &self,
@@ -897,14 +912,17 @@ impl Store {
         self.repo.push_turn_job(chat_id, message_id, prompt, model, permission_mode).await
     }
 
-    /// Lease the oldest free job to `node_id` until `lease_until`.
+    /// Lease the oldest free job that `node_id` may run to it until `lease_until` (a chat
+    /// bound to another node whose heartbeat is not older than `nodes_expired_before`
+    /// waits for that node).
     pub async fn claim_turn_job(
         &self,
         node_id: &str,
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
+        nodes_expired_before: DateTime<Utc>,
     ) -> Result<Option<TurnJob>> {
-        self.repo.claim_turn_job(node_id, now, lease_until).await
+        self.repo.claim_turn_job(node_id, now, lease_until, nodes_expired_before).await
     }
 
     /// Extend every lease `node_id` holds to `until`.

@@ -284,6 +284,16 @@ pub trait NodeRepository: Send + Sync {
     /// alone closes it; controls queued for the turn go. `false` when another node took it
     /// first or it has ended.
     async fn adopt_turn(&self, message_id: Uuid, from: Option<&str>, to: &str) -> Result<bool>;
+    /// Bind the chat to the worker `node_id` that holds its sandbox now; the node it was
+    /// bound to before (`None`: unbound, or no such chat). The durable queue then gives the
+    /// chat's jobs to that worker alone while it is alive (see
+    /// [`TurnJobRepository::claim_turn_job`]).
+    async fn bind_chat(&self, chat_id: Uuid, node_id: &str) -> Result<Option<String>>;
+    /// The worker the chat is bound to, if any.
+    async fn chat_binding(&self, chat_id: Uuid) -> Result<Option<String>>;
+    /// Bind the chat to no worker: the next worker to run its turn sets its workspace up
+    /// from the chat's newest checkpoint (after a restore made where the sandbox is not).
+    async fn unbind_chat(&self, chat_id: Uuid) -> Result<()>;
 }
 
 /// The durable turn queue: recorded turns waiting for a worker. Delivery is at least once
@@ -302,14 +312,18 @@ pub trait TurnJobRepository: Send + Sync {
         model: &str,
         permission_mode: PermissionMode,
     ) -> Result<()>;
-    /// The oldest job that nobody holds (no lease, or an expired one at `now`), leased to
-    /// `node_id` until `lease_until`. Jobs whose turn has already started or ended are
-    /// removed on the way and never returned.
+    /// The oldest job that nobody holds (no lease, or an expired one at `now`) and that
+    /// `node_id` may run, leased to it until `lease_until`. A job may go to `node_id` when
+    /// its chat is unbound, bound to `node_id`, or bound to a node that is gone (not
+    /// registered, or its heartbeat older than `nodes_expired_before`): a chat's sandbox
+    /// is on its worker's disk, so its turns wait for that worker while it lives. Jobs
+    /// whose turn has already started or ended are removed on the way and never returned.
     async fn claim_turn_job(
         &self,
         node_id: &str,
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
+        nodes_expired_before: DateTime<Utc>,
     ) -> Result<Option<TurnJob>>;
     /// Extend every lease `node_id` holds to `until` (its heartbeat); how many.
     async fn extend_turn_job_leases(&self, node_id: &str, until: DateTime<Utc>) -> Result<u64>;

@@ -11,6 +11,7 @@ mod files;
 mod finding;
 mod hostile;
 mod permissions;
+mod rebind;
 mod redis_bus;
 mod retry;
 mod runaway;

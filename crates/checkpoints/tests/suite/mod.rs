@@ -5,5 +5,6 @@ mod gc;
 mod hostile;
 mod restore;
 mod rounds;
+mod shared;
 mod support;
 mod work;

@@ -57,6 +57,7 @@ impl TurnJobRepository for Postgres {
         node_id: &str,
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
+        nodes_expired_before: DateTime<Utc>,
     ) -> Result<Option<TurnJob>> {
         let mut tx = self.begin().await?;
         // Jobs whose turn started or ended are done: a second delivery does nothing. Only
@@ -72,16 +73,24 @@ impl TurnJobRepository for Postgres {
         let row = sqlx::query(concat!(
             "UPDATE turn_jobs SET claimed_by = $1, lease_expires_at = $3, attempts = attempts + 1
              WHERE message_id = (
-                 SELECT message_id FROM turn_jobs
-                 WHERE lease_expires_at IS NULL OR lease_expires_at < $2
-                 ORDER BY created_at LIMIT 1
-                 FOR UPDATE SKIP LOCKED)
+                 SELECT j.message_id FROM turn_jobs j
+                 JOIN chats c ON c.id = j.chat_id
+                 LEFT JOIN nodes n ON n.id = c.sandbox_node_id
+                 WHERE (j.lease_expires_at IS NULL OR j.lease_expires_at < $2)
+                   -- The chat's sandbox is on its worker's disk: while that worker beats,
+                   -- the chat's turns are its alone.
+                   AND (c.sandbox_node_id IS NULL OR c.sandbox_node_id = $1 OR n.id IS NULL
+                        OR n.heartbeat_at < $4)
+                 ORDER BY j.created_at LIMIT 1
+                 -- Only the job is locked: the chat and the node rows are only read.
+                 FOR UPDATE OF j SKIP LOCKED)
              RETURNING ",
             turn_job_columns!()
         ))
         .bind(node_id)
         .bind(stored_time(now))
         .bind(stored_time(lease_until))
+        .bind(stored_time(nodes_expired_before))
         .fetch_optional(&mut *tx)
         .await?;
         tx.commit().await?;

@@ -117,4 +117,38 @@ impl NodeRepository for Postgres {
         tx.commit().await?;
         Ok(true)
     }
+
+    async fn bind_chat(&self, chat_id: Uuid, node_id: &str) -> Result<Option<String>> {
+        // The row is locked from the read to the write, so two binders never both see the
+        // same node before them.
+        let mut tx = self.begin().await?;
+        let before: Option<Option<String>> =
+            sqlx::query_scalar("SELECT sandbox_node_id FROM chats WHERE id = $1 FOR UPDATE")
+                .bind(chat_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        sqlx::query("UPDATE chats SET sandbox_node_id = $2 WHERE id = $1")
+            .bind(chat_id)
+            .bind(node_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(before.flatten())
+    }
+
+    async fn chat_binding(&self, chat_id: Uuid) -> Result<Option<String>> {
+        Ok(sqlx::query_scalar("SELECT sandbox_node_id FROM chats WHERE id = $1")
+            .bind(chat_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .flatten())
+    }
+
+    async fn unbind_chat(&self, chat_id: Uuid) -> Result<()> {
+        sqlx::query("UPDATE chats SET sandbox_node_id = NULL WHERE id = $1")
+            .bind(chat_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
 }

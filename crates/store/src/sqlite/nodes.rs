@@ -116,4 +116,37 @@ impl NodeRepository for Sqlite {
         tx.commit().await?;
         Ok(true)
     }
+
+    async fn bind_chat(&self, chat_id: Uuid, node_id: &str) -> Result<Option<String>> {
+        // `BEGIN IMMEDIATE` holds the write lock, so the read and the write are one step.
+        let mut tx = self.write().await?;
+        let before: Option<Option<String>> =
+            sqlx::query_scalar("SELECT sandbox_node_id FROM chats WHERE id = $1")
+                .bind(chat_id.to_string())
+                .fetch_optional(&mut *tx)
+                .await?;
+        sqlx::query("UPDATE chats SET sandbox_node_id = $2 WHERE id = $1")
+            .bind(chat_id.to_string())
+            .bind(node_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(before.flatten())
+    }
+
+    async fn chat_binding(&self, chat_id: Uuid) -> Result<Option<String>> {
+        Ok(sqlx::query_scalar("SELECT sandbox_node_id FROM chats WHERE id = $1")
+            .bind(chat_id.to_string())
+            .fetch_optional(&self.pool)
+            .await?
+            .flatten())
+    }
+
+    async fn unbind_chat(&self, chat_id: Uuid) -> Result<()> {
+        sqlx::query("UPDATE chats SET sandbox_node_id = NULL WHERE id = $1")
+            .bind(chat_id.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
 }

@@ -25,6 +25,7 @@ conformance!(
     a_queued_turn_is_cancelled_only_while_no_node_has_started_it,
     a_paused_queue_is_paused_for_every_node,
     a_queued_job_wakes_listening_workers,
+    a_bound_chats_jobs_wait_for_its_worker_while_it_lives,
 );
 
 /// A fixed instant, so that the tests' clocks are their own.
@@ -145,25 +146,29 @@ async fn a_job_is_leased_to_one_worker_until_its_lease_expires(t: TestStore) {
     a.push_turn_job(chat2, second, "second", "m", PermissionMode::Ask).await.unwrap();
     let lease = secs(30);
 
-    let job = a.claim_turn_job("a", t0(), t0() + lease).await.unwrap().unwrap();
+    let job = a.claim_turn_job("a", t0(), t0() + lease, t0()).await.unwrap().unwrap();
     assert_eq!((job.message_id, job.chat_id, job.prompt.as_str()), (first, chat1, "first"));
     assert_eq!((job.model.as_str(), job.permission_mode), ("m", PermissionMode::Ask));
     assert_eq!((job.claimed_by.as_deref(), job.attempts), (Some("a"), 1));
     assert_eq!(job.lease_expires_at, Some(t0() + lease));
-    let job = b.claim_turn_job("b", t0(), t0() + lease).await.unwrap().unwrap();
+    let job = b.claim_turn_job("b", t0(), t0() + lease, t0()).await.unwrap().unwrap();
     assert_eq!(job.message_id, second);
-    assert_eq!(a.claim_turn_job("a", t0(), t0() + lease).await.unwrap(), None);
+    assert_eq!(a.claim_turn_job("a", t0(), t0() + lease, t0()).await.unwrap(), None);
 
     // a's heartbeat extends its lease; b's lapses.
     assert_eq!(a.extend_turn_job_leases("a", t0() + secs(60)).await.unwrap(), 1);
     let now = t0() + secs(31);
-    let job = a.claim_turn_job("a", now, now + lease).await.unwrap().unwrap();
+    let job = a.claim_turn_job("a", now, now + lease, now).await.unwrap().unwrap();
     assert_eq!((job.message_id, job.attempts), (second, 2), "b's lapsed job goes to a");
     // b comes back late: it no longer holds the lease, so it must not run the turn.
     assert!(!b.start_turn_job(second, "b", now).await.unwrap());
     // Nor may a start a job after its own lease lapsed.
     assert!(!a.start_turn_job(first, "a", t0() + secs(61)).await.unwrap());
-    let job = a.claim_turn_job("a", t0() + secs(61), t0() + secs(91)).await.unwrap().unwrap();
+    let job = a
+        .claim_turn_job("a", t0() + secs(61), t0() + secs(91), t0() + secs(61))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!((job.message_id, job.attempts), (first, 2));
     assert!(a.start_turn_job(first, "a", t0() + secs(62)).await.unwrap());
     assert_eq!(a.turn_node(first).await.unwrap().as_deref(), Some("a"));
@@ -182,11 +187,14 @@ async fn a_second_delivery_of_a_job_whose_turn_started_or_ended_does_nothing(t: 
     store.finish_turn(chat1, ended, TurnResult::status(MessageStatus::Interrupted)).await.unwrap();
     let started = turn(store, chat2).await;
     store.push_turn_job(chat2, started, "p", "m", PermissionMode::Ask).await.unwrap();
-    let job = store.claim_turn_job("a", t0(), t0() + secs(30)).await.unwrap().unwrap();
+    let job = store.claim_turn_job("a", t0(), t0() + secs(30), t0()).await.unwrap().unwrap();
     assert_eq!(job.message_id, started, "the ended turn's job is never handed out");
     assert!(store.start_turn_on(started, "z").await.unwrap());
     // a's lease lapses; b claims the job again, but its turn has started: nothing.
-    assert_eq!(store.claim_turn_job("b", t0() + secs(31), t0() + secs(61)).await.unwrap(), None);
+    assert_eq!(
+        store.claim_turn_job("b", t0() + secs(31), t0() + secs(61), t0() + secs(31)).await.unwrap(),
+        None
+    );
     assert!(!store.start_turn_job(started, "a", t0() + secs(1)).await.unwrap());
     assert!(store.turn_jobs().await.unwrap().is_empty());
     assert_eq!(store.turn_node(started).await.unwrap().as_deref(), Some("z"));
@@ -208,7 +216,9 @@ async fn racing_workers_each_claim_different_jobs(t: TestStore) {
             let me = format!("w{n}");
             let mut mine = Vec::new();
             let now = Utc::now();
-            while let Some(job) = store.claim_turn_job(&me, now, now + secs(300)).await.unwrap() {
+            while let Some(job) =
+                store.claim_turn_job(&me, now, now + secs(300), now).await.unwrap()
+            {
                 assert!(store.start_turn_job(job.message_id, &me, now).await.unwrap());
                 mine.push(job.message_id);
             }
@@ -268,7 +278,7 @@ async fn a_queued_turn_is_cancelled_only_while_no_node_has_started_it(t: TestSto
     let started = turn(&api, other).await;
     api.push_turn_job(other, started, "p", "m", PermissionMode::Ask).await.unwrap();
     let now = Utc::now();
-    let job = worker.claim_turn_job("w", now, now + secs(30)).await.unwrap().unwrap();
+    let job = worker.claim_turn_job("w", now, now + secs(30), now).await.unwrap().unwrap();
     assert!(worker.start_turn_job(job.message_id, "w", now).await.unwrap());
     assert_eq!(api.cancel_unstarted_turn(other, started).await.unwrap(), None);
     assert_eq!(api.turn_node(started).await.unwrap().as_deref(), Some("w"));
@@ -307,6 +317,62 @@ async fn a_queued_job_wakes_listening_workers(t: TestStore) {
             .unwrap();
     }
     let now = Utc::now();
-    let job = worker.claim_turn_job("w", now, now + secs(30)).await.unwrap().unwrap();
+    let job = worker.claim_turn_job("w", now, now + secs(30), now).await.unwrap().unwrap();
+    assert_eq!(job.message_id, message);
+}
+
+async fn a_bound_chats_jobs_wait_for_its_worker_while_it_lives(t: TestStore) {
+    let (user, bound) = t.user_and_chat().await;
+    let free = t.chat_of(user).await;
+    let (w1, w2) = (t.store.clone(), t.another_pool().await);
+    w1.register_node(&node("w1", NodeRole::Worker, t0())).await.unwrap();
+    w2.register_node(&node("w2", NodeRole::Worker, t0())).await.unwrap();
+    assert_eq!(w1.chat_binding(bound).await.unwrap(), None, "a new chat is unbound");
+    assert_eq!(w1.bind_chat(bound, "w1").await.unwrap(), None, "unbound before");
+    assert_eq!(w1.bind_chat(bound, "w1").await.unwrap().as_deref(), Some("w1"));
+    assert_eq!(w2.chat_binding(bound).await.unwrap().as_deref(), Some("w1"));
+    assert_eq!(w1.bind_chat(Uuid::now_v7(), "w1").await.unwrap(), None, "no such chat");
+
+    // The bound chat's job is the oldest, yet w2 gets the unbound chat's job, and then
+    // nothing while w1 is alive (its heartbeat is not older than the bound).
+    let first = turn(&w1, bound).await;
+    w1.push_turn_job(bound, first, "bound", "m", PermissionMode::Ask).await.unwrap();
+    let other = turn(&w1, free).await;
+    w1.push_turn_job(free, other, "free", "m", PermissionMode::Ask).await.unwrap();
+    let lease = secs(30);
+    let alive_since = t0() - secs(30);
+    let job = w2.claim_turn_job("w2", t0(), t0() + lease, alive_since).await.unwrap().unwrap();
+    assert_eq!(job.message_id, other, "the unbound chat's job goes to any worker");
+    assert!(w2.start_turn_job(other, "w2", t0()).await.unwrap());
+    assert_eq!(w2.claim_turn_job("w2", t0(), t0() + lease, alive_since).await.unwrap(), None);
+    // The worker it is bound to gets it.
+    let job = w1.claim_turn_job("w1", t0(), t0() + lease, alive_since).await.unwrap().unwrap();
+    assert_eq!(job.message_id, first);
+
+    // w1's lease lapses and w1 stops beating: once its heartbeat is older than the bound,
+    // w2 may take the chat's job (and will rebind the chat to itself).
+    let later = t0() + secs(31);
+    let w1_still_counts = t0() - secs(1);
+    assert_eq!(
+        w2.claim_turn_job("w2", later, later + lease, w1_still_counts).await.unwrap(),
+        None,
+        "within the bound w1 is alive, and its job waits for it"
+    );
+    let w1_gone = t0() + secs(1);
+    let job = w2.claim_turn_job("w2", later, later + lease, w1_gone).await.unwrap().unwrap();
+    assert_eq!((job.message_id, job.attempts), (first, 2));
+    assert!(w2.start_turn_job(first, "w2", later).await.unwrap());
+    assert_eq!(w2.bind_chat(bound, "w2").await.unwrap().as_deref(), Some("w1"), "rebound");
+    assert_eq!(w1.chat_binding(bound).await.unwrap().as_deref(), Some("w2"));
+    w1.unbind_chat(bound).await.unwrap();
+    assert_eq!(w2.chat_binding(bound).await.unwrap(), None);
+    assert_eq!(w2.bind_chat(bound, "w2").await.unwrap(), None, "unbound again");
+
+    // A chat bound to a node that is not registered at all is free too.
+    let (_, stray) = t.user_and_chat().await;
+    w1.bind_chat(stray, "decommissioned").await.unwrap();
+    let message = turn(&w1, stray).await;
+    w1.push_turn_job(stray, message, "p", "m", PermissionMode::Ask).await.unwrap();
+    let job = w1.claim_turn_job("w1", later, later + lease, alive_since).await.unwrap().unwrap();
     assert_eq!(job.message_id, message);
 }
