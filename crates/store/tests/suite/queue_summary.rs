@@ -35,7 +35,7 @@ async fn the_queue_summary_counts_waiting_and_claimed_jobs(t: TestStore) {
     assert!(before <= oldest && oldest <= after, "{oldest} is not when the job was queued");
 
     // A claim holds a job without removing it; a start removes it.
-    let job = store.claim_turn_job("w", t0(), t0() + TimeDelta::seconds(30)).await.unwrap();
+    let job = store.claim_turn_job("w", t0(), t0() + TimeDelta::seconds(30), t0()).await.unwrap();
     let job = job.unwrap();
     let summary = store.turn_queue_summary().await.unwrap();
     assert_eq!((summary.jobs, summary.claimed), (2, 1));
