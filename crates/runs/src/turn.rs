@@ -94,6 +94,8 @@ impl TurnRunner {
         self.checkpoint_after_turn(job.chat_id, job.message_id, result.session_id.clone(), &sink)
             .await;
         crate::titles::name_after_turn(&self.store, job.chat_id).await;
+        // Counted before the end is published, so that whoever saw it sees the count too.
+        crate::metrics::turn_finished(status, started.elapsed());
         match self.store.finish_turn(job.chat_id, job.message_id, result).await {
             Ok(event) => self.bus.publish(job.chat_id, event),
             Err(err) => tracing::error!(
@@ -101,7 +103,6 @@ impl TurnRunner {
                 "could not finish the turn; the next start-up will close it"
             ),
         }
-        crate::metrics::turn_finished(status, started.elapsed());
         let next = self.active.finish(job.chat_id, job.message_id);
         tracing::info!(chat_id = %job.chat_id, message_id = %job.message_id, status = status.as_str(), "turn finished");
         self.after_turn(job.chat_id, status, next).await;

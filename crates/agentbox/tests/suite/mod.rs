@@ -9,6 +9,7 @@ mod crash;
 mod files;
 mod finding;
 mod hostile;
+mod ops;
 mod permissions;
 mod redis_bus;
 mod retry;
