@@ -149,3 +149,23 @@ async fn every_answer_carries_a_request_id_and_a_sent_one_is_kept() {
         .unwrap();
     assert_eq!(sent.headers()["x-request-id"], "from-the-proxy-42");
 }
+
+#[tokio::test]
+async fn a_worker_node_serves_the_probes_and_metrics_too() {
+    let app = App::new().await;
+    let get = |path: &'static str| {
+        app.worker
+            .clone()
+            .oneshot(http::Request::get(path).body(axum::body::Body::empty()).unwrap())
+    };
+    for path in ["/readyz", "/livez", "/health"] {
+        assert_eq!(get(path).await.unwrap().status(), StatusCode::OK, "{path}");
+    }
+    let metrics = get("/metrics").await.unwrap();
+    assert_eq!(metrics.status(), StatusCode::OK);
+    assert!(metrics.headers().contains_key("x-request-id"));
+    let body = axum::body::to_bytes(metrics.into_body(), usize::MAX).await.unwrap();
+    assert!(parse(&body).has("agentbox_turns_running"));
+    // Nothing of the API is served there.
+    assert_eq!(get("/api/v1/chats").await.unwrap().status(), StatusCode::NOT_FOUND);
+}

@@ -28,6 +28,8 @@ pub const PASSWORD: &str = "correct horse";
 
 pub struct App {
     pub router: Router,
+    /// A worker node's router on the same state.
+    pub worker: Router,
     pub store: Store,
     pub clock: Arc<ManualClock>,
     _dir: tempfile::TempDir,
@@ -123,7 +125,8 @@ impl App {
             terminals: TerminalRegistry::new(Duration::from_secs(1)),
         };
         adjust(&mut state);
-        Self { router: agentbox_server::app(state), store, clock, _dir: dir }
+        let worker = agentbox_server::worker_app(state.clone());
+        Self { router: agentbox_server::app(state), worker, store, clock, _dir: dir }
     }
 
     pub async fn call(
