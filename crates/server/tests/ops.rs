@@ -58,6 +58,11 @@ async fn metrics_are_prometheus_text_and_count_requests_by_route_template() {
         "{text}"
     );
     assert!(!text.contains("/api/v1/chats/0"), "a raw path is a label: {text}");
+    // A made-up method is one more request, not one more series.
+    let odd = http::Method::from_bytes(b"BREW").unwrap();
+    app.call(odd, "/api/v1/chats", Some(&owner.access), None).await;
+    let text = String::from_utf8(app.call(Method::GET, "/metrics", None, None).await.body).unwrap();
+    assert!(!text.contains("BREW") && text.contains("method=\"other\""), "{text}");
     // The node's state, read at the scrape.
     for gauge in ["agentbox_turns_running", "agentbox_kept_cli_processes", "agentbox_db_up"] {
         assert!(after.has(gauge), "no {gauge} in {text}");
