@@ -65,7 +65,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let mut signals = Signals::new()?;
     let server = start(config).await?;
     let draining = server.draining.clone();
-    let store = server.store.clone();
+    let (store, bus) = (server.store.clone(), server.bus.clone());
     tokio::spawn(async move {
         signals.next().await;
         tracing::info!("shutting down: no new turns; running turns may finish");
@@ -75,9 +75,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             "a second signal: exiting now; turns still running are closed as interrupted at the next start"
         );
         // Every event is committed before it is published, so nothing a client saw can be
-        // lost; closing the pool lets SQLite fold its write-ahead log back in (bounded: a
-        // connection a turn holds is not waited for long).
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), store.close()).await;
+        // lost. Events still on their way to Redis go out (other nodes' streams would find
+        // them in the log anyway), and closing the pool lets SQLite fold its write-ahead log
+        // back in; both bounded, so a connection a turn holds is not waited for long.
+        let quickly = std::time::Duration::from_secs(2);
+        let _ = tokio::time::timeout(quickly, bus.flush()).await;
+        let _ = tokio::time::timeout(quickly, store.close()).await;
         std::process::exit(FORCED_EXIT);
     });
     server.wait().await
