@@ -7,7 +7,8 @@ use reqwest::{Method, StatusCode};
 use serde_json::json;
 
 use super::support::{
-    Api, PATIENCE, SseEvent, TestServer, TestServerless, kinds, spawn_node, unique_uid_base,
+    Api, PATIENCE, SseEvent, TestServer, TestServerless, kinds, spawn_node, spawn_node_logged,
+    unique_uid_base,
 };
 
 #[path = "../../../server/tests/common/prometheus.rs"]
@@ -190,4 +191,53 @@ async fn a_second_sigterm_exits_at_once_and_loses_no_committed_event() {
     kept(&before, &after);
     // The next start closes the cut-off turn, as after a crash.
     assert_eq!(after.last().unwrap().data["status"], "interrupted", "{:?}", kinds(&after));
+}
+
+#[tokio::test]
+async fn a_turns_log_lines_carry_the_request_id_and_the_chat_and_message_ids() {
+    super::support::init_logs();
+    let mock = mock_llm::MockLlm::start().await.unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let args = ["serve", "--log-format", "json"];
+    let (_server, base, mut log) =
+        spawn_node_logged(&args, data.path(), None, &mock, unique_uid_base()).await;
+    let api = TestServerless(Api { base, http: reqwest::Client::new(), token: None })
+        .user("logs@example.com")
+        .await;
+    let chat = api.new_chat().await;
+    let request_id = format!("ops-test-{}", uuid::Uuid::new_v4());
+    let response = api
+        .request(Method::POST, &format!("/api/v1/chats/{chat}/messages"))
+        .header("x-request-id", &request_id)
+        .json(&json!({"prompt": "[[text:logged]] log this"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    assert_eq!(response.headers()["x-request-id"], request_id.as_str());
+    let message = response.json::<serde_json::Value>().await.unwrap()["message_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    api.stream(&chat, None).await.until_completed(&message).await;
+
+    // The turn's last line, in the spans of the request that started it and of the turn.
+    let finished = tokio::time::timeout(PATIENCE, async {
+        loop {
+            let line = log.recv().await.expect("the server's log ended");
+            let Ok(entry) = serde_json::from_str::<serde_json::Value>(&line) else { continue };
+            if entry["fields"]["message"] == "turn finished" {
+                return entry;
+            }
+        }
+    })
+    .await
+    .expect("no `turn finished` line");
+    let spans = finished["spans"].as_array().unwrap();
+    let field = |name: &str, key: &str| {
+        spans.iter().find(|span| span["name"] == name).map(|span| span[key].clone())
+    };
+    assert_eq!(field("request", "request_id"), Some(json!(request_id)), "{finished}");
+    assert_eq!(field("turn", "chat_id"), Some(json!(chat)), "{finished}");
+    assert_eq!(field("turn", "message_id"), Some(json!(message)), "{finished}");
 }
