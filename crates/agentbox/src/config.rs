@@ -144,6 +144,14 @@ pub struct ServeArgs {
     /// Seconds an interrupted turn gets before its CLI is killed [default: 5].
     #[arg(long, env = "AGENTBOX_INTERRUPT_GRACE_SECS")]
     pub interrupt_grace_secs: Option<u64>,
+    /// Seconds a shutdown (SIGTERM) lets running turns finish before it interrupts them
+    /// [default: 30].
+    #[arg(long, env = "AGENTBOX_SHUTDOWN_GRACE_SECS")]
+    pub shutdown_grace_secs: Option<u64>,
+    /// Bearer token that `/metrics` asks for; without one `/metrics` is open to anyone who
+    /// reaches the port.
+    #[arg(long, env = "AGENTBOX_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
     /// How often the CLI retries a failed model call [default: 3].
     #[arg(long, env = "AGENTBOX_CLI_MAX_RETRIES")]
     pub cli_max_retries: Option<u32>,
@@ -244,6 +252,8 @@ struct FileConfig {
     max_concurrent_turns: Option<usize>,
     idle_session_secs: Option<u64>,
     interrupt_grace_secs: Option<u64>,
+    shutdown_grace_secs: Option<u64>,
+    metrics_token: Option<String>,
     cli_max_retries: Option<u32>,
     max_prompt_bytes: Option<usize>,
     access_token_secs: Option<u64>,
@@ -324,6 +334,9 @@ pub struct Config {
     pub max_concurrent_turns: usize,
     pub idle_session: Duration,
     pub interrupt_grace: Duration,
+    /// How long a shutdown lets running turns finish.
+    pub shutdown_grace: Duration,
+    pub metrics_token: Option<String>,
     pub cli_max_retries: u32,
     pub max_prompt_bytes: usize,
     pub access_token_ttl: Duration,
@@ -364,6 +377,8 @@ impl fmt::Debug for Config {
             .field("max_concurrent_turns", &self.max_concurrent_turns)
             .field("idle_session", &self.idle_session)
             .field("interrupt_grace", &self.interrupt_grace)
+            .field("shutdown_grace", &self.shutdown_grace)
+            .field("metrics_token", &set(&self.metrics_token))
             .field("cli_max_retries", &self.cli_max_retries)
             .field("max_prompt_bytes", &self.max_prompt_bytes)
             .field("access_token_ttl", &self.access_token_ttl)
@@ -596,6 +611,10 @@ impl ServeArgs {
             interrupt_grace: Duration::from_secs(
                 self.interrupt_grace_secs.or(file.interrupt_grace_secs).unwrap_or(5),
             ),
+            shutdown_grace: Duration::from_secs(
+                self.shutdown_grace_secs.or(file.shutdown_grace_secs).unwrap_or(30),
+            ),
+            metrics_token: non_empty(self.metrics_token.or(file.metrics_token)),
             cli_max_retries: self.cli_max_retries.or(file.cli_max_retries).unwrap_or(3),
             max_prompt_bytes: self.max_prompt_bytes.or(file.max_prompt_bytes).unwrap_or(256 * 1024),
             access_token_ttl: Duration::from_secs(

@@ -1,5 +1,7 @@
 //! `agentbox serve`: put the parts together, recover from a previous crash, serve until a
-//! signal, then stop turns gracefully.
+//! signal, then stop turns gracefully: the first SIGTERM (or Ctrl-C) drains the node (no new
+//! turns, SSE clients told to reconnect, running turns given `--shutdown-grace-secs`), a
+//! second one exits at once.
 
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
@@ -34,6 +36,7 @@ pub struct Server {
     pub store: Store,
     pub bus: Arc<EventBus>,
     shutdown: CancellationToken,
+    draining: CancellationToken,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
 
@@ -44,23 +47,48 @@ impl Server {
         self.task.await?
     }
 
+    /// What the first SIGTERM does: refuse new turns, tell SSE clients to reconnect, let
+    /// running turns finish within the shutdown grace, interrupt the rest, then stop.
+    /// [`Server::wait`] returns when it is done.
+    pub fn drain(&self) {
+        self.draining.cancel();
+    }
+
     /// Wait until the server stops by itself (it does not, unless it fails).
     pub async fn wait(self) -> anyhow::Result<()> {
         self.task.await?
     }
 }
 
-/// Run until Ctrl-C or SIGTERM, then shut down gracefully.
+/// Run until Ctrl-C or SIGTERM, then shut down gracefully; a second signal exits at once.
 pub async fn run(config: Config) -> anyhow::Result<()> {
+    let mut signals = Signals::new()?;
     let server = start(config).await?;
-    let shutdown = server.shutdown.clone();
+    let draining = server.draining.clone();
+    let (store, bus) = (server.store.clone(), server.bus.clone());
     tokio::spawn(async move {
-        shutdown_signal().await;
-        tracing::info!("shutting down: interrupting running turns");
-        shutdown.cancel();
+        signals.next().await;
+        tracing::info!("shutting down: no new turns; running turns may finish");
+        draining.cancel();
+        signals.next().await;
+        tracing::warn!(
+            "a second signal: exiting now; turns still running are closed as interrupted at the next start"
+        );
+        // Every event is committed before it is published, so nothing a client saw can be
+        // lost. Events still on their way to Redis go out (other nodes' streams would find
+        // them in the log anyway), and closing the pool lets SQLite fold its write-ahead log
+        // back in; both bounded, so a connection a turn holds is not waited for long.
+        let quickly = std::time::Duration::from_secs(2);
+        let _ = tokio::time::timeout(quickly, bus.flush()).await;
+        let _ = tokio::time::timeout(quickly, store.close()).await;
+        std::process::exit(FORCED_EXIT);
     });
     server.wait().await
 }
+
+/// The exit status after a second signal: 128 + SIGTERM, what a shell reports for a
+/// process that SIGTERM ended.
+const FORCED_EXIT: i32 = 143;
 
 /// Open everything, close what a crash left open, and start serving on `config.bind`.
 pub async fn start(config: Config) -> anyhow::Result<Server> {
@@ -179,6 +207,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
 
     let (server_store, server_bus) = (store.clone(), bus.clone());
     let shutdown = CancellationToken::new();
+    let draining = CancellationToken::new();
     runner.start_node(shutdown.clone());
     let state = AppState {
         store: store.clone(),
@@ -205,23 +234,38 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
             model: model_health,
         }),
         shutdown: shutdown.clone(),
+        draining: draining.clone(),
+        metrics: agentbox_server::MetricsAccess::new(config.metrics_token.as_deref()),
         terminals: agentbox_server::TerminalRegistry::new(TERMINAL_GRACE),
     };
     tracing::info!(%address, data_dir = %config.data_dir.display(), "agentbox is listening on http://{address}");
-    let stopping = shutdown.clone();
+    let (stopping, drain) = (shutdown.clone(), draining.clone());
+    let shutdown_grace = config.shutdown_grace;
     let task = tokio::spawn(async move {
         let router = match role {
             NodeRole::Worker => agentbox_server::worker_app(state),
             NodeRole::All | NodeRole::Api => agentbox_server::app(state),
         };
-        axum::serve(
-            agentbox_server::ApiListener(listener),
-            // The peer's address keys the sign-in rate limits.
-            router.into_make_service_with_connect_info::<agentbox_server::PeerAddress>(),
-        )
-        .with_graceful_shutdown(stopping.cancelled_owned())
-        .await?;
-        runner.shutdown().await;
+        let http = tokio::spawn(
+            axum::serve(
+                agentbox_server::ApiListener(listener),
+                // The peer's address keys the sign-in rate limits.
+                router.into_make_service_with_connect_info::<agentbox_server::PeerAddress>(),
+            )
+            .with_graceful_shutdown(stopping.clone().cancelled_owned())
+            .into_future(),
+        );
+        // A drain lets running turns finish while the server still answers (refusing new
+        // turns); a stop interrupts them at once.
+        let grace = tokio::select! {
+            () = drain.cancelled() => shutdown_grace,
+            () = stopping.cancelled() => std::time::Duration::ZERO,
+        };
+        runner.begin_shutdown();
+        runner.shutdown(grace).await;
+        // Streams and terminals end, and the HTTP server stops.
+        stopping.cancel();
+        http.await??;
         // The turns' last events, to the other nodes' subscribers.
         bus.flush().await;
         store.close().await;
@@ -230,7 +274,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         }
         Ok(())
     });
-    Ok(Server { address, store: server_store, bus: server_bus, shutdown, task })
+    Ok(Server { address, store: server_store, bus: server_bus, shutdown, draining, task })
 }
 
 /// This node's id: the configured one, else the one kept in the data directory, made at
@@ -365,6 +409,31 @@ impl EgressPolicy for ServerEgress {
             // A user's own addition must not open the host's or the network's services.
             true if self.user_hosts_private => Egress::Allowed,
             true => Egress::PublicOnly,
+        }
+    }
+}
+
+/// SIGTERM and SIGINT (Ctrl-C), listened to from the start, so that a second one is seen
+/// however soon it follows the first.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> anyhow::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            term: signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?,
+            int: signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?,
+        })
+    }
+
+    /// The next SIGTERM or SIGINT.
+    async fn next(&mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
         }
     }
 }

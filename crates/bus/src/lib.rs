@@ -92,6 +92,9 @@ impl EventBus {
 
     /// Deliver `event`, already committed to the log, to the chat's subscribers.
     pub fn publish(&self, chat_id: Uuid, event: ChatEvent) {
+        // Every event is published once, by the node that appended it, right after it
+        // was committed: this counts the events this node appended.
+        metrics::counter!("agentbox_events_appended_total").increment(1);
         self.backend.publish(chat_id, event);
     }
 

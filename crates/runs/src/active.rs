@@ -38,6 +38,15 @@ impl ActiveTurns {
         lock(&self.turns).insert(chat_id, turn);
     }
 
+    pub fn len(&self) -> usize {
+        lock(&self.turns).len()
+    }
+
+    /// How many permission requests of the running turns wait for a person.
+    pub fn pending_requests(&self) -> usize {
+        lock(&self.turns).values().map(|turn| turn.live.pending()).sum()
+    }
+
     pub fn contains(&self, chat_id: Uuid) -> bool {
         lock(&self.turns).contains_key(&chat_id)
     }

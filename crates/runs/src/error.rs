@@ -16,6 +16,9 @@ pub enum RunError {
     QueuedNotFound,
     #[error("bypassPermissions needs an isolating sandbox")]
     BypassNotAllowed,
+    /// The node is shutting down and starts no new turns.
+    #[error("agentbox is shutting down")]
+    ShuttingDown,
     #[error(transparent)]
     Store(StoreError),
 }

@@ -94,6 +94,11 @@ impl IdleSessions {
         drop(idle);
     }
 
+    /// How many CLI processes are kept.
+    pub fn len(&self) -> usize {
+        lock(&self.sessions).len()
+    }
+
     pub fn clear(&self) {
         lock(&self.sessions).clear();
     }

@@ -25,6 +25,7 @@ mod control;
 mod error;
 mod gates;
 mod idle;
+mod metrics;
 mod node;
 mod notices;
 mod paused;

@@ -103,6 +103,10 @@ impl TurnRunner {
                     Err(_) => return,
                 },
             };
+            // A shutdown may have begun while this loop waited for the slot.
+            if self.shutting_down.load(Ordering::SeqCst) {
+                return;
+            }
             match self.claim_one(slot).await {
                 Ok(true) => continue,
                 Ok(false) => {}

@@ -134,6 +134,11 @@ impl LiveTurn {
         }
     }
 
+    /// How many requests wait for a person's answer.
+    pub fn pending(&self) -> usize {
+        lock(&self.pending).len()
+    }
+
     /// Deny every open request (the server is shutting down).
     pub fn deny_all(&self, resolved_by: ResolvedBy, message: &str) {
         let entries: Vec<(String, PendingEntry)> = lock(&self.pending).drain().collect();

@@ -56,7 +56,10 @@ pub struct TurnRunner {
     pub(crate) paused: PausedQueues,
     pub(crate) slots: Arc<Semaphore>,
     pub(crate) tasks: TaskTracker,
+    /// Set when the node begins to shut down: no new turns, no queue moving on.
     pub(crate) shutting_down: AtomicBool,
+    /// Set when a shutdown's grace ran out and the turns still running were interrupted.
+    pub(crate) grace_over: AtomicBool,
     /// Checkpoint stores; `None` when checkpoints are off.
     pub(crate) checkpoints: Option<Checkpoints>,
     pub(crate) gates: ChatGates,
@@ -118,6 +121,7 @@ impl TurnRunner {
             active: ActiveTurns::default(),
             tasks,
             shutting_down: AtomicBool::new(false),
+            grace_over: AtomicBool::new(false),
         })
     }
 
@@ -404,20 +408,69 @@ impl TurnRunner {
         self.gates.forget(chat_id);
     }
 
-    /// Interrupt every running turn, wait for them to be recorded as such and for their CLI
-    /// processes to end, and stop idle CLI processes. For a graceful server shutdown.
-    pub async fn shutdown(&self) {
+    /// Begin a shutdown: from now on no turn starts here (a new prompt is refused with
+    /// [`RunError::ShuttingDown`], queues do not move on, a worker claims nothing), while the
+    /// running turns go on.
+    pub fn begin_shutdown(&self) {
         self.shutting_down.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether [`TurnRunner::begin_shutdown`] was called.
+    pub fn draining(&self) -> bool {
+        self.shutting_down.load(Ordering::SeqCst)
+    }
+
+    /// Shut the node's turns down: start no new ones, let the running ones finish for up to
+    /// `grace`, then interrupt the rest (each records why, an `interrupted_by_shutdown`
+    /// notice, and is checkpointed as any interrupted turn) and wait for them to end.
+    pub async fn shutdown(&self, grace: Duration) {
+        self.begin_shutdown();
+        self.tasks.close();
+        if !grace.is_zero() {
+            tracing::info!(running = self.active.len(), ?grace, "letting running turns finish");
+            if tokio::time::timeout(grace, self.tasks.wait()).await.is_ok() {
+                self.idle.clear();
+                return;
+            }
+            tracing::warn!(
+                running = self.active.len(),
+                "the shutdown grace ran out: interrupting the turns still running"
+            );
+        }
+        self.grace_over.store(true, Ordering::SeqCst);
         // Requests still open are denied by the restart, as after a crash.
         self.active.interrupt_all(
             ResolvedBy::ServerRestarted,
             "agentbox is restarting, so this request was denied.",
         );
-        self.tasks.close();
         let wait = self.config.interrupt_grace + Duration::from_secs(5);
         if tokio::time::timeout(wait, self.tasks.wait()).await.is_err() {
             tracing::warn!("some turns did not finish during shutdown");
         }
         self.idle.clear();
+    }
+
+    /// Set the gauges of `/metrics` that describe this node's state now.
+    pub fn report_gauges(&self) {
+        let mut sandboxes: Vec<(&'static str, usize)> = [
+            agentbox_sandbox::SandboxStatus::Running,
+            agentbox_sandbox::SandboxStatus::Paused,
+            agentbox_sandbox::SandboxStatus::Stopped,
+        ]
+        .into_iter()
+        .map(|status| (status.as_str(), 0))
+        .collect();
+        for status in self.sandboxes.statuses() {
+            if let Some(entry) = sandboxes.iter_mut().find(|(name, _)| *name == status.as_str()) {
+                entry.1 += 1;
+            }
+        }
+        crate::metrics::Gauges {
+            running_turns: self.active.len(),
+            kept_cli_processes: self.idle.len(),
+            permission_requests_waiting: self.active.pending_requests(),
+            sandboxes,
+        }
+        .set();
     }
 }

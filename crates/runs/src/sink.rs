@@ -1,6 +1,8 @@
 //! Where a turn's events go: the durable log first, then the bus.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
 
 use agentbox_agent::{AgentEvent, EventSink, SinkError};
 use agentbox_bus::EventBus;
@@ -18,6 +20,10 @@ pub(crate) struct LogSink {
     pub bus: Arc<EventBus>,
     pub chat_id: Uuid,
     pub message_id: Uuid,
+    /// When the turn's task started, for the time to the agent's first event.
+    pub started: Instant,
+    /// Whether the agent has produced an event yet (shared by the sink's clones).
+    pub first_seen: Arc<AtomicBool>,
 }
 
 impl LogSink {
@@ -42,6 +48,9 @@ impl LogSink {
 #[async_trait]
 impl EventSink for LogSink {
     async fn emit(&mut self, event: AgentEvent) -> Result<(), SinkError> {
+        if !self.first_seen.swap(true, Ordering::Relaxed) {
+            crate::metrics::first_event(self.started.elapsed());
+        }
         self.append(NewEvent {
             message_id: self.message_id,
             payload: event.payload,

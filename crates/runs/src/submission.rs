@@ -9,6 +9,7 @@ use agentbox_protocol::api::{PermissionMode, QueuedMessage};
 use agentbox_protocol::event::MessageStatus;
 use agentbox_store::{ChatRecord, StartedTurn};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::active::ActiveTurn;
@@ -33,6 +34,9 @@ impl TurnRunner {
             return Err(RunError::BypassNotAllowed);
         }
         let model = request.model.unwrap_or_else(|| chat.model.clone());
+        if self.draining() {
+            return Err(RunError::ShuttingDown);
+        }
         let gate = self.gates.gate(chat.id);
         let _gate = gate.lock().await;
         let started = self.store.begin_turn(chat.id, &request.prompt, &model, mode).await?;
@@ -137,10 +141,14 @@ impl TurnRunner {
             slot,
         };
         let runner = self.clone();
-        self.tasks.spawn(async move {
-            runner.run(job).await;
-            finished.cancel();
-        });
+        let span = tracing::info_span!("turn", chat_id = %chat.id, message_id = %turn.message_id);
+        self.tasks.spawn(
+            async move {
+                runner.run(job).await;
+                finished.cancel();
+            }
+            .instrument(span),
+        );
     }
 
     /// The operator's, the user's and the chat's instructions, in that order.

@@ -4,6 +4,7 @@
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use agentbox_agent::{
     AgentSession, SessionOptions, TurnControls, TurnOptions, TurnOutcome, run_turn,
@@ -48,11 +49,15 @@ impl TurnRunner {
     }
 
     async fn run_job(self: Arc<Self>, mut job: Job) {
+        let started = std::time::Instant::now();
+        crate::metrics::turn_started();
         let sink = LogSink {
             store: self.store.clone(),
             bus: self.bus.clone(),
             chat_id: job.chat_id,
             message_id: job.message_id,
+            started,
+            first_seen: Arc::default(),
         };
         let result = match self.execute(&mut job, sink.clone()).await {
             Ok(outcome) => TurnResult {
@@ -72,9 +77,25 @@ impl TurnRunner {
             }
         };
         let status = result.status;
+        if status == MessageStatus::Interrupted && self.grace_over.load(Ordering::SeqCst) {
+            // The reason stays in the log, before the turn's end: the shutdown's grace
+            // ran out (DESIGN's interrupted turns carry no reason of their own).
+            if let Err(err) = sink
+                .record(notice(
+                    "interrupted_by_shutdown",
+                    "agentbox was shutting down and this turn did not finish within the \
+                     shutdown grace period, so it was interrupted.",
+                ))
+                .await
+            {
+                tracing::error!(%err, "could not record why the turn was interrupted");
+            }
+        }
         self.checkpoint_after_turn(job.chat_id, job.message_id, result.session_id.clone(), &sink)
             .await;
         crate::titles::name_after_turn(&self.store, job.chat_id).await;
+        // Counted before the end is published, so that whoever saw it sees the count too.
+        crate::metrics::turn_finished(status, started.elapsed());
         match self.store.finish_turn(job.chat_id, job.message_id, result).await {
             Ok(event) => self.bus.publish(job.chat_id, event),
             Err(err) => tracing::error!(
@@ -101,6 +122,7 @@ impl TurnRunner {
                     notice("queued", "Waiting for a free slot: other turns are running."),
                 )
                 .await?;
+                let _waiting = crate::metrics::WaitingForSlot::new();
                 tokio::select! {
                     slot = self.slots.clone().acquire_owned() => slot.map_err(|_| Failure {
                         code: "shutting_down",
@@ -246,9 +268,11 @@ impl TurnRunner {
                 Some(id) => Some(id),
                 None => self.store.chat_unscoped(chat_id).await?.and_then(|chat| chat.session_id),
             };
+            let began = std::time::Instant::now();
             let checkpoint = checkpoints
                 .take(chat_id, workspace.root(), format!("after message {message_id}"))
                 .await?;
+            crate::metrics::checkpoint_taken(began.elapsed(), checkpoint.stats.new_bytes);
             self.store
                 .record_checkpoint(
                     chat_id,

@@ -247,6 +247,7 @@ impl EgressProxy {
 
         let verdict = self.policy.decide(sandbox_id, &host, port).await;
         if verdict == Egress::Denied {
+            count_egress("denied", "not_listed");
             tracing::warn!(%sandbox_id, %host, port, "egress denied: not on the sandbox's allow-list");
             let message = format!("agentbox: {host}:{port} is not on this sandbox's allow-list");
             return respond(&mut client, 403, &message).await;
@@ -266,6 +267,7 @@ impl EgressProxy {
         if verdict == Egress::PublicOnly {
             addresses.retain(|address| is_public(address.ip()));
             if addresses.is_empty() {
+                count_egress("denied", "local_network");
                 tracing::warn!(%sandbox_id, %host, port, "egress denied: a user's host on a local network");
                 let message = format!(
                     "agentbox: {host}:{port} is on a loopback or private network; only the \
@@ -278,6 +280,10 @@ impl EgressProxy {
             return Ok(());
         };
         tracing::debug!(%sandbox_id, %host, port, "egress allowed");
+        count_egress(
+            "allowed",
+            if verdict == Egress::PublicOnly { "user_allow_list" } else { "server_allow_list" },
+        );
         match forwarded_head {
             None => client.write_all(b"HTTP/1.1 200 Connection Established\r\n\r\n").await?,
             Some(head) => upstream.write_all(head.as_bytes()).await?,
@@ -288,6 +294,17 @@ impl EgressProxy {
         tokio::io::copy_bidirectional(&mut client, &mut upstream).await?;
         Ok(())
     }
+}
+
+/// `agentbox_egress_requests_total`: what was decided, and by which list (a bounded set of
+/// classes, never the host itself).
+fn count_egress(decision: &'static str, host_class: &'static str) {
+    metrics::counter!(
+        "agentbox_egress_requests_total",
+        "decision" => decision,
+        "host_class" => host_class
+    )
+    .increment(1);
 }
 
 /// The first of `addresses` that accepts a connection; otherwise the client is told why and

@@ -258,6 +258,12 @@ pub trait SandboxProvider: Send + Sync {
     }
 
     async fn health(&self) -> ProviderHealth;
+
+    /// The status of every sandbox this provider keeps track of on this node (a gauge of
+    /// `/metrics`); empty for providers that keep no such list.
+    fn statuses(&self) -> Vec<SandboxStatus> {
+        Vec::new()
+    }
 }
 
 /// Host programs a provider makes runnable inside its sandboxes, by name.

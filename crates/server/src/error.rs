@@ -30,6 +30,28 @@ impl ApiError {
         }
     }
 
+    /// `503 shutting_down`, with `Retry-After`: this node is draining; another node (or this
+    /// one, restarted) takes the request.
+    pub fn shutting_down() -> Self {
+        Self {
+            retry_after: Some(5),
+            ..Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "shutting_down",
+                "agentbox is shutting down and starts no new turns; try again in a moment.",
+            )
+        }
+    }
+
+    /// `503 not_ready`: a dependency the node needs did not answer.
+    pub fn not_ready(what: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_ready",
+            format!("not ready: {} did not answer", what.into()),
+        )
+    }
+
     pub fn forbidden(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::FORBIDDEN, code, message)
     }

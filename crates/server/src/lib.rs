@@ -20,10 +20,12 @@ mod extract;
 mod health;
 mod limits;
 mod messages;
+mod metrics;
 pub mod openapi;
 mod permissions;
 mod queue;
 mod ratelimit;
+mod ready;
 mod retry;
 mod sandbox;
 mod settings;
@@ -37,6 +39,8 @@ mod workspace;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::http::Request;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 use utoipa_axum::router::OpenApiRouter;
 
@@ -47,6 +51,7 @@ pub use connection::{ApiConnection, ApiListener, PeerAddress};
 pub use error::ApiError;
 pub use health::{ServerInfo, component};
 pub use limits::TurnLimits;
+pub use metrics::MetricsAccess;
 pub use ratelimit::{Clock, ManualClock, Rate, SystemClock};
 pub use state::{AppState, Limits};
 pub use terminal::TerminalRegistry;
@@ -61,26 +66,47 @@ pub fn app(state: AppState) -> Router {
         api.to_json().unwrap_or_else(|err| format!("{{\"error\":\"{err}\"}}")),
     );
     let body_limit = state.limits.max_body_bytes;
-    router
+    let router = router
         .route("/", axum::routing::get(spa::index))
         .route("/health", axum::routing::get(health::health))
         .route("/api/v1/openapi.json", axum::routing::get(move || async move { openapi }))
         .fallback(spa::fallback)
         .method_not_allowed_fallback(error::method_not_allowed)
-        .layer(DefaultBodyLimit::max(body_limit))
-        .layer(TraceLayer::new_for_http())
-        .with_state(state)
+        .layer(DefaultBodyLimit::max(body_limit));
+    observed(router).with_state(state)
 }
 
-/// A worker node's HTTP: `/health` and JSON 404s, nothing else (it runs turns, the API
+/// Request ids and the request's span, around everything: an `x-request-id` the client
+/// sent is kept, else one is made (a UUID); it is in every log line of the request (and of
+/// the turn it starts) and returned in the response. Counted by route, too.
+fn observed(router: Router<AppState>) -> Router<AppState> {
+    router
+        .layer(axum::middleware::from_fn(metrics::count_requests))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
+            let id = request
+                .headers()
+                .get("x-request-id")
+                .and_then(|value| value.to_str().ok())
+                .unwrap_or_default();
+            tracing::info_span!(
+                "request", method = %request.method(), uri = %request.uri(), request_id = %id
+            )
+        }))
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+}
+
+/// A worker node's HTTP: `/health`, `/readyz`, `/livez`, `/metrics` and JSON 404s, nothing else (it runs turns, the API
 /// nodes serve people).
 pub fn worker_app(state: AppState) -> Router {
-    Router::new()
+    let router = Router::new()
         .route("/health", axum::routing::get(health::health))
+        .route("/readyz", axum::routing::get(ready::readyz))
+        .route("/livez", axum::routing::get(ready::livez))
+        .route("/metrics", axum::routing::get(ready::metrics))
         .fallback(|| async { error::not_found() })
-        .method_not_allowed_fallback(error::method_not_allowed)
-        .layer(TraceLayer::new_for_http())
-        .with_state(state)
+        .method_not_allowed_fallback(error::method_not_allowed);
+    observed(router).with_state(state)
 }
 
 fn api_router() -> OpenApiRouter<AppState> {
@@ -101,4 +127,5 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(checkpoints::routes())
         .merge(terminal::routes())
         .merge(workspace::routes())
+        .merge(ready::routes())
 }

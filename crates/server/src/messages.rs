@@ -29,7 +29,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
               (status = 409, description = "turn_in_progress"),
               (status = 413, description = "prompt_too_long, body_too_large"),
               (status = 422, description = "empty_prompt, invalid_model, attachments_unsupported"),
-              (status = 429, description = "limit_reached, with Retry-After for daily limits")),
+              (status = 429, description = "limit_reached, with Retry-After for daily limits"),
+              (status = 503, description = "shutting_down, with Retry-After: the node is draining")),
     security(("bearer" = [])))]
 async fn post_message(
     State(state): State<AppState>,
@@ -99,6 +100,7 @@ pub fn run_error(err: RunError) -> ApiError {
             "The chat has no such queued message; it may have started already.",
         ),
         RunError::BypassNotAllowed => bypass_not_allowed(),
+        RunError::ShuttingDown => ApiError::shutting_down(),
         RunError::Store(err) => err.into(),
     }
 }

@@ -41,6 +41,12 @@ pub(crate) fn frame(id: Option<i64>, kind: &str, data: &impl Serialize) -> Bytes
     Bytes::from(frame)
 }
 
+/// `event: reconnect`: this server is going away; connect again (elsewhere, or here in a
+/// moment) with `Last-Event-ID`. `retry` tells a browser's EventSource how long to wait.
+pub(crate) fn reconnect() -> Bytes {
+    Bytes::from_static(b"retry: 1000\nevent: reconnect\ndata: {\"reason\":\"shutting_down\"}\n\n")
+}
+
 /// A `text/event-stream` response whose body is `frames`, written as they come.
 pub(crate) fn response(frames: impl Stream<Item = Bytes> + Send + 'static) -> Response {
     use futures::StreamExt as _;

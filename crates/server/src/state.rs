@@ -39,6 +39,11 @@ pub struct AppState {
     pub info: Arc<ServerInfo>,
     /// Cancelled when the server shuts down, so long-lived responses (SSE) end.
     pub shutdown: CancellationToken,
+    /// Cancelled when a shutdown begins (the first SIGTERM): new turns are refused, SSE
+    /// streams are told to reconnect elsewhere, `/readyz` says 503.
+    pub draining: CancellationToken,
+    /// The `/metrics` recorder and its optional token.
+    pub metrics: crate::metrics::MetricsAccess,
     /// Open terminals (shells on PTYs in sandboxes).
     pub terminals: Arc<crate::terminal::TerminalRegistry>,
 }

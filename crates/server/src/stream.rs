@@ -60,7 +60,10 @@ pub struct StreamQuery {
 
 /// The chat's events as `text/event-stream`: `id` is the event's `seq`, `event` its type,
 /// `data` the event as JSON. Stays open; sends keep-alive comments while idle. With
-/// `deltas=true`, also the transient `assistant_text_delta` events (no `id`).
+/// `deltas=true`, also the transient `assistant_text_delta` events (no `id`). When the
+/// server begins to shut down it sends `event: reconnect` (no `id`, `data`
+/// `{"reason":"shutting_down"}`) and closes: the client connects again with its
+/// `Last-Event-ID` and misses nothing.
 #[utoipa::path(get, path = "/api/v1/chats/{chat_id}/stream", tag = "messages",
     params(("chat_id" = Uuid, Path), StreamQuery,
            ("Last-Event-ID" = Option<i64>, Header, description = "Send only events after this seq")),
@@ -88,10 +91,22 @@ async fn stream_events(
     // Subscribe before the first read of the log, so nothing committed in between is missed.
     let subscription = state.bus.subscribe(chat_id).await;
     let tail = Tail::new(subscription, state.store.clone(), chat_id, last_sent, query.deltas);
+    let open = crate::metrics::OpenConnection::new("sse");
+    let draining = state.draining.clone();
     let frames = futures::stream::unfold(tail, |mut tail| async move {
         let frame = tail.next().await?;
         Some((frame, tail))
     })
+    // When a shutdown begins the client is told to reconnect (to another node, or to this
+    // one once it is back) with its `Last-Event-ID`, and the stream ends.
+    .take_until(state.draining.clone().cancelled_owned())
+    .chain(
+        futures::stream::once(async move {
+            drop(open);
+            draining.is_cancelled().then(sse::reconnect)
+        })
+        .filter_map(std::future::ready),
+    )
     // Ends at shutdown, and at once when the user is disabled.
     .take_until(state.accounts.connection(&state.shutdown, user.0.id).cancelled_owned());
     Ok(sse::response(frames))

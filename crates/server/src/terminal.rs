@@ -290,6 +290,7 @@ async fn serve(
     registry: Arc<TerminalRegistry>,
     shutdown: tokio_util::sync::CancellationToken,
 ) {
+    let _open = crate::metrics::OpenConnection::new("terminal");
     let (mut sink, mut stream) = socket.split();
     let (attachment, replay, mut output) = session.attach();
     let hello = ServerMessage::Session { id: session.id, reconnected };

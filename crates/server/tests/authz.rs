@@ -98,6 +98,10 @@ const MATRIX: &[(&str, &str, Access)] = &[
     ("GET", "/api/v1/settings", SignedIn),
     ("PATCH", "/api/v1/settings", SignedIn),
     ("GET", "/api/v1/setup", Public),
+    // Probes and metrics; `/metrics` with `--metrics-token` is tested in tests/ops.rs.
+    ("GET", "/livez", Public),
+    ("GET", "/metrics", Public),
+    ("GET", "/readyz", Public),
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -92,6 +92,8 @@ impl App {
                 model: component("not_configured", "no model in these tests"),
             }),
             shutdown: CancellationToken::new(),
+            draining: CancellationToken::new(),
+            metrics: agentbox_server::MetricsAccess::new(None),
             terminals: TerminalRegistry::new(Duration::from_secs(1)),
         };
         let mut app = Self {

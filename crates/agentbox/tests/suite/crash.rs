@@ -141,8 +141,14 @@ async fn a_graceful_shutdown_closes_running_turns_as_interrupted() {
     let server = agentbox::serve::start(config).await.unwrap();
     let api = Api { base: format!("http://{}", server.address), ..api };
     let events = api.stream(&chat, None).await.until_completed(&message).await;
-    let tail = kinds(&events[events.len() - 2..]);
-    assert_eq!(tail, ["usage", "message_completed"], "{:?}", kinds(&events));
+    // A stop interrupts at once, and the turn says why.
+    let tail = kinds(&events[events.len() - 3..]);
+    assert_eq!(
+        tail,
+        ["usage", "system/interrupted_by_shutdown", "message_completed"],
+        "{:?}",
+        kinds(&events)
+    );
     assert_eq!(events.last().unwrap().data["status"], "interrupted");
     assert!(
         !kinds(&events).contains(&"error".to_owned()),

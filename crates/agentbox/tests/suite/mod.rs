@@ -10,6 +10,7 @@ mod crash;
 mod files;
 mod finding;
 mod hostile;
+mod ops;
 mod permissions;
 mod rebind;
 mod redis_bus;

@@ -410,6 +410,19 @@ pub async fn spawn_node(
     mock: &MockLlm,
     uid_base: u32,
 ) -> (tokio::process::Child, String) {
+    let (child, base, _log) =
+        spawn_node_logged(command_args, data_dir, database_url, mock, uid_base).await;
+    (child, base)
+}
+
+/// [`spawn_node`], with the server's log lines (after the one that says where it listens).
+pub async fn spawn_node_logged(
+    command_args: &[&str],
+    data_dir: &Path,
+    database_url: Option<&str>,
+    mock: &MockLlm,
+    uid_base: u32,
+) -> (tokio::process::Child, String, tokio::sync::mpsc::UnboundedReceiver<String>) {
     use tokio::io::AsyncBufReadExt;
     #[allow(clippy::disallowed_methods)] // The test starts the real binary, not agent code.
     let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_agentbox"));
@@ -436,7 +449,12 @@ pub async fn spawn_node(
     let base = tokio::time::timeout(PATIENCE, async {
         while let Some(line) = lines.next_line().await.unwrap() {
             if let Some(rest) = line.split("listening on ").nth(1) {
-                return rest.split_whitespace().next().unwrap().to_owned();
+                // The address ends the text line, or the message of a JSON one.
+                return rest
+                    .split(|c: char| c.is_whitespace() || c == '"')
+                    .next()
+                    .unwrap()
+                    .to_owned();
             }
         }
         panic!("the server exited before listening");
@@ -444,6 +462,12 @@ pub async fn spawn_node(
     .await
     .expect("the server did not start");
     // Keep draining the log so the server never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, base)
+    let (sender, log) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            // Nobody may be listening; the pipe is drained all the same.
+            let _ = sender.send(line);
+        }
+    });
+    (child, base, log)
 }

@@ -783,6 +783,17 @@ impl SandboxProvider for LocalProvider {
         lock(&self.sandboxes).get(id).and_then(|entry| lock(&entry.state).stopped_because.clone())
     }
 
+    fn statuses(&self) -> Vec<SandboxStatus> {
+        let entries: Vec<Arc<Entry>> = lock(&self.sandboxes).values().cloned().collect();
+        entries
+            .iter()
+            .map(|entry| {
+                Self::alive(entry);
+                lock(&entry.state).status
+            })
+            .collect()
+    }
+
     async fn status(&self, id: &str) -> SandboxStatus {
         let Some(entry) = lock(&self.sandboxes).get(id).cloned() else {
             return SandboxStatus::Stopped;

@@ -28,6 +28,8 @@ pub const PASSWORD: &str = "correct horse";
 
 pub struct App {
     pub router: Router,
+    /// A worker node's router on the same state.
+    pub worker: Router,
     pub store: Store,
     pub clock: Arc<ManualClock>,
     _dir: tempfile::TempDir,
@@ -67,6 +69,19 @@ impl App {
         registration: RegistrationMode,
         limits: agentbox_server::TurnLimits,
     ) -> Self {
+        Self::adjusted(registration, limits, |_| {}).await
+    }
+
+    /// An open server whose state `adjust` changed before the router was built.
+    pub async fn with_state(adjust: impl FnOnce(&mut AppState)) -> Self {
+        Self::adjusted(RegistrationMode::Open, Default::default(), adjust).await
+    }
+
+    async fn adjusted(
+        registration: RegistrationMode,
+        limits: agentbox_server::TurnLimits,
+        adjust: impl FnOnce(&mut AppState),
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path().join("db.sqlite").to_str().unwrap()).await.unwrap();
         let bus = Arc::new(EventBus::new());
@@ -86,7 +101,7 @@ impl App {
         );
         let clock = Arc::new(ManualClock::new());
         let hour = Duration::from_secs(3600);
-        let state = AppState {
+        let mut state = AppState {
             store: store.clone(),
             bus,
             runner,
@@ -105,9 +120,13 @@ impl App {
                 model: component("not_configured", "no model in these tests"),
             }),
             shutdown: CancellationToken::new(),
+            draining: CancellationToken::new(),
+            metrics: agentbox_server::MetricsAccess::new(None),
             terminals: TerminalRegistry::new(Duration::from_secs(1)),
         };
-        Self { router: agentbox_server::app(state), store, clock, _dir: dir }
+        adjust(&mut state);
+        let worker = agentbox_server::worker_app(state.clone());
+        Self { router: agentbox_server::app(state), worker, store, clock, _dir: dir }
     }
 
     pub async fn call(

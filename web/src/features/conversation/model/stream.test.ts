@@ -136,4 +136,31 @@ describe("the chat stream", () => {
       vi.restoreAllMocks();
     }
   });
+
+  it("connects again from the last event when the server says reconnect, without showing an error", async () => {
+    const queryClient = new QueryClient();
+    const key = conversationKeys.detail(CHAT);
+    queryClient.setQueryData<Conversation>(key, [event(1)].reduce(applyEvent, emptyConversation));
+    const lastEventIds: (string | null)[] = [];
+    vi.stubGlobal("fetch", async (_path: string, init: RequestInit = {}) => {
+      lastEventIds.push(new Headers(init.headers).get("last-event-id"));
+      const signal = init.signal as AbortSignal;
+      // First server: one event, then it shuts down. Second: the next event, and it stays.
+      return lastEventIds.length === 1
+        ? streamResponse(`${sse([event(2)])}retry: 1000\nevent: reconnect\ndata: {"reason":"shutting_down"}\n\n`, signal, true)
+        : streamResponse(sse([event(3)]), signal, false);
+    });
+    const states: ConnectionState[] = [];
+    const stream = new ChatStream({ chatId: CHAT, queryClient, onState: (s) => states.push(s) });
+    stream.start();
+    try {
+      await vi.waitFor(() => expect(queryClient.getQueryData<Conversation>(key)?.lastSeq).toBe(3), { timeout: 5000 });
+    } finally {
+      stream.stop();
+    }
+    expect(lastEventIds).toEqual(["1", "2"]);
+    expect(states).not.toContain("reconnecting");
+    expect(states).not.toContain("offline");
+    expect(states.at(-1)).toBe("live");
+  });
 });

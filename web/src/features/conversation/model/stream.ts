@@ -2,7 +2,9 @@
 // conversation. It resumes by itself: after a network drop, a server restart or a silent
 // connection (no keep-alive for too long) it reconnects with `Last-Event-ID` set to the last
 // event applied, so the server replays exactly what was missed. Events that arrive after a gap
-// are held by the reducer and the conversation is refetched to fill it.
+// are held by the reducer and the conversation is refetched to fill it. A server that shuts
+// down says `event: reconnect` and closes: that is no error, the stream connects again (to
+// another node, or to this one once it is back) after a moment, from the last event applied.
 import type { QueryClient } from "@tanstack/react-query";
 import { ApiError, openStream } from "@/shared/api/client";
 import { SseParser } from "@/shared/lib/sse";
@@ -15,6 +17,8 @@ import type { ConnectionState } from "./connection";
 /** The server sends a keep-alive every 15 s; three missed ones mean the connection is dead. */
 export const SILENCE_LIMIT_MS = 45_000;
 const BACKOFF_MS = [500, 1000, 2000, 5000, 10_000];
+/** How long to wait after the server said `event: reconnect` (it is going away). */
+export const MOVED_WAIT_MS = 1000;
 
 export interface StreamOptions {
   chatId: string;
@@ -35,6 +39,8 @@ export class ChatStream {
   private current: AbortController | null = null;
   private wake: (() => void) | null = null;
   private resyncing: Promise<void> | null = null;
+  /** The server closed the stream with `event: reconnect` (it is shutting down). */
+  private movedAway = false;
 
   constructor(private readonly options: StreamOptions) {}
 
@@ -103,6 +109,13 @@ export class ChatStream {
         }
       }
       if (this.stopped) return;
+      if (this.movedAway) {
+        // Asked to go: connect again in a moment, without showing a lost connection.
+        this.movedAway = false;
+        onState("connecting");
+        await this.pause(MOVED_WAIT_MS);
+        continue;
+      }
       onState(navigator.onLine === false ? "offline" : "reconnecting");
       await this.pause(BACKOFF_MS[Math.min(this.attempt, BACKOFF_MS.length - 1)] ?? 10_000);
       this.attempt += 1;
@@ -123,6 +136,10 @@ export class ChatStream {
         clearTimeout(watchdog);
         watchdog = setTimeout(() => controller.abort(), limit);
         for (const message of parser.push(value)) {
+          if (message.event === "reconnect") {
+            this.movedAway = true;
+            return;
+          }
           if (message.data) this.receive(message.data);
         }
       }
