@@ -21,6 +21,7 @@ mod health;
 mod limits;
 mod messages;
 pub mod openapi;
+mod password;
 mod permissions;
 mod queue;
 mod ratelimit;
@@ -33,6 +34,7 @@ mod sse;
 mod state;
 mod stream;
 mod terminal;
+mod user_limits;
 mod workspace;
 
 use axum::Router;
@@ -88,6 +90,8 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(auth::routes())
         .merge(admin::routes())
         .merge(audit::routes())
+        .merge(password::routes())
+        .merge(user_limits::routes())
         .merge(setup::routes())
         .merge(chats::routes())
         .merge(costs::routes())

@@ -67,7 +67,22 @@ impl App {
         registration: RegistrationMode,
         limits: agentbox_server::TurnLimits,
     ) -> Self {
-        let dir = tempfile::tempdir().unwrap();
+        Self::in_dir(tempfile::tempdir().unwrap(), registration, limits).await
+    }
+
+    /// The same installation (its database and sandboxes) served by a new process's state:
+    /// what a restart with these flags would serve.
+    pub async fn restarted(self, registration: RegistrationMode) -> Self {
+        let Self { store, _dir: dir, .. } = self;
+        store.close().await;
+        Self::in_dir(dir, registration, agentbox_server::TurnLimits::default()).await
+    }
+
+    async fn in_dir(
+        dir: tempfile::TempDir,
+        registration: RegistrationMode,
+        limits: agentbox_server::TurnLimits,
+    ) -> Self {
         let store = Store::open(dir.path().join("db.sqlite").to_str().unwrap()).await.unwrap();
         let bus = Arc::new(EventBus::new());
         let sandboxes =
