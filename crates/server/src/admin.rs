@@ -81,7 +81,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(update_user, delete_user))
         .routes(routes!(list_invites, create_invite))
         .routes(routes!(delete_invite))
-        .routes(routes!(settings, update_settings))
+        .routes(routes!(settings, update_account_settings))
 }
 
 /// Record an administrator's action on `target`.
@@ -398,7 +398,7 @@ async fn settings(
     request_body = UpdateAccountSettingsRequest,
     responses((status = 200, body = AccountSettings), (status = 401), (status = 403, description = "admin_only")),
     security(("bearer" = [])))]
-async fn update_settings(
+async fn update_account_settings(
     State(state): State<AppState>,
     AdminUserOnly(admin): AdminUserOnly,
     ClientAddress(address): ClientAddress,
