@@ -729,11 +729,11 @@ pub struct UserLimitsRequest {
     #[serde(default, skip_serializing_if = "LimitSetting::is_default")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<f64>))]
     pub running_sandboxes: LimitSetting,
-    /// Bytes of one chat's workspace (not enforced yet).
+    /// Bytes of one chat's workspace (checked before a turn and on upload).
     #[serde(default, skip_serializing_if = "LimitSetting::is_default")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<f64>))]
     pub workspace_bytes_per_chat: LimitSetting,
-    /// Bytes of all the user's workspaces together (not enforced yet).
+    /// Bytes of all the user's workspaces together (checked before a turn and on upload).
     #[serde(default, skip_serializing_if = "LimitSetting::is_default")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<f64>))]
     pub workspace_bytes_total: LimitSetting,

@@ -15,6 +15,7 @@ mod checkpoints;
 mod connection;
 mod costs;
 mod credentials;
+mod disk;
 mod error;
 mod extract;
 mod health;

@@ -4,9 +4,11 @@
 //! limit_reached`, the message naming the limit and when it resets (days are UTC days), with
 //! `Retry-After` for the daily ones.
 //!
+//! Workspace disk limits are checked here too, before a turn (`disk.rs`).
+//!
 //! Not finished (issue 12, item 2): a queued prompt that the runner starts after a turn is
-//! not checked again, and sandboxes kept running and workspace disk are not limited yet (an
-//! administrator can record those limits for a user, they are not enforced).
+//! not checked again, and sandboxes kept running are not limited yet (an administrator can
+//! record that limit for a user, it is not enforced).
 
 use std::time::Duration;
 
@@ -23,6 +25,9 @@ pub struct TurnLimits {
     pub running_turns: Option<u32>,
     pub turns_per_day: Option<u32>,
     pub spend_per_day_usd: Option<f64>,
+    /// Workspace disk, checked by `disk.rs`.
+    pub workspace_bytes_per_chat: Option<u64>,
+    pub workspace_bytes_total: Option<u64>,
 }
 
 impl TurnLimits {
@@ -31,7 +36,9 @@ impl TurnLimits {
             running_turns: self.running_turns,
             turns_per_day: self.turns_per_day,
             spend_per_day_usd: self.spend_per_day_usd,
-            ..LimitValues::default()
+            running_sandboxes: None,
+            workspace_bytes_per_chat: self.workspace_bytes_per_chat,
+            workspace_bytes_total: self.workspace_bytes_total,
         }
     }
 }
@@ -105,9 +112,19 @@ fn limit_reached(what: String, resets: Option<DateTime<Utc>>, now: DateTime<Utc>
     }
 }
 
-/// `limit_reached` if the user may not start another turn now.
-pub async fn check(state: &AppState, user_id: Uuid) -> Result<(), ApiError> {
+/// `limit_reached` if the user may not start another turn now in `chat_id` (the turn limits
+/// here, the disk limits in `disk.rs`).
+pub async fn check(state: &AppState, user_id: Uuid, chat_id: Uuid) -> Result<(), ApiError> {
     let limits = of_user(state, user_id).await?;
+    check_turns(state, user_id, &limits).await?;
+    crate::disk::check(state, &limits, user_id, chat_id, 0, 0).await
+}
+
+async fn check_turns(
+    state: &AppState,
+    user_id: Uuid,
+    limits: &LimitValues,
+) -> Result<(), ApiError> {
     if (limits.running_turns, limits.turns_per_day, limits.spend_per_day_usd) == (None, None, None)
     {
         return Ok(());

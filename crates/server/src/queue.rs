@@ -85,7 +85,7 @@ async fn enqueue(
     // On an idle chat the prompt starts at once, so it meets the per-user limits now; behind
     // a running turn it waits (and is not checked again when it starts: see limits.rs).
     if !state.runner.is_running(chat_id) {
-        crate::limits::check(&state, user.0.id).await?;
+        crate::limits::check(&state, user.0.id, chat_id).await?;
     }
     let queued = state
         .runner

@@ -127,3 +127,53 @@ async fn bad_limits_are_refused_and_change_nothing() {
     let missing = app.call(Method::PUT, &nobody, Some(&admin.access), Some(&json!({}))).await;
     assert_eq!(missing.code(), "user_not_found");
 }
+
+async fn upload(app: &App, user: &Tokens, chat: Uuid, path: &str, text: &str) -> support::Answer {
+    // The body is the JSON string: its bytes are the text and two quotes.
+    let uri = format!("/api/v1/chats/{chat}/files/content?path={path}");
+    app.call(Method::PUT, &uri, Some(&user.access), Some(&json!(text))).await
+}
+
+#[tokio::test]
+async fn workspace_disk_limits_refuse_an_upload_or_a_turn_past_them() {
+    let app = App::new().await;
+    let admin = app.user("admin@example.com").await;
+    let alice = app.user("alice@example.com").await;
+    let (first, second) = (chat_of(&app, &alice).await, chat_of(&app, &alice).await);
+    let set = put_limits(&app, &admin, &alice, json!({"workspace_bytes_per_chat": 20})).await;
+    assert_eq!(set.json()["effective"]["workspace_bytes_per_chat"], 20);
+
+    assert_eq!(upload(&app, &alice, first, "a.txt", &"x".repeat(16)).await.status, StatusCode::OK);
+    let refused = upload(&app, &alice, first, "b.txt", "yyy").await;
+    assert_eq!(
+        (refused.status, refused.code().as_str()),
+        (StatusCode::TOO_MANY_REQUESTS, "limit_reached")
+    );
+    let message = refused.json()["error"]["message"].as_str().unwrap().to_owned();
+    assert!(message.contains("workspace disk per chat (20 bytes; 23 bytes"), "{message}");
+    let missing = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/chats/{first}/files/stat?path=b.txt"),
+            Some(&alice.access),
+            None,
+        )
+        .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND, "nothing was written");
+    // A file replaced gives its bytes back: 18 - 18 + 19.
+    assert_eq!(upload(&app, &alice, first, "a.txt", &"x".repeat(17)).await.status, StatusCode::OK);
+
+    // At the limit, a turn does not start in that chat.
+    put_limits(&app, &admin, &alice, json!({"workspace_bytes_per_chat": 19})).await;
+    let turn = post(&app, &alice, first).await;
+    assert_eq!(turn.code(), "limit_reached");
+    assert!(app.store.messages(first).await.unwrap().is_empty(), "nothing was started");
+
+    // The total counts every chat of the user.
+    put_limits(&app, &admin, &alice, json!({"workspace_bytes_total": 25})).await;
+    let refused = upload(&app, &alice, second, "c.txt", "zzzzzz").await;
+    assert_eq!(refused.code(), "limit_reached");
+    let message = refused.json()["error"]["message"].as_str().unwrap().to_owned();
+    assert!(message.contains("workspace disk in total (25 bytes; 27 bytes"), "{message}");
+    assert_eq!(upload(&app, &alice, second, "c.txt", "zzzz").await.status, StatusCode::OK);
+}
