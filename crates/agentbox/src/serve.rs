@@ -159,7 +159,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
     let runner = TurnRunner::new(
         store.clone(),
         bus.clone(),
-        sandboxes,
+        sandboxes.clone(),
         RunnerConfig {
             model_access,
             max_concurrent_turns: config.max_concurrent_turns,
@@ -207,6 +207,8 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         shutdown: shutdown.clone(),
         terminals: agentbox_server::TerminalRegistry::new(TERMINAL_GRACE),
     };
+    // Queued prompts meet the per-user limits when the runner starts them after a turn.
+    agentbox_server::LimitAdmission::install(&state, sandboxes);
     tracing::info!(%address, data_dir = %config.data_dir.display(), "agentbox is listening on http://{address}");
     let stopping = shutdown.clone();
     let task = tokio::spawn(async move {

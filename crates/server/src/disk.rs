@@ -9,12 +9,12 @@
 //! is what bounds that), and a prompt the runner starts from the queue.
 
 use agentbox_protocol::api::LimitValues;
-use agentbox_sandbox::Workspace;
+use agentbox_sandbox::{SandboxProvider, Workspace};
+use agentbox_store::Store;
 use axum::http::StatusCode;
 use uuid::Uuid;
 
 use crate::error::ApiError;
-use crate::state::AppState;
 
 /// The bytes of the regular files in `workspace`.
 pub async fn used(workspace: Workspace) -> Result<u64, ApiError> {
@@ -43,8 +43,10 @@ fn over(what: &str, max: u64, used: u64) -> ApiError {
 /// `limit_reached` if `chat_id`'s workspace, after `adding` bytes more (and `replacing`
 /// bytes fewer), would pass a disk limit of the user; with nothing added, if it is already
 /// at one.
+#[allow(clippy::too_many_arguments)]
 pub async fn check(
-    state: &AppState,
+    store: &Store,
+    provider: &dyn SandboxProvider,
     limits: &LimitValues,
     user_id: Uuid,
     chat_id: Uuid,
@@ -54,7 +56,6 @@ pub async fn check(
     if limits.workspace_bytes_per_chat.is_none() && limits.workspace_bytes_total.is_none() {
         return Ok(());
     }
-    let provider = state.runner.sandbox_provider();
     let this = used(provider.workspace(&chat_id.to_string()).await?).await?;
     let after = |used: u64| used.saturating_sub(replacing).saturating_add(adding);
     let refused = |max: u64, used: u64| if adding == 0 { used >= max } else { after(used) > max };
@@ -65,7 +66,7 @@ pub async fn check(
     }
     if let Some(max) = limits.workspace_bytes_total {
         let mut total = this;
-        for chat in state.store.list_chats(user_id).await? {
+        for chat in store.list_chats(user_id).await? {
             if chat.id != chat_id {
                 let workspace = provider.workspace(&chat.id.to_string()).await?;
                 total = total.saturating_add(used(workspace).await?);

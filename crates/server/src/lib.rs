@@ -8,6 +8,7 @@
 
 mod accounts;
 mod admin;
+mod admission;
 mod audit;
 mod auth;
 mod chats;
@@ -44,6 +45,7 @@ use tower_http::trace::TraceLayer;
 use utoipa_axum::router::OpenApiRouter;
 
 pub use accounts::{Accounts, RegistrationMode, SignInLimits};
+pub use admission::LimitAdmission;
 pub use audit::AuditRetention;
 pub use auth::AuthKeys;
 pub use connection::{ApiConnection, ApiListener, PeerAddress};

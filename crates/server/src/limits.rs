@@ -13,6 +13,7 @@
 use std::time::Duration;
 
 use agentbox_protocol::api::{LimitSetting, LimitValues, UserLimitsRequest};
+use agentbox_store::Store;
 use chrono::{DateTime, Days, Utc};
 use uuid::Uuid;
 
@@ -44,8 +45,8 @@ impl TurnLimits {
 }
 
 /// What an administrator set for `user_id` (all `"default"` when nothing was).
-pub async fn overrides(state: &AppState, user_id: Uuid) -> Result<UserLimitsRequest, ApiError> {
-    let stored = state.store.user_limits(user_id).await?;
+pub async fn overrides(store: &Store, user_id: Uuid) -> Result<UserLimitsRequest, ApiError> {
+    let stored = store.user_limits(user_id).await?;
     serde_json::from_value(serde_json::Value::Object(stored))
         .map_err(|err| ApiError::internal(format!("stored limits of {user_id}: {err}")))
 }
@@ -88,7 +89,16 @@ pub fn effective(defaults: &LimitValues, set: &UserLimitsRequest) -> LimitValues
 
 /// The limits in force for `user_id`.
 pub async fn of_user(state: &AppState, user_id: Uuid) -> Result<LimitValues, ApiError> {
-    Ok(effective(&state.accounts.limits.values(), &overrides(state, user_id).await?))
+    of_user_in(&state.store, &state.accounts.limits, user_id).await
+}
+
+/// [`of_user`] from the store and the defaults.
+pub async fn of_user_in(
+    store: &Store,
+    defaults: &TurnLimits,
+    user_id: Uuid,
+) -> Result<LimitValues, ApiError> {
+    Ok(effective(&defaults.values(), &overrides(store, user_id).await?))
 }
 
 pub(crate) fn start_of_day(now: DateTime<Utc>) -> DateTime<Utc> {
@@ -116,12 +126,13 @@ fn limit_reached(what: String, resets: Option<DateTime<Utc>>, now: DateTime<Utc>
 /// here, the disk limits in `disk.rs`).
 pub async fn check(state: &AppState, user_id: Uuid, chat_id: Uuid) -> Result<(), ApiError> {
     let limits = of_user(state, user_id).await?;
-    check_turns(state, user_id, &limits).await?;
-    crate::disk::check(state, &limits, user_id, chat_id, 0, 0).await
+    check_turns(&state.store, user_id, &limits).await?;
+    let sandboxes = state.runner.sandbox_provider();
+    crate::disk::check(&state.store, sandboxes, &limits, user_id, chat_id, 0, 0).await
 }
 
-async fn check_turns(
-    state: &AppState,
+pub(crate) async fn check_turns(
+    store: &Store,
     user_id: Uuid,
     limits: &LimitValues,
 ) -> Result<(), ApiError> {
@@ -132,7 +143,7 @@ async fn check_turns(
     let now = Utc::now();
     let today = start_of_day(now);
     let tomorrow = today.checked_add_days(Days::new(1));
-    let activity = state.store.user_activity(user_id, today).await?;
+    let activity = store.user_activity(user_id, today).await?;
     if let Some(max) = limits.running_turns
         && activity.running_turns >= i64::from(max)
     {

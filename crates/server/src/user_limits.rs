@@ -72,7 +72,7 @@ fn validate(set: &UserLimitsRequest) -> Result<(), ApiError> {
 }
 
 async fn limits_json(state: &AppState, user_id: Uuid) -> Result<UserLimits, ApiError> {
-    let set = limits::overrides(state, user_id).await?;
+    let set = limits::overrides(&state.store, user_id).await?;
     let defaults = state.accounts.limits.values();
     let now = Utc::now();
     let today = limits::start_of_day(now);

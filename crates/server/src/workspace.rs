@@ -225,7 +225,9 @@ async fn upload_file(
         .map_or(0, |info| info.size);
     let limits = crate::limits::of_user(&state, user.0.id).await?;
     let adding = u64::try_from(body.len()).unwrap_or(u64::MAX);
-    crate::disk::check(&state, &limits, user.0.id, chat_id, adding, replacing).await?;
+    let sandboxes = state.runner.sandbox_provider();
+    crate::disk::check(&state.store, sandboxes, &limits, user.0.id, chat_id, adding, replacing)
+        .await?;
     Ok(Json(on_files(workspace, move |ws| ws.write(&query.path, &body)).await?.into()))
 }
 

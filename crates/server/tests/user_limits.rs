@@ -11,7 +11,7 @@ use agentbox_protocol::api::PermissionMode;
 use agentbox_protocol::event::MessageStatus;
 use agentbox_server::{RegistrationMode, TurnLimits};
 use agentbox_store::TurnResult;
-use http::{Method, StatusCode};
+use http::{Method, StatusCode, header};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -176,4 +176,59 @@ async fn workspace_disk_limits_refuse_an_upload_or_a_turn_past_them() {
     let message = refused.json()["error"]["message"].as_str().unwrap().to_owned();
     assert!(message.contains("workspace disk in total (25 bytes; 27 bytes"), "{message}");
     assert_eq!(upload(&app, &alice, second, "c.txt", "zzzz").await.status, StatusCode::OK);
+}
+
+/// Read the chat's event stream (from its start) until an event's data holds `needle`; the
+/// whole text read so far.
+async fn stream_until(app: &App, user: &Tokens, chat: Uuid, needle: &str) -> String {
+    use futures::StreamExt;
+    let request = http::Request::builder()
+        .uri(format!("/api/v1/chats/{chat}/stream"))
+        .header(header::AUTHORIZATION, format!("Bearer {}", user.access))
+        .header("Last-Event-ID", "0")
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let response = tower::ServiceExt::oneshot(app.router.clone(), request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut body = response.into_body().into_data_stream();
+    let mut seen = String::new();
+    // A guard against a hang only: the stream is what the test waits on.
+    let read = async {
+        while let Some(chunk) = body.next().await {
+            seen.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+            if seen.contains(needle) {
+                return;
+            }
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(120), read)
+        .await
+        .unwrap_or_else(|_| panic!("no {needle:?} in the stream: {seen}"));
+    seen
+}
+
+#[tokio::test]
+async fn a_queued_prompt_over_a_limit_pauses_the_queue_with_a_notice_instead_of_starting() {
+    let app = App::new().await;
+    let admin = app.user("admin@example.com").await;
+    let alice = app.user("alice@example.com").await;
+    let chat = chat_of(&app, &alice).await;
+    put_limits(&app, &admin, &alice, json!({"turns_per_day": 1})).await;
+    // A prompt waiting in the queue when the turn ends (this router's turns end at once:
+    // it has no CLI).
+    let queued = app.store.enqueue(chat, "the next one", None, None).await.unwrap();
+    assert_eq!(post(&app, &alice, chat).await.status, StatusCode::ACCEPTED);
+
+    let seen = stream_until(&app, &alice, chat, "queue_paused").await;
+    assert!(seen.contains("The queue is paused: Limit reached: turns per day (1)"), "{seen}");
+    assert!(seen.contains("resets at"), "{seen}");
+    // It did not start: still queued, the queue paused, one turn in the chat.
+    let queue = app.store.queue(chat).await.unwrap();
+    assert_eq!(queue.iter().map(|q| q.id).collect::<Vec<_>>(), [queued.id]);
+    assert!(app.store.queue_paused(chat).await.unwrap());
+    let turns = app.store.messages(chat).await.unwrap();
+    assert_eq!(
+        turns.iter().filter(|m| m.role == agentbox_protocol::api::Role::Assistant).count(),
+        1
+    );
 }

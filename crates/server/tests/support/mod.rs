@@ -90,7 +90,7 @@ impl App {
         let runner = TurnRunner::new(
             store.clone(),
             bus.clone(),
-            sandboxes,
+            sandboxes.clone(),
             RunnerConfig {
                 checkpoints: CheckpointSettings {
                     root: Some(dir.path().join("checkpoints")),
@@ -122,6 +122,7 @@ impl App {
             shutdown: CancellationToken::new(),
             terminals: TerminalRegistry::new(Duration::from_secs(1)),
         };
+        agentbox_server::LimitAdmission::install(&state, sandboxes);
         Self { router: agentbox_server::app(state), store, clock, _dir: dir }
     }
 
