@@ -20,7 +20,7 @@ export function UserLimitsPanel({ userId, email, onClose }: { userId: string; em
           {limits.error instanceof ApiError ? limits.error.message : "The limits could not be loaded."}
         </p>
       ) : (
-        <LimitsForm key={JSON.stringify(limits.data)} limits={limits.data} userId={userId} onClose={onClose} />
+        <LimitsForm limits={limits.data} userId={userId} onClose={onClose} />
       )}
     </section>
   );
