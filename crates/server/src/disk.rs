@@ -6,7 +6,8 @@
 //! per check, nothing is cached.
 //!
 //! Not covered: what the agent's own commands write during a turn (the sandbox's disk quota
-//! is what bounds that), and a prompt the runner starts from the queue.
+//! is what bounds that). A prompt the runner starts from the queue is checked through
+//! `admission.rs`.
 
 use agentbox_protocol::api::LimitValues;
 use agentbox_sandbox::{SandboxProvider, Workspace};

@@ -4,11 +4,11 @@
 //! limit_reached`, the message naming the limit and when it resets (days are UTC days), with
 //! `Retry-After` for the daily ones.
 //!
-//! Workspace disk limits are checked here too, before a turn (`disk.rs`).
+//! Workspace disk limits are checked here too, before a turn (`disk.rs`), and a queued
+//! prompt meets the same checks when the runner starts it after a turn (`admission.rs`).
 //!
-//! Not finished (issue 12, item 2): a queued prompt that the runner starts after a turn is
-//! not checked again, and sandboxes kept running are not limited yet (an administrator can
-//! record that limit for a user, it is not enforced).
+//! Not finished (issue 12, item 2): sandboxes kept running are not limited yet (an
+//! administrator can record that limit for a user, it is not enforced).
 
 use std::time::Duration;
 
