@@ -1,7 +1,8 @@
 // The admin screen against the real server, in Chromium: the first account is the
 // administrator, sees the other user with their usage, disables them (the user's open page
 // is signed out at once and cannot sign in again, and the audit log says so), and enables
-// them again.
+// them again; sets the user's own turn limit, which the user's composer then shows plainly,
+// and closes registration, after which sign-up is not offered.
 import type { BrowserContext, Locator, Page } from "playwright-core";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { PATIENCE, screenshot, screenshotIfFailed, startStack, type Stack } from "./support";
@@ -91,5 +92,37 @@ describe("administration in the web UI", () => {
     await row("member@example.com").getByRole("cell", { name: "Active" }).waitFor();
     await user.getByRole("button", { name: "Sign in" }).click();
     await user.getByRole("button", { name: "+ New chat" }).waitFor();
+  });
+
+  it("sets one user's turn limit, which their composer shows, and closes registration", async () => {
+    await row("member@example.com").getByRole("button", { name: "Limits" }).click();
+    const panel = admin.getByRole("region", { name: "Limits of member@example.com" });
+    await panel.getByLabel("Turns per day: kind").selectOption("value");
+    await panel.getByLabel("Turns per day: value").fill("0");
+    await panel.getByRole("button", { name: "Save limits" }).click();
+    await panel.getByRole("status").filter({ hasText: "Saved." }).waitFor();
+    await panel.getByText("in force: 0").waitFor();
+    await screenshot(admin, "62-admin-user-limits");
+
+    await user.getByRole("button", { name: "+ New chat" }).click();
+    await user.getByRole("textbox", { name: "Prompt" }).fill("[[text:never sent]]");
+    await user.getByRole("button", { name: "Send" }).click();
+    await user.getByRole("alert").filter({ hasText: "Limit reached: turns per day (0)" }).waitFor();
+    expect(await user.getByRole("alert").filter({ hasText: "resets at" }).count()).toBe(1);
+    await screenshot(user, "63-limit-reached");
+
+    const registration = admin.getByLabel("Registration");
+    expect(await registration.inputValue()).toBe("open");
+    await registration.selectOption("closed");
+    await admin.getByRole("list", { name: "Audit log, newest first" }).getByText("boss@example.com changed the registration mode").first().waitFor();
+    const visitor = await stack.browser.newContext({ baseURL: stack.base });
+    const page = await visitor.newPage();
+    await page.goto("/");
+    await page.getByRole("heading", { name: "Sign in" }).waitFor();
+    expect(await page.getByRole("button", { name: "Create one" }).count()).toBe(0);
+    await visitor.close();
+    // Set back from the screen after a reload: the server kept it.
+    await admin.reload();
+    expect(await admin.getByLabel("Registration").inputValue()).toBe("closed");
   });
 });

@@ -180,6 +180,14 @@ pub struct ServeArgs {
     /// [default: 0].
     #[arg(long, env = "AGENTBOX_MAX_SPEND_PER_DAY_USD")]
     pub max_spend_per_day_usd: Option<f64>,
+    /// Bytes one chat's workspace may hold, checked before a turn starts and on upload
+    /// through the files API; 0 is no limit [default: 0].
+    #[arg(long, env = "AGENTBOX_MAX_WORKSPACE_BYTES_PER_CHAT")]
+    pub max_workspace_bytes_per_chat: Option<u64>,
+    /// Bytes all of one user's workspaces may hold together, checked like the per-chat
+    /// limit; 0 is no limit [default: 0].
+    #[arg(long, env = "AGENTBOX_MAX_WORKSPACE_BYTES_PER_USER")]
+    pub max_workspace_bytes_per_user: Option<u64>,
     /// Days the audit log keeps an entry; 0 keeps them all [default: 90].
     #[arg(long, env = "AGENTBOX_AUDIT_RETENTION_DAYS")]
     pub audit_retention_days: Option<u64>,
@@ -263,6 +271,8 @@ struct FileConfig {
     max_running_turns_per_user: Option<u32>,
     max_turns_per_day: Option<u32>,
     max_spend_per_day_usd: Option<f64>,
+    max_workspace_bytes_per_chat: Option<u64>,
+    max_workspace_bytes_per_user: Option<u64>,
     log_format: Option<String>,
     permission_timeout_secs: Option<u64>,
     allow_bypass_without_isolation: Option<bool>,
@@ -556,6 +566,14 @@ impl ServeArgs {
                 .filter(|n| *n > 0),
             turns_per_day: self.max_turns_per_day.or(file.max_turns_per_day).filter(|n| *n > 0),
             spend_per_day_usd: spend.filter(|usd| *usd > 0.0),
+            workspace_bytes_per_chat: self
+                .max_workspace_bytes_per_chat
+                .or(file.max_workspace_bytes_per_chat)
+                .filter(|n| *n > 0),
+            workspace_bytes_total: self
+                .max_workspace_bytes_per_user
+                .or(file.max_workspace_bytes_per_user)
+                .filter(|n| *n > 0),
         };
         let secret_key = self.secret_key.or(file.secret_key);
         if let Some(key) = &secret_key

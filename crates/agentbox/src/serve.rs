@@ -187,7 +187,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
     let runner = TurnRunner::new(
         store.clone(),
         bus.clone(),
-        sandboxes,
+        sandboxes.clone(),
         RunnerConfig {
             model_access,
             max_concurrent_turns: config.max_concurrent_turns,
@@ -238,6 +238,8 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         metrics: agentbox_server::MetricsAccess::new(config.metrics_token.as_deref()),
         terminals: agentbox_server::TerminalRegistry::new(TERMINAL_GRACE),
     };
+    // Queued prompts meet the per-user limits when the runner starts them after a turn.
+    agentbox_server::LimitAdmission::install(&state, sandboxes);
     tracing::info!(%address, data_dir = %config.data_dir.display(), "agentbox is listening on http://{address}");
     let (stopping, drain) = (shutdown.clone(), draining.clone());
     let shutdown_grace = config.shutdown_grace;

@@ -699,12 +699,155 @@ pub struct CreatedInvite {
     pub path: String,
 }
 
-/// The server's account rules, as set by its flags.
+/// The server's account rules: set by its flags, and the registration mode as an
+/// administrator last changed it (`PUT /api/v1/admin/settings`).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AccountSettings {
     pub registration: Registration,
     pub invite_ttl_hours: u64,
+}
+
+/// Change the installation's account rules while it runs (stored in the database, so they
+/// hold after a restart and on every node). Fields left out stay as they are.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct UpdateAccountSettingsRequest {
+    #[serde(default)]
+    pub registration: Option<Registration>,
+}
+
+/// One limit as an administrator sets it for a user: a number (the limit), `null` (no
+/// limit) or `"default"` (the server's default, set by its flag; also what a field left out
+/// means).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub enum LimitSetting {
+    #[default]
+    Default,
+    Unlimited,
+    Value(f64),
+}
+
+impl LimitSetting {
+    pub fn is_default(&self) -> bool {
+        *self == Self::Default
+    }
+}
+
+impl Serialize for LimitSetting {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Default => serializer.serialize_str("default"),
+            Self::Unlimited => serializer.serialize_none(),
+            Self::Value(value) => serializer.serialize_f64(*value),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for LimitSetting {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        match Value::deserialize(deserializer)? {
+            Value::Null => Ok(Self::Unlimited),
+            Value::String(text) if text == "default" => Ok(Self::Default),
+            Value::Number(number) => number
+                .as_f64()
+                .filter(|value| value.is_finite() && *value >= 0.0)
+                .map(Self::Value)
+                .ok_or_else(|| D::Error::custom("a limit must be a number, 0 or more")),
+            _ => Err(D::Error::custom(r#"a limit is a number, null (no limit) or "default""#)),
+        }
+    }
+}
+
+/// The limits an administrator sets for one user; it replaces what was set before. Each
+/// field is a number (the limit), `null` (no limit for this user) or `"default"` / left
+/// out (the server's default, from its flag). Counts are whole numbers.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct UserLimitsRequest {
+    /// Turns running at once, over all the user's chats.
+    #[serde(default, skip_serializing_if = "LimitSetting::is_default")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<f64>))]
+    pub running_turns: LimitSetting,
+    /// Turns started per UTC day.
+    #[serde(default, skip_serializing_if = "LimitSetting::is_default")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<f64>))]
+    pub turns_per_day: LimitSetting,
+    /// USD per UTC day, from the cost the CLI reports.
+    #[serde(default, skip_serializing_if = "LimitSetting::is_default")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<f64>))]
+    pub spend_per_day_usd: LimitSetting,
+    /// Sandboxes kept running at once (not enforced yet).
+    #[serde(default, skip_serializing_if = "LimitSetting::is_default")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<f64>))]
+    pub running_sandboxes: LimitSetting,
+    /// Bytes of one chat's workspace (checked before a turn and on upload).
+    #[serde(default, skip_serializing_if = "LimitSetting::is_default")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<f64>))]
+    pub workspace_bytes_per_chat: LimitSetting,
+    /// Bytes of all the user's workspaces together (checked before a turn and on upload).
+    #[serde(default, skip_serializing_if = "LimitSetting::is_default")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<f64>))]
+    pub workspace_bytes_total: LimitSetting,
+}
+
+/// A set of limits; `null` is no limit.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LimitValues {
+    pub running_turns: Option<u32>,
+    pub turns_per_day: Option<u32>,
+    pub spend_per_day_usd: Option<f64>,
+    pub running_sandboxes: Option<u32>,
+    pub workspace_bytes_per_chat: Option<u64>,
+    pub workspace_bytes_total: Option<u64>,
+}
+
+/// What a user has used of the limits that count.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LimitUsage {
+    pub running_turns: i64,
+    /// Turns started since the start of the UTC day.
+    pub turns_today: i64,
+    pub spend_today_usd: f64,
+}
+
+/// A user's limits: those in force, the server's defaults, which ones an administrator set
+/// for this user, and the usage they are counted against.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct UserLimits {
+    pub user_id: Uuid,
+    /// The limits in force for this user.
+    pub effective: LimitValues,
+    /// The server's defaults (its flags), which a limit not set for the user takes.
+    pub defaults: LimitValues,
+    /// The names of the limits an administrator set for this user (the others are defaults).
+    pub set_by_admin: Vec<String>,
+    pub usage: LimitUsage,
+    /// When the daily limits start counting again (the next UTC midnight).
+    pub day_resets_at: DateTime<Utc>,
+}
+
+/// Change your password.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ChangePasswordRequest {
+    pub current_password: String,
+    pub new_password: String,
+}
+
+/// An administrator sets a user's password.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ResetPasswordRequest {
+    pub new_password: String,
 }
 
 /// One entry of the audit log of security events.
@@ -715,7 +858,8 @@ pub struct AuditEvent {
     pub created_at: DateTime<Utc>,
     /// `sign_in`, `sign_in_failed`, `sign_in_refused`, `rate_limited`,
     /// `refresh_token_reused`, `sign_out`, `account_created`, `user_created`, `user_updated`,
-    /// `user_deleted`, `invite_created`, `invite_deleted`.
+    /// `user_deleted`, `invite_created`, `invite_deleted`, `user_limits_changed`,
+    /// `password_changed`, `password_change_failed`, `password_reset`, `settings_changed`.
     pub kind: String,
     /// Who did it, or whose account a sign-in was for.
     pub actor_id: Option<Uuid>,

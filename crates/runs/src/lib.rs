@@ -19,6 +19,7 @@
 //! [`TurnRunner::fork`] starts a new chat from one (see [`checkpoints`]).
 
 mod active;
+mod admission;
 mod checkpoints;
 mod config;
 mod control;
@@ -41,6 +42,7 @@ mod submission;
 pub mod titles;
 mod turn;
 
+pub use admission::Admission;
 pub use agentbox_store::NodeRole;
 pub use checkpoints::{CheckpointFailure, CheckpointSettings};
 pub use config::{ModelAccess, NodeSettings, PermissionSettings, RunnerConfig};

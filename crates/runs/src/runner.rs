@@ -67,6 +67,8 @@ pub struct TurnRunner {
     pub(crate) queue: Arc<dyn TurnQueue>,
     /// How controls reach turns that run on other nodes.
     pub(crate) controls: Arc<dyn ControlChannel>,
+    /// Checks a queued prompt before it starts after a turn (`admission.rs`).
+    pub(crate) admission: std::sync::OnceLock<Arc<dyn crate::Admission>>,
 }
 
 impl std::fmt::Debug for TurnRunner {
@@ -105,6 +107,7 @@ impl TurnRunner {
             paused: PausedQueues::new(store.clone()),
             queue,
             controls,
+            admission: std::sync::OnceLock::new(),
             slots: Arc::new(Semaphore::new(config.max_concurrent_turns.max(1))),
             auto: Arc::new(config.permissions.auto.clone()),
             checkpoints: Checkpoints::new(&config.checkpoints),

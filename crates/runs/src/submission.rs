@@ -262,10 +262,12 @@ impl TurnRunner {
     }
 
     /// After a turn: run the prompt sent with `send now`, or the next queued one when the
-    /// turn was not interrupted; an interrupt pauses the queue.
+    /// turn was not interrupted; an interrupt pauses the queue, and so does a prompt the
+    /// owner's limits do not admit now (with a notice on the turn `ended`).
     pub(crate) async fn after_turn(
         self: &Arc<Self>,
         chat_id: Uuid,
+        ended: Uuid,
         status: MessageStatus,
         next: Option<Uuid>,
     ) {
@@ -283,10 +285,15 @@ impl TurnRunner {
         if id.is_none() && self.paused.is_paused(chat_id).await {
             return;
         }
+        if !self.admits_queued(chat_id, ended).await {
+            return;
+        }
         match self.start_queued(chat_id, id).await {
             Ok(Some(_)) => {}
             // A prompt sent now may have been deleted meanwhile; the rest of the queue goes on.
-            Ok(None) if id.is_some() => Box::pin(self.after_turn(chat_id, status, None)).await,
+            Ok(None) if id.is_some() => {
+                Box::pin(self.after_turn(chat_id, ended, status, None)).await
+            }
             Ok(None) | Err(RunError::Busy | RunError::ChatNotFound) => {}
             Err(err) => tracing::error!(%chat_id, %err, "could not start the next queued prompt"),
         }

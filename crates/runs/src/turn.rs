@@ -105,7 +105,7 @@ impl TurnRunner {
         }
         let next = self.active.finish(job.chat_id, job.message_id);
         tracing::info!(chat_id = %job.chat_id, message_id = %job.message_id, status = status.as_str(), "turn finished");
-        self.after_turn(job.chat_id, status, next).await;
+        self.after_turn(job.chat_id, job.message_id, status, next).await;
     }
 
     async fn execute(&self, job: &mut Job, mut sink: LogSink) -> Result<TurnOutcome, Failure> {

@@ -38,6 +38,23 @@ impl RegistrationMode {
         }
     }
 
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Closed => "closed",
+            Self::Invite => "invite",
+        }
+    }
+
+    pub fn from_api(registration: agentbox_protocol::api::Registration) -> Self {
+        use agentbox_protocol::api::Registration;
+        match registration {
+            Registration::Open => Self::Open,
+            Registration::Closed => Self::Closed,
+            Registration::Invite => Self::Invite,
+        }
+    }
+
     pub fn api(self) -> agentbox_protocol::api::Registration {
         use agentbox_protocol::api::Registration;
         match self {
@@ -45,6 +62,22 @@ impl RegistrationMode {
             Self::Closed => Registration::Closed,
             Self::Invite => Registration::Invite,
         }
+    }
+}
+
+/// The name of the registration mode among the installation's settings.
+pub const REGISTRATION_SETTING: &str = "registration";
+
+/// The registration mode in force: as an administrator last set it (read from the database
+/// at each use, so every node agrees at once), else `--registration`.
+pub async fn registration_mode(
+    state: &crate::state::AppState,
+) -> Result<RegistrationMode, ApiError> {
+    match state.store.server_setting(REGISTRATION_SETTING).await? {
+        None => Ok(state.accounts.registration),
+        Some(text) => RegistrationMode::parse(&text).ok_or_else(|| {
+            ApiError::internal(format!("stored registration mode {text:?} is unknown"))
+        }),
     }
 }
 
@@ -73,6 +106,8 @@ impl Default for SignInLimits {
 
 /// The state of the account rules, shared by the auth and admin handlers.
 pub struct Accounts {
+    /// `--registration`: the mode until an administrator changes it
+    /// ([`registration_mode`] is the one in force).
     pub registration: RegistrationMode,
     /// How long an invite stays usable.
     pub invite_ttl: Duration,

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use agentbox_protocol::api::{
     AccountSettings, AdminUser, CreateInviteRequest, CreateUserRequest, CreatedInvite, Invite,
-    UpdateUserRequest, UserUsage,
+    UpdateAccountSettingsRequest, UpdateUserRequest, UserUsage,
 };
 use agentbox_store::{InviteRecord, StoreError, UserRecord};
 use axum::Json;
@@ -19,7 +19,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use crate::accounts::ClientAddress;
+use crate::accounts::{ClientAddress, REGISTRATION_SETTING, RegistrationMode, registration_mode};
 use crate::audit::{self, Entry};
 use crate::auth::{CurrentUser, hash_password, random_token, token_hash};
 use crate::credentials;
@@ -81,11 +81,11 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(update_user, delete_user))
         .routes(routes!(list_invites, create_invite))
         .routes(routes!(delete_invite))
-        .routes(routes!(settings))
+        .routes(routes!(settings, update_account_settings))
 }
 
 /// Record an administrator's action on `target`.
-async fn audited(
+pub(crate) async fn audited(
     state: &AppState,
     kind: &'static str,
     admin: Uuid,
@@ -107,7 +107,7 @@ async fn audited(
     .await;
 }
 
-fn user_not_found() -> ApiError {
+pub(crate) fn user_not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "user_not_found", "No such user.")
 }
 
@@ -372,13 +372,53 @@ async fn delete_invite(
     }
 }
 
-/// The account rules this server runs with (set by its flags).
+async fn settings_json(state: &AppState) -> Result<AccountSettings, ApiError> {
+    Ok(AccountSettings {
+        registration: registration_mode(state).await?.api(),
+        invite_ttl_hours: state.accounts.invite_ttl.as_secs() / 3600,
+    })
+}
+
+/// The account rules this server runs with: its flags, and the registration mode as an
+/// administrator last set it.
 #[utoipa::path(get, path = "/api/v1/admin/settings", tag = "admin",
     responses((status = 200, body = AccountSettings), (status = 401), (status = 403, description = "admin_only")),
     security(("bearer" = [])))]
-async fn settings(State(state): State<AppState>, _admin: AdminUserOnly) -> Json<AccountSettings> {
-    Json(AccountSettings {
-        registration: state.accounts.registration.api(),
-        invite_ttl_hours: state.accounts.invite_ttl.as_secs() / 3600,
-    })
+async fn settings(
+    State(state): State<AppState>,
+    _admin: AdminUserOnly,
+) -> Result<Json<AccountSettings>, ApiError> {
+    Ok(Json(settings_json(&state).await?))
+}
+
+/// Change the registration mode (`open`, `closed`, `invite`) while the server runs. It is
+/// stored in the database: it holds after a restart, in place of `--registration`, and on
+/// every node at once.
+#[utoipa::path(put, path = "/api/v1/admin/settings", tag = "admin",
+    request_body = UpdateAccountSettingsRequest,
+    responses((status = 200, body = AccountSettings), (status = 401), (status = 403, description = "admin_only")),
+    security(("bearer" = [])))]
+async fn update_account_settings(
+    State(state): State<AppState>,
+    AdminUserOnly(admin): AdminUserOnly,
+    ClientAddress(address): ClientAddress,
+    ApiJson(request): ApiJson<UpdateAccountSettingsRequest>,
+) -> Result<Json<AccountSettings>, ApiError> {
+    if let Some(registration) = request.registration {
+        let mode = RegistrationMode::from_api(registration);
+        state.store.set_server_setting(REGISTRATION_SETTING, mode.as_str()).await?;
+        tracing::info!(admin = %admin.id, registration = mode.as_str(), "registration mode changed");
+        audit::record(
+            &state,
+            Entry {
+                kind: "settings_changed",
+                actor: Some(admin.id),
+                address: Some(&address),
+                detail: Some(serde_json::json!({"registration": mode.as_str()})),
+                ..Entry::default()
+            },
+        )
+        .await;
+    }
+    Ok(Json(settings_json(&state).await?))
 }

@@ -143,7 +143,8 @@ fn invalid_invite() -> ApiError {
 }
 
 /// Create an account. The first account of an installation is an administrator and can
-/// always be created; after it, `--registration` decides (`open`, `closed`, `invite`).
+/// always be created; after it, the registration mode decides (`open`, `closed`, `invite`:
+/// `--registration`, or what an administrator set with `PUT /api/v1/admin/settings`).
 #[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth",
     request_body = RegisterRequest,
     responses((status = 201, body = User),
@@ -165,7 +166,11 @@ async fn register(
         return Err(rate_limited(wait));
     }
     let first = state.store.count_users().await? == 0;
-    let mode = if first { RegistrationMode::Open } else { accounts.registration };
+    let mode = if first {
+        RegistrationMode::Open
+    } else {
+        crate::accounts::registration_mode(&state).await?
+    };
     let invite = match mode {
         RegistrationMode::Open => None,
         RegistrationMode::Closed => {
@@ -430,7 +435,10 @@ fn access_token(state: &AppState, user_id: Uuid) -> Result<(String, u64), ApiErr
 }
 
 /// Tokens for a new sign-in: its refresh token starts a family of its own.
-async fn issue_tokens(state: &AppState, user_id: Uuid) -> Result<TokenResponse, ApiError> {
+pub(crate) async fn issue_tokens(
+    state: &AppState,
+    user_id: Uuid,
+) -> Result<TokenResponse, ApiError> {
     let (access_token, expires_in) = access_token(state, user_id)?;
     let refresh_token = random_token();
     let refresh_ttl =
@@ -474,7 +482,10 @@ pub(crate) async fn hash_password(password: String) -> Result<String, ApiError> 
 /// A hash that no password matches, verified against when the account does not exist.
 const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$wGRXLi2jKMWSVhOvKXPn3KI0KL3pzkt2K11DTXCMxXk";
 
-async fn verify_password(password: String, stored: Option<String>) -> Result<bool, ApiError> {
+pub(crate) async fn verify_password(
+    password: String,
+    stored: Option<String>,
+) -> Result<bool, ApiError> {
     let known = stored.is_some();
     let stored = stored.unwrap_or_else(|| DUMMY_HASH.to_owned());
     let valid = tokio::task::spawn_blocking(move || {

@@ -8,6 +8,7 @@
 
 mod accounts;
 mod admin;
+mod admission;
 mod audit;
 mod auth;
 mod chats;
@@ -15,6 +16,7 @@ mod checkpoints;
 mod connection;
 mod costs;
 mod credentials;
+mod disk;
 mod error;
 mod extract;
 mod health;
@@ -22,6 +24,7 @@ mod limits;
 mod messages;
 mod metrics;
 pub mod openapi;
+mod password;
 mod permissions;
 mod queue;
 mod ratelimit;
@@ -35,6 +38,7 @@ mod sse;
 mod state;
 mod stream;
 mod terminal;
+mod user_limits;
 mod workspace;
 
 use axum::Router;
@@ -45,6 +49,7 @@ use tower_http::trace::TraceLayer;
 use utoipa_axum::router::OpenApiRouter;
 
 pub use accounts::{Accounts, RegistrationMode, SignInLimits};
+pub use admission::LimitAdmission;
 pub use audit::AuditRetention;
 pub use auth::AuthKeys;
 pub use connection::{ApiConnection, ApiListener, PeerAddress};
@@ -114,6 +119,8 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(auth::routes())
         .merge(admin::routes())
         .merge(audit::routes())
+        .merge(password::routes())
+        .merge(user_limits::routes())
         .merge(setup::routes())
         .merge(chats::routes())
         .merge(costs::routes())

@@ -47,7 +47,7 @@ async fn post_message(
         ));
     }
     let model = request.model.as_deref().map(valid_model).transpose()?;
-    crate::limits::check(&state, user.0.id).await?;
+    crate::limits::check(&state, user.0.id, chat_id).await?;
     let started = state
         .runner
         .submit(

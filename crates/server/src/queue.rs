@@ -83,9 +83,10 @@ async fn enqueue(
     valid_prompt(&state, &request.prompt)?;
     let model = request.model.as_deref().map(valid_model).transpose()?;
     // On an idle chat the prompt starts at once, so it meets the per-user limits now; behind
-    // a running turn it waits (and is not checked again when it starts: see limits.rs).
+    // a running turn it waits, and the runner checks it again when it starts it
+    // (admission.rs).
     if !state.runner.is_running(chat_id) {
-        crate::limits::check(&state, user.0.id).await?;
+        crate::limits::check(&state, user.0.id, chat_id).await?;
     }
     let queued = state
         .runner

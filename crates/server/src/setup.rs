@@ -34,6 +34,6 @@ async fn setup_status(State(state): State<AppState>) -> Result<Json<SetupStatus>
     let users = state.store.count_users().await?;
     Ok(Json(SetupStatus {
         has_accounts: users > 0,
-        registration: state.accounts.registration.api(),
+        registration: crate::accounts::registration_mode(&state).await?.api(),
     }))
 }

@@ -203,6 +203,7 @@ async fn download_file(
               (status = 404, description = "chat_not_found, file_not_found (a link to nothing)"),
               (status = 409, description = "file_busy"),
               (status = 413, description = "body_too_large"),
+              (status = 429, description = "limit_reached: a workspace disk limit of the user"),
               (status = 507, description = "disk_full")),
     security(("bearer" = [])))]
 async fn upload_file(
@@ -216,6 +217,17 @@ async fn upload_file(
         ApiError::new(rejection.status(), "body_too_large", rejection.body_text())
     })?;
     let workspace = workspace(&state, &user, chat_id).await?;
+    // The file it replaces, if any, gives its bytes back.
+    let path = query.path.clone();
+    let replacing = on_files(workspace.clone(), move |ws| Ok(ws.stat(&path).ok()))
+        .await?
+        .filter(|info| info.kind == FileKind::File)
+        .map_or(0, |info| info.size);
+    let limits = crate::limits::of_user(&state, user.0.id).await?;
+    let adding = u64::try_from(body.len()).unwrap_or(u64::MAX);
+    let sandboxes = state.runner.sandbox_provider();
+    crate::disk::check(&state.store, sandboxes, &limits, user.0.id, chat_id, adding, replacing)
+        .await?;
     Ok(Json(on_files(workspace, move |ws| ws.write(&query.path, &body)).await?.into()))
 }
 

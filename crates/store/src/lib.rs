@@ -28,10 +28,10 @@ use uuid::Uuid;
 pub use copy::{CopyReport, copy_installation};
 pub use records::{
     AuditFilter, AuditRecord, ChatListing, ChatRecord, ChatUpdate, CheckpointKind,
-    CheckpointRecord, DEFAULT_CHAT_TITLE, InviteRecord, NewChat, NewEvent, NodeRecord, NodeRole,
-    OrphanedTurn, PermissionRecord, QueuedUpdate, RefreshRotation, Rewind, Spending, StartedTurn,
-    StoredControl, TitleSource, TurnJob, TurnQueueSummary, TurnResult, UserActivity, UserRecord,
-    UserUsage,
+    CheckpointRecord, DEFAULT_CHAT_TITLE, InviteRecord, LimitOverrides, NewChat, NewEvent,
+    NodeRecord, NodeRole, OrphanedTurn, PermissionRecord, QueuedUpdate, RefreshRotation, Rewind,
+    Spending, StartedTurn, StoredControl, TitleSource, TurnJob, TurnQueueSummary, TurnResult,
+    UserActivity, UserRecord, UserUsage,
 };
 pub use repository::{Repository, Wake};
 pub use search::ChatQuery;
@@ -207,10 +207,11 @@ pub enum Table {
     Checkpoints,
     Invites,
     AuditEvents,
+    ServerSettings,
 }
 
 impl Table {
-    pub const ALL: [Self; 12] = [
+    pub const ALL: [Self; 13] = [
         Self::Users,
         Self::RefreshTokens,
         Self::UserSettings,
@@ -223,6 +224,7 @@ impl Table {
         Self::Checkpoints,
         Self::Invites,
         Self::AuditEvents,
+        Self::ServerSettings,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -239,6 +241,7 @@ impl Table {
             Self::Checkpoints => "checkpoints",
             Self::Invites => "invites",
             Self::AuditEvents => "audit_events",
+            Self::ServerSettings => "server_settings",
         }
     }
 }
@@ -410,6 +413,12 @@ impl Store {
     /// Sign out one session: revoke the family of the user's refresh token.
     pub async fn revoke_refresh_family(&self, user_id: Uuid, token_hash: &str) -> Result<bool> {
         self.repo.revoke_refresh_family(user_id, token_hash).await
+    }
+
+    /// Change a user's password and sign them out everywhere (every refresh-token family
+    /// dies with it, in the same transaction); `false` if there is no such user.
+    pub async fn set_password_hash(&self, user_id: Uuid, password_hash: &str) -> Result<bool> {
+        self.repo.set_password_hash(user_id, password_hash).await
     }
 
     /// Sign a user out everywhere.
@@ -780,6 +789,26 @@ impl Store {
     ) -> Result<UserSettings> {
         self.repo.set_user_instructions(user_id, instructions).await?;
         self.user_settings(user_id).await
+    }
+
+    /// The limits an administrator set for the user (empty: the defaults for everything).
+    pub async fn user_limits(&self, user_id: Uuid) -> Result<LimitOverrides> {
+        records::limits_from_json(self.repo.user_limits(user_id).await?.as_deref())
+    }
+
+    /// Replace the limits an administrator set for the user (empty: back to the defaults).
+    pub async fn set_user_limits(&self, user_id: Uuid, limits: &LimitOverrides) -> Result<()> {
+        self.repo.set_user_limits(user_id, records::limits_json(limits)?.as_deref()).await
+    }
+
+    /// An installation setting an administrator changed at run time (`None`: never changed,
+    /// the flag's value holds).
+    pub async fn server_setting(&self, name: &str) -> Result<Option<String>> {
+        self.repo.server_setting(name).await
+    }
+
+    pub async fn set_server_setting(&self, name: &str, value: &str) -> Result<()> {
+        self.repo.set_server_setting(name, value).await
     }
 
     /// Set a chat's permission mode on behalf of the turn runner, which acts for the chat's

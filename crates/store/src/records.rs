@@ -595,6 +595,18 @@ pub(crate) fn allowed_hosts_json(hosts: &[String]) -> Result<Option<String>> {
     (!hosts.is_empty()).then(|| to_json(hosts)).transpose()
 }
 
+/// The limits an administrator set for a user: a JSON object of limit names to values,
+/// which the server gives meaning to; empty is stored as NULL.
+pub type LimitOverrides = serde_json::Map<String, serde_json::Value>;
+
+pub(crate) fn limits_json(limits: &LimitOverrides) -> Result<Option<String>> {
+    (!limits.is_empty()).then(|| to_json(limits)).transpose()
+}
+
+pub(crate) fn limits_from_json(text: Option<&str>) -> Result<LimitOverrides> {
+    text.map(|text| from_json(text, "user limits")).transpose().map(Option::unwrap_or_default)
+}
+
 pub(crate) fn settings_from_row(row: &impl Fields) -> Result<agentbox_protocol::api::UserSettings> {
     Ok(agentbox_protocol::api::UserSettings {
         custom_instructions: row.opt_text("custom_instructions")?,

@@ -78,6 +78,9 @@ pub trait UserRepository: Send + Sync {
     ) -> Result<RefreshRotation>;
     /// Revoke the family of `token_hash` if the token is `user_id`'s; `false` if it is not.
     async fn revoke_refresh_family(&self, user_id: Uuid, token_hash: &str) -> Result<bool>;
+    /// Replace the user's password hash and delete all their refresh tokens, in one
+    /// transaction; `false` if there is no such user.
+    async fn set_password_hash(&self, user_id: Uuid, password_hash: &str) -> Result<bool>;
     async fn remove_refresh_tokens(&self, user_id: Uuid) -> Result<()>;
     /// Store an invite by its token's hash.
     async fn create_invite(&self, invite: &InviteRecord, token_hash: &str) -> Result<()>;
@@ -230,6 +233,13 @@ pub trait SettingsRepository: Send + Sync {
     async fn set_user_allowed_hosts(&self, user_id: Uuid, hosts: &[String]) -> Result<()>;
     async fn set_user_instructions(&self, user_id: Uuid, instructions: Option<&str>) -> Result<()>;
     async fn set_chat_permission_mode(&self, chat_id: Uuid, mode: PermissionMode) -> Result<()>;
+    /// The limits an administrator set for the user (a JSON object), if any.
+    async fn user_limits(&self, user_id: Uuid) -> Result<Option<String>>;
+    /// Set them (`None` is the defaults for everything).
+    async fn set_user_limits(&self, user_id: Uuid, limits: Option<&str>) -> Result<()>;
+    /// An installation setting changed at run time, if it was.
+    async fn server_setting(&self, name: &str) -> Result<Option<String>>;
+    async fn set_server_setting(&self, name: &str, value: &str) -> Result<()>;
 }
 
 #[async_trait]

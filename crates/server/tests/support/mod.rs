@@ -69,20 +69,29 @@ impl App {
         registration: RegistrationMode,
         limits: agentbox_server::TurnLimits,
     ) -> Self {
-        Self::adjusted(registration, limits, |_| {}).await
+        Self::in_dir(tempfile::tempdir().unwrap(), registration, limits, |_| {}).await
     }
 
     /// An open server whose state `adjust` changed before the router was built.
     pub async fn with_state(adjust: impl FnOnce(&mut AppState)) -> Self {
-        Self::adjusted(RegistrationMode::Open, Default::default(), adjust).await
+        Self::in_dir(tempfile::tempdir().unwrap(), RegistrationMode::Open, Default::default(), adjust)
+            .await
     }
 
-    async fn adjusted(
+    /// The same installation (its database and sandboxes) served by a new process's state:
+    /// what a restart with these flags would serve.
+    pub async fn restarted(self, registration: RegistrationMode) -> Self {
+        let Self { store, _dir: dir, .. } = self;
+        store.close().await;
+        Self::in_dir(dir, registration, agentbox_server::TurnLimits::default(), |_| {}).await
+    }
+
+    async fn in_dir(
+        dir: tempfile::TempDir,
         registration: RegistrationMode,
         limits: agentbox_server::TurnLimits,
         adjust: impl FnOnce(&mut AppState),
     ) -> Self {
-        let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path().join("db.sqlite").to_str().unwrap()).await.unwrap();
         let bus = Arc::new(EventBus::new());
         let sandboxes =
@@ -90,7 +99,7 @@ impl App {
         let runner = TurnRunner::new(
             store.clone(),
             bus.clone(),
-            sandboxes,
+            sandboxes.clone(),
             RunnerConfig {
                 checkpoints: CheckpointSettings {
                     root: Some(dir.path().join("checkpoints")),
@@ -125,6 +134,7 @@ impl App {
             terminals: TerminalRegistry::new(Duration::from_secs(1)),
         };
         adjust(&mut state);
+        agentbox_server::LimitAdmission::install(&state, sandboxes);
         let worker = agentbox_server::worker_app(state.clone());
         Self { router: agentbox_server::app(state), worker, store, clock, _dir: dir }
     }

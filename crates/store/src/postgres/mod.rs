@@ -134,6 +134,7 @@ fn count_query(table: Table) -> &'static str {
         Table::Checkpoints => "SELECT COUNT(*) FROM checkpoints",
         Table::Invites => "SELECT COUNT(*) FROM invites",
         Table::AuditEvents => "SELECT COUNT(*) FROM audit_events",
+        Table::ServerSettings => "SELECT COUNT(*) FROM server_settings",
     }
 }
 
@@ -159,10 +160,11 @@ fn import_query(table: Table) -> &'static str {
              FROM json_array_elements($1::json) AS r"
         }
         Table::UserSettings => {
-            "INSERT INTO user_settings (user_id, custom_instructions, updated_at, sandbox_allowed_hosts)
+            "INSERT INTO user_settings (user_id, custom_instructions, updated_at, sandbox_allowed_hosts, limits)
              SELECT
                     (r->>'user_id')::uuid, r->>'custom_instructions',
-                    (r->>'updated_at')::timestamptz, (r->>'sandbox_allowed_hosts')::json
+                    (r->>'updated_at')::timestamptz, (r->>'sandbox_allowed_hosts')::json,
+                    (r->>'limits')::json
              FROM json_array_elements($1::json) AS r"
         }
         Table::Chats => {
@@ -241,6 +243,11 @@ fn import_query(table: Table) -> &'static str {
                     (r->>'id')::uuid, (r->>'created_at')::timestamptz, r->>'kind',
                     (r->>'actor_id')::uuid, (r->>'target_id')::uuid, r->>'email',
                     r->>'address', (r->>'detail')::json
+             FROM json_array_elements($1::json) AS r"
+        }
+        Table::ServerSettings => {
+            "INSERT INTO server_settings (name, value, updated_at)
+             SELECT r->>'name', r->>'value', (r->>'updated_at')::timestamptz
              FROM json_array_elements($1::json) AS r"
         }
     }

@@ -310,6 +310,22 @@ impl UserRepository for Postgres {
         Ok(done.rows_affected() > 0)
     }
 
+    async fn set_password_hash(&self, user_id: Uuid, password_hash: &str) -> Result<bool> {
+        let mut tx = self.begin().await?;
+        let changed = sqlx::query("UPDATE users SET password_hash = $2 WHERE id = $1")
+            .bind(user_id)
+            .bind(password_hash)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        sqlx::query("DELETE FROM refresh_tokens WHERE user_id = $1")
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(changed > 0)
+    }
+
     async fn remove_refresh_tokens(&self, user_id: Uuid) -> Result<()> {
         sqlx::query("DELETE FROM refresh_tokens WHERE user_id = $1")
             .bind(user_id)

@@ -123,6 +123,7 @@ fn count_query(table: Table) -> &'static str {
         Table::Checkpoints => "SELECT COUNT(*) FROM checkpoints",
         Table::Invites => "SELECT COUNT(*) FROM invites",
         Table::AuditEvents => "SELECT COUNT(*) FROM audit_events",
+        Table::ServerSettings => "SELECT COUNT(*) FROM server_settings",
     }
 }
 
@@ -147,7 +148,7 @@ fn export_query(table: Table) -> &'static str {
         Table::UserSettings => {
             "SELECT rowid, json_object('user_id', user_id, 'custom_instructions',
                     custom_instructions, 'updated_at', updated_at, 'sandbox_allowed_hosts',
-                    sandbox_allowed_hosts)
+                    sandbox_allowed_hosts, 'limits', limits)
              FROM user_settings WHERE rowid > $1 ORDER BY rowid LIMIT $2"
         }
         Table::Chats => {
@@ -211,6 +212,10 @@ fn export_query(table: Table) -> &'static str {
                     'actor_id', actor_id, 'target_id', target_id, 'email', email,
                     'address', address, 'detail', detail)
              FROM audit_events WHERE rowid > $1 ORDER BY rowid LIMIT $2"
+        }
+        Table::ServerSettings => {
+            "SELECT rowid, json_object('name', name, 'value', value, 'updated_at', updated_at)
+             FROM server_settings WHERE rowid > $1 ORDER BY rowid LIMIT $2"
         }
     }
 }

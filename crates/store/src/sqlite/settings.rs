@@ -1,4 +1,5 @@
-//! User settings and the runner's change of a chat's mode, on SQLite.
+//! User settings, the limits administrators set for a user, installation settings changed at
+//! run time, and the runner's change of a chat's mode, on SQLite.
 
 use agentbox_protocol::api::{PermissionMode, UserSettings};
 use async_trait::async_trait;
@@ -6,7 +7,7 @@ use uuid::Uuid;
 
 use super::Sqlite;
 use crate::Result;
-use crate::records::{allowed_hosts_json, now, settings_from_row};
+use crate::records::{Fields, allowed_hosts_json, now, settings_from_row};
 use crate::repository::SettingsRepository;
 
 #[async_trait]
@@ -56,6 +57,49 @@ impl SettingsRepository for Sqlite {
             .bind(now())
             .execute(&self.pool)
             .await?;
+        Ok(())
+    }
+
+    async fn user_limits(&self, user_id: Uuid) -> Result<Option<String>> {
+        let row = sqlx::query("SELECT limits FROM user_settings WHERE user_id = $1")
+            .bind(user_id.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(|row| row.opt_json("limits")).transpose()?.flatten())
+    }
+
+    async fn set_user_limits(&self, user_id: Uuid, limits: Option<&str>) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO user_settings (user_id, limits, updated_at) VALUES ($1, $2, $3)
+             ON CONFLICT (user_id) DO UPDATE SET limits = excluded.limits,
+                                                 updated_at = excluded.updated_at",
+        )
+        .bind(user_id.to_string())
+        .bind(limits)
+        .bind(now())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn server_setting(&self, name: &str) -> Result<Option<String>> {
+        Ok(sqlx::query_scalar("SELECT value FROM server_settings WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    async fn set_server_setting(&self, name: &str, value: &str) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO server_settings (name, value, updated_at) VALUES ($1, $2, $3)
+             ON CONFLICT (name) DO UPDATE SET value = excluded.value,
+                                              updated_at = excluded.updated_at",
+        )
+        .bind(name)
+        .bind(value)
+        .bind(now())
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 }

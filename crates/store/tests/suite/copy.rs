@@ -22,6 +22,13 @@ async fn fill(t: &TestStore) -> (Uuid, Vec<Uuid>) {
     let second = t.chat_of(user).await;
     store.set_user_instructions(user, Some("be brief")).await.unwrap();
     store.set_user_allowed_hosts(user, &["example.com".into()]).await.unwrap();
+    let serde_json::Value::Object(limits) =
+        serde_json::json!({"turns_per_day": 5, "running_sandboxes": null})
+    else {
+        unreachable!()
+    };
+    store.set_user_limits(user, &limits).await.unwrap();
+    store.set_server_setting("registration", "invite").await.unwrap();
     store
         .add_refresh_token(
             user,
@@ -122,6 +129,8 @@ async fn view(store: &agentbox_store::Store, user: Uuid, chats: &[Uuid]) -> Stri
     let user_record = store.user(user).await.unwrap().unwrap();
     out.push(format!("{:?}", user_record));
     out.push(serde_json::to_string(&store.user_settings(user).await.unwrap()).unwrap());
+    out.push(serde_json::to_string(&store.user_limits(user).await.unwrap()).unwrap());
+    out.push(format!("{:?}", store.server_setting("registration").await.unwrap()));
     out.push(format!("{:?}", store.list_chats(user).await.unwrap()));
     let search = ChatQuery { search: Some("text 3".into()), ..ChatQuery::default() };
     // The chats found (a preview of a text with a NUL differs by backend: SQLite's ends at
@@ -162,6 +171,7 @@ async fn a_copied_installation_reads_the_same_and_a_full_target_is_refused() {
     assert_eq!((counts[&Table::QueuedMessages], counts[&Table::Checkpoints]), (2, 2));
     assert_eq!((counts[&Table::RefreshTokens], counts[&Table::UserSettings]), (2, 1));
     assert_eq!((counts[&Table::Invites], counts[&Table::AuditEvents]), (1, 1));
+    assert_eq!(counts[&Table::ServerSettings], 1);
     for table in Table::ALL {
         assert_eq!(target.store.count_rows(table).await.unwrap(), counts[&table]);
     }

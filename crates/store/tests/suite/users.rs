@@ -16,7 +16,69 @@ conformance!(
     invites_work_once_and_until_they_expire,
     usage_counts_turns_and_cost_per_user,
     activity_counts_running_turns_and_the_turns_and_cost_since_a_time,
+    limits_set_for_a_user_are_theirs_and_clear_back_to_none,
+    a_password_change_replaces_the_hash_and_ends_every_refresh_family,
+    server_settings_are_unset_until_set_and_then_replaced,
 );
+
+async fn limits_set_for_a_user_are_theirs_and_clear_back_to_none(t: TestStore) {
+    let store = &t.store;
+    let alice = store.create_user("alice@example.com", None, "h").await.unwrap();
+    let bob = store.create_user("bob@example.com", None, "h").await.unwrap();
+    assert!(store.user_limits(alice.id).await.unwrap().is_empty());
+    // Instructions set before are kept beside the limits, and the other way round.
+    store.set_user_instructions(alice.id, Some("be brief")).await.unwrap();
+    let serde_json::Value::Object(limits) =
+        serde_json::json!({"turns_per_day": 3, "spend_per_day_usd": 0.25, "running_turns": null})
+    else {
+        unreachable!()
+    };
+    store.set_user_limits(alice.id, &limits).await.unwrap();
+    assert_eq!(store.user_limits(alice.id).await.unwrap(), limits);
+    assert!(store.user_limits(bob.id).await.unwrap().is_empty(), "only alice's");
+    let settings = store.user_settings(alice.id).await.unwrap();
+    assert_eq!(settings.custom_instructions.as_deref(), Some("be brief"));
+
+    store.set_user_limits(alice.id, &serde_json::Map::new()).await.unwrap();
+    assert!(store.user_limits(alice.id).await.unwrap().is_empty());
+    // A user without a settings row gets one.
+    store.set_user_limits(bob.id, &limits).await.unwrap();
+    assert_eq!(store.user_limits(bob.id).await.unwrap(), limits);
+    // The limits go with the account.
+    store.set_user_admin(bob.id, true).await.unwrap();
+    assert!(store.delete_user(alice.id).await.unwrap());
+    assert!(store.user_limits(alice.id).await.unwrap().is_empty());
+}
+
+async fn a_password_change_replaces_the_hash_and_ends_every_refresh_family(t: TestStore) {
+    let store = &t.store;
+    let alice = store.create_user("alice@example.com", None, "old").await.unwrap();
+    let bob = store.create_user("bob@example.com", None, "h").await.unwrap();
+    let later = Utc::now() + Duration::days(1);
+    store.add_refresh_token(alice.id, "a1", "fa", later).await.unwrap();
+    store.add_refresh_token(alice.id, "a2", "fb", later).await.unwrap();
+    store.add_refresh_token(bob.id, "b1", "fc", later).await.unwrap();
+
+    assert!(store.set_password_hash(alice.id, "new").await.unwrap());
+    assert_eq!(store.user(alice.id).await.unwrap().unwrap().password_hash, "new");
+    for token in ["a1", "a2"] {
+        let rotated = store.rotate_refresh_token(token, "next", later).await.unwrap();
+        assert!(matches!(rotated, RefreshRotation::Invalid), "{token}: {rotated:?}");
+    }
+    let bobs = store.rotate_refresh_token("b1", "b2", later).await.unwrap();
+    assert!(matches!(bobs, RefreshRotation::Rotated { .. }), "another user's stay: {bobs:?}");
+    assert_eq!(store.user(bob.id).await.unwrap().unwrap().password_hash, "h");
+    assert!(!store.set_password_hash(uuid::Uuid::now_v7(), "x").await.unwrap());
+}
+
+async fn server_settings_are_unset_until_set_and_then_replaced(t: TestStore) {
+    let store = &t.store;
+    assert_eq!(store.server_setting("registration").await.unwrap(), None);
+    store.set_server_setting("registration", "closed").await.unwrap();
+    store.set_server_setting("registration", "invite").await.unwrap();
+    assert_eq!(store.server_setting("registration").await.unwrap().as_deref(), Some("invite"));
+    assert_eq!(store.server_setting("other").await.unwrap(), None);
+}
 
 async fn the_first_user_is_the_admin_and_the_last_admin_stays(t: TestStore) {
     let store = &t.store;

@@ -11,7 +11,11 @@ import type {
   CreateUserRequest,
   CreatedInvite,
   Invite,
+  ResetPasswordRequest,
+  UpdateAccountSettingsRequest,
   UpdateUserRequest,
+  UserLimits,
+  UserLimitsRequest,
 } from "@/shared/api/types";
 
 export const adminKeys = {
@@ -20,6 +24,7 @@ export const adminKeys = {
   invites: () => [...adminKeys.all, "invites"] as const,
   settings: () => [...adminKeys.all, "settings"] as const,
   audit: (kind: string) => [...adminKeys.all, "audit", kind] as const,
+  limits: (userId: string) => [...adminKeys.all, "limits", userId] as const,
 };
 
 /** The newest audit events, of one kind or all (""); refetched when the screen is shown. */
@@ -82,5 +87,37 @@ export function useDeleteInvite() {
   return useMutation({
     mutationFn: (id: string) => request<void>(`/api/v1/admin/invites/${id}`, { method: "DELETE" }),
     onSettled: () => queryClient.invalidateQueries({ queryKey: adminKeys.all }),
+  });
+}
+
+/** Changes the registration mode; the answer is the rules as the server now has them. */
+export function useUpdateAccountSettings() {
+  const queryClient = useQueryClient();
+  return useMutation({
+    mutationFn: (body: UpdateAccountSettingsRequest) => request<AccountSettings>("/api/v1/admin/settings", { method: "PUT", body }),
+    onSuccess: (settings) => queryClient.setQueryData(adminKeys.settings(), settings),
+    onSettled: () => queryClient.invalidateQueries({ queryKey: adminKeys.all }),
+  });
+}
+
+export function useUserLimits(userId: string) {
+  return useQuery({
+    queryKey: adminKeys.limits(userId),
+    queryFn: () => request<UserLimits>(`/api/v1/admin/users/${userId}/limits`),
+    staleTime: 0,
+  });
+}
+
+export function useSetUserLimits(userId: string) {
+  const queryClient = useQueryClient();
+  return useMutation({
+    mutationFn: (body: UserLimitsRequest) => request<UserLimits>(`/api/v1/admin/users/${userId}/limits`, { method: "PUT", body }),
+    onSuccess: (limits) => queryClient.setQueryData(adminKeys.limits(userId), limits),
+  });
+}
+
+export function useResetPassword(userId: string) {
+  return useMutation({
+    mutationFn: (body: ResetPasswordRequest) => request<void>(`/api/v1/admin/users/${userId}/password`, { method: "POST", body }),
   });
 }

@@ -15,6 +15,11 @@ export const auditKinds = [
   "user_deleted",
   "invite_created",
   "invite_deleted",
+  "user_limits_changed",
+  "password_changed",
+  "password_change_failed",
+  "password_reset",
+  "settings_changed",
 ] as const;
 
 const labels: Record<string, string> = {
@@ -30,13 +35,18 @@ const labels: Record<string, string> = {
   user_deleted: "deleted an account",
   invite_created: "created an invite",
   invite_deleted: "withdrew an invite",
+  user_limits_changed: "changed the limits of",
+  password_changed: "changed their password",
+  password_change_failed: "gave a wrong current password",
+  password_reset: "reset the password of",
+  settings_changed: "changed the registration mode",
 };
 
 export function auditSummary(event: AuditEvent, users: AdminUser[]): string {
   const emailOf = (id: string | null | undefined) => (id ? (users.find((u) => u.id === id)?.email ?? id) : null);
   const who = emailOf(event.actor_id) ?? event.email ?? "someone";
   const what = labels[event.kind] ?? event.kind;
-  const target = event.kind.startsWith("user_") ? emailOf(event.target_id) : null;
+  const target = event.kind.startsWith("user_") || event.kind === "password_reset" ? emailOf(event.target_id) : null;
   const detail = event.kind === "rate_limited" && event.detail && typeof event.detail === "object" && "route" in event.detail ? ` (${String(event.detail.route)})` : "";
   return [who, what, target].filter(Boolean).join(" ") + detail;
 }

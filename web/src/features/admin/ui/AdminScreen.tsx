@@ -1,6 +1,7 @@
 // The administrators' screen: every user with their usage and the actions on them
 // (disable, enable, make or unmake admin, delete), a form to create an account, and
-// invites when registration is by invite. Loaded as a chunk of its own.
+// invites when registration is by invite, the registration mode, one user's limits and the
+// audit log. Loaded as a chunk of its own.
 import { useState, type FormEvent } from "react";
 import { useMe } from "@/features/auth/api/auth";
 import { ApiError } from "@/shared/api/client";
@@ -20,6 +21,8 @@ import {
 } from "../api/admin";
 import { auditKinds, auditSummary } from "../model/audit";
 import { inviteLink, inviteState, userRows, type UserRow } from "../model/users";
+import { RegistrationControl } from "./RegistrationControl";
+import { UserLimitsPanel } from "./UserLimitsForm";
 import type { AdminUser } from "@/shared/api/types";
 import "./admin.css";
 
@@ -34,6 +37,7 @@ export default function AdminScreen() {
   const me = useMe(true);
   const users = useAdminUsers();
   const settings = useAccountSettings();
+  const [limitsOf, setLimitsOf] = useState<UserRow | null>(null);
   if (me.data && !me.data.is_admin) {
     return (
       <section className="chat-view">
@@ -50,11 +54,7 @@ export default function AdminScreen() {
         </Button>
       </header>
       <div className="admin-body">
-        {settings.data && (
-          <p className="muted">
-            Registration: <strong>{settings.data.registration}</strong> (set with <code>--registration</code>); invites last {settings.data.invite_ttl_hours} hours.
-          </p>
-        )}
+        {settings.data && <RegistrationControl settings={settings.data} />}
         <h2>Users</h2>
         {users.isPending ? (
           <Spinner label="Loading the users" />
@@ -63,8 +63,9 @@ export default function AdminScreen() {
             {messageOf(users.error)}
           </p>
         ) : (
-          <UsersTable rows={userRows(users.data ?? [], me.data?.id)} />
+          <UsersTable rows={userRows(users.data ?? [], me.data?.id)} onLimits={setLimitsOf} />
         )}
+        {limitsOf && <UserLimitsPanel key={limitsOf.id} userId={limitsOf.id} email={limitsOf.email} onClose={() => setLimitsOf(null)} />}
         <CreateUserForm />
         {settings.data?.registration === "invite" && <Invites />}
         <AuditLog users={users.data ?? []} />
@@ -73,7 +74,7 @@ export default function AdminScreen() {
   );
 }
 
-function UsersTable({ rows }: { rows: UserRow[] }) {
+function UsersTable({ rows, onLimits }: { rows: UserRow[]; onLimits: (row: UserRow) => void }) {
   const update = useUpdateUser();
   const remove = useDeleteUser();
   const error = messageOf(update.error ?? remove.error);
@@ -110,6 +111,7 @@ function UsersTable({ rows }: { rows: UserRow[] }) {
               <td>{row.cost}</td>
               <td>
                 <div className="admin-actions">
+                <Button onClick={() => onLimits(row)}>Limits</Button>
                 {row.canDisable && (
                   <Button disabled={busy} onClick={() => update.mutate({ id: row.id, change: { disabled: true } })}>
                     Disable

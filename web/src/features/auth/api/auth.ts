@@ -1,7 +1,8 @@
-// Accounts: the public set-up status, sign-up, sign-in, sign-out and the current user.
+// Accounts: the public set-up status, sign-up, sign-in, sign-out, the current user and a
+// password change.
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { request, sessionFromTokens } from "@/shared/api/client";
-import type { LoginRequest, LogoutRequest, RegisterRequest, SetupStatus, TokenResponse, User } from "@/shared/api/types";
+import type { ChangePasswordRequest, LoginRequest, LogoutRequest, RegisterRequest, SetupStatus, TokenResponse, User } from "@/shared/api/types";
 import { useSessionStore } from "../model/session";
 
 export const authKeys = {
@@ -68,5 +69,14 @@ export function useSignOut() {
       useSessionStore.getState().signedOut();
       queryClient.clear();
     },
+  });
+}
+
+/** Changes the password; the server ends every other sign-in and answers with new tokens
+ * for this one, which replace the session's. */
+export function useChangePassword() {
+  return useMutation({
+    mutationFn: (body: ChangePasswordRequest) => request<TokenResponse>("/api/v1/auth/password", { method: "POST", body }),
+    onSuccess: (tokens) => useSessionStore.getState().refreshed(sessionFromTokens(tokens)),
   });
 }

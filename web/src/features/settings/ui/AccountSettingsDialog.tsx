@@ -1,6 +1,6 @@
 // The user's own settings: instructions added to the agent's system prompt in every chat, and
 // the hosts their sandboxes may reach besides the server's allow-list. Each part saves on its
-// own, so an error in one never blocks or loses the other.
+// own, so an error in one never blocks or loses the other; and a password change.
 import { useState, type FormEvent } from "react";
 import { Button } from "@/shared/ui/Button";
 import { Spinner } from "@/shared/ui/Spinner";
@@ -8,6 +8,7 @@ import { TrashIcon } from "@/shared/ui/icons";
 import { useUpdateUserSettings, useUserSettings } from "../api/settings";
 import { withHost } from "../model/settings";
 import { ErrorText } from "@/shared/ui/ErrorText";
+import { ChangePasswordSection } from "./ChangePasswordSection";
 import { Modal } from "./Modal";
 
 export function AccountSettingsDialog({ open, onClose }: { open: boolean; onClose: () => void }) {
@@ -33,6 +34,7 @@ function AccountSettings() {
     <>
       <InstructionsSection saved={settings.data.custom_instructions ?? ""} />
       <HostsSection hosts={settings.data.sandbox_allowed_hosts ?? []} />
+      <ChangePasswordSection />
     </>
   );
 }
