@@ -12,6 +12,7 @@ mod jobs;
 mod nodes;
 mod permissions;
 mod queue;
+mod secrets;
 mod settings;
 mod turns;
 mod users;
@@ -123,6 +124,7 @@ fn count_query(table: Table) -> &'static str {
         Table::Checkpoints => "SELECT COUNT(*) FROM checkpoints",
         Table::Invites => "SELECT COUNT(*) FROM invites",
         Table::AuditEvents => "SELECT COUNT(*) FROM audit_events",
+        Table::Secrets => "SELECT COUNT(*) FROM secrets",
     }
 }
 
@@ -211,6 +213,12 @@ fn export_query(table: Table) -> &'static str {
                     'actor_id', actor_id, 'target_id', target_id, 'email', email,
                     'address', address, 'detail', detail)
              FROM audit_events WHERE rowid > $1 ORDER BY rowid LIMIT $2"
+        }
+        Table::Secrets => {
+            "SELECT rowid, json_object('id', id, 'user_id', user_id, 'chat_id', chat_id,
+                    'name', name, 'key_id', key_id, 'sealed', sealed,
+                    'created_at', created_at, 'updated_at', updated_at)
+             FROM secrets WHERE rowid > $1 ORDER BY rowid LIMIT $2"
         }
     }
 }
