@@ -112,6 +112,7 @@ impl TurnRunner {
             max_thinking_tokens: chat.max_thinking_tokens,
             system_prompt: self.system_prompt(chat).await,
             allow_bypass: self.bypass_allowed(),
+            secrets: String::new(),
         };
         let interrupt = CancellationToken::new();
         let finished = CancellationToken::new();
@@ -129,6 +130,7 @@ impl TurnRunner {
         );
         let job = Job {
             chat_id: chat.id,
+            user_id: chat.user_id,
             message_id: turn.message_id,
             prompt: turn.prompt,
             key,

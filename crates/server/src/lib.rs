@@ -26,6 +26,7 @@ mod queue;
 mod ratelimit;
 mod retry;
 mod sandbox;
+mod secrets;
 mod settings;
 mod setup;
 mod spa;
@@ -97,6 +98,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(permissions::routes())
         .merge(queue::routes())
         .merge(settings::routes())
+        .merge(secrets::routes())
         .merge(sandbox::routes())
         .merge(checkpoints::routes())
         .merge(terminal::routes())
