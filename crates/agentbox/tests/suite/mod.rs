@@ -14,6 +14,7 @@ mod redis_bus;
 mod retry;
 mod runaway;
 mod sandbox;
+mod secrets;
 mod support;
 mod turns;
 mod web;
