@@ -274,3 +274,75 @@ async fn no_secret_value_is_kept_or_logged_in_plain_text() {
         assert!(!log.contains(marker), "the log holds {marker}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rotating_the_key_reseals_every_secret_and_signs_everyone_out() {
+    let mock = MockLlm::start().await.unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let config = super::support::test_config(&tmp.path().join("data"), &mock);
+    let server = agentbox::serve::start(config.clone()).await.unwrap();
+    let api = Api {
+        base: format!("http://{}", server.address),
+        http: reqwest::Client::new(),
+        token: None,
+    };
+    let alice = TestServerless(api.clone()).user("alice@example.com").await;
+    put_secret(&alice, None, "MY_SECRET", "value-before-rotation").await;
+    let chat = alice.new_chat().await;
+    put_secret(&alice, Some(&chat), "CHAT_ONLY", "chat-value-before").await;
+    server.stop().await.unwrap();
+
+    let key_file = config.data_dir.join("secret.key");
+    let old_key = std::fs::read_to_string(&key_file).unwrap();
+    // A key given by flag or env is the operator's to change: a new one must be given.
+    let given = agentbox::config::Config { secret_key: Some(old_key.clone()), ..config.clone() };
+    let refused = agentbox::rotate::rotate(&given, None).await.unwrap_err();
+    assert!(refused.to_string().contains("--new-key"), "{refused}");
+
+    let done = agentbox::rotate::rotate(&config, None).await.unwrap();
+    assert_eq!((done.resealed, done.already_new), (2, 0));
+    assert_ne!(done.old_key_id, done.new_key_id);
+    let new_key = std::fs::read_to_string(&key_file).unwrap();
+    assert_ne!(new_key, old_key);
+    assert!(!config.data_dir.join("secret.key.new").exists());
+
+    // A server with the new key: old tokens are void, the secrets open.
+    let server = agentbox::serve::start(config.clone()).await.unwrap();
+    let api = Api { base: format!("http://{}", server.address), ..api };
+    let stale = Api { token: alice.token.clone(), ..api.clone() };
+    assert_eq!(stale.get("/api/v1/secrets").await.0, StatusCode::UNAUTHORIZED);
+    let alice = signed_in(&api, "alice@example.com").await;
+    let events = turn(&alice, &chat, "[[bash:printenv MY_SECRET CHAT_ONLY]] after").await;
+    let output = tool_output(&events);
+    assert!(
+        output.contains("value-before-rotation") && output.contains("chat-value-before"),
+        "{output}"
+    );
+    server.stop().await.unwrap();
+
+    // A server still on the old key says so plainly, and never runs the turn with garbage.
+    let old = agentbox::config::Config { secret_key: Some(old_key), ..config.clone() };
+    let server = agentbox::serve::start(old).await.unwrap();
+    let api = Api { base: format!("http://{}", server.address), ..api };
+    let alice = signed_in(&api, "alice@example.com").await;
+    let events = turn(&alice, &chat, "[[text:never]] old-key").await;
+    let error = events.iter().find(|e| e["event"] == "error").expect("an error event");
+    assert_eq!(error["data"]["code"], "secrets_unavailable", "{error}");
+    assert!(error["data"]["message"].as_str().unwrap().contains("rotate-secret-key"), "{error}");
+    let (status, listed) = alice.get("/api/v1/secrets").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(listed[0]["masked"].as_str().unwrap().contains("cannot be opened"), "{listed}");
+    server.stop().await.unwrap();
+}
+
+async fn signed_in(api: &Api, email: &str) -> Api {
+    let (status, body) = api
+        .call(
+            Method::POST,
+            "/api/v1/auth/login",
+            Some(json!({"email": email, "password": "correct horse"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    Api { token: Some(body["access_token"].as_str().unwrap().to_owned()), ..api.clone() }
+}
