@@ -15,6 +15,9 @@ export const auditKinds = [
   "user_deleted",
   "invite_created",
   "invite_deleted",
+  "secret_created",
+  "secret_changed",
+  "secret_deleted",
 ] as const;
 
 const labels: Record<string, string> = {
@@ -30,6 +33,9 @@ const labels: Record<string, string> = {
   user_deleted: "deleted an account",
   invite_created: "created an invite",
   invite_deleted: "withdrew an invite",
+  secret_created: "added a secret",
+  secret_changed: "changed a secret",
+  secret_deleted: "deleted a secret",
 };
 
 export function auditSummary(event: AuditEvent, users: AdminUser[]): string {
@@ -37,6 +43,11 @@ export function auditSummary(event: AuditEvent, users: AdminUser[]): string {
   const who = emailOf(event.actor_id) ?? event.email ?? "someone";
   const what = labels[event.kind] ?? event.kind;
   const target = event.kind.startsWith("user_") ? emailOf(event.target_id) : null;
-  const detail = event.kind === "rate_limited" && event.detail && typeof event.detail === "object" && "route" in event.detail ? ` (${String(event.detail.route)})` : "";
+  const detail =
+    event.kind === "rate_limited" && event.detail && typeof event.detail === "object" && "route" in event.detail
+      ? ` (${String(event.detail.route)})`
+      : event.kind.startsWith("secret_") && event.detail && typeof event.detail === "object" && "name" in event.detail
+        ? ` ${String(event.detail.name)}`
+        : "";
   return [who, what, target].filter(Boolean).join(" ") + detail;
 }

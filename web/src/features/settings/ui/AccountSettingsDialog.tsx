@@ -1,6 +1,7 @@
 // The user's own settings: instructions added to the agent's system prompt in every chat, and
 // the hosts their sandboxes may reach besides the server's allow-list. Each part saves on its
-// own, so an error in one never blocks or loses the other.
+// own, so an error in one never blocks or loses the other. The secrets have a section of
+// their own (SecretsSection).
 import { useState, type FormEvent } from "react";
 import { Button } from "@/shared/ui/Button";
 import { Spinner } from "@/shared/ui/Spinner";
@@ -9,6 +10,7 @@ import { useUpdateUserSettings, useUserSettings } from "../api/settings";
 import { withHost } from "../model/settings";
 import { ErrorText } from "@/shared/ui/ErrorText";
 import { Modal } from "./Modal";
+import { SecretsSection } from "./SecretsSection";
 
 export function AccountSettingsDialog({ open, onClose }: { open: boolean; onClose: () => void }) {
   return (
@@ -33,6 +35,7 @@ function AccountSettings() {
     <>
       <InstructionsSection saved={settings.data.custom_instructions ?? ""} />
       <HostsSection hosts={settings.data.sandbox_allowed_hosts ?? []} />
+      <SecretsSection />
     </>
   );
 }
