@@ -302,6 +302,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn debug_output_names_the_environment_without_its_values() {
+        let request = ExecRequest {
+            program: "/bin/true".into(),
+            env: vec![("MY_SECRET".into(), "value-never-printed".into())],
+            ..ExecRequest::default()
+        };
+        let spec = wire::ExecSpec { env: request.env.clone(), ..wire::ExecSpec::default() };
+        let spawn = spawn::SpawnSpec { env: request.env.clone(), ..spawn::SpawnSpec::default() };
+        for text in [format!("{request:?}"), format!("{spec:?}"), format!("{spawn:?}")] {
+            assert!(text.contains("MY_SECRET") && !text.contains("never-printed"), "{text}");
+        }
+    }
+
+    #[test]
     fn ids_cannot_name_other_paths() {
         assert!(check_id("0b7e2c1a-1111-4a4a-9b9b-123456789abc").is_ok());
         for bad in ["", "..", "a/b", "../x", "a b", &"x".repeat(65)] {

@@ -346,3 +346,59 @@ async fn signed_in(api: &Api, email: &str) -> Api {
     assert_eq!(status, StatusCode::OK, "{body}");
     Api { token: Some(body["access_token"].as_str().unwrap().to_owned()), ..api.clone() }
 }
+
+/// What a new terminal of the chat prints for `command` (which must end by printing END-2).
+async fn terminal_output(api: &Api, chat: &str, command: &str) -> String {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let url = format!("{}/api/v1/chats/{chat}/terminal", api.base.replace("http://", "ws://"));
+    let mut request = url.into_client_request().unwrap();
+    request.headers_mut().insert(
+        "authorization",
+        format!("Bearer {}", api.token.as_ref().unwrap()).parse().unwrap(),
+    );
+    let (mut socket, _) = tokio::time::timeout(PATIENCE, tokio_tungstenite::connect_async(request))
+        .await
+        .unwrap()
+        .unwrap();
+    socket.send(Message::Binary(format!("{command}\n").into_bytes().into())).await.unwrap();
+    let mut output = String::new();
+    while !output.contains("END-2") {
+        match tokio::time::timeout(PATIENCE, socket.next())
+            .await
+            .expect("the terminal went quiet")
+            .unwrap()
+            .unwrap()
+        {
+            Message::Binary(data) => output.push_str(&String::from_utf8_lossy(&data)),
+            Message::Close(frame) => panic!("closed: {frame:?}\n{output}"),
+            _ => {}
+        }
+    }
+    output
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn terminals_get_their_owners_secrets_only() {
+    let server = TestServer::start().await;
+    let alice = server.user("alice@example.com").await;
+    let bob = server.user("bob@example.com").await;
+    put_secret(&alice, None, "MY_SECRET", "terminal-secret-0123456789").await;
+    let chat = alice.new_chat().await;
+    put_secret(&alice, Some(&chat), "CHAT_ONLY", "terminal-chat-value").await;
+    // `$((1+1))` makes the end mark differ from the echoed command line.
+    let output =
+        terminal_output(&alice, &chat, "printenv MY_SECRET CHAT_ONLY; echo END-$((1+1))").await;
+    assert!(output.contains("terminal-secret-0123456789"), "{output}");
+    assert!(output.contains("terminal-chat-value"), "{output}");
+    // Never the server's model key.
+    let output =
+        terminal_output(&alice, &chat, "echo key=[$ANTHROPIC_API_KEY]; echo END-$((1+1))").await;
+    assert!(output.contains("key=[]"), "{output}");
+
+    let theirs = bob.new_chat().await;
+    let output =
+        terminal_output(&bob, &theirs, "echo secret=[$MY_SECRET]; echo END-$((1+1))").await;
+    assert!(output.contains("secret=[]"), "{output}");
+}
