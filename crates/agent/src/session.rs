@@ -21,8 +21,8 @@ const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(2);
 /// How much of stderr is kept for the error shown when the CLI fails.
 const STDERR_TAIL: usize = 8 * 1024;
 
-/// How to start the CLI for a chat.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// How to start the CLI for a chat. `Debug` shows the environment's names only.
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct SessionOptions {
     pub model: String,
     /// The CLI's own `--permission-mode` (`default`, `plan`, `bypassPermissions`, ...).
@@ -37,6 +37,20 @@ pub struct SessionOptions {
     pub allow_bypass: bool,
     /// Model credentials, endpoints, proxies: passed to the CLI's environment only.
     pub env: Vec<(String, String)>,
+}
+
+impl std::fmt::Debug for SessionOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionOptions")
+            .field("model", &self.model)
+            .field("cli_permission_mode", &self.cli_permission_mode)
+            .field("resume", &self.resume)
+            .field("append_system_prompt", &self.append_system_prompt)
+            .field("max_thinking_tokens", &self.max_thinking_tokens)
+            .field("allow_bypass", &self.allow_bypass)
+            .field("env", &agentbox_sandbox::EnvNames(&self.env))
+            .finish()
+    }
 }
 
 impl SessionOptions {

@@ -200,6 +200,12 @@ pub struct ServeArgs {
     /// Offer `bypassPermissions` although the sandbox provider does not isolate the agent.
     #[arg(long, env = "AGENTBOX_ALLOW_BYPASS_WITHOUT_ISOLATION")]
     pub allow_bypass_without_isolation: bool,
+    /// Every user brings their own model credentials (`ANTHROPIC_API_KEY`,
+    /// `ANTHROPIC_AUTH_TOKEN` or `CLAUDE_CODE_OAUTH_TOKEN` among their secrets): a turn of a
+    /// user without them fails with `user_model_key_required`, and the server's are never
+    /// used.
+    #[arg(long, env = "AGENTBOX_REQUIRE_USER_MODEL_KEY")]
+    pub require_user_model_key: bool,
     /// Hosts the `auto` mode lets the agent reach without asking, comma-separated (a host
     /// includes its subdomains) [default: none].
     #[arg(long, env = "AGENTBOX_AUTO_ALLOWED_HOSTS")]
@@ -276,6 +282,7 @@ struct FileConfig {
     log_format: Option<String>,
     permission_timeout_secs: Option<u64>,
     allow_bypass_without_isolation: Option<bool>,
+    require_user_model_key: Option<bool>,
     auto_allowed_hosts: Option<Vec<String>>,
     auto_risky_commands: Option<Vec<String>>,
     node_id: Option<String>,
@@ -336,6 +343,8 @@ pub struct Config {
     pub anthropic_auth_token: Option<String>,
     pub anthropic_base_url: Option<String>,
     pub demo: bool,
+    /// `--require-user-model-key`.
+    pub require_user_model_key: bool,
     pub claude_path: Option<PathBuf>,
     pub sandbox_provider: String,
     pub sandbox: SandboxSettings,
@@ -379,6 +388,7 @@ impl fmt::Debug for Config {
             .field("anthropic_auth_token", &set(&self.anthropic_auth_token))
             .field("anthropic_base_url", &self.anthropic_base_url)
             .field("demo", &self.demo)
+            .field("require_user_model_key", &self.require_user_model_key)
             .field("claude_path", &self.claude_path)
             .field("sandbox_provider", &self.sandbox_provider)
             .field("sandbox", &self.sandbox)
@@ -610,6 +620,8 @@ impl ServeArgs {
             ),
             anthropic_base_url: non_empty(self.anthropic_base_url.or(file.anthropic_base_url)),
             demo: self.demo || file.demo.unwrap_or(false),
+            require_user_model_key: self.require_user_model_key
+                || file.require_user_model_key.unwrap_or(false),
             claude_path: self.claude_path.or(file.claude_path),
             sandbox_provider,
             sandbox,

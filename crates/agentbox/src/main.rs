@@ -47,6 +47,11 @@ enum Command {
     /// controls on their way to a turn). A turn still queued or running at the copy ends
     /// `interrupted` soon after the first node starts on the target, as after a crash.
     Migrate(Box<MigrateArgs>),
+    /// Re-seal every user's secret under a new key, in one transaction, while no server
+    /// runs. With the key in `<data-dir>/secret.key` (the default), a new random key
+    /// replaces it; with `--secret-key`/`SECRET_KEY`, give the new one with `--new-key` and
+    /// start the server with it afterwards. The key also signs tokens: everyone is signed out.
+    RotateSecretKey(Box<RotateArgs>),
     /// Print the API's OpenAPI document (JSON), the source of the web UI's generated types.
     Openapi,
     /// The first process inside a `local` sandbox; started by the server, not by people.
@@ -62,6 +67,16 @@ struct MigrateArgs {
     /// ... into this one (`postgres://...`), which must be empty; it is migrated first.
     #[arg(long, requires = "from", value_name = "URL")]
     to: Option<String>,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(clap::Args, Debug)]
+struct RotateArgs {
+    /// The new key (at least 32 characters) [default: a random one, written to
+    /// `<data-dir>/secret.key`; required when the current key is given by flag or env].
+    #[arg(long, env = "AGENTBOX_NEW_SECRET_KEY", hide_env_values = true)]
+    new_key: Option<String>,
     #[command(flatten)]
     serve: ServeArgs,
 }
@@ -130,6 +145,20 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     Ok(())
                 }
             }
+        }
+        Command::RotateSecretKey(args) => {
+            let RotateArgs { new_key, serve: serve_args } = *args;
+            let config = serve_args.resolve()?;
+            init_logging(config.log_format);
+            let done = agentbox::rotate::rotate(&config, new_key).await?;
+            tracing::info!(
+                resealed = done.resealed,
+                already_new = done.already_new,
+                old_key = %done.old_key_id,
+                new_key = %done.new_key_id,
+                "re-sealed every secret under the new key; tokens signed with the old key no longer work"
+            );
+            Ok(())
         }
         Command::SandboxInit => anyhow::bail!("sandbox-init runs before any runtime starts"),
         Command::Openapi => {

@@ -11,16 +11,18 @@ use std::sync::Arc;
 use agentbox_agent::CliInstall;
 use agentbox_bus::EventBus;
 use agentbox_protocol::api::ComponentHealth;
-use agentbox_runs::{ModelAccess, NodeRole, NodeSettings, RunnerConfig, TurnRunner};
+use agentbox_runs::{ChatSecrets, ModelAccess, NodeRole, NodeSettings, RunnerConfig, TurnRunner};
 use agentbox_sandbox::SandboxProvider;
 use agentbox_sandbox::egress::{AllowList, Egress, EgressPolicy};
 use agentbox_sandbox::host::HostProvider;
 use agentbox_sandbox::local::{LocalConfig, LocalProvider};
+use agentbox_secrets::SealingKey;
 use agentbox_server::{AppState, AuthKeys, Limits, ServerInfo, component};
 use agentbox_store::Store;
 use anyhow::Context;
 use rand::RngCore;
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
 use crate::config::Config;
 
@@ -96,6 +98,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
     raise_open_file_limit();
     prepare_data_dir(&config.data_dir)?;
     let secret = secret_key(&config)?;
+    let sealing_key = SealingKey::derive(secret.as_bytes());
     create_private_database(&config.database_url)?;
     let store =
         Store::open_with(&config.database_url, &config.db_pool).await.with_context(|| {
@@ -159,7 +162,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         }
     };
 
-    let sandboxes = sandbox_provider(&config, &model_access, tools, &store).await?;
+    let sandboxes = sandbox_provider(&config, &model_access, tools, &store, &sealing_key).await?;
 
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await
@@ -190,6 +193,8 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         sandboxes.clone(),
         RunnerConfig {
             model_access,
+            require_user_model_key: config.require_user_model_key,
+            sealing_key,
             max_concurrent_turns: config.max_concurrent_turns,
             interrupt_grace: config.interrupt_grace,
             idle_session_timeout: config.idle_session,
@@ -314,6 +319,7 @@ async fn sandbox_provider(
     model_access: &ModelAccess,
     tools: agentbox_sandbox::Tools,
     store: &Store,
+    sealing_key: &SealingKey,
 ) -> anyhow::Result<Arc<dyn SandboxProvider>> {
     let root = config.data_dir.join("sandboxes");
     if config.sandbox_provider == "host" {
@@ -352,6 +358,7 @@ async fn sandbox_provider(
         egress: Arc::new(ServerEgress {
             allowed,
             store: store.clone(),
+            sealing_key: sealing_key.clone(),
             user_hosts_private: config.sandbox.user_hosts_private,
         }),
     })
@@ -379,11 +386,14 @@ fn model_host(base_url: Option<&str>) -> anyhow::Result<String> {
     })
 }
 
-/// Where sandboxes may connect: the model API, the server's allow-list, and the hosts the
-/// chat's owner added in their settings (read at each connection, so changes apply at once).
+/// Where sandboxes may connect: the model API, the server's allow-list, the hosts the
+/// chat's owner added in their settings, and the owner's own model API when their secrets
+/// hold model credentials (`ANTHROPIC_BASE_URL`, else the Anthropic API); both are read at
+/// each connection, so changes apply at once and never to another user's sandboxes.
 struct ServerEgress {
     allowed: AllowList,
     store: Store,
+    sealing_key: SealingKey,
     /// Whether users' own hosts may be on loopback or private networks (operator's choice).
     user_hosts_private: bool,
 }
@@ -406,6 +416,7 @@ impl EgressPolicy for ServerEgress {
                 false
             }
         };
+        let allowed = allowed || self.is_users_model_host(chat.user_id, chat_id, host, port).await;
         match allowed {
             false => Egress::Denied,
             // A user's own addition must not open the host's or the network's services.
@@ -436,6 +447,29 @@ impl Signals {
         tokio::select! {
             _ = self.term.recv() => {}
             _ = self.int.recv() => {}
+        }
+    }
+}
+
+impl ServerEgress {
+    /// Whether `host:port` is the model API of the chat owner's own credentials.
+    async fn is_users_model_host(
+        &self,
+        user_id: Uuid,
+        chat_id: Uuid,
+        host: &str,
+        port: u16,
+    ) -> bool {
+        match ChatSecrets::load(&self.store, &self.sealing_key, user_id, chat_id).await {
+            Ok(secrets) if secrets.has_own_model_access() => model_host(secrets.base_url())
+                .ok()
+                .and_then(|model| AllowList::parse(&[model.as_str()]).ok())
+                .is_some_and(|list| list.allows(host, port)),
+            Ok(_) => false,
+            Err(err) => {
+                tracing::warn!(%chat_id, %err, "could not open the user's secrets for the egress proxy");
+                false
+            }
         }
     }
 }

@@ -84,6 +84,16 @@ impl RecordedRequest {
             .map(|(_, value)| value.as_str())
     }
 
+    /// The credential the request was made with: its `x-api-key` (an API key), else the
+    /// token of its `Authorization: Bearer` header (an auth or OAuth token).
+    pub fn credential(&self) -> Option<&str> {
+        self.header("x-api-key").or_else(|| {
+            self.header("authorization").and_then(|value| {
+                value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer "))
+            })
+        })
+    }
+
     /// The path without its query string.
     pub fn path_only(&self) -> &str {
         self.path.split_once('?').map_or(self.path.as_str(), |(path, _)| path)
@@ -203,6 +213,16 @@ mod tests {
             headers: vec![("x-api-key".into(), "k".into())],
             body,
         }
+    }
+
+    #[test]
+    fn the_credential_is_the_api_key_or_the_bearer_token() {
+        let mut with_key = request(json!({}));
+        assert_eq!(with_key.credential(), Some("k"));
+        with_key.headers = vec![("Authorization".into(), "Bearer tok".into())];
+        assert_eq!(with_key.credential(), Some("tok"));
+        with_key.headers.clear();
+        assert_eq!(with_key.credential(), None);
     }
 
     #[test]

@@ -859,7 +859,9 @@ pub struct AuditEvent {
     /// `sign_in`, `sign_in_failed`, `sign_in_refused`, `rate_limited`,
     /// `refresh_token_reused`, `sign_out`, `account_created`, `user_created`, `user_updated`,
     /// `user_deleted`, `invite_created`, `invite_deleted`, `user_limits_changed`,
-    /// `password_changed`, `password_change_failed`, `password_reset`, `settings_changed`.
+    /// `password_changed`, `password_change_failed`, `password_reset`, `settings_changed`,
+    /// `secret_created`, `secret_changed`, `secret_deleted` (detail: the name and, for a
+    /// chat's override, `chat_id`; never a value).
     pub kind: String,
     /// Who did it, or whose account a sign-in was for.
     pub actor_id: Option<Uuid>,
@@ -870,4 +872,55 @@ pub struct AuditEvent {
     /// The client's address.
     pub address: Option<String>,
     pub detail: Option<Value>,
+}
+
+/// `PUT /api/v1/secrets/{name}` (and a chat's override): the value, at most 32 KiB.
+/// `Debug` leaves the value out.
+#[derive(Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct PutSecretRequest {
+    pub value: String,
+}
+
+impl std::fmt::Debug for PutSecretRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PutSecretRequest").finish_non_exhaustive()
+    }
+}
+
+/// What a secret is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum SecretKind {
+    /// `ANTHROPIC_API_KEY`, `ANTHROPIC_AUTH_TOKEN`, `CLAUDE_CODE_OAUTH_TOKEN` or
+    /// `ANTHROPIC_BASE_URL`: the user's turns use their own model credentials, not the
+    /// server's.
+    ModelCredential,
+    /// An environment variable of the user's sandbox processes.
+    Environment,
+}
+
+/// Whose a secret is: the user's own, or one chat's override of it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum SecretScope {
+    User,
+    Chat,
+}
+
+/// A secret as it is shown: never its value, only a mask (`sk-…abcd`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SecretInfo {
+    /// The environment variable's name.
+    pub name: String,
+    pub kind: SecretKind,
+    pub scope: SecretScope,
+    /// A few characters of long values at most; `…` alone for short ones.
+    pub masked: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
 }

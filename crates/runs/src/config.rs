@@ -53,6 +53,12 @@ impl fmt::Debug for ModelAccess {
 #[derive(Clone, Debug)]
 pub struct RunnerConfig {
     pub model_access: ModelAccess,
+    /// Refuse turns of users who have no model key of their own among their secrets
+    /// (`--require-user-model-key`): the server's credentials are then never used.
+    pub require_user_model_key: bool,
+    /// Seals and opens users' secrets; derived from `SECRET_KEY`. The default is a key of
+    /// this process only (tests).
+    pub sealing_key: agentbox_secrets::SealingKey,
     /// Turns running at once; more wait for a slot.
     pub max_concurrent_turns: usize,
     /// How long an interrupted CLI gets to finish the turn before it is killed.
@@ -135,6 +141,8 @@ impl Default for RunnerConfig {
     fn default() -> Self {
         Self {
             model_access: ModelAccess::default(),
+            require_user_model_key: false,
+            sealing_key: agentbox_secrets::SealingKey::ephemeral(),
             max_concurrent_turns: 8,
             interrupt_grace: Duration::from_secs(5),
             idle_session_timeout: Duration::from_secs(600),

@@ -20,6 +20,10 @@ pub(crate) struct SessionKey {
     pub max_thinking_tokens: Option<u32>,
     pub system_prompt: Option<String>,
     pub allow_bypass: bool,
+    /// The fingerprint of the chat's secrets when the process started (see
+    /// `ChatSecrets::fingerprint`), so that a changed secret starts a new process; set when
+    /// the turn opens the secrets.
+    pub secrets: String,
 }
 
 struct IdleSession {

@@ -37,6 +37,7 @@ mod recovery;
 mod request;
 mod restore;
 mod runner;
+mod secrets;
 mod sink;
 mod submission;
 pub mod titles;
@@ -53,6 +54,7 @@ pub use queue::{DurableQueue, Handoff, InProcessQueue, RecordedTurn, TurnQueue};
 pub use request::{LiveChange, SendNow, TurnRequest};
 pub use restore::Restoration;
 pub use runner::TurnRunner;
+pub use secrets::{ChatSecrets, SecretsError};
 
 /// A poisoned lock still holds consistent state here: every critical section is a few map
 /// operations that cannot panic half-way.

@@ -116,6 +116,7 @@ impl TurnRunner {
             max_thinking_tokens: chat.max_thinking_tokens,
             system_prompt: self.system_prompt(chat).await,
             allow_bypass: self.bypass_allowed(),
+            secrets: String::new(),
         };
         let interrupt = CancellationToken::new();
         let finished = CancellationToken::new();
@@ -133,6 +134,7 @@ impl TurnRunner {
         );
         let job = Job {
             chat_id: chat.id,
+            user_id: chat.user_id,
             message_id: turn.message_id,
             prompt: turn.prompt,
             key,

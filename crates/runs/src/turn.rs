@@ -21,6 +21,7 @@ use crate::idle::SessionKey;
 use crate::notices::{Failure, notice};
 use crate::permissions::{ChatPolicy, LiveTurn};
 use crate::runner::TurnRunner;
+use crate::secrets::ChatSecrets;
 use crate::sink::LogSink;
 
 const DEMO_NOTICE: &str = "Demo mode: replies come from agentbox's scripted mock model, not \
@@ -29,6 +30,8 @@ const DEMO_NOTICE: &str = "Demo mode: replies come from agentbox's scripted mock
 /// A recorded turn, handed to its task.
 pub(crate) struct Job {
     pub chat_id: Uuid,
+    /// The chat's owner, whose secrets its sandbox processes get.
+    pub user_id: Uuid,
     pub message_id: Uuid,
     pub prompt: String,
     pub key: SessionKey,
@@ -132,18 +135,15 @@ impl TurnRunner {
                 }
             }
         };
-        if self.config.model_access.demo {
+        let secrets =
+            ChatSecrets::load(&self.store, &self.config.sealing_key, job.user_id, job.chat_id)
+                .await
+                .map_err(|err| Failure { code: "secrets_unavailable", message: err.to_string() })?;
+        let env = self.model_env(&secrets)?;
+        if self.config.model_access.demo && !secrets.has_own_model_access() {
             record(&sink, notice("demo", DEMO_NOTICE)).await?;
         }
-        if !self.config.model_access.is_configured() {
-            return Err(Failure {
-                code: "model_not_configured",
-                message: "No model credentials are configured. Set ANTHROPIC_API_KEY (or \
-                          ANTHROPIC_AUTH_TOKEN) for the server and restart it, or start it with \
-                          `agentbox serve --demo` to try agentbox with scripted replies."
-                    .into(),
-            });
-        }
+        job.key.secrets = secrets.fingerprint().to_owned();
         if job.live.mode() == PermissionMode::BypassPermissions && !self.bypass_allowed() {
             return Err(Failure {
                 code: "bypass_not_allowed",
@@ -179,7 +179,7 @@ impl TurnRunner {
                     .await
                     .map_err(|err| Failure { code: "storage_error", message: err.to_string() })?
                     .and_then(|chat| chat.session_id);
-                self.start_session(sandbox.as_ref(), &job.key, resume).await?
+                self.start_session(sandbox.as_ref(), &job.key, resume, &env).await?
             }
         };
         let options = TurnOptions {
@@ -203,7 +203,7 @@ impl TurnRunner {
                 ),
             )
             .await?;
-            session = self.start_session(sandbox.as_ref(), &job.key, None).await?;
+            session = self.start_session(sandbox.as_ref(), &job.key, None, &env).await?;
             outcome = run_turn(
                 &mut session,
                 &job.prompt,
@@ -229,8 +229,9 @@ impl TurnRunner {
         sandbox: &dyn Sandbox,
         key: &SessionKey,
         resume: Option<String>,
+        env: &[(String, String)],
     ) -> Result<AgentSession, Failure> {
-        let mut env = self.config.model_access.env();
+        let mut env = env.to_vec();
         env.push(("CLAUDE_CODE_MAX_RETRIES".into(), self.config.cli_max_retries.to_string()));
         if key.allow_bypass || key.cli_mode == PermissionMode::BypassPermissions.cli_mode() {
             // The CLI refuses bypassPermissions as root unless told it is sandboxed.
@@ -246,6 +247,45 @@ impl TurnRunner {
             env,
         };
         AgentSession::start(sandbox, options).await.map_err(Failure::from_agent)
+    }
+
+    /// The CLI's environment from the chat's secrets and the model credentials: the user's
+    /// own when they have any (the server's are then not passed at all), else the server's.
+    fn model_env(&self, secrets: &ChatSecrets) -> Result<Vec<(String, String)>, Failure> {
+        let mut env = secrets.env();
+        if secrets.has_own_model_access() {
+            if !secrets.has_own_model_key() {
+                return Err(Failure {
+                    code: "model_not_configured",
+                    message: "Your secrets set ANTHROPIC_BASE_URL but no key: add \
+                              ANTHROPIC_API_KEY, ANTHROPIC_AUTH_TOKEN or \
+                              CLAUDE_CODE_OAUTH_TOKEN to your secrets (Settings, Secrets)."
+                        .into(),
+                });
+            }
+            return Ok(env);
+        }
+        if self.config.require_user_model_key {
+            return Err(Failure {
+                code: "user_model_key_required",
+                message: "This server requires your own model credentials: add \
+                          ANTHROPIC_API_KEY (or ANTHROPIC_AUTH_TOKEN, or \
+                          CLAUDE_CODE_OAUTH_TOKEN) to your secrets in Settings, Secrets."
+                    .into(),
+            });
+        }
+        if !self.config.model_access.is_configured() {
+            return Err(Failure {
+                code: "model_not_configured",
+                message: "No model credentials are configured. Set ANTHROPIC_API_KEY (or \
+                          ANTHROPIC_AUTH_TOKEN) for the server and restart it, add your own \
+                          in Settings, Secrets, or start it with `agentbox serve --demo` to \
+                          try agentbox with scripted replies."
+                    .into(),
+            });
+        }
+        env.extend(self.config.model_access.env());
+        Ok(env)
     }
 
     /// Checkpoint the chat's workspace after a turn and tie the checkpoint to the turn's

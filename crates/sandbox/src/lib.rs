@@ -114,8 +114,19 @@ pub enum SandboxLimit {
 
 pub type Result<T, E = SandboxError> = std::result::Result<T, E>;
 
-/// A command to run inside a sandbox. Paths are as the sandbox sees them.
-#[derive(Clone, Debug, Default)]
+/// An environment as `Debug` shows it: the names, never the values (users' secrets and
+/// model credentials travel in environments).
+pub struct EnvNames<'a>(pub &'a [(String, String)]);
+
+impl std::fmt::Debug for EnvNames<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.0.iter().map(|(name, _)| name)).finish()
+    }
+}
+
+/// A command to run inside a sandbox. Paths are as the sandbox sees them. `Debug` shows the
+/// environment's names only.
+#[derive(Clone, Default)]
 pub struct ExecRequest {
     pub program: String,
     pub args: Vec<String>,
@@ -135,6 +146,21 @@ pub struct ExecRequest {
     /// agent's own commands: for shells that people type into, so that what they start
     /// cannot starve the agent either. Providers without such a limit ignore it.
     pub as_command: bool,
+}
+
+impl std::fmt::Debug for ExecRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExecRequest")
+            .field("program", &self.program)
+            .field("args", &self.args)
+            .field("env", &EnvNames(&self.env))
+            .field("cwd", &self.cwd)
+            .field("pty", &self.pty)
+            .field("timeout", &self.timeout)
+            .field("background", &self.background)
+            .field("as_command", &self.as_command)
+            .finish()
+    }
 }
 
 /// Where a sandbox stands.
@@ -280,6 +306,20 @@ pub(crate) fn check_id(id: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_output_names_the_environment_without_its_values() {
+        let request = ExecRequest {
+            program: "/bin/true".into(),
+            env: vec![("MY_SECRET".into(), "value-never-printed".into())],
+            ..ExecRequest::default()
+        };
+        let spec = wire::ExecSpec { env: request.env.clone(), ..wire::ExecSpec::default() };
+        let spawn = spawn::SpawnSpec { env: request.env.clone(), ..spawn::SpawnSpec::default() };
+        for text in [format!("{request:?}"), format!("{spec:?}"), format!("{spawn:?}")] {
+            assert!(text.contains("MY_SECRET") && !text.contains("never-printed"), "{text}");
+        }
+    }
 
     #[test]
     fn ids_cannot_name_other_paths() {

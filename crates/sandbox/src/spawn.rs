@@ -27,8 +27,9 @@ pub struct PtySize {
     pub rows: u16,
 }
 
-/// What to start. `env` is the complete environment: nothing is inherited.
-#[derive(Clone, Debug, Default)]
+/// What to start. `env` is the complete environment: nothing is inherited. `Debug` shows
+/// its names only.
+#[derive(Clone, Default)]
 pub struct SpawnSpec {
     pub program: String,
     pub args: Vec<String>,
@@ -43,6 +44,22 @@ pub struct SpawnSpec {
     pub keep_when_dropped: bool,
     /// Lower `RLIMIT_NPROC` (soft and hard) to this for the process and what it starts.
     pub process_limit: Option<u64>,
+}
+
+impl std::fmt::Debug for SpawnSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SpawnSpec")
+            .field("program", &self.program)
+            .field("args", &self.args)
+            .field("env", &crate::EnvNames(&self.env))
+            .field("cwd", &self.cwd)
+            .field("pty", &self.pty)
+            .field("marker", &self.marker)
+            .field("die_with_parent", &self.die_with_parent)
+            .field("keep_when_dropped", &self.keep_when_dropped)
+            .field("process_limit", &self.process_limit)
+            .finish()
+    }
 }
 
 /// A started process. With a PTY, `stdout` carries the terminal's output (stderr included)

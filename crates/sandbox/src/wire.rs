@@ -41,7 +41,8 @@ pub enum Request {
     Ping,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+/// `Debug` shows the environment's names only.
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ExecSpec {
     pub program: String,
     pub args: Vec<String>,
@@ -55,6 +56,21 @@ pub struct ExecSpec {
     /// Run under the commands' process limit (see [`crate::ExecRequest::as_command`]).
     #[serde(default)]
     pub as_command: bool,
+}
+
+impl std::fmt::Debug for ExecSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExecSpec")
+            .field("program", &self.program)
+            .field("args", &self.args)
+            .field("env", &crate::EnvNames(&self.env))
+            .field("cwd", &self.cwd)
+            .field("pty", &self.pty)
+            .field("timeout_ms", &self.timeout_ms)
+            .field("background", &self.background)
+            .field("as_command", &self.as_command)
+            .finish()
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

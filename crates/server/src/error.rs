@@ -111,6 +111,22 @@ impl From<StoreError> for ApiError {
     }
 }
 
+/// A secret that does not open is the installation's state (another `SECRET_KEY`, an
+/// unfinished rotation), not the client's fault: 503 with the reason, which names the
+/// secret and the keys' ids, never a value.
+impl From<agentbox_runs::SecretsError> for ApiError {
+    fn from(err: agentbox_runs::SecretsError) -> Self {
+        match err {
+            agentbox_runs::SecretsError::Store(err) => err.into(),
+            sealing @ agentbox_runs::SecretsError::Sealing { .. } => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "secrets_unavailable",
+                sealing.to_string(),
+            ),
+        }
+    }
+}
+
 /// The one place where a sandbox's errors get their status and code. What the client (or
 /// the agent, through what it left in the workspace) caused is a 4xx; only the server's own
 /// faults are 500.

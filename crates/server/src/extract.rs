@@ -166,3 +166,26 @@ impl<S: Send + Sync, I: ChatItem> FromRequestParts<S> for InChat<I> {
         Ok(Self(chat_id, item_id))
     }
 }
+
+/// The one path parameter of a route that names an item without a chat
+/// (`/api/v1/secrets/{name}`). A segment that is not UTF-8 names nothing: 404 with the
+/// item's code.
+pub struct Named<I: ChatItem>(pub I::Id);
+
+impl<S: Send + Sync, I: ChatItem> FromRequestParts<S> for Named<I> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let id = match Path::<String>::from_request_parts(parts, state).await {
+            Ok(Path(id)) => id,
+            Err(PathRejection::FailedToDeserializePathParams(err)) => {
+                return Err(match err.kind() {
+                    ErrorKind::InvalidUtf8InPathParam { .. } => I::not_found(),
+                    _ => ApiError::internal(err.body_text()),
+                });
+            }
+            Err(other) => return Err(ApiError::internal(other.body_text())),
+        };
+        Ok(Self(id.parse().map_err(|_| I::not_found())?))
+    }
+}

@@ -31,6 +31,7 @@ mod ratelimit;
 mod ready;
 mod retry;
 mod sandbox;
+mod secrets;
 mod settings;
 mod setup;
 mod spa;
@@ -130,6 +131,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(permissions::routes())
         .merge(queue::routes())
         .merge(settings::routes())
+        .merge(secrets::routes())
         .merge(sandbox::routes())
         .merge(checkpoints::routes())
         .merge(terminal::routes())

@@ -231,10 +231,20 @@ async fn start_shell(
         .ensure(&chat_id.to_string())
         .await
         .map_err(ApiError::from)?;
+    // The user's secrets, with the chat's overrides, as when the CLI starts (never the
+    // server's model credentials).
+    let secrets = agentbox_runs::ChatSecrets::load(
+        &state.store,
+        &state.runner.config().sealing_key,
+        user_id,
+        chat_id,
+    )
+    .await?;
     let process = sandbox
         .exec(ExecRequest {
             program: "/bin/bash".into(),
             args: vec!["-l".into()],
+            env: secrets.env(),
             pty: Some(size),
             // A person's commands, like the agent's: what they start cannot starve the CLI.
             as_command: true,

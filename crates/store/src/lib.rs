@@ -30,8 +30,8 @@ pub use records::{
     AuditFilter, AuditRecord, ChatListing, ChatRecord, ChatUpdate, CheckpointKind,
     CheckpointRecord, DEFAULT_CHAT_TITLE, InviteRecord, LimitOverrides, NewChat, NewEvent,
     NodeRecord, NodeRole, OrphanedTurn, PermissionRecord, QueuedUpdate, RefreshRotation, Rewind,
-    Spending, StartedTurn, StoredControl, TitleSource, TurnJob, TurnQueueSummary, TurnResult,
-    UserActivity, UserRecord, UserUsage,
+    SecretRecord, Spending, StartedTurn, StoredControl, TitleSource, TurnJob, TurnQueueSummary,
+    TurnResult, UserActivity, UserRecord, UserUsage,
 };
 pub use repository::{Repository, Wake};
 pub use search::ChatQuery;
@@ -208,10 +208,11 @@ pub enum Table {
     Invites,
     AuditEvents,
     ServerSettings,
+    Secrets,
 }
 
 impl Table {
-    pub const ALL: [Self; 13] = [
+    pub const ALL: [Self; 14] = [
         Self::Users,
         Self::RefreshTokens,
         Self::UserSettings,
@@ -225,6 +226,7 @@ impl Table {
         Self::Invites,
         Self::AuditEvents,
         Self::ServerSettings,
+        Self::Secrets,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -242,6 +244,7 @@ impl Table {
             Self::Invites => "invites",
             Self::AuditEvents => "audit_events",
             Self::ServerSettings => "server_settings",
+            Self::Secrets => "secrets",
         }
     }
 }
@@ -452,6 +455,57 @@ impl Store {
 
     pub async fn delete_invite(&self, id: Uuid) -> Result<bool> {
         self.repo.delete_invite(id).await
+    }
+
+    // Secrets, sealed by the caller (crates/secrets); the store never sees a value.
+
+    /// Set the sealed value of a user's secret (`chat_id: None`) or of a chat's override;
+    /// `true` when it is new.
+    pub async fn put_secret(
+        &self,
+        user_id: Uuid,
+        chat_id: Option<Uuid>,
+        name: &str,
+        key_id: &str,
+        sealed: &str,
+    ) -> Result<bool> {
+        let at = records::now();
+        let secret = SecretRecord {
+            id: Uuid::now_v7(),
+            user_id,
+            chat_id,
+            name: name.to_owned(),
+            key_id: key_id.to_owned(),
+            sealed: sealed.to_owned(),
+            created_at: at,
+            updated_at: at,
+        };
+        self.repo.put_secret(&secret).await
+    }
+
+    /// One scope's secrets, by name: the user's own when `chat_id` is `None`, else that
+    /// chat's overrides.
+    pub async fn secrets(&self, user_id: Uuid, chat_id: Option<Uuid>) -> Result<Vec<SecretRecord>> {
+        self.repo.secrets(user_id, chat_id).await
+    }
+
+    pub async fn delete_secret(
+        &self,
+        user_id: Uuid,
+        chat_id: Option<Uuid>,
+        name: &str,
+    ) -> Result<bool> {
+        self.repo.delete_secret(user_id, chat_id, name).await
+    }
+
+    /// Every secret of the installation, for `agentbox rotate-secret-key`.
+    pub async fn all_secrets(&self) -> Result<Vec<SecretRecord>> {
+        self.repo.all_secrets().await
+    }
+
+    /// Store re-sealed values of existing secrets, all in one transaction.
+    pub async fn reseal_secrets(&self, secrets: &[SecretRecord]) -> Result<u64> {
+        self.repo.reseal_secrets(secrets).await
     }
 
     // The audit log.

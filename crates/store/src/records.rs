@@ -914,3 +914,55 @@ pub(crate) fn audit_from_row(row: &impl Fields) -> Result<AuditRecord> {
         detail: row.opt_json("detail")?,
     })
 }
+
+// ---------------------------------------------------------------------------------------
+// Secrets.
+
+/// One sealed secret: a user's own (`chat_id: None`) or a chat's override. The store keeps
+/// the sealed text as it is given and never sees a value in clear. `Debug` leaves the
+/// sealed text out.
+#[derive(Clone, PartialEq)]
+pub struct SecretRecord {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub chat_id: Option<Uuid>,
+    pub name: String,
+    /// The id of the key `sealed` is sealed under.
+    pub key_id: String,
+    pub sealed: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for SecretRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretRecord")
+            .field("id", &self.id)
+            .field("user_id", &self.user_id)
+            .field("chat_id", &self.chat_id)
+            .field("name", &self.name)
+            .field("key_id", &self.key_id)
+            .field("updated_at", &self.updated_at)
+            .finish_non_exhaustive()
+    }
+}
+
+macro_rules! secret_columns {
+    () => {
+        "id, user_id, chat_id, name, key_id, sealed, created_at, updated_at"
+    };
+}
+pub(crate) use secret_columns;
+
+pub(crate) fn secret_from_row(row: &impl Fields) -> Result<SecretRecord> {
+    Ok(SecretRecord {
+        id: row.id("id")?,
+        user_id: row.id("user_id")?,
+        chat_id: row.opt_id("chat_id")?,
+        name: row.text("name")?,
+        key_id: row.text("key_id")?,
+        sealed: row.text("sealed")?,
+        created_at: row.time("created_at")?,
+        updated_at: row.time("updated_at")?,
+    })
+}

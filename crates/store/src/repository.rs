@@ -15,8 +15,8 @@ use uuid::Uuid;
 use crate::records::{
     AuditFilter, AuditRecord, ChatListing, ChatRecord, ChatUpdate, CheckpointKind,
     CheckpointRecord, InviteRecord, NewEvent, NodeRecord, OrphanedTurn, PermissionRecord,
-    QueuedUpdate, RefreshRotation, Rewind, Spending, StartedTurn, StoredControl, TurnJob,
-    TurnQueueSummary, TurnResult, UserActivity, UserRecord, UserUsage,
+    QueuedUpdate, RefreshRotation, Rewind, SecretRecord, Spending, StartedTurn, StoredControl,
+    TurnJob, TurnQueueSummary, TurnResult, UserActivity, UserRecord, UserUsage,
 };
 use crate::search::ChatQuery;
 use crate::{DatabaseInfo, Result, Table};
@@ -427,6 +427,23 @@ pub trait AuditRepository: Send + Sync {
     async fn purge_audit(&self, before: DateTime<Utc>) -> Result<u64>;
 }
 
+#[async_trait]
+pub trait SecretRepository: Send + Sync {
+    /// Insert the secret, or replace the sealed value of the one of its scope and name
+    /// (keeping that one's id and `created_at`); `true` when it is new.
+    async fn put_secret(&self, secret: &SecretRecord) -> Result<bool>;
+    /// One scope's secrets (the user's own when `chat_id` is `None`), by name.
+    async fn secrets(&self, user_id: Uuid, chat_id: Option<Uuid>) -> Result<Vec<SecretRecord>>;
+    /// Whether there was one to delete.
+    async fn delete_secret(&self, user_id: Uuid, chat_id: Option<Uuid>, name: &str)
+    -> Result<bool>;
+    /// Every secret of the installation (for the rotation of the key).
+    async fn all_secrets(&self) -> Result<Vec<SecretRecord>>;
+    /// Store new sealed values (`key_id`, `sealed`) of existing rows, by id, in one
+    /// transaction: all or none. How many rows changed.
+    async fn reseal_secrets(&self, secrets: &[SecretRecord]) -> Result<u64>;
+}
+
 /// Everything a backend implements.
 pub trait Repository:
     UserRepository
@@ -441,6 +458,7 @@ pub trait Repository:
     + TurnJobRepository
     + ControlRepository
     + AuditRepository
+    + SecretRepository
     + DatabaseRepository
     + Send
     + Sync
@@ -461,6 +479,8 @@ impl<T> Repository for T where
         + TurnJobRepository
         + ControlRepository
         + AuditRepository
+        + SecretRepository
+        + SecretRepository
         + DatabaseRepository
         + Send
         + Sync

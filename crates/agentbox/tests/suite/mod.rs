@@ -17,6 +17,7 @@ mod redis_bus;
 mod retry;
 mod runaway;
 mod sandbox;
+mod secrets;
 mod support;
 mod turns;
 mod web;

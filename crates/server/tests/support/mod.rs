@@ -74,8 +74,13 @@ impl App {
 
     /// An open server whose state `adjust` changed before the router was built.
     pub async fn with_state(adjust: impl FnOnce(&mut AppState)) -> Self {
-        Self::in_dir(tempfile::tempdir().unwrap(), RegistrationMode::Open, Default::default(), adjust)
-            .await
+        Self::in_dir(
+            tempfile::tempdir().unwrap(),
+            RegistrationMode::Open,
+            Default::default(),
+            adjust,
+        )
+        .await
     }
 
     /// The same installation (its database and sandboxes) served by a new process's state:

@@ -19,6 +19,7 @@ mod jobs;
 mod nodes;
 mod permissions;
 mod queue;
+mod secrets;
 mod settings;
 mod turns;
 mod users;
@@ -135,6 +136,7 @@ fn count_query(table: Table) -> &'static str {
         Table::Invites => "SELECT COUNT(*) FROM invites",
         Table::AuditEvents => "SELECT COUNT(*) FROM audit_events",
         Table::ServerSettings => "SELECT COUNT(*) FROM server_settings",
+        Table::Secrets => "SELECT COUNT(*) FROM secrets",
     }
 }
 
@@ -248,6 +250,14 @@ fn import_query(table: Table) -> &'static str {
         Table::ServerSettings => {
             "INSERT INTO server_settings (name, value, updated_at)
              SELECT r->>'name', r->>'value', (r->>'updated_at')::timestamptz
+             FROM json_array_elements($1::json) AS r"
+        }
+        Table::Secrets => {
+            "INSERT INTO secrets (id, user_id, chat_id, name, key_id, sealed, created_at, updated_at)
+             SELECT
+                    (r->>'id')::uuid, (r->>'user_id')::uuid, (r->>'chat_id')::uuid, r->>'name',
+                    r->>'key_id', r->>'sealed', (r->>'created_at')::timestamptz,
+                    (r->>'updated_at')::timestamptz
              FROM json_array_elements($1::json) AS r"
         }
     }

@@ -12,6 +12,7 @@ mod jobs;
 mod nodes;
 mod permissions;
 mod queue;
+mod secrets;
 mod settings;
 mod turns;
 mod users;
@@ -124,6 +125,7 @@ fn count_query(table: Table) -> &'static str {
         Table::Invites => "SELECT COUNT(*) FROM invites",
         Table::AuditEvents => "SELECT COUNT(*) FROM audit_events",
         Table::ServerSettings => "SELECT COUNT(*) FROM server_settings",
+        Table::Secrets => "SELECT COUNT(*) FROM secrets",
     }
 }
 
@@ -216,6 +218,12 @@ fn export_query(table: Table) -> &'static str {
         Table::ServerSettings => {
             "SELECT rowid, json_object('name', name, 'value', value, 'updated_at', updated_at)
              FROM server_settings WHERE rowid > $1 ORDER BY rowid LIMIT $2"
+        }
+        Table::Secrets => {
+            "SELECT rowid, json_object('id', id, 'user_id', user_id, 'chat_id', chat_id,
+                    'name', name, 'key_id', key_id, 'sealed', sealed,
+                    'created_at', created_at, 'updated_at', updated_at)
+             FROM secrets WHERE rowid > $1 ORDER BY rowid LIMIT $2"
         }
     }
 }

@@ -50,6 +50,8 @@ async fn fill(t: &TestStore) -> (Uuid, Vec<Uuid>) {
         .create_invite(user, "invite-hash", chrono::Utc::now() + chrono::Duration::days(1))
         .await
         .unwrap();
+    store.put_secret(user, None, "TOKEN", "key-id", "sealed-user").await.unwrap();
+    store.put_secret(user, Some(chat), "TOKEN", "key-id", "sealed-chat").await.unwrap();
     store
         .audit(
             "sign_in",
@@ -172,6 +174,7 @@ async fn a_copied_installation_reads_the_same_and_a_full_target_is_refused() {
     assert_eq!((counts[&Table::RefreshTokens], counts[&Table::UserSettings]), (2, 1));
     assert_eq!((counts[&Table::Invites], counts[&Table::AuditEvents]), (1, 1));
     assert_eq!(counts[&Table::ServerSettings], 1);
+    assert_eq!(counts[&Table::Secrets], 2);
     for table in Table::ALL {
         assert_eq!(target.store.count_rows(table).await.unwrap(), counts[&table]);
     }
@@ -224,6 +227,10 @@ async fn a_copied_installation_reads_the_same_and_a_full_target_is_refused() {
     assert_eq!(
         target.store.audit_events(&audit).await.unwrap(),
         source.store.audit_events(&audit).await.unwrap()
+    );
+    assert_eq!(
+        target.store.all_secrets().await.unwrap(),
+        source.store.all_secrets().await.unwrap()
     );
 
     // A second copy into the now full target is refused, saying what it found, and

@@ -12,5 +12,6 @@ mod permissions;
 mod queue;
 mod queue_summary;
 mod schema;
+mod secrets;
 mod turns;
 mod users;

@@ -20,6 +20,9 @@ describe("auditSummary", () => {
     expect(auditSummary(event({ kind: "sign_in_failed", email: "nobody@example.com" }), users)).toBe("nobody@example.com failed to sign in");
     expect(auditSummary(event({ kind: "rate_limited", detail: { route: "login" } }), users)).toBe("someone was rate limited (login)");
   });
+  it("names the secret a change was about, never more", () => {
+    expect(auditSummary(event({ kind: "secret_changed", actor_id: "u", target_id: "u", detail: { name: "GITHUB_TOKEN" } }), users)).toBe("user@example.com changed a secret GITHUB_TOKEN");
+  });
   it("keeps an id it cannot name, and an unknown kind as it is", () => {
     expect(auditSummary(event({ kind: "user_deleted", actor_id: "a", target_id: "gone" }), users)).toBe("admin@example.com deleted an account gone");
     expect(auditSummary(event({ kind: "something_new", actor_id: "u" }), users)).toBe("user@example.com something_new");

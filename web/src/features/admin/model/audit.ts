@@ -20,6 +20,9 @@ export const auditKinds = [
   "password_change_failed",
   "password_reset",
   "settings_changed",
+  "secret_created",
+  "secret_changed",
+  "secret_deleted",
 ] as const;
 
 const labels: Record<string, string> = {
@@ -40,6 +43,9 @@ const labels: Record<string, string> = {
   password_change_failed: "gave a wrong current password",
   password_reset: "reset the password of",
   settings_changed: "changed the registration mode",
+  secret_created: "added a secret",
+  secret_changed: "changed a secret",
+  secret_deleted: "deleted a secret",
 };
 
 export function auditSummary(event: AuditEvent, users: AdminUser[]): string {
@@ -47,6 +53,11 @@ export function auditSummary(event: AuditEvent, users: AdminUser[]): string {
   const who = emailOf(event.actor_id) ?? event.email ?? "someone";
   const what = labels[event.kind] ?? event.kind;
   const target = event.kind.startsWith("user_") || event.kind === "password_reset" ? emailOf(event.target_id) : null;
-  const detail = event.kind === "rate_limited" && event.detail && typeof event.detail === "object" && "route" in event.detail ? ` (${String(event.detail.route)})` : "";
+  const detail =
+    event.kind === "rate_limited" && event.detail && typeof event.detail === "object" && "route" in event.detail
+      ? ` (${String(event.detail.route)})`
+      : event.kind.startsWith("secret_") && event.detail && typeof event.detail === "object" && "name" in event.detail
+        ? ` ${String(event.detail.name)}`
+        : "";
   return [who, what, target].filter(Boolean).join(" ") + detail;
 }

@@ -1,6 +1,7 @@
 // The user's own settings: instructions added to the agent's system prompt in every chat, and
 // the hosts their sandboxes may reach besides the server's allow-list. Each part saves on its
-// own, so an error in one never blocks or loses the other; and a password change.
+// own, so an error in one never blocks or loses the other; a password change; and the
+// secrets, in a section of their own (SecretsSection).
 import { useState, type FormEvent } from "react";
 import { Button } from "@/shared/ui/Button";
 import { Spinner } from "@/shared/ui/Spinner";
@@ -10,6 +11,7 @@ import { withHost } from "../model/settings";
 import { ErrorText } from "@/shared/ui/ErrorText";
 import { ChangePasswordSection } from "./ChangePasswordSection";
 import { Modal } from "./Modal";
+import { SecretsSection } from "./SecretsSection";
 
 export function AccountSettingsDialog({ open, onClose }: { open: boolean; onClose: () => void }) {
   return (
@@ -35,6 +37,7 @@ function AccountSettings() {
       <InstructionsSection saved={settings.data.custom_instructions ?? ""} />
       <HostsSection hosts={settings.data.sandbox_allowed_hosts ?? []} />
       <ChangePasswordSection />
+      <SecretsSection />
     </>
   );
 }

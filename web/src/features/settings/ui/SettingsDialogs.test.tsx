@@ -41,6 +41,8 @@ describe("the account settings dialog", () => {
   function serveSettings(initial: UserSettings) {
     let settings = initial;
     return serve(({ url, method, body }) => {
+      // The dialog's secrets section reads its own list.
+      if (url === "/api/v1/secrets") return { status: 200, body: [] };
       expect(url).toBe("/api/v1/settings");
       if (method === "GET") return { status: 200, body: settings };
       const patch = body as { custom_instructions?: string; sandbox_allowed_hosts?: string[] };

@@ -1,0 +1,94 @@
+//! Users' sealed secrets on PostgreSQL.
+
+use async_trait::async_trait;
+use sqlx::Row;
+use uuid::Uuid;
+
+use super::Postgres;
+use crate::Result;
+use crate::records::{SecretRecord, secret_columns, secret_from_row};
+use crate::repository::SecretRepository;
+
+/// The upsert of each scope: its conflict target is that scope's partial unique index.
+const PUT_USER_SECRET: &str = "INSERT INTO secrets (id, user_id, chat_id, name, key_id, sealed, created_at, updated_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+     ON CONFLICT (user_id, name) WHERE chat_id IS NULL
+     DO UPDATE SET key_id = excluded.key_id, sealed = excluded.sealed, updated_at = excluded.updated_at
+     RETURNING id";
+const PUT_CHAT_SECRET: &str = "INSERT INTO secrets (id, user_id, chat_id, name, key_id, sealed, created_at, updated_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+     ON CONFLICT (chat_id, name) WHERE chat_id IS NOT NULL
+     DO UPDATE SET key_id = excluded.key_id, sealed = excluded.sealed, updated_at = excluded.updated_at
+     RETURNING id";
+
+#[async_trait]
+impl SecretRepository for Postgres {
+    async fn put_secret(&self, secret: &SecretRecord) -> Result<bool> {
+        let query = if secret.chat_id.is_some() { PUT_CHAT_SECRET } else { PUT_USER_SECRET };
+        let row = sqlx::query(query)
+            .bind(secret.id)
+            .bind(secret.user_id)
+            .bind(secret.chat_id)
+            .bind(&secret.name)
+            .bind(&secret.key_id)
+            .bind(&secret.sealed)
+            .bind(secret.created_at)
+            .bind(secret.updated_at)
+            .fetch_one(&self.pool)
+            .await?;
+        let id: Uuid = row.try_get("id")?;
+        Ok(id == secret.id)
+    }
+
+    async fn secrets(&self, user_id: Uuid, chat_id: Option<Uuid>) -> Result<Vec<SecretRecord>> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            secret_columns!(),
+            " FROM secrets WHERE user_id = $1 AND chat_id IS NOT DISTINCT FROM $2::uuid ORDER BY name COLLATE \"C\""
+        ))
+        .bind(user_id)
+        .bind(chat_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(secret_from_row).collect()
+    }
+
+    async fn delete_secret(
+        &self,
+        user_id: Uuid,
+        chat_id: Option<Uuid>,
+        name: &str,
+    ) -> Result<bool> {
+        let done =
+            sqlx::query("DELETE FROM secrets WHERE user_id = $1 AND chat_id IS NOT DISTINCT FROM $2::uuid AND name = $3")
+                .bind(user_id)
+                .bind(chat_id)
+                .bind(name)
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn all_secrets(&self) -> Result<Vec<SecretRecord>> {
+        let rows = sqlx::query(concat!("SELECT ", secret_columns!(), " FROM secrets ORDER BY id"))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(secret_from_row).collect()
+    }
+
+    async fn reseal_secrets(&self, secrets: &[SecretRecord]) -> Result<u64> {
+        let mut tx = self.begin().await?;
+        let mut changed = 0;
+        for secret in secrets {
+            let done = sqlx::query("UPDATE secrets SET key_id = $2, sealed = $3 WHERE id = $1")
+                .bind(secret.id)
+                .bind(&secret.key_id)
+                .bind(&secret.sealed)
+                .execute(&mut *tx)
+                .await?;
+            changed += done.rows_affected();
+        }
+        tx.commit().await?;
+        Ok(changed)
+    }
+}
