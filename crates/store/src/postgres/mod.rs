@@ -20,6 +20,7 @@ mod nodes;
 mod permissions;
 mod queue;
 mod settings;
+mod tasks;
 mod turns;
 mod users;
 

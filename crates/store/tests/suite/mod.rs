@@ -10,5 +10,6 @@ mod events;
 mod permissions;
 mod queue;
 mod schema;
+mod tasks;
 mod turns;
 mod users;
