@@ -34,6 +34,7 @@ mod recovery;
 mod request;
 mod restore;
 mod runner;
+pub mod schedule;
 mod sink;
 mod submission;
 pub mod titles;
