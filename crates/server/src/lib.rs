@@ -32,6 +32,7 @@ mod spa;
 mod sse;
 mod state;
 mod stream;
+mod tasks;
 mod terminal;
 mod workspace;
 
@@ -101,4 +102,5 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(checkpoints::routes())
         .merge(terminal::routes())
         .merge(workspace::routes())
+        .merge(tasks::routes())
 }
