@@ -15,5 +15,6 @@ mod retry;
 mod runaway;
 mod sandbox;
 mod support;
+mod tasks;
 mod turns;
 mod web;
