@@ -12,6 +12,7 @@ import { Sidebar } from "@/features/chats/ui/Sidebar";
 import { ChatView } from "@/features/conversation/ui/ChatView";
 import { preloadMarkdown } from "@/features/conversation/ui/MessageList";
 import { AccountSettingsButton } from "@/features/settings/ui/SettingsButtons";
+import { TasksButton } from "@/features/tasks/ui/TasksButton";
 import { chatPath, navigate, useRoute } from "@/shared/lib/router";
 import { Button } from "@/shared/ui/Button";
 import { Spinner } from "@/shared/ui/Spinner";
@@ -20,6 +21,7 @@ import { AutoThemeIcon, BellIcon, MenuIcon, MoonIcon, SunIcon } from "@/shared/u
 
 // Only administrators open it: a chunk of its own.
 const AdminScreen = lazy(() => import("@/features/admin/ui/AdminScreen"));
+const TasksScreen = lazy(() => import("@/features/tasks/ui/TasksScreen"));
 
 export function App() {
   useApplyTheme();
@@ -51,6 +53,10 @@ function Shell() {
         {route.name === "admin" ? (
           <Suspense fallback={<Spinner label="Loading" />}>
             <AdminScreen />
+          </Suspense>
+        ) : route.name === "tasks" ? (
+          <Suspense fallback={<Spinner label="Loading" />}>
+            <TasksScreen />
           </Suspense>
         ) : chatId ? (
           <ChatView key={chatId} chatId={chatId} />
@@ -101,6 +107,7 @@ function AccountBar() {
           <BellIcon />
         </button>
       )}
+      <TasksButton />
       <AccountSettingsButton />
       {me.data?.is_admin && <AdminButton />}
       <Button variant="ghost" onClick={() => signOut.mutate()} disabled={signOut.isPending}>
