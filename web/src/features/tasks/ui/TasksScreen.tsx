@@ -158,7 +158,7 @@ function TaskEditor({ task, onDone }: { task: Task | null; onDone: (id: string) 
         <legend>Schedule</legend>
         <label>
           Repeats
-          <select value={form.kind} onChange={(e) => set({ kind: e.target.value as ScheduleKind })}>
+          <select aria-label="Repeats" value={form.kind} onChange={(e) => set({ kind: e.target.value as ScheduleKind })}>
             {(Object.keys(kindLabels) as ScheduleKind[]).map((kind) => (
               <option key={kind} value={kind}>
                 {kindLabels[kind]}
@@ -199,19 +199,19 @@ function TaskEditor({ task, onDone }: { task: Task | null; onDone: (id: string) 
         {["daily", "weekdays", "weekly", "monthly"].includes(form.kind) && (
           <label>
             Time
-            <input type="time" value={form.time} onChange={(e) => set({ time: e.target.value })} />
+            <input type="time" aria-label="Time" value={form.time} onChange={(e) => set({ time: e.target.value })} />
           </label>
         )}
         {form.kind === "cron" && (
           <label>
             Cron expression
-            <input value={form.expression} onChange={(e) => set({ expression: e.target.value })} placeholder="30 2 * * *" />
+            <input aria-label="Cron expression" value={form.expression} onChange={(e) => set({ expression: e.target.value })} placeholder="30 2 * * *" />
           </label>
         )}
         {form.kind !== "once" && (
           <label>
             Time zone
-            <input value={zone} onChange={(e) => setZone(e.target.value)} list="tasks-zones" />
+            <input aria-label="Time zone" value={zone} onChange={(e) => setZone(e.target.value)} list="tasks-zones" />
             <datalist id="tasks-zones">
               {zones.map((z) => (
                 <option key={z} value={z} />
@@ -238,7 +238,7 @@ function TaskEditor({ task, onDone }: { task: Task | null; onDone: (id: string) 
       </fieldset>
       <label>
         Runs in
-        <select value={target} onChange={(e) => setTarget(e.target.value)}>
+        <select aria-label="Runs in" value={target} onChange={(e) => setTarget(e.target.value)}>
           <option value="">A new chat each time</option>
           {chats.data?.map((chat) => (
             <option key={chat.id} value={chat.id}>
@@ -249,7 +249,7 @@ function TaskEditor({ task, onDone }: { task: Task | null; onDone: (id: string) 
       </label>
       <label>
         Permission mode
-        <select value={mode} onChange={(e) => setMode(e.target.value as PermissionMode)}>
+        <select aria-label="Permission mode" value={mode} onChange={(e) => setMode(e.target.value as PermissionMode)}>
           {modes.map((m) => (
             <option key={m} value={m}>
               {m}
@@ -259,7 +259,7 @@ function TaskEditor({ task, onDone }: { task: Task | null; onDone: (id: string) 
       </label>
       <label>
         When the server was down at a due time
-        <select value={missed} onChange={(e) => setMissed(e.target.value as MissedRunPolicy)}>
+        <select aria-label="Missed runs" value={missed} onChange={(e) => setMissed(e.target.value as MissedRunPolicy)}>
           <option value="skip">Skip the missed runs</option>
           <option value="run_once">Run once when it is back</option>
         </select>
