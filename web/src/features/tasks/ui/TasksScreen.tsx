@@ -22,6 +22,15 @@ function when(iso: string | null | undefined): string {
   return iso ? new Date(iso).toLocaleString() : "—";
 }
 
+/** A due time on the task zone's wall clock (the browser's when the zone is not one it knows). */
+function inZone(iso: string, zone: string): string {
+  try {
+    return new Date(iso).toLocaleString(undefined, { timeZone: zone, timeZoneName: "short" });
+  } catch {
+    return when(iso);
+  }
+}
+
 export default function TasksScreen() {
   const tasks = useTasks();
   const [editing, setEditing] = useState<string | "new" | null>(null);
@@ -228,7 +237,7 @@ function TaskEditor({ task, onDone }: { task: Task | null; onDone: (id: string) 
           ) : preview.data ? (
             <ol aria-label="Next runs">
               {preview.data.next_runs.map((at) => (
-                <li key={at}>{when(at)}</li>
+                <li key={at}>{inZone(at, form.kind === "once" ? browserZone() : zone)}</li>
               ))}
             </ol>
           ) : (
