@@ -105,6 +105,8 @@ pub struct Task {
     /// The next five due times of the schedule from now (the server's computation, which
     /// the scheduler follows), also for a disabled task.
     pub next_runs: Vec<DateTime<Utc>>,
+    /// The run with the latest due time, if any: what the web UI notifies about when it ends.
+    pub last_run: Option<TaskRun>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }

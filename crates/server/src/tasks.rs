@@ -48,6 +48,12 @@ async fn owned_task(
     state.store.task(user.0.id, id).await?.ok_or_else(ApiError::task_not_found)
 }
 
+/// The task's JSON: its next due times and its latest run.
+async fn task_json(state: &AppState, task: TaskRecord) -> Result<Task, ApiError> {
+    let last_run = state.store.task_runs(task.id, 1).await?.into_iter().next();
+    Ok(Task { last_run, ..state.scheduler.task_json(task) })
+}
+
 fn valid_name(name: &str) -> Result<String, ApiError> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
@@ -114,8 +120,11 @@ async fn list_tasks(
     State(state): State<AppState>,
     user: CurrentUser,
 ) -> Result<Json<Vec<Task>>, ApiError> {
-    let tasks = state.store.list_tasks(user.0.id).await?;
-    Ok(Json(tasks.into_iter().map(|task| state.scheduler.task_json(task)).collect()))
+    let mut tasks = Vec::new();
+    for task in state.store.list_tasks(user.0.id).await? {
+        tasks.push(task_json(&state, task).await?);
+    }
+    Ok(Json(tasks))
 }
 
 /// Schedule a prompt. It runs at each due time of its schedule in its time zone, in a new
@@ -163,7 +172,7 @@ async fn create_task(
             updated_at: Utc::now(),
         })
         .await?;
-    Ok((StatusCode::CREATED, Json(state.scheduler.task_json(task))))
+    Ok((StatusCode::CREATED, Json(task_json(&state, task).await?)))
 }
 
 /// The next five due times of a schedule, as the scheduler computes them: what a schedule
@@ -194,7 +203,7 @@ async fn get_task(
     TaskId(task_id): TaskId,
 ) -> Result<Json<Task>, ApiError> {
     let task = owned_task(&state, &user, task_id).await?;
-    Ok(Json(state.scheduler.task_json(task)))
+    Ok(Json(task_json(&state, task).await?))
 }
 
 /// Change a task. A new schedule, time zone or enabling counts from now: due times that
@@ -262,7 +271,7 @@ async fn update_task(
     }
     task.updated_at = Utc::now();
     let task = state.store.update_task(&task).await?.ok_or_else(ApiError::task_not_found)?;
-    Ok(Json(state.scheduler.task_json(task)))
+    Ok(Json(task_json(&state, task).await?))
 }
 
 /// Delete a task and its history (its chats stay).

@@ -118,6 +118,7 @@ async fn a_task_shows_its_next_runs_and_a_patch_moves_them() {
     assert_eq!(task["next_run_at"], task["next_runs"][0]);
     assert_eq!(task["target"], json!({"kind": "new_chat"}));
     assert_eq!(task["missed_runs"], "skip");
+    assert_eq!(task["last_run"], Value::Null, "no run yet");
     assert_eq!(task["model"], "claude-test", "the server's default model");
 
     // The preview is the same computation.

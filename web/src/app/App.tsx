@@ -12,6 +12,7 @@ import { Sidebar } from "@/features/chats/ui/Sidebar";
 import { ChatView } from "@/features/conversation/ui/ChatView";
 import { preloadMarkdown } from "@/features/conversation/ui/MessageList";
 import { AccountSettingsButton } from "@/features/settings/ui/SettingsButtons";
+import { useTaskNotifications } from "@/features/tasks/model/useTaskNotifications";
 import { TasksButton } from "@/features/tasks/ui/TasksButton";
 import { chatPath, navigate, useRoute } from "@/shared/lib/router";
 import { Button } from "@/shared/ui/Button";
@@ -46,6 +47,7 @@ function Shell() {
   }, [createChat]);
   const chatId = route.name === "chat" ? route.chatId : null;
   useAttention(chatId);
+  useTaskNotifications();
   return (
     <div className="layout">
       <Sidebar activeChatId={chatId} footer={<AccountBar />} />

@@ -134,6 +134,7 @@ async fn a_daily_task_fires_once_a_day_across_a_restart_and_a_disabled_one_never
     assert!(runs(&alice, &off).await.is_empty(), "the disabled task never ran");
     let (_, task_now) = alice.get(&format!("/api/v1/tasks/{}", task["id"].as_str().unwrap())).await;
     assert_eq!(task_now["next_run_at"], "2030-01-03T09:00:00Z");
+    assert_eq!(task_now["last_run"]["id"], second["id"], "the latest run, for notifications");
     server.stop().await.unwrap();
 }
 

@@ -154,7 +154,8 @@ impl Scheduler {
         Ok(self.start_run(task, run, now).await?)
     }
 
-    /// The task as the API shows it, with its next due times from now.
+    /// The task as the API shows it, with its next due times from now (`last_run` is left
+    /// to the caller, which reads it from the store).
     pub fn task_json(&self, task: TaskRecord) -> Task {
         let next_runs = Calendar::new(&task.schedule, &task.time_zone)
             .map(|calendar| calendar.next_n(self.clock.now(), NEXT_RUNS_SHOWN))
@@ -176,6 +177,7 @@ impl Scheduler {
             missed_runs: task.missed_runs,
             next_run_at: task.next_run_at,
             next_runs,
+            last_run: None,
             created_at: task.created_at,
             updated_at: task.updated_at,
         }

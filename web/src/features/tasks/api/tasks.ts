@@ -12,7 +12,7 @@ export const taskKeys = {
 };
 
 export function useTasks() {
-  return useQuery({ queryKey: taskKeys.list(), queryFn: () => request<Task[]>("/api/v1/tasks"), refetchInterval: 30_000 });
+  return useQuery({ queryKey: taskKeys.list(), queryFn: () => request<Task[]>("/api/v1/tasks"), refetchInterval: 15_000 });
 }
 
 /** A task's history; polled while one of its runs has not ended. */
@@ -66,6 +66,7 @@ export function useRunTask() {
     mutationFn: (id: string) => request<TaskRun>(`/api/v1/tasks/${id}/run`, { method: "POST" }),
     onSettled: (_run, _error, id) => {
       void queryClient.invalidateQueries({ queryKey: taskKeys.runs(id) });
+      void queryClient.invalidateQueries({ queryKey: taskKeys.list() });
       void queryClient.invalidateQueries({ queryKey: ["chats"] });
     },
   });

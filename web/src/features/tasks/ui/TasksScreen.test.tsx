@@ -47,6 +47,7 @@ const task: Task = {
   missed_runs: "skip",
   next_run_at: nextRuns[0] ?? null,
   next_runs: nextRuns,
+  last_run: null,
   created_at: "2030-01-01T00:00:00Z",
   updated_at: "2030-01-01T00:00:00Z",
 };
