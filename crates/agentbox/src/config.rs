@@ -197,6 +197,13 @@ pub struct ServeArgs {
     /// Seconds a permission request waits for an answer before it is denied [default: 600].
     #[arg(long, env = "AGENTBOX_PERMISSION_TIMEOUT_SECS")]
     pub permission_timeout_secs: Option<u64>,
+    /// Seconds a request for a person in a scheduled task's turn waits before it is denied,
+    /// unless the task sets its own [default: 300].
+    #[arg(long, env = "AGENTBOX_TASK_PERMISSION_TIMEOUT_SECS")]
+    pub task_permission_timeout_secs: Option<u64>,
+    /// Runs kept in each scheduled task's history; older ones are deleted [default: 50].
+    #[arg(long, env = "AGENTBOX_TASK_HISTORY")]
+    pub task_history: Option<usize>,
     /// Offer `bypassPermissions` although the sandbox provider does not isolate the agent.
     #[arg(long, env = "AGENTBOX_ALLOW_BYPASS_WITHOUT_ISOLATION")]
     pub allow_bypass_without_isolation: bool,
@@ -281,6 +288,8 @@ struct FileConfig {
     max_workspace_bytes_per_user: Option<u64>,
     log_format: Option<String>,
     permission_timeout_secs: Option<u64>,
+    task_permission_timeout_secs: Option<u64>,
+    task_history: Option<usize>,
     allow_bypass_without_isolation: Option<bool>,
     require_user_model_key: Option<bool>,
     auto_allowed_hosts: Option<Vec<String>>,
@@ -372,6 +381,17 @@ pub struct Config {
     pub node_expiry: Duration,
     /// `All` for `serve`, `Api` for `serve --no-worker`, `Worker` for `worker`.
     pub node_role: NodeRole,
+    /// The task scheduler's settings, and its clock (tests set a manual one).
+    pub tasks: TaskConfig,
+}
+
+/// The task scheduler's settings and the clock it reads.
+#[derive(Clone, Debug, Default)]
+pub struct TaskConfig {
+    pub settings: agentbox_runs::schedule::TaskSettings,
+    /// `None`: the system's clock. A manual clock stops the scheduler's own ticking: its
+    /// owner calls `Scheduler::tick`.
+    pub clock: Option<std::sync::Arc<dyn agentbox_runs::schedule::WallClock>>,
 }
 
 impl fmt::Debug for Config {
@@ -411,6 +431,7 @@ impl fmt::Debug for Config {
             .field("node_id", &self.node_id)
             .field("node_expiry", &self.node_expiry)
             .field("node_role", &self.node_role)
+            .field("tasks", &self.tasks)
             .finish()
     }
 }
@@ -601,7 +622,21 @@ impl ServeArgs {
                 "--node-expiry-secs must be at least 2 (heartbeats come several times within it)"
             );
         }
+        let tasks = TaskConfig {
+            settings: agentbox_runs::schedule::TaskSettings {
+                permission_timeout: Duration::from_secs(
+                    self.task_permission_timeout_secs
+                        .or(file.task_permission_timeout_secs)
+                        .unwrap_or(300)
+                        .max(1),
+                ),
+                keep_runs: self.task_history.or(file.task_history).unwrap_or(50).max(1),
+                ..Default::default()
+            },
+            clock: None,
+        };
         Ok(Config {
+            tasks,
             node_role: if self.no_worker { NodeRole::Api } else { NodeRole::All },
             node_id,
             node_expiry: Duration::from_secs(node_expiry),

@@ -37,6 +37,8 @@ pub struct Server {
     /// turn does, without a CLI.
     pub store: Store,
     pub bus: Arc<EventBus>,
+    /// The task scheduler, for tests that tick it on a manual clock.
+    pub scheduler: Arc<agentbox_runs::schedule::Scheduler>,
     shutdown: CancellationToken,
     draining: CancellationToken,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
@@ -214,7 +216,24 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
     let shutdown = CancellationToken::new();
     let draining = CancellationToken::new();
     runner.start_node(shutdown.clone());
+    let clock: Arc<dyn agentbox_runs::schedule::WallClock> = match &config.tasks.clock {
+        Some(clock) => clock.clone(),
+        None => Arc::new(agentbox_runs::schedule::SystemWallClock),
+    };
+    let scheduler = agentbox_runs::schedule::Scheduler::new(
+        store.clone(),
+        runner.clone(),
+        clock,
+        config.tasks.settings.clone(),
+    );
+    // Nodes that serve the API schedule (a worker only runs turns): their claims make any
+    // number of them safe, and a turn they submit goes through the node's queue, to a
+    // worker when the node runs none.
+    if role != NodeRole::Worker {
+        scheduler.start(shutdown.clone());
+    }
     let state = AppState {
+        scheduler: scheduler.clone(),
         store: store.clone(),
         bus: bus.clone(),
         runner: runner.clone(),
@@ -281,7 +300,15 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         }
         Ok(())
     });
-    Ok(Server { address, store: server_store, bus: server_bus, shutdown, draining, task })
+    Ok(Server {
+        address,
+        store: server_store,
+        bus: server_bus,
+        scheduler,
+        shutdown,
+        draining,
+        task,
+    })
 }
 
 /// This node's id: the configured one, else the one kept in the data directory, made at

@@ -6,10 +6,12 @@
 //!   `messages.content`.
 //! - [`api`]: request and response bodies of the HTTP API (contract v1).
 //! - [`permission`]: permission requests, their answers and how they were settled.
+//! - [`task`]: scheduled tasks, their runs and their API bodies.
 
 pub mod api;
 pub mod cli;
 pub mod event;
 pub mod permission;
+pub mod task;
 
 pub use event::{ChatEvent, EventPayload, MessageStatus, TransientEvent};

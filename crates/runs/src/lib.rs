@@ -37,6 +37,7 @@ mod recovery;
 mod request;
 mod restore;
 mod runner;
+pub mod schedule;
 mod secrets;
 mod sink;
 mod submission;

@@ -72,6 +72,10 @@ impl ApiError {
         Self::new(StatusCode::NOT_FOUND, "chat_not_found", "No such chat.")
     }
 
+    pub fn task_not_found() -> Self {
+        Self::new(StatusCode::NOT_FOUND, "task_not_found", "No such task.")
+    }
+
     pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::CONFLICT, code, message)
     }
@@ -123,6 +127,24 @@ impl From<agentbox_runs::SecretsError> for ApiError {
                 "secrets_unavailable",
                 sealing.to_string(),
             ),
+        }
+    }
+}
+
+/// A schedule that cannot be used (bad cron, unknown zone, a time that is not HH:MM).
+impl From<agentbox_runs::schedule::ScheduleError> for ApiError {
+    fn from(err: agentbox_runs::schedule::ScheduleError) -> Self {
+        Self::unprocessable("invalid_schedule", err.0)
+    }
+}
+
+impl From<agentbox_runs::schedule::ScheduleRunError> for ApiError {
+    fn from(err: agentbox_runs::schedule::ScheduleRunError) -> Self {
+        match err {
+            agentbox_runs::schedule::ScheduleRunError::Duplicate => {
+                Self::conflict("run_exists", err.to_string())
+            }
+            agentbox_runs::schedule::ScheduleRunError::Store(err) => err.into(),
         }
     }
 }

@@ -189,3 +189,19 @@ impl<S: Send + Sync, I: ChatItem> FromRequestParts<S> for Named<I> {
         Ok(Self(id.parse().map_err(|_| I::not_found())?))
     }
 }
+
+/// The `{task_id}` of a path. An id that is not a UUID names no task: 404, like any other
+/// unknown task.
+pub struct TaskId(pub Uuid);
+
+impl<S: Send + Sync> FromRequestParts<S> for TaskId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match Path::<Uuid>::from_request_parts(parts, state).await {
+            Ok(Path(id)) => Ok(Self(id)),
+            Err(PathRejection::FailedToDeserializePathParams(_)) => Err(ApiError::task_not_found()),
+            Err(other) => Err(ApiError::internal(other.body_text())),
+        }
+    }
+}

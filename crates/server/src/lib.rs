@@ -38,6 +38,7 @@ mod spa;
 mod sse;
 mod state;
 mod stream;
+mod tasks;
 mod terminal;
 mod user_limits;
 mod workspace;
@@ -137,4 +138,5 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(terminal::routes())
         .merge(workspace::routes())
         .merge(ready::routes())
+        .merge(tasks::routes())
 }

@@ -46,4 +46,6 @@ pub struct AppState {
     pub metrics: crate::metrics::MetricsAccess,
     /// Open terminals (shells on PTYs in sandboxes).
     pub terminals: Arc<crate::terminal::TerminalRegistry>,
+    /// Scheduled tasks: their clock, "run now" and their next due times.
+    pub scheduler: Arc<agentbox_runs::schedule::Scheduler>,
 }

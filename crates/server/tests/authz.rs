@@ -10,6 +10,7 @@
 //! | `Public` | passes | passes | passes | passes | passes | passes |
 //! | `SignedIn` | 401 | 401 | passes | passes | 401 | passes |
 //! | `Owner` (a chat's) | 401 | 401 | 404 `chat_not_found` | passes | 401 | 404 `chat_not_found` |
+//! | `TaskOwner` (a task's) | 401 | 401 | 404 `task_not_found` | passes | 401 | 404 `task_not_found` |
 //! | `Admin` | 401 | 401 | 403 `admin_only` | 403 `admin_only` | 401 | passes |
 //!
 //! "Passes" means the authorization let the request through: the answer is none of its
@@ -38,10 +39,11 @@ enum Access {
     Public,
     SignedIn,
     Owner,
+    TaskOwner,
     Admin,
 }
 
-use Access::{Admin, Owner, Public, SignedIn};
+use Access::{Admin, Owner, Public, SignedIn, TaskOwner};
 
 /// Who may call each route. Keep it sorted like the OpenAPI document (by path).
 const MATRIX: &[(&str, &str, Access)] = &[
@@ -114,6 +116,14 @@ const MATRIX: &[(&str, &str, Access)] = &[
     ("GET", "/livez", Public),
     ("GET", "/metrics", Public),
     ("GET", "/readyz", Public),
+    ("GET", "/api/v1/tasks", SignedIn),
+    ("POST", "/api/v1/tasks", SignedIn),
+    ("POST", "/api/v1/tasks/preview", SignedIn),
+    ("GET", "/api/v1/tasks/{task_id}", TaskOwner),
+    ("DELETE", "/api/v1/tasks/{task_id}", TaskOwner),
+    ("PATCH", "/api/v1/tasks/{task_id}", TaskOwner),
+    ("POST", "/api/v1/tasks/{task_id}/run", TaskOwner),
+    ("GET", "/api/v1/tasks/{task_id}/runs", TaskOwner),
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -138,19 +148,23 @@ fn expected(access: Access, caller: Caller) -> Expect {
     let unauthorized = Expect::Refused(StatusCode::UNAUTHORIZED, "");
     let not_yours = Expect::Refused(StatusCode::NOT_FOUND, "chat_not_found");
     let admin_only = Expect::Refused(StatusCode::FORBIDDEN, "admin_only");
+    let not_your_task = Expect::Refused(StatusCode::NOT_FOUND, "task_not_found");
     match (access, caller) {
         (Public, _) => Expect::Passes,
         (_, C::Anonymous | C::GarbageToken | C::DisabledUser) => unauthorized,
         (SignedIn, _) => Expect::Passes,
         (Access::Owner, C::Owner) => Expect::Passes,
         (Access::Owner, C::AnotherUser | C::Admin) => not_yours,
+        (TaskOwner, C::Owner) => Expect::Passes,
+        (TaskOwner, C::AnotherUser | C::Admin) => not_your_task,
         (Access::Admin, C::Admin) => Expect::Passes,
         (Access::Admin, C::AnotherUser | C::Owner) => admin_only,
     }
 }
 
 /// The codes of the refusals that authorization makes; any other answer let the caller in.
-const REFUSALS: [&str; 4] = ["unauthorized", "account_disabled", "admin_only", "chat_not_found"];
+const REFUSALS: [&str; 5] =
+    ["unauthorized", "account_disabled", "admin_only", "chat_not_found", "task_not_found"];
 
 fn check(answer: &Answer, expect: Expect, what: &str) {
     let code = answer.json()["error"]["code"].as_str().unwrap_or_default().to_owned();
@@ -218,8 +232,22 @@ async fn every_route_answers_each_caller_as_the_matrix_says() {
             .as_str()
             .unwrap()
             .to_owned();
+        // And a task of the owner's, running in that chat.
+        let task = app
+            .call(
+                Method::POST,
+                "/api/v1/tasks",
+                Some(&owner.access),
+                Some(&json!({"name": "t", "prompt": "hello", "schedule": {"kind": "daily", "time": "09:00"}})),
+            )
+            .await
+            .json()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
         let uri = path
             .replace("{chat_id}", &chat)
+            .replace("{task_id}", &task)
             .replace("{user_id}", &uuid::Uuid::new_v4().to_string())
             .replace("{request_id}", "no-such-request")
             .replace(['{', '}'], "");
@@ -252,6 +280,10 @@ fn body_for(path: &str) -> serde_json::Value {
         "move" => json!({"from": "a.txt", "to": "b.txt"}),
         "directory" => json!({"path": "made-by-the-matrix"}),
         "messages" | "queue" => json!({"prompt": "hello"}),
+        "tasks" => {
+            json!({"name": "t", "prompt": "hello", "schedule": {"kind": "hourly", "minute": 5}})
+        }
+        "preview" => json!({"schedule": {"kind": "cron", "expression": "0 9 * * 1-5"}}),
         "fork" => json!({"message_id": uuid::Uuid::new_v4()}),
         "{request_id}" => json!({"approved": false}),
         "{name}" => json!({"value": "set-by-the-matrix"}),
@@ -285,6 +317,10 @@ fn the_matrix_expects_what_its_table_says() {
     assert_eq!(
         expected(SignedIn, Caller::DisabledUser),
         Expect::Refused(StatusCode::UNAUTHORIZED, "")
+    );
+    assert_eq!(
+        expected(TaskOwner, Caller::AnotherUser),
+        Expect::Refused(StatusCode::NOT_FOUND, "task_not_found")
     );
     assert_eq!(expected(Public, Caller::GarbageToken), Expect::Passes);
 }

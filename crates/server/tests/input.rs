@@ -78,7 +78,14 @@ impl App {
             },
         );
         let hour = Duration::from_secs(3600);
+        let scheduler = agentbox_runs::schedule::Scheduler::new(
+            store.clone(),
+            runner.clone(),
+            Arc::new(agentbox_runs::schedule::SystemWallClock),
+            Default::default(),
+        );
         let state = AppState {
+            scheduler,
             store,
             bus,
             runner,

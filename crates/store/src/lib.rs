@@ -14,6 +14,7 @@ mod records;
 mod repository;
 mod search;
 mod sqlite;
+mod tasks;
 pub mod testing;
 
 use std::sync::Arc;
@@ -35,6 +36,7 @@ pub use records::{
 };
 pub use repository::{Repository, Wake};
 pub use search::ChatQuery;
+pub use tasks::{NewTaskRun, TaskRecord};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -19,7 +19,9 @@ use crate::records::{
     TurnJob, TurnQueueSummary, TurnResult, UserActivity, UserRecord, UserUsage,
 };
 use crate::search::ChatQuery;
+use crate::tasks::{NewTaskRun, TaskRecord};
 use crate::{DatabaseInfo, Result, Table};
+use agentbox_protocol::task::TaskRun;
 
 #[async_trait]
 pub trait UserRepository: Send + Sync {
@@ -444,6 +446,61 @@ pub trait SecretRepository: Send + Sync {
     async fn reseal_secrets(&self, secrets: &[SecretRecord]) -> Result<u64>;
 }
 
+/// Scheduled tasks and their runs. A run's row is the claim of its due time: the unique key
+/// (task, due time) lets one claim through, whichever node or restart tries.
+#[async_trait]
+pub trait TaskRepository: Send + Sync {
+    async fn create_task(&self, task: &TaskRecord) -> Result<()>;
+    /// The task if it exists and belongs to `user_id`.
+    async fn task(&self, user_id: Uuid, task_id: Uuid) -> Result<Option<TaskRecord>>;
+    /// The task whoever owns it: for the scheduler, never for a request handler.
+    async fn task_unscoped(&self, task_id: Uuid) -> Result<Option<TaskRecord>>;
+    /// The user's tasks, oldest first.
+    async fn list_tasks(&self, user_id: Uuid) -> Result<Vec<TaskRecord>>;
+    /// Replace the task's fields (not its id, owner or creation time); `false` if the user
+    /// has no such task.
+    async fn update_task(&self, task: &TaskRecord) -> Result<bool>;
+    /// Delete the task and its runs; `false` if the user has no such task.
+    async fn delete_task(&self, user_id: Uuid, task_id: Uuid) -> Result<bool>;
+    /// Enabled tasks whose next run is due at `now`, the longest due first.
+    async fn due_tasks(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<TaskRecord>>;
+    /// Move the task's next run from `from` to `to`; `false` if it was not at `from` any
+    /// more (another scheduler, or an edit, moved it).
+    async fn advance_task(
+        &self,
+        task_id: Uuid,
+        from: DateTime<Utc>,
+        to: Option<DateTime<Utc>>,
+    ) -> Result<bool>;
+    /// Claim a due time: the run as stored, or `None` when it was claimed before.
+    async fn claim_task_run(&self, run: &NewTaskRun) -> Result<Option<TaskRun>>;
+    async fn task_run(&self, run_id: Uuid) -> Result<Option<TaskRun>>;
+    /// A claimed run's turn started; `false` if the run was not `claimed` any more.
+    async fn start_task_run(
+        &self,
+        run_id: Uuid,
+        chat_id: Uuid,
+        message_id: Uuid,
+        at: DateTime<Utc>,
+    ) -> Result<bool>;
+    /// A claimed run could not start its turn; `false` if it was not `claimed` any more.
+    async fn fail_task_run(
+        &self,
+        run_id: Uuid,
+        chat_id: Option<Uuid>,
+        error: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool>;
+    /// Runs claimed before `claimed_before` whose turn never started.
+    async fn stale_task_runs(&self, claimed_before: DateTime<Utc>) -> Result<Vec<TaskRun>>;
+    /// Started runs whose turn is still in progress.
+    async fn running_task_runs(&self) -> Result<Vec<TaskRun>>;
+    /// The task's runs, the latest due time first, at most `limit`.
+    async fn task_runs(&self, task_id: Uuid, limit: i64) -> Result<Vec<TaskRun>>;
+    /// Delete all but the task's latest `keep` runs (never a claimed one); how many went.
+    async fn prune_task_runs(&self, task_id: Uuid, keep: i64) -> Result<u64>;
+}
+
 /// Everything a backend implements.
 pub trait Repository:
     UserRepository
@@ -459,6 +516,7 @@ pub trait Repository:
     + ControlRepository
     + AuditRepository
     + SecretRepository
+    + TaskRepository
     + DatabaseRepository
     + Send
     + Sync
@@ -480,7 +538,7 @@ impl<T> Repository for T where
         + ControlRepository
         + AuditRepository
         + SecretRepository
-        + SecretRepository
+        + TaskRepository
         + DatabaseRepository
         + Send
         + Sync

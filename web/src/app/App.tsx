@@ -12,6 +12,8 @@ import { Sidebar } from "@/features/chats/ui/Sidebar";
 import { ChatView } from "@/features/conversation/ui/ChatView";
 import { preloadMarkdown } from "@/features/conversation/ui/MessageList";
 import { AccountSettingsButton } from "@/features/settings/ui/SettingsButtons";
+import { useTaskNotifications } from "@/features/tasks/model/useTaskNotifications";
+import { TasksButton } from "@/features/tasks/ui/TasksButton";
 import { chatPath, navigate, useRoute } from "@/shared/lib/router";
 import { Button } from "@/shared/ui/Button";
 import { Spinner } from "@/shared/ui/Spinner";
@@ -20,6 +22,7 @@ import { AutoThemeIcon, BellIcon, MenuIcon, MoonIcon, SunIcon } from "@/shared/u
 
 // Only administrators open it: a chunk of its own.
 const AdminScreen = lazy(() => import("@/features/admin/ui/AdminScreen"));
+const TasksScreen = lazy(() => import("@/features/tasks/ui/TasksScreen"));
 
 export function App() {
   useApplyTheme();
@@ -44,6 +47,7 @@ function Shell() {
   }, [createChat]);
   const chatId = route.name === "chat" ? route.chatId : null;
   useAttention(chatId);
+  useTaskNotifications();
   return (
     <div className="layout">
       <Sidebar activeChatId={chatId} footer={<AccountBar />} />
@@ -51,6 +55,10 @@ function Shell() {
         {route.name === "admin" ? (
           <Suspense fallback={<Spinner label="Loading" />}>
             <AdminScreen />
+          </Suspense>
+        ) : route.name === "tasks" ? (
+          <Suspense fallback={<Spinner label="Loading" />}>
+            <TasksScreen />
           </Suspense>
         ) : chatId ? (
           <ChatView key={chatId} chatId={chatId} />
@@ -101,6 +109,7 @@ function AccountBar() {
           <BellIcon />
         </button>
       )}
+      <TasksButton />
       <AccountSettingsButton />
       {me.data?.is_admin && <AdminButton />}
       <Button variant="ghost" onClick={() => signOut.mutate()} disabled={signOut.isPending}>

@@ -19,5 +19,6 @@ mod runaway;
 mod sandbox;
 mod secrets;
 mod support;
+mod tasks;
 mod turns;
 mod web;

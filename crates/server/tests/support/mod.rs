@@ -115,7 +115,14 @@ impl App {
         );
         let clock = Arc::new(ManualClock::new());
         let hour = Duration::from_secs(3600);
+        let scheduler = agentbox_runs::schedule::Scheduler::new(
+            store.clone(),
+            runner.clone(),
+            Arc::new(agentbox_runs::schedule::SystemWallClock),
+            Default::default(),
+        );
         let mut state = AppState {
+            scheduler,
             store: store.clone(),
             bus,
             runner,

@@ -21,6 +21,7 @@ mod permissions;
 mod queue;
 mod secrets;
 mod settings;
+mod tasks;
 mod turns;
 mod users;
 

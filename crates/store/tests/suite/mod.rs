@@ -13,5 +13,6 @@ mod queue;
 mod queue_summary;
 mod schema;
 mod secrets;
+mod tasks;
 mod turns;
 mod users;

@@ -67,3 +67,11 @@ export type ForkRequest = Schemas["ForkRequest"];
 
 /** The chat event of one `type`, e.g. `EventOf<"tool_started">`. */
 export type EventOf<T extends EventType> = Extract<ChatEvent, { type: T }>;
+export type Task = Schemas["Task"];
+export type TaskRun = Schemas["TaskRun"];
+export type Schedule = Schemas["Schedule"];
+export type TaskTarget = Schemas["TaskTarget"];
+export type MissedRunPolicy = Schemas["MissedRunPolicy"];
+export type CreateTaskRequest = Schemas["CreateTaskRequest"];
+export type UpdateTaskRequest = Schemas["UpdateTaskRequest"];
+export type TaskPreview = Schemas["TaskPreview"];

@@ -9,5 +9,7 @@ describe("routes", () => {
     expect(parseRoute("/admin")).toEqual({ name: "admin" });
     expect(parseRoute("/admin/")).toEqual({ name: "admin" });
     expect(parseRoute("/administrator")).toEqual({ name: "home" });
+    expect(parseRoute("/tasks")).toEqual({ name: "tasks" });
+    expect(parseRoute("/tasks/x")).toEqual({ name: "home" });
   });
 });

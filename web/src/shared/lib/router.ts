@@ -1,8 +1,8 @@
-// The app's few routes (`/`, `/chats/<id>` and `/admin`) on the History API. A router library would
+// The app's few routes (`/`, `/chats/<id>`, `/tasks` and `/admin`) on the History API. A router library would
 // be more code than the routes themselves.
 import { useSyncExternalStore } from "react";
 
-export type Route = { name: "home" } | { name: "chat"; chatId: string } | { name: "admin" };
+export type Route = { name: "home" } | { name: "chat"; chatId: string } | { name: "admin" } | { name: "tasks" };
 
 const listeners = new Set<() => void>();
 
@@ -17,6 +17,7 @@ function subscribe(listener: () => void): () => void {
 
 export function parseRoute(path: string): Route {
   if (/^\/admin\/?$/.test(path)) return { name: "admin" };
+  if (/^\/tasks\/?$/.test(path)) return { name: "tasks" };
   const match = /^\/chats\/([0-9a-fA-F-]{36})\/?$/.exec(path);
   return match?.[1] ? { name: "chat", chatId: match[1].toLowerCase() } : { name: "home" };
 }
@@ -29,6 +30,7 @@ export function navigate(path: string, options: { replace?: boolean } = {}): voi
 }
 
 export const adminPath = "/admin";
+export const tasksPath = "/tasks";
 
 export function chatPath(chatId: string): string {
   return `/chats/${chatId}`;
