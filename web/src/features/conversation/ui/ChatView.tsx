@@ -116,7 +116,7 @@ export function ChatView({ chatId }: { chatId: string }) {
               <p>Write what the agent should do below and press Enter. It works in this chat's own sandbox: it can run commands and create and edit files there.</p>
             </div>
           ) : (
-            <MessageList chatId={chatId} messages={messages} />
+            <MessageList chatId={chatId} messages={messages} running={running} />
           )}
         </div>
         {messages.length > 0 && <ChatFigures chatId={chatId} messages={messages} />}

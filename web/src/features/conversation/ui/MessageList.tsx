@@ -10,7 +10,12 @@ import { Button } from "@/shared/ui/Button";
 import { formatCost, formatTokens } from "@/shared/lib/format";
 import { Spinner } from "@/shared/ui/Spinner";
 import { PermissionCard } from "@/features/permissions/ui/PermissionCard";
+import { hasDemoNotice, modelAdvice, quietBlocks, retryWords } from "../model/failures";
+import { turnBefore } from "../model/rewind";
 import { ToolCard } from "./ToolCard";
+import { useRewind } from "./Rewind";
+import { UserMessage } from "./UserMessage";
+import "./conversation.css";
 
 // Markdown and code highlighting are most of the app's code; they load right after the first
 // screen, and text shows as plain text for that moment.
@@ -28,28 +33,48 @@ function Text({ text }: { text: string }) {
   );
 }
 
-export function MessageList({ chatId, messages }: { chatId: string; messages: MessageView[] }) {
+export function MessageList({ chatId, messages, running = false }: { chatId: string; messages: MessageView[]; running?: boolean }) {
   // Only the latest turn can be retried (a retry of an older one would answer out of order).
   const latest = messages.findLast((m) => m.role === "assistant")?.id;
+  const rewind = useRewind(chatId, messages);
+  let turn = 0;
+  // The demo-mode notice comes with every turn; the chat shows it once.
+  let demoShown = false;
   return (
-    <ol className="messages" aria-label="Conversation">
-      {messages.map((message) =>
-        message.role === "user" ? (
-          <UserMessage key={message.id} message={message} />
-        ) : (
-          <AssistantMessage key={message.id} chatId={chatId} message={message} latest={message.id === latest} />
-        ),
+    <>
+      <ol className="messages" aria-label="Conversation">
+        {messages.map((message) => {
+          if (message.role === "user") {
+            const blocked = running
+              ? "Wait for the running turn to end (or stop it)."
+              : !turnBefore(messages, message.id)
+                ? "The first prompt has no checkpoint before it: start a new chat to ask it differently."
+                : null;
+            return <UserMessage key={message.id} message={message} editBlocked={blocked} onEdit={(text) => rewind.ask({ action: "edit", prompt: message, text })} />;
+          }
+          turn += 1;
+          const number = turn;
+          const skipDemo = demoShown;
+          demoShown ||= hasDemoNotice(message.blocks);
+          return (
+            <AssistantMessage
+              key={message.id}
+              chatId={chatId}
+              message={message}
+              latest={message.id === latest}
+              demoShown={skipDemo}
+              onRestore={running ? null : () => rewind.ask({ action: "restore", turn: message, number })}
+            />
+          );
+        })}
+      </ol>
+      {rewind.error && (
+        <p className="error-block" role="alert">
+          {rewind.error}
+        </p>
       )}
-    </ol>
-  );
-}
-
-function UserMessage({ message }: { message: MessageView }) {
-  const text = message.blocks.map((b) => (b.kind === "user" ? b.text : "")).join("\n");
-  return (
-    <li className="message message-user" data-message-id={message.id}>
-      <div className="bubble">{text}</div>
-    </li>
+      {rewind.dialog}
+    </>
   );
 }
 
@@ -82,11 +107,21 @@ export function layoutBlocks(blocks: Block[]): Layout {
   return layout;
 }
 
-function AssistantMessage({ chatId, message, latest }: { chatId: string; message: MessageView; latest: boolean }) {
+interface AssistantProps {
+  chatId: string;
+  message: MessageView;
+  latest: boolean;
+  /** An earlier turn of the chat showed the demo-mode notice. */
+  demoShown: boolean;
+  /** Restores this turn's checkpoint (after asking); null while it cannot. */
+  onRestore: (() => void) | null;
+}
+
+function AssistantMessage({ chatId, message, latest, demoShown, onRestore }: AssistantProps) {
   const open = message.status === "in_progress";
   // Tool calls held by a request to the user: their cards say so instead of "Running".
   const held = new Set(message.blocks.flatMap((b) => (b.kind === "permission" && b.resolved === null && open && b.toolUseId ? [b.toolUseId] : [])));
-  const layout = layoutBlocks(message.blocks);
+  const layout = layoutBlocks(quietBlocks(message.blocks, demoShown));
   return (
     <li className={`message message-assistant status-${message.status}`} data-message-id={message.id} aria-busy={message.status === "in_progress"}>
       {layout.top.map((block) => (
@@ -97,7 +132,7 @@ function AssistantMessage({ chatId, message, latest }: { chatId: string; message
           <Text text={message.live} />
         </div>
       )}
-      <MessageFooter chatId={chatId} message={message} retryable={latest} />
+      <MessageFooter chatId={chatId} message={message} retryable={latest} onRestore={onRestore} />
     </li>
   );
 }
@@ -144,14 +179,30 @@ function BlockView({ chatId, block, open, held, layout }: { chatId: string; bloc
           </div>
         );
       }
-      return (
-        <div className="error-block" role="alert" data-seq={block.seq}>
-          <strong>Error{block.code ? ` (${block.code})` : ""}:</strong> {block.message}
-        </div>
-      );
+      return <ErrorBlock block={block} />;
     case "user":
       return null;
   }
+}
+
+function ErrorBlock({ block }: { block: Extract<Block, { kind: "error" }> }) {
+  const advice = modelAdvice(block.code, block.message);
+  if (advice) {
+    return (
+      <div className="error-block" role="alert" data-seq={block.seq}>
+        <strong>{advice.title}.</strong> {advice.advice}
+        <details className="error-details">
+          <summary className="small">What the API said</summary>
+          <pre>{block.message}</pre>
+        </details>
+      </div>
+    );
+  }
+  return (
+    <div className="error-block" role="alert" data-seq={block.seq}>
+      <strong>Error{block.code ? ` (${block.code})` : ""}:</strong> {block.message}
+    </div>
+  );
 }
 
 function SystemNotice({ block }: { block: Extract<Block, { kind: "system" }> }) {
@@ -175,7 +226,7 @@ function SystemNotice({ block }: { block: Extract<Block, { kind: "system" }> }) 
     const max = block.details.max_retries;
     return (
       <div className="notice-block muted" data-seq={block.seq}>
-        The model API failed; retrying{typeof attempt === "number" ? ` (attempt ${attempt}${typeof max === "number" ? ` of ${max}` : ""})` : ""}.
+        {retryWords(block.details.error_status)}; retrying{typeof attempt === "number" ? ` (attempt ${attempt}${typeof max === "number" ? ` of ${max}` : ""})` : ""}…
       </div>
     );
   }
@@ -183,7 +234,7 @@ function SystemNotice({ block }: { block: Extract<Block, { kind: "system" }> }) 
   return null;
 }
 
-function MessageFooter({ chatId, message, retryable }: { chatId: string; message: MessageView; retryable: boolean }) {
+function MessageFooter({ chatId, message, retryable, onRestore }: { chatId: string; message: MessageView; retryable: boolean; onRestore: (() => void) | null }) {
   const retry = useRetryTurn(chatId);
   if (message.status === "in_progress") {
     return (
@@ -210,6 +261,11 @@ function MessageFooter({ chatId, message, retryable }: { chatId: string; message
         <Button variant="secondary" onClick={() => retry.mutate(message.id)} disabled={retry.isPending || retry.isSuccess}>
           Retry
         </Button>
+      )}
+      {message.status === "completed" && onRestore && (
+        <button type="button" className="link small turn-restore" onClick={onRestore} title="Put the files and the conversation back to the end of this turn">
+          Restore to here
+        </button>
       )}
       {retry.error && <span className="bad small">{retry.error instanceof ApiError ? retry.error.message : "The turn could not be retried."}</span>}
     </div>
