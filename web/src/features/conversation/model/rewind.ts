@@ -28,3 +28,6 @@ export function checkpointBeforePrompt(checkpoints: readonly CheckpointInfo[], m
 export function promptText(message: MessageView): string {
   return message.blocks.map((b) => (b.kind === "user" ? b.text : "")).join("\n");
 }
+
+/** What the user asked to go back for: a turn's "Restore to here" (`number`: its place), or an edited prompt. */
+export type RewindRequest = { action: "restore"; turn: MessageView; number: number } | { action: "edit"; prompt: MessageView; text: string };

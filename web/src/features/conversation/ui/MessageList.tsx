@@ -1,25 +1,52 @@
 // The conversation: the user's prompts, and for each turn the agent's thinking, text, tool
 // calls, notices and errors in the order they happened, with the turn's status, tokens and
 // cost underneath. Heights only grow while a turn streams, so nothing jumps.
-import { lazy, Suspense } from "react";
+import { lazy, Suspense, useState } from "react";
 import type { Block, MessageView } from "../model/conversation";
 import { hasFigures } from "../model/figures";
 import { useRetryTurn } from "../api/retry";
 import { ApiError } from "@/shared/api/client";
 import { Button } from "@/shared/ui/Button";
 import { formatCost, formatTokens } from "@/shared/lib/format";
-import { Spinner } from "@/shared/ui/Spinner";
 import { PermissionCard } from "@/features/permissions/ui/PermissionCard";
 import { hasDemoNotice, modelAdvice, quietBlocks, retryWords } from "../model/failures";
-import { turnBefore } from "../model/rewind";
+import { turnBefore, type RewindRequest } from "../model/rewind";
 import { ToolCard } from "./ToolCard";
-import { useRewind } from "./Rewind";
+import { TurnProgress } from "./TurnProgress";
 import { UserMessage } from "./UserMessage";
 import "./conversation.css";
 
 // Markdown and code highlighting are most of the app's code; they load right after the first
 // screen, and text shows as plain text for that moment.
 const Markdown = lazy(() => import("@/shared/ui/Markdown"));
+// The dialog of Edit and "Restore to here", with the checkpoint API: loaded when first asked for.
+const RewindDialog = lazy(() => import("./Rewind").then((m) => ({ default: m.RewindDialog })));
+
+/** Edit and "Restore to here": what the user asked for, the dialog once asked, and how it went. */
+function useRewind(chatId: string, messages: readonly MessageView[]) {
+  const [request, setRequest] = useState<RewindRequest | null>(null);
+  const [asked, setAsked] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  const ask = (next: RewindRequest) => {
+    setError(null);
+    setAsked(true);
+    setRequest(next);
+  };
+  const dialog = asked && (
+    <Suspense fallback={null}>
+      <RewindDialog
+        chatId={chatId}
+        messages={messages}
+        request={request}
+        onClose={(failure) => {
+          setRequest(null);
+          setError(failure);
+        }}
+      />
+    </Suspense>
+  );
+  return { ask, error, dialog };
+}
 
 export function preloadMarkdown(): void {
   void import("@/shared/ui/Markdown");
@@ -148,12 +175,7 @@ function BlockView({ chatId, block, open, held, layout }: { chatId: string; bloc
         </div>
       );
     case "thinking":
-      return (
-        <details className="thinking" data-seq={block.seq}>
-          <summary>Thinking</summary>
-          <div className="thinking-text">{block.thinking}</div>
-        </details>
-      );
+      return <Thinking block={block} open={open} />;
     case "tool": {
       const request = layout.requests.get(block.id);
       const children = layout.children.get(block.id);
@@ -183,6 +205,26 @@ function BlockView({ chatId, block, open, held, layout }: { chatId: string; bloc
     case "user":
       return null;
   }
+}
+
+/** The model's thinking: open to read while its turn runs, folded away once it ended (the user's toggle wins). */
+function Thinking({ block, open }: { block: Extract<Block, { kind: "thinking" }>; open: boolean }) {
+  const [toggled, setToggled] = useState<boolean | null>(null);
+  const shown = toggled ?? open;
+  return (
+    <details
+      className="thinking"
+      data-seq={block.seq}
+      open={shown}
+      onToggle={(e) => {
+        const now = e.currentTarget.open;
+        if (now !== shown) setToggled(now);
+      }}
+    >
+      <summary>{open && toggled === null ? "Thinking…" : "Thinking"}</summary>
+      <div className="thinking-text">{block.thinking}</div>
+    </details>
+  );
 }
 
 function ErrorBlock({ block }: { block: Extract<Block, { kind: "error" }> }) {
@@ -237,11 +279,7 @@ function SystemNotice({ block }: { block: Extract<Block, { kind: "system" }> }) 
 function MessageFooter({ chatId, message, retryable, onRestore }: { chatId: string; message: MessageView; retryable: boolean; onRestore: (() => void) | null }) {
   const retry = useRetryTurn(chatId);
   if (message.status === "in_progress") {
-    return (
-      <div className="message-footer">
-        <Spinner /> <span>Working…</span>
-      </div>
-    );
+    return <TurnProgress message={message} />;
   }
   // A turn that failed before the model answered reports zeros, which say nothing.
   const usage = hasFigures(message.usage, message.costUsd) ? message.usage : null;

@@ -8,6 +8,8 @@ import { cleanTaskOutput, mcpName, stoppedNotice, todoItems, toolSummary, type T
 import { LONG_OUTPUT_LINES, toolView, type DiffLine } from "../model/tools";
 import { Spinner } from "@/shared/ui/Spinner";
 import { openAccountSettings } from "@/features/settings/model/opener";
+import { pathsOfCall } from "@/features/workspace/model/activity";
+import { openFileInEditor } from "@/features/workspace/model/panel";
 import { egressRefusal } from "../model/failures";
 
 type ToolBlock = Extract<Block, { kind: "tool" }>;
@@ -70,6 +72,7 @@ export function ToolCard({ block, waiting = false, request, nested }: ToolCardPr
             </p>
           )}
           {refusal && <EgressNotice host={refusal.host} />}
+          <FilePaths block={block} />
           {stopped ? <p className="muted small">{stopped}</p> : <Details block={block} nested={nested} waiting={waiting} />}
         </div>
       )}
@@ -173,5 +176,22 @@ function EgressNotice({ host }: { host: string | null }) {
       </button>{" "}
       (your allowed hosts), then ask again.
     </p>
+  );
+}
+
+/** The workspace files a call names, each a link that opens it in the editor. */
+function FilePaths({ block }: { block: ToolBlock }) {
+  const paths = pathsOfCall(block.name, block.input, block.output);
+  if (paths.length === 0) return null;
+  return (
+    <ul className="tool-paths" aria-label="Files">
+      {paths.slice(0, 50).map((path) => (
+        <li key={path}>
+          <button type="button" className="link small" onClick={() => openFileInEditor(path)} title="Open in the editor">
+            {path}
+          </button>
+        </li>
+      ))}
+    </ul>
   );
 }

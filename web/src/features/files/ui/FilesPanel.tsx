@@ -10,6 +10,7 @@ import { ConfirmDialog } from "@/shared/ui/Dialog";
 import { DownloadIcon, FilePlusIcon, FolderPlusIcon, RefreshIcon, UploadIcon } from "@/shared/ui/icons";
 import { conversationQuery } from "@/features/conversation/api/conversation";
 import { sandboxKeys } from "@/features/sandbox/api/sandbox";
+import { takeFileRequest, useFileRequest } from "@/features/workspace/model/panel";
 import { downloadFile, downloadZip, fileKeys, listQuery, statPath, useFileMutations } from "../api/files";
 import { fileChangeMark, planUploads } from "../model/document";
 import { setUnsavedFile } from "../model/unsaved";
@@ -300,6 +301,17 @@ export function FilesPanel({ chatId, visible }: { chatId: string; visible: boole
       .then((files) => upload(files, dir))
       .catch((error: unknown) => setNotice({ kind: "error", text: `The dropped files could not be read: ${String(error)}` }));
   };
+
+  // A path clicked on a tool card: shown in the tree and opened in the editor.
+  // Taken once: the panel mounts after the request when the click opened it.
+  const fileRequest = useFileRequest();
+  useEffect(() => {
+    if (!fileRequest) return;
+    takeFileRequest();
+    reveal(parentOf(fileRequest.path));
+    setSelected(fileRequest.path);
+    requestOpen(fileRequest.path);
+  }, [fileRequest]);
 
   const newIn = targetDirectory(selectedEntry);
   const openEntry = (entry: FileEntry) => {
