@@ -133,6 +133,15 @@ describe("from the conversation into the workspace", () => {
     // A wide screen: the panel opened by itself, on its files.
     await page.getByRole("tab", { name: "Files", selected: true }).waitFor();
     expect(await page.getByRole("button", { name: "Workspace panel", exact: true }).getAttribute("aria-pressed")).toBe("true");
+    // The tree shows the user's work; the CLI's own files only when asked.
+    const tree = page.getByRole("tree", { name: "Files" });
+    await tree.getByRole("treeitem", { name: /notes/ }).waitFor();
+    expect(await tree.getByRole("treeitem", { name: /^\.claude/ }).count()).toBe(0);
+    await page.getByRole("button", { name: "Show the CLI's files" }).click();
+    await tree.getByRole("treeitem", { name: /^\.claude$/ }).waitFor();
+    await page.getByRole("button", { name: "Show the CLI's files" }).click();
+    await tree.getByRole("treeitem", { name: /^\.claude$/ }).waitFor({ state: "detached" });
+    await screenshot(page, "feedback-06-files-opened");
     await page.getByRole("tab", { name: "Terminal", exact: true }).click();
 
     const card = lastTurn().locator("details.tool-card[data-tool=Write]");
@@ -140,7 +149,7 @@ describe("from the conversation into the workspace", () => {
     await card.getByRole("button", { name: "/home/user/notes/hello.txt" }).click();
     const editor = page.getByRole("region", { name: /^Editor: (notes\/)?hello\.txt$/ });
     await editor.locator(".cm-content").getByText("hello from the agent").waitFor();
-    await screenshot(page, "feedback-06-path-opened");
+    await screenshot(page, "feedback-07-path-opened");
 
     await turn("[[bash:rm notes/hello.txt]] [[text:removed it]]", "removed it");
     await page.locator("li.message-assistant").first().getByRole("button", { name: "Restore to here" }).click();
@@ -148,5 +157,9 @@ describe("from the conversation into the workspace", () => {
     await dialog.getByRole("button", { name: "Restore" }).click();
     await expect.poll(() => conversation().getByText("removed it").count(), { timeout: PATIENCE }).toBe(0);
     await page.locator(".notice-block").getByText(/Restored the checkpoint of this turn/).waitFor();
+    // The timeline says in words what each checkpoint changed.
+    await page.getByRole("tab", { name: "Checkpoints", exact: true }).click();
+    await page.locator(".checkpoint-changes").first().getByText(/files? (changed|added|deleted)/).waitFor();
+    await screenshot(page, "feedback-08-restored");
   });
 });

@@ -7,7 +7,7 @@ import { useCallback, useEffect, useMemo, useRef, useState, type DragEvent } fro
 import { ApiError } from "@/shared/api/client";
 import type { FileEntry } from "@/shared/api/types";
 import { ConfirmDialog } from "@/shared/ui/Dialog";
-import { DownloadIcon, FilePlusIcon, FolderPlusIcon, RefreshIcon, UploadIcon } from "@/shared/ui/icons";
+import { DownloadIcon, EyeIcon, FilePlusIcon, FolderPlusIcon, RefreshIcon, UploadIcon } from "@/shared/ui/icons";
 import { conversationQuery } from "@/features/conversation/api/conversation";
 import { sandboxKeys } from "@/features/sandbox/api/sandbox";
 import { takeFileRequest, useFileRequest } from "@/features/workspace/model/panel";
@@ -18,6 +18,7 @@ import {
   baseName,
   expandedAfterDelete,
   expandedAfterMove,
+  isCliOwn,
   isDir,
   isWithin,
   joinPath,
@@ -107,7 +108,9 @@ export function FilesPanel({ chatId, visible }: { chatId: string; visible: boole
       return [dir, listing];
     }),
   );
-  const rows = visibleRows(listings, expanded);
+  // The CLI's own `.claude/` and `.claude.json` are not the user's work: hidden unless asked.
+  const [showCliFiles, setShowCliFiles] = useState(false);
+  const rows = visibleRows(listings, expanded, showCliFiles);
   const rootListing = listings.get(ROOT);
   const entryByPath = (path: string | null): FileEntry | null => {
     if (path === null) return null;
@@ -340,6 +343,16 @@ export function FilesPanel({ chatId, visible }: { chatId: string; visible: boole
         >
           <DownloadIcon />
         </button>
+        <button
+          type="button"
+          className={`icon-btn ${showCliFiles ? "active" : ""}`}
+          aria-pressed={showCliFiles}
+          aria-label="Show the CLI's files"
+          title={showCliFiles ? "Hide .claude/ and .claude.json (the CLI's own files)" : "Show .claude/ and .claude.json (the CLI's own files)"}
+          onClick={() => setShowCliFiles((shown) => !shown)}
+        >
+          <EyeIcon />
+        </button>
         <button type="button" className="icon-btn" aria-label="Refresh the files" title="Refresh" onClick={refresh}>
           <RefreshIcon />
         </button>
@@ -378,7 +391,7 @@ export function FilesPanel({ chatId, visible }: { chatId: string; visible: boole
         }}
         onDrop={onDrop}
       >
-        {rootListing?.state === "loaded" && rootListing.entries.length === 0 ? (
+        {rootListing?.state === "loaded" && rootListing.entries.every((entry) => !showCliFiles && isCliOwn(entry.path)) ? (
           <div className="panel-empty">
             <p>The workspace is empty. Ask the agent to create something, make a file with the buttons above, or drop files here to upload them.</p>
           </div>
