@@ -102,6 +102,23 @@ describe("a running turn", () => {
     await page.getByRole("log", { name: "Replies" }).getByText("The turn was stopped.").waitFor();
   });
 
+  it("offers to jump to the latest when scrolled up", async () => {
+    await newChat();
+    await sendPrompt(page, "[[long:30000]] a long reply");
+    await page.locator("li.message-assistant.status-completed").waitFor();
+    await waitForTurnEnd(page);
+    const scroller = page.locator(".conversation");
+    await scroller.evaluate((element) => {
+      element.scrollTop = 0;
+    });
+    const jump = page.getByRole("button", { name: "↓ Jump to latest" });
+    await jump.click();
+    await jump.waitFor({ state: "detached" });
+    await expect
+      .poll(() => scroller.evaluate((element) => element.scrollHeight - element.scrollTop - element.clientHeight), { timeout: PATIENCE })
+      .toBeLessThan(80);
+  });
+
   it("answers a focused request from the keyboard, and names the host the egress proxy refused", async () => {
     await newChat();
     // Network commands ask first in `auto` mode.

@@ -50,6 +50,8 @@ describe("the conversation view", () => {
       { seq: 2, message_id: A, created_at: at, type: "message_completed", status: "completed" },
     ]);
     expect(container.querySelector("details.thinking")?.hasAttribute("open")).toBe(false);
+    fireEvent.click(container.querySelector("details.thinking summary") as HTMLElement);
+    expect(container.querySelector("details.thinking")?.hasAttribute("open")).toBe(true);
   });
 
   const long = Array.from({ length: 40 }, (_, i) => `line ${i + 1}`).join("\n");

@@ -212,16 +212,16 @@ function Thinking({ block, open }: { block: Extract<Block, { kind: "thinking" }>
   const [toggled, setToggled] = useState<boolean | null>(null);
   const shown = toggled ?? open;
   return (
-    <details
-      className="thinking"
-      data-seq={block.seq}
-      open={shown}
-      onToggle={(e) => {
-        const now = e.currentTarget.open;
-        if (now !== shown) setToggled(now);
-      }}
-    >
-      <summary>{open && toggled === null ? "Thinking…" : "Thinking"}</summary>
+    <details className="thinking" data-seq={block.seq} open={shown}>
+      {/* The click, not the toggle event: the browser also fires that when `open` follows the turn, late. */}
+      <summary
+        onClick={(e) => {
+          e.preventDefault();
+          setToggled(!shown);
+        }}
+      >
+        {open && toggled === null ? "Thinking…" : "Thinking"}
+      </summary>
       <div className="thinking-text">{block.thinking}</div>
     </details>
   );
