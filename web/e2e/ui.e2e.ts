@@ -84,6 +84,9 @@ describe("the web UI", () => {
     const write = JSON.stringify({ file_path: file, content: "# Notes\nfirst line\n" });
     await send(`[[think]] [[bash:echo hello-from-e2e]] [[tool:Write:${write}]] [[text:All **done** here.]]`);
     await page.locator(".message-user .bubble").filter({ hasText: "hello-from-e2e" }).waitFor();
+    // The turn's message may not be shown yet when the prompt is: wait for it to end, not
+    // only for no turn to be running (a running turn's thinking is open).
+    await page.locator("li.message-assistant.status-completed").last().waitFor();
     await waitForTurnEnd();
 
     const turn = lastTurn();
@@ -243,6 +246,9 @@ describe("the web UI", () => {
   });
 
   it("works at phone width and in the dark theme", async () => {
+    // The first turn's Write opened the workspace panel (a wide screen, the chat's first file
+    // change); at phone width it would cover the chat.
+    await page.getByRole("button", { name: "Close the workspace panel" }).click();
     await page.setViewportSize({ width: 390, height: 780 });
     await page.getByRole("button", { name: "Show chats" }).click();
     await page.locator(".sidebar-open").waitFor();

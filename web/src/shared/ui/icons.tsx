@@ -93,3 +93,23 @@ export const ArchiveIcon = () => (
     <path d="M5 9v11h14V9M10 13h4" />
   </Icon>
 );
+/** A folder (open or closed) and a page with a folded corner: the file tree's marks. */
+export const FolderIcon = ({ open = false }: { open?: boolean }) => (
+  <Icon>{open ? <path d="M3 7a2 2 0 0 1 2-2h4l2 2h6a2 2 0 0 1 2 2v1H7l-4 9V7zM3 19l4-9h15l-4 9H3z" /> : <path d="M3 7a2 2 0 0 1 2-2h4l2 2h8a2 2 0 0 1 2 2v8a2 2 0 0 1-2 2H5a2 2 0 0 1-2-2V7z" />}</Icon>
+);
+export const FileIcon = () => (
+  <Icon>
+    <path d="M6 3h8l4 4v14H6V3zM14 3v4h4" />
+  </Icon>
+);
+export const LinkFileIcon = () => (
+  <Icon>
+    <path d="M6 3h8l4 4v14H6V3zM14 3v4h4M9 15l6-6M11 9h4v4" />
+  </Icon>
+);
+export const EyeIcon = () => (
+  <Icon>
+    <path d="M2 12s4-7 10-7 10 7 10 7-4 7-10 7S2 12 2 12z" />
+    <circle cx="12" cy="12" r="3" />
+  </Icon>
+);

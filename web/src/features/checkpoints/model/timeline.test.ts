@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { ApiError } from "@/shared/api/client";
 import type { Conversation, MessageView } from "@/features/conversation/model/conversation";
 import type { CheckpointInfo } from "../api/checkpoints";
-import { abbreviate, describeCheckpoint, entryName, failureText, formatCheckpointTime, timeline, turnsOf } from "./timeline";
+import { abbreviate, changeWords, describeCheckpoint, entryName, failureText, formatCheckpointTime, timeline, turnsOf } from "./timeline";
 
 function message(id: string, role: MessageView["role"], text = ""): MessageView {
   return {
@@ -74,6 +74,13 @@ describe("abbreviate", () => {
 describe("describeCheckpoint", () => {
   const turns = turnsOf(conversation);
 
+  it("says in words what a checkpoint changed", () => {
+    expect(changeWords(1, 2, 0)).toBe("2 files changed, 1 added");
+    expect(changeWords(1, 0, 0)).toBe("1 file added");
+    expect(changeWords(0, 0, 4)).toBe("4 files deleted");
+    expect(changeWords(0, 0, 0)).toBe("No files changed");
+  });
+
   it("names a turn's checkpoint by its number and prompt and sums up the changes", () => {
     const entry = describeCheckpoint(
       checkpoint({ id: "k2", message_id: "a2", files_added: 1, files_modified: 2, files_deleted: 3, bytes_added: 2048, files: 5, bytes: 1536 }),
@@ -85,7 +92,7 @@ describe("describeCheckpoint", () => {
       kind: "turn",
       title: "Turn 2",
       prompt: "now b.txt",
-      changes: "+1 ~2 −3",
+      changes: "2 files changed, 1 added, 3 deleted",
       changesLabel: "1 added, 2 modified, 3 deleted",
       added: "2.0 KiB",
       total: "5 files, 1.5 KiB",

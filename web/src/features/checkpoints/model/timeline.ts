@@ -60,8 +60,9 @@ export interface EntryView {
   prompt: string | null;
   /** The whole prompt, for a tooltip. */
   fullPrompt: string | null;
-  /** Files changed since the checkpoint before it, e.g. "+2 ~1 −0"; its accessible reading in `changesLabel`. */
+  /** Files changed since the checkpoint before it, in words: "2 files changed, 1 added". */
   changes: string;
+  /** The same by kind, every kind named: "1 added, 2 modified, 0 deleted". */
   changesLabel: string;
   /** Storage this checkpoint added, e.g. "1.2 KiB". */
   added: string;
@@ -75,6 +76,22 @@ export interface EntryView {
 }
 
 const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
+
+/**
+ * What a checkpoint changed, in words: the first kind with its noun ("2 files changed"), the
+ * others after it ("1 added", "3 deleted"); "No files changed" for none.
+ */
+export function changeWords(added: number, modified: number, deleted: number): string {
+  const parts = (
+    [
+      [modified, "changed"],
+      [added, "added"],
+      [deleted, "deleted"],
+    ] as const
+  ).filter(([count]) => count > 0);
+  if (parts.length === 0) return "No files changed";
+  return parts.map(([count, verb], index) => (index === 0 ? `${plural(count, "file")} ${verb}` : `${count} ${verb}`)).join(", ");
+}
 
 export function describeCheckpoint(checkpoint: CheckpointInfo, turns: Map<string, TurnInfo>, conversationLoaded: boolean): EntryView {
   const kind = kindOf(checkpoint);
@@ -105,7 +122,7 @@ export function describeCheckpoint(checkpoint: CheckpointInfo, turns: Map<string
     title,
     prompt: prompt === null ? null : abbreviate(prompt),
     fullPrompt: prompt,
-    changes: `+${checkpoint.files_added} ~${checkpoint.files_modified} −${checkpoint.files_deleted}`,
+    changes: changeWords(checkpoint.files_added, checkpoint.files_modified, checkpoint.files_deleted),
     changesLabel: `${checkpoint.files_added} added, ${checkpoint.files_modified} modified, ${checkpoint.files_deleted} deleted`,
     added: formatSize(checkpoint.bytes_added),
     total: `${plural(checkpoint.files, "file")}, ${formatSize(checkpoint.bytes)}`,

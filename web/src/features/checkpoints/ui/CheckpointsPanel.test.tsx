@@ -82,7 +82,7 @@ describe("the checkpoints panel", () => {
     const items = within(list).getAllByRole("listitem");
     expect(items.map((item) => item.querySelector(".checkpoint-title")?.firstChild?.textContent)).toEqual(["Turn 2", "Turn 1"]);
     expect(within(items[0]!).getByText("“write b.txt”")).toBeTruthy();
-    expect(within(items[0]!).getByText("+1 ~0 −0")).toBeTruthy();
+    expect(within(items[0]!).getByText("1 file added")).toBeTruthy();
     expect(within(items[0]!).getByText("2 files, 20 B")).toBeTruthy();
     expect(within(items[1]!).getByRole("button", { name: "Fork" })).toBeTruthy();
   });

@@ -56,11 +56,9 @@ function Entry({ entry, busy, onAction }: { entry: EntryView; busy: boolean; onA
         </p>
       )}
       <p className="checkpoint-stats muted small">
-        <span className="checkpoint-changes" title={`Files since the checkpoint before: ${entry.changesLabel}`}>
-          <span aria-hidden="true">{entry.changes}</span>
-          <span className="sr-only">Files: {entry.changesLabel}.</span>
+        <span className="checkpoint-changes" title={`Since the checkpoint before: ${entry.changesLabel}; ${entry.added} of new storage (unchanged files are shared with other checkpoints)`}>
+          {entry.changes}
         </span>
-        <span title="Storage this checkpoint added (unchanged files are shared with other checkpoints)">{entry.added} added</span>
         <span title="The whole workspace at this point">{entry.total}</span>
       </p>
       <div className="checkpoint-actions">

@@ -3,6 +3,8 @@ import { fireEvent, render, screen, waitFor } from "@testing-library/react";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { Chat } from "@/shared/api/types";
 import { useDraftStore } from "../model/drafts";
+import { act } from "react";
+import { setConnectionState } from "@/features/conversation/model/connection";
 import { Composer } from "./Composer";
 
 const chat: Chat = {
@@ -77,5 +79,34 @@ describe("the composer", () => {
     fireEvent.keyDown(box, { key: "Enter" });
     await waitFor(() => expect(sent).toEqual([{ url: `/api/v1/chats/${chat.id}/queue`, body: { prompt: "next" } }]));
     await waitFor(() => expect((box as HTMLTextAreaElement).value).toBe(""));
+  });
+
+  it("clears “the server cannot be reached” once the chat is live again, and keeps the draft", async () => {
+    act(() => setConnectionState("reconnecting"));
+    vi.stubGlobal("fetch", async () => {
+      throw new TypeError("Failed to fetch");
+    });
+    renderComposer(false);
+    const box = screen.getByRole("textbox", { name: "Prompt" });
+    fireEvent.change(box, { target: { value: "hello" } });
+    fireEvent.keyDown(box, { key: "Enter" });
+    const alert = await screen.findByRole("alert");
+    expect(alert.textContent).toContain("cannot be reached");
+    await waitFor(() => expect((box as HTMLTextAreaElement).value).toBe("hello"));
+    act(() => setConnectionState("live"));
+    await waitFor(() => expect(screen.queryByRole("alert")).toBeNull());
+  });
+
+  it("keeps an error the server gave while it is live", async () => {
+    act(() => setConnectionState("live"));
+    vi.stubGlobal("fetch", async () => new Response(JSON.stringify({ error: { code: "limit_reached", message: "Too many turns today." } }), { status: 429, headers: { "content-type": "application/json" } }));
+    renderComposer(false);
+    const box = screen.getByRole("textbox", { name: "Prompt" });
+    fireEvent.change(box, { target: { value: "hello" } });
+    fireEvent.keyDown(box, { key: "Enter" });
+    expect((await screen.findByRole("alert")).textContent).toBeTruthy();
+    act(() => setConnectionState("reconnecting"));
+    act(() => setConnectionState("live"));
+    expect(screen.getByRole("alert")).toBeTruthy();
   });
 });

@@ -1,13 +1,14 @@
 // The prompt box: Enter sends, Shift+Enter starts a new line; the model and mode pickers
 // change the chat's settings for its next turn; while a turn runs, Stop interrupts it and a
 // prompt sent meanwhile is queued to run after it.
-import { useLayoutEffect, useRef, type FormEvent } from "react";
+import { useEffect, useLayoutEffect, useRef, type FormEvent } from "react";
 import type { Chat, PermissionMode } from "@/shared/api/types";
 import { Button } from "@/shared/ui/Button";
 import { ErrorText } from "@/shared/ui/ErrorText";
 import { useUpdateChat } from "@/features/chats/api/chats";
 import { useInterrupt, useSendMessage } from "@/features/conversation/api/conversation";
 import { useEnqueue } from "@/features/queue/api/queue";
+import { isUnreachable, useConnectionState } from "@/features/conversation/model/connection";
 import { useDraft, useDraftStore, useSetDraft } from "../model/drafts";
 import { isSendKey, modelChoices, MODES } from "../model/options";
 
@@ -44,6 +45,15 @@ export function Composer({ chat, running }: { chat: Chat; running: boolean }) {
     if (running) enqueue.mutate({ prompt }, restore);
     else send.mutate({ prompt }, restore);
   };
+
+  // "The server cannot be reached" is over once the chat's stream is live again.
+  const connection = useConnectionState();
+  const mutations = [send, enqueue, interrupt, updateChat];
+  const stale = connection === "live" && mutations.some((m) => isUnreachable(m.error));
+  useEffect(() => {
+    if (!stale) return;
+    for (const mutation of mutations) if (isUnreachable(mutation.error)) mutation.reset();
+  });
 
   const error = send.error ?? enqueue.error ?? interrupt.error ?? updateChat.error;
   return (

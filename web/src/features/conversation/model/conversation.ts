@@ -65,6 +65,8 @@ export interface MessageView {
    * and is not yet confirmed by its durable `assistant_text` event, which replaces it.
    */
   live: string;
+  /** When the message's first event was written: a running turn's clock starts there. */
+  startedAt?: string | null;
 }
 
 export interface Conversation {
@@ -103,6 +105,7 @@ function objectOf(value: unknown): Record<string, unknown> {
 function applyToMessage(message: MessageView, event: ChatEvent): void {
   const parent = event.parent_tool_use_id ?? null;
   const { seq } = event;
+  message.startedAt ??= event.created_at;
   switch (event.type) {
     case "user_text":
       message.blocks.push({ kind: "user", seq, text: event.text });

@@ -1,7 +1,8 @@
 // One open chat: its header (title, connection, workspace toggle), the conversation kept live
-// by the chat's stream, and the composer.
+// by the chat's stream (with "jump to latest" when scrolled up, Esc to stop a running turn,
+// and finished replies announced to screen readers), and the composer.
 import { useQuery, useQueryClient } from "@tanstack/react-query";
-import { lazy, Suspense, useEffect, useLayoutEffect, useRef } from "react";
+import { lazy, Suspense, useEffect, useLayoutEffect, useRef, useState } from "react";
 import { ApiError } from "@/shared/api/client";
 import { navigate } from "@/shared/lib/router";
 import { Button } from "@/shared/ui/Button";
@@ -13,10 +14,11 @@ import { ChatStatusDot } from "@/features/chats/ui/ChatStatusDot";
 import { Composer } from "@/features/composer/ui/Composer";
 import { QueuedPrompts } from "@/features/queue/ui/QueuedPrompts";
 import { ChatSettingsButton } from "@/features/settings/ui/SettingsButtons";
-import { useToggleWorkspace, useWorkspaceOpen } from "@/features/workspace/model/panel";
-import { conversationQuery } from "../api/conversation";
+import { useOpenOnFileActivity, useToggleWorkspace, useWorkspaceOpen } from "@/features/workspace/model/panel";
+import { conversationQuery, useInterrupt } from "../api/conversation";
 import { setConnectionState } from "../model/connection";
-import { runningMessage } from "../model/conversation";
+import { runningMessage, type MessageView } from "../model/conversation";
+import { announcement } from "../model/live";
 import { ChatStream } from "../model/stream";
 import { ChatFigures } from "./ChatFigures";
 import { ConnectionIndicator } from "./ConnectionIndicator";
@@ -28,6 +30,8 @@ import { MenuIcon, PanelIcon } from "@/shared/ui/icons";
 const loadWorkspace = () => import("@/features/workspace/ui/WorkspacePanel");
 const WorkspacePanel = lazy(() => loadWorkspace().then((m) => ({ default: m.WorkspacePanel })));
 
+const noMessages: MessageView[] = [];
+
 function useChatStream(chatId: string): void {
   const queryClient = useQueryClient();
   useEffect(() => {
@@ -37,15 +41,20 @@ function useChatStream(chatId: string): void {
   }, [chatId, queryClient]);
 }
 
-/** Keeps the view at the bottom while new content arrives, unless the user scrolled up. */
+/**
+ * Keeps the view at the bottom while new content arrives, unless the user scrolled up; then
+ * `away` is set (for the "jump to latest" button) and `jump` goes back down.
+ */
 function useStickToBottom(dependency: unknown) {
   const ref = useRef<HTMLDivElement>(null);
   const stuck = useRef(true);
+  const [away, setAway] = useState(false);
   useEffect(() => {
     const element = ref.current;
     if (!element) return;
     const onScroll = () => {
       stuck.current = element.scrollHeight - element.scrollTop - element.clientHeight < 80;
+      setAway(!stuck.current);
     };
     element.addEventListener("scroll", onScroll, { passive: true });
     return () => element.removeEventListener("scroll", onScroll);
@@ -54,7 +63,45 @@ function useStickToBottom(dependency: unknown) {
     const element = ref.current;
     if (element && stuck.current) element.scrollTop = element.scrollHeight;
   }, [dependency]);
-  return ref;
+  const jump = () => {
+    const element = ref.current;
+    if (!element) return;
+    stuck.current = true;
+    setAway(false);
+    element.scrollTop = element.scrollHeight;
+  };
+  return { ref, away, jump };
+}
+
+/** Esc stops the running turn, unless a dialog or a menu has it (they close on Esc). */
+function useEscapeStops(running: boolean, stop: () => void) {
+  const latest = useRef(stop);
+  latest.current = stop;
+  useEffect(() => {
+    if (!running) return;
+    const onKey = (event: KeyboardEvent) => {
+      if (event.key !== "Escape" || event.defaultPrevented || event.isComposing) return;
+      if (document.querySelector("dialog[open]")) return;
+      event.preventDefault();
+      latest.current();
+    };
+    document.addEventListener("keydown", onKey);
+    return () => document.removeEventListener("keydown", onKey);
+  }, [running]);
+}
+
+/** The text a screen reader hears when a turn of this chat ends while it is open. */
+function useAnnouncement(messages: readonly MessageView[]): string {
+  const [text, setText] = useState("");
+  const running = useRef(new Set<string>());
+  useEffect(() => {
+    for (const message of messages) {
+      if (message.role !== "assistant") continue;
+      if (message.status === "in_progress") running.current.add(message.id);
+      else if (running.current.delete(message.id)) setText(announcement(message) ?? "");
+    }
+  }, [messages]);
+  return text;
 }
 
 export function ChatView({ chatId }: { chatId: string }) {
@@ -66,6 +113,13 @@ export function ChatView({ chatId }: { chatId: string }) {
   const toggleWorkspace = useToggleWorkspace();
   useChatStream(chatId);
   const scroller = useStickToBottom(conversation.data);
+  const interrupt = useInterrupt(chatId);
+  const current = runningMessage(conversation.data);
+  const running = current !== undefined;
+  const messages = conversation.data?.messages ?? noMessages;
+  useEscapeStops(running && !interrupt.isPending, () => interrupt.mutate());
+  const announced = useAnnouncement(messages);
+  useOpenOnFileActivity(chatId, conversation.data?.messages);
 
   const missing = (chat.error instanceof ApiError && chat.error.status === 404) || (conversation.error instanceof ApiError && conversation.error.status === 404);
   if (missing) {
@@ -80,11 +134,8 @@ export function ChatView({ chatId }: { chatId: string }) {
     );
   }
 
-  const current = runningMessage(conversation.data);
-  const running = current !== undefined;
   // The stream knows first when the open chat starts or stops waiting for an answer.
   const waiting = current?.blocks.filter((b) => b.kind === "permission" && b.resolved === null).length ?? 0;
-  const messages = conversation.data?.messages ?? [];
   return (
     <div className="chat-area">
       <section className="chat-view" aria-label={chat.data?.title ?? "Chat"}>
@@ -96,11 +147,20 @@ export function ChatView({ chatId }: { chatId: string }) {
           <h1 className="chat-heading">{chat.data?.title ?? "…"}</h1>
           <ConnectionIndicator />
           {chat.data && <ChatSettingsButton chat={chat.data} />}
-          <button type="button" className={`icon-btn ${workspaceOpen ? "active" : ""}`} aria-pressed={workspaceOpen} aria-label="Workspace panel" title="Terminal, files and checkpoints" onClick={toggleWorkspace} onPointerEnter={() => void loadWorkspace()} onFocus={() => void loadWorkspace()}>
-            <PanelIcon />
+          <button
+            type="button"
+            className={`workspace-toggle ${workspaceOpen ? "active" : ""}`}
+            aria-pressed={workspaceOpen}
+            aria-label="Workspace panel"
+            title="Terminal, files and checkpoints"
+            onClick={toggleWorkspace}
+            onPointerEnter={() => void loadWorkspace()}
+            onFocus={() => void loadWorkspace()}
+          >
+            <PanelIcon /> <span className="workspace-toggle-label">Workspace</span>
           </button>
         </header>
-        <div className="conversation" ref={scroller}>
+        <div className="conversation" ref={scroller.ref}>
           {conversation.isPending ? (
             <div className="empty-state">
               <Spinner label="Loading the conversation" />
@@ -116,8 +176,16 @@ export function ChatView({ chatId }: { chatId: string }) {
               <p>Write what the agent should do below and press Enter. It works in this chat's own sandbox: it can run commands and create and edit files there.</p>
             </div>
           ) : (
-            <MessageList chatId={chatId} messages={messages} />
+            <MessageList chatId={chatId} messages={messages} running={running} />
           )}
+        </div>
+        {scroller.away && (
+          <button type="button" className="jump-latest" onClick={scroller.jump}>
+            ↓ Jump to latest
+          </button>
+        )}
+        <div className="sr-only" aria-live="polite" role="log" aria-label="Replies">
+          {announced}
         </div>
         {messages.length > 0 && <ChatFigures chatId={chatId} messages={messages} />}
         {chat.data && <QueuedPrompts chatId={chatId} running={running} />}

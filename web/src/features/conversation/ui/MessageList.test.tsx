@@ -44,17 +44,28 @@ function openCard(card: HTMLDetailsElement): void {
 }
 
 describe("the conversation view", () => {
+  it("folds the thinking of an ended turn away", () => {
+    const { container } = render_([
+      { seq: 1, message_id: A, created_at: at, type: "assistant_thinking", thinking: "Hmm." },
+      { seq: 2, message_id: A, created_at: at, type: "message_completed", status: "completed" },
+    ]);
+    expect(container.querySelector("details.thinking")?.hasAttribute("open")).toBe(false);
+    fireEvent.click(container.querySelector("details.thinking summary") as HTMLElement);
+    expect(container.querySelector("details.thinking")?.hasAttribute("open")).toBe(true);
+  });
+
   const long = Array.from({ length: 40 }, (_, i) => `line ${i + 1}`).join("\n");
 
-  it("shows thinking collapsed, tool cards by kind and long output cut", () => {
+  it("shows thinking open while its turn runs, tool cards by kind and long output cut", () => {
     const { container } = render_([
       { seq: 1, message_id: A, created_at: at, type: "assistant_thinking", thinking: "Hmm." },
       { seq: 2, message_id: A, created_at: at, type: "tool_started", tool: { id: "t1", name: "Bash", input: { command: "seq 40" } } },
       { seq: 3, message_id: A, created_at: at, type: "tool_completed", tool: { id: "t1", result: long } },
       { seq: 4, message_id: A, created_at: at, type: "tool_started", tool: { id: "t2", name: "Edit", input: { file_path: "src/a.ts", old_string: "let a = 1;", new_string: "let a = 2;" } } },
     ]);
+    // Readable while the turn runs; folded away once it ended (see "thinking of an ended turn").
     const thinking = container.querySelector("details.thinking");
-    expect(thinking?.hasAttribute("open")).toBe(false);
+    expect(thinking?.hasAttribute("open")).toBe(true);
 
     const bash = container.querySelector('[data-tool="Bash"]') as HTMLDetailsElement;
     // One line until opened; then the command and the first lines of its output.
@@ -73,7 +84,8 @@ describe("the conversation view", () => {
     openCard(edit);
     expect(edit.querySelector(".diff-del")?.textContent).toContain("let a = 1;");
     expect(edit.querySelector(".diff-add")?.textContent).toContain("let a = 2;");
-    expect(screen.getByText("Working…")).toBeTruthy();
+    // The last call is an Edit still running: the footer says so.
+    expect(screen.getByText("Editing a.ts…")).toBeTruthy();
   });
 
   it("says plainly when a turn failed or was stopped, with its cost", () => {
@@ -98,6 +110,22 @@ describe("the conversation view", () => {
     fireEvent.click(within(card).getByText("Always allow"));
     await waitFor(() => expect(sent).toHaveLength(1));
     expect(sent[0]).toEqual({ url: "/api/v1/chats/c1/permissions/r1", method: "POST", body: { approved: true, remember: true } });
+  });
+
+  it("answers a focused request with A, and opens the denial with D", async () => {
+    const sent = recordRequests();
+    render_([{ seq: 1, message_id: A, created_at: at, type: "permission_request", request_id: "r1", kind: "tool", tool_name: "Bash", input: { command: "git push" } }]);
+    const card = screen.getByRole("region", { name: "Allow Bash?" });
+    card.focus();
+    fireEvent.keyDown(card, { key: "d" });
+    const reason = screen.getByLabelText("Reason for denying");
+    // Typing the reason is not a shortcut.
+    fireEvent.keyDown(reason, { key: "a" });
+    expect(sent).toHaveLength(0);
+    fireEvent.click(screen.getByRole("button", { name: "Back" }));
+    fireEvent.keyDown(card, { key: "a" });
+    await waitFor(() => expect(sent).toHaveLength(1));
+    expect(sent[0]?.body).toEqual({ approved: true });
   });
 
   it("sends a denial with the user's message", async () => {

@@ -1,20 +1,52 @@
 // The conversation: the user's prompts, and for each turn the agent's thinking, text, tool
 // calls, notices and errors in the order they happened, with the turn's status, tokens and
 // cost underneath. Heights only grow while a turn streams, so nothing jumps.
-import { lazy, Suspense } from "react";
+import { lazy, Suspense, useState } from "react";
 import type { Block, MessageView } from "../model/conversation";
 import { hasFigures } from "../model/figures";
 import { useRetryTurn } from "../api/retry";
 import { ApiError } from "@/shared/api/client";
 import { Button } from "@/shared/ui/Button";
 import { formatCost, formatTokens } from "@/shared/lib/format";
-import { Spinner } from "@/shared/ui/Spinner";
 import { PermissionCard } from "@/features/permissions/ui/PermissionCard";
+import { hasDemoNotice, modelAdvice, quietBlocks, retryWords } from "../model/failures";
+import { turnBefore, type RewindRequest } from "../model/rewind";
 import { ToolCard } from "./ToolCard";
+import { TurnProgress } from "./TurnProgress";
+import { UserMessage } from "./UserMessage";
+import "./conversation.css";
 
 // Markdown and code highlighting are most of the app's code; they load right after the first
 // screen, and text shows as plain text for that moment.
 const Markdown = lazy(() => import("@/shared/ui/Markdown"));
+// The dialog of Edit and "Restore to here", with the checkpoint API: loaded when first asked for.
+const RewindDialog = lazy(() => import("./Rewind").then((m) => ({ default: m.RewindDialog })));
+
+/** Edit and "Restore to here": what the user asked for, the dialog once asked, and how it went. */
+function useRewind(chatId: string, messages: readonly MessageView[]) {
+  const [request, setRequest] = useState<RewindRequest | null>(null);
+  const [asked, setAsked] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  const ask = (next: RewindRequest) => {
+    setError(null);
+    setAsked(true);
+    setRequest(next);
+  };
+  const dialog = asked && (
+    <Suspense fallback={null}>
+      <RewindDialog
+        chatId={chatId}
+        messages={messages}
+        request={request}
+        onClose={(failure) => {
+          setRequest(null);
+          setError(failure);
+        }}
+      />
+    </Suspense>
+  );
+  return { ask, error, dialog };
+}
 
 export function preloadMarkdown(): void {
   void import("@/shared/ui/Markdown");
@@ -28,28 +60,48 @@ function Text({ text }: { text: string }) {
   );
 }
 
-export function MessageList({ chatId, messages }: { chatId: string; messages: MessageView[] }) {
+export function MessageList({ chatId, messages, running = false }: { chatId: string; messages: MessageView[]; running?: boolean }) {
   // Only the latest turn can be retried (a retry of an older one would answer out of order).
   const latest = messages.findLast((m) => m.role === "assistant")?.id;
+  const rewind = useRewind(chatId, messages);
+  let turn = 0;
+  // The demo-mode notice comes with every turn; the chat shows it once.
+  let demoShown = false;
   return (
-    <ol className="messages" aria-label="Conversation">
-      {messages.map((message) =>
-        message.role === "user" ? (
-          <UserMessage key={message.id} message={message} />
-        ) : (
-          <AssistantMessage key={message.id} chatId={chatId} message={message} latest={message.id === latest} />
-        ),
+    <>
+      <ol className="messages" aria-label="Conversation">
+        {messages.map((message) => {
+          if (message.role === "user") {
+            const blocked = running
+              ? "Wait for the running turn to end (or stop it)."
+              : !turnBefore(messages, message.id)
+                ? "The first prompt has no checkpoint before it: start a new chat to ask it differently."
+                : null;
+            return <UserMessage key={message.id} message={message} editBlocked={blocked} onEdit={(text) => rewind.ask({ action: "edit", prompt: message, text })} />;
+          }
+          turn += 1;
+          const number = turn;
+          const skipDemo = demoShown;
+          demoShown ||= hasDemoNotice(message.blocks);
+          return (
+            <AssistantMessage
+              key={message.id}
+              chatId={chatId}
+              message={message}
+              latest={message.id === latest}
+              demoShown={skipDemo}
+              onRestore={running ? null : () => rewind.ask({ action: "restore", turn: message, number })}
+            />
+          );
+        })}
+      </ol>
+      {rewind.error && (
+        <p className="error-block" role="alert">
+          {rewind.error}
+        </p>
       )}
-    </ol>
-  );
-}
-
-function UserMessage({ message }: { message: MessageView }) {
-  const text = message.blocks.map((b) => (b.kind === "user" ? b.text : "")).join("\n");
-  return (
-    <li className="message message-user" data-message-id={message.id}>
-      <div className="bubble">{text}</div>
-    </li>
+      {rewind.dialog}
+    </>
   );
 }
 
@@ -82,11 +134,21 @@ export function layoutBlocks(blocks: Block[]): Layout {
   return layout;
 }
 
-function AssistantMessage({ chatId, message, latest }: { chatId: string; message: MessageView; latest: boolean }) {
+interface AssistantProps {
+  chatId: string;
+  message: MessageView;
+  latest: boolean;
+  /** An earlier turn of the chat showed the demo-mode notice. */
+  demoShown: boolean;
+  /** Restores this turn's checkpoint (after asking); null while it cannot. */
+  onRestore: (() => void) | null;
+}
+
+function AssistantMessage({ chatId, message, latest, demoShown, onRestore }: AssistantProps) {
   const open = message.status === "in_progress";
   // Tool calls held by a request to the user: their cards say so instead of "Running".
   const held = new Set(message.blocks.flatMap((b) => (b.kind === "permission" && b.resolved === null && open && b.toolUseId ? [b.toolUseId] : [])));
-  const layout = layoutBlocks(message.blocks);
+  const layout = layoutBlocks(quietBlocks(message.blocks, demoShown));
   return (
     <li className={`message message-assistant status-${message.status}`} data-message-id={message.id} aria-busy={message.status === "in_progress"}>
       {layout.top.map((block) => (
@@ -97,7 +159,7 @@ function AssistantMessage({ chatId, message, latest }: { chatId: string; message
           <Text text={message.live} />
         </div>
       )}
-      <MessageFooter chatId={chatId} message={message} retryable={latest} />
+      <MessageFooter chatId={chatId} message={message} retryable={latest} onRestore={onRestore} />
     </li>
   );
 }
@@ -113,12 +175,7 @@ function BlockView({ chatId, block, open, held, layout }: { chatId: string; bloc
         </div>
       );
     case "thinking":
-      return (
-        <details className="thinking" data-seq={block.seq}>
-          <summary>Thinking</summary>
-          <div className="thinking-text">{block.thinking}</div>
-        </details>
-      );
+      return <Thinking block={block} open={open} />;
     case "tool": {
       const request = layout.requests.get(block.id);
       const children = layout.children.get(block.id);
@@ -144,14 +201,50 @@ function BlockView({ chatId, block, open, held, layout }: { chatId: string; bloc
           </div>
         );
       }
-      return (
-        <div className="error-block" role="alert" data-seq={block.seq}>
-          <strong>Error{block.code ? ` (${block.code})` : ""}:</strong> {block.message}
-        </div>
-      );
+      return <ErrorBlock block={block} />;
     case "user":
       return null;
   }
+}
+
+/** The model's thinking: open to read while its turn runs, folded away once it ended (the user's toggle wins). */
+function Thinking({ block, open }: { block: Extract<Block, { kind: "thinking" }>; open: boolean }) {
+  const [toggled, setToggled] = useState<boolean | null>(null);
+  const shown = toggled ?? open;
+  return (
+    <details className="thinking" data-seq={block.seq} open={shown}>
+      {/* The click, not the toggle event: the browser also fires that when `open` follows the turn, late. */}
+      <summary
+        onClick={(e) => {
+          e.preventDefault();
+          setToggled(!shown);
+        }}
+      >
+        {open && toggled === null ? "Thinking…" : "Thinking"}
+      </summary>
+      <div className="thinking-text">{block.thinking}</div>
+    </details>
+  );
+}
+
+function ErrorBlock({ block }: { block: Extract<Block, { kind: "error" }> }) {
+  const advice = modelAdvice(block.code, block.message);
+  if (advice) {
+    return (
+      <div className="error-block" role="alert" data-seq={block.seq}>
+        <strong>{advice.title}.</strong> {advice.advice}
+        <details className="error-details">
+          <summary className="small">What the API said</summary>
+          <pre>{block.message}</pre>
+        </details>
+      </div>
+    );
+  }
+  return (
+    <div className="error-block" role="alert" data-seq={block.seq}>
+      <strong>Error{block.code ? ` (${block.code})` : ""}:</strong> {block.message}
+    </div>
+  );
 }
 
 function SystemNotice({ block }: { block: Extract<Block, { kind: "system" }> }) {
@@ -175,7 +268,7 @@ function SystemNotice({ block }: { block: Extract<Block, { kind: "system" }> }) 
     const max = block.details.max_retries;
     return (
       <div className="notice-block muted" data-seq={block.seq}>
-        The model API failed; retrying{typeof attempt === "number" ? ` (attempt ${attempt}${typeof max === "number" ? ` of ${max}` : ""})` : ""}.
+        {retryWords(block.details.error_status)}; retrying{typeof attempt === "number" ? ` (attempt ${attempt}${typeof max === "number" ? ` of ${max}` : ""})` : ""}…
       </div>
     );
   }
@@ -183,14 +276,10 @@ function SystemNotice({ block }: { block: Extract<Block, { kind: "system" }> }) 
   return null;
 }
 
-function MessageFooter({ chatId, message, retryable }: { chatId: string; message: MessageView; retryable: boolean }) {
+function MessageFooter({ chatId, message, retryable, onRestore }: { chatId: string; message: MessageView; retryable: boolean; onRestore: (() => void) | null }) {
   const retry = useRetryTurn(chatId);
   if (message.status === "in_progress") {
-    return (
-      <div className="message-footer">
-        <Spinner /> <span>Working…</span>
-      </div>
-    );
+    return <TurnProgress message={message} />;
   }
   // A turn that failed before the model answered reports zeros, which say nothing.
   const usage = hasFigures(message.usage, message.costUsd) ? message.usage : null;
@@ -210,6 +299,11 @@ function MessageFooter({ chatId, message, retryable }: { chatId: string; message
         <Button variant="secondary" onClick={() => retry.mutate(message.id)} disabled={retry.isPending || retry.isSuccess}>
           Retry
         </Button>
+      )}
+      {message.status === "completed" && onRestore && (
+        <button type="button" className="link small turn-restore" onClick={onRestore} title="Put the files and the conversation back to the end of this turn">
+          Restore to here
+        </button>
       )}
       {retry.error && <span className="bad small">{retry.error instanceof ApiError ? retry.error.message : "The turn could not be retried."}</span>}
     </div>

@@ -7,6 +7,10 @@ import type { Block } from "../model/conversation";
 import { cleanTaskOutput, mcpName, stoppedNotice, todoItems, toolSummary, type Todo } from "../model/summary";
 import { LONG_OUTPUT_LINES, toolView, type DiffLine } from "../model/tools";
 import { Spinner } from "@/shared/ui/Spinner";
+import { openAccountSettings } from "@/features/settings/model/opener";
+import { pathsOfCall } from "@/features/workspace/model/activity";
+import { openFileInEditor } from "@/features/workspace/model/panel";
+import { egressRefusal } from "../model/failures";
 
 type ToolBlock = Extract<Block, { kind: "tool" }>;
 
@@ -28,7 +32,9 @@ export function ToolCard({ block, waiting = false, request, nested }: ToolCardPr
   // record of who allowed what.
   // A call stopped with the turn is no failure: it says so, and stays closed.
   const stopped = block.state === "failed" ? stoppedNotice(block.output) : null;
-  const shown = toggled ?? ((block.state === "failed" && !stopped) || block.name === "TodoWrite" || waiting || request != null);
+  // curl through the egress proxy: a refused host is a setting, not a broken command.
+  const refusal = block.state === "running" ? null : egressRefusal(block.name, block.input, block.output);
+  const shown = toggled ?? ((block.state === "failed" && !stopped) || refusal !== null || block.name === "TodoWrite" || waiting || request != null);
   const mcp = mcpName(block.name);
   return (
     <details
@@ -50,6 +56,8 @@ export function ToolCard({ block, waiting = false, request, nested }: ToolCardPr
             <Spinner label="Running" />
           ) : stopped ? (
             <span className="muted">stopped</span>
+          ) : refusal ? (
+            <span className="bad">host not allowed</span>
           ) : block.state === "failed" ? (
             <span className="bad">failed</span>
           ) : null}
@@ -63,6 +71,8 @@ export function ToolCard({ block, waiting = false, request, nested }: ToolCardPr
               MCP server <code>{mcp.server}</code>, tool <code>{mcp.tool}</code>
             </p>
           )}
+          {refusal && <EgressNotice host={refusal.host} />}
+          <FilePaths block={block} />
           {stopped ? <p className="muted small">{stopped}</p> : <Details block={block} nested={nested} waiting={waiting} />}
         </div>
       )}
@@ -153,5 +163,35 @@ function Output({ text, failed }: { text: string; failed: boolean }) {
         </button>
       )}
     </div>
+  );
+}
+
+/** The egress proxy refused the call's connection: which host, and where to allow it. */
+function EgressNotice({ host }: { host: string | null }) {
+  return (
+    <p className="egress-notice" role="note">
+      The sandbox may not reach {host ? <code>{host}</code> : "that host"}: it is not on the allowed hosts.{" "}
+      <button type="button" className="link" onClick={openAccountSettings}>
+        Allow it in Settings
+      </button>{" "}
+      (your allowed hosts), then ask again.
+    </p>
+  );
+}
+
+/** The workspace files a call names, each a link that opens it in the editor. */
+function FilePaths({ block }: { block: ToolBlock }) {
+  const paths = pathsOfCall(block.name, block.input, block.output);
+  if (paths.length === 0) return null;
+  return (
+    <ul className="tool-paths" aria-label="Files">
+      {paths.slice(0, 50).map((path) => (
+        <li key={path}>
+          <button type="button" className="link small" onClick={() => openFileInEditor(path)} title="Open in the editor">
+            {path}
+          </button>
+        </li>
+      ))}
+    </ul>
   );
 }

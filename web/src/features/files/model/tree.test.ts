@@ -10,6 +10,7 @@ import {
   targetDirectory,
   treeKey,
   visibleRows,
+  isCliOwn,
   type Listing,
 } from "./tree";
 
@@ -30,6 +31,14 @@ const shown = (rows: ReturnType<typeof visibleRows>) =>
   rows.map((r) => `${"  ".repeat(r.depth)}${r.kind === "entry" ? r.entry.name + (r.expanded ? "/" : "") : r.kind === "status" ? `(${r.listing.state})` : "(empty)"}`);
 
 describe("the file tree", () => {
+  it("hides the CLI's own files unless asked", () => {
+    const home = new Map<string, Listing>([["", loaded(entry(".claude", "dir"), entry(".claude.json"), entry(".claudeignore"), entry("app.py"))]]);
+    expect(shown(visibleRows(home, new Set(), false))).toEqual([".claudeignore", "app.py"]);
+    expect(shown(visibleRows(home, new Set()))).toEqual([".claude", ".claude.json", ".claudeignore", "app.py"]);
+    expect(isCliOwn(".claude/projects/x.jsonl")).toBe(true);
+    expect(isCliOwn("src/.claude")).toBe(false);
+  });
+
   it("shows the root, and inside each open directory its entries, a loading row or an empty row", () => {
     expect(shown(visibleRows(listings, new Set()))).toEqual(["src", "empty", "README.md"]);
     expect(shown(visibleRows(listings, new Set(["src", "src/lib", "empty"])))).toEqual([

@@ -48,8 +48,19 @@ export function nameProblem(name: string, siblings: readonly string[] = []): str
   return null;
 }
 
-/** The rows of the tree: the root's entries, and inside each open directory its own. */
-export function visibleRows(listings: ReadonlyMap<string, Listing>, expanded: ReadonlySet<string>): Row[] {
+/**
+ * Whether `path` is the CLI's own state in the home directory (`.claude/`, its settings,
+ * transcripts and todos, and `.claude.json`), which the tree hides unless asked.
+ */
+export function isCliOwn(path: string): boolean {
+  return path === ".claude" || path.startsWith(".claude/") || path === ".claude.json" || path.startsWith(".claude.json.");
+}
+
+/**
+ * The rows of the tree: the root's entries, and inside each open directory its own; the
+ * CLI's own files only with `showCliFiles`.
+ */
+export function visibleRows(listings: ReadonlyMap<string, Listing>, expanded: ReadonlySet<string>, showCliFiles = true): Row[] {
   const rows: Row[] = [];
   const walk = (dir: string, depth: number) => {
     const listing = listings.get(dir) ?? { state: "loading" };
@@ -62,6 +73,7 @@ export function visibleRows(listings: ReadonlyMap<string, Listing>, expanded: Re
       return;
     }
     for (const entry of listing.entries) {
+      if (!showCliFiles && isCliOwn(entry.path)) continue;
       const open = isDir(entry) && expanded.has(entry.path);
       rows.push({ kind: "entry", entry, depth, expanded: open });
       if (open) walk(entry.path, depth + 1);

@@ -3,7 +3,7 @@
 import type { KeyboardEvent } from "react";
 import type { FileEntry } from "@/shared/api/types";
 import { Spinner } from "@/shared/ui/Spinner";
-import { DownloadIcon, PencilIcon, TrashIcon } from "@/shared/ui/icons";
+import { DownloadIcon, FileIcon, FolderIcon, LinkFileIcon, PencilIcon, TrashIcon } from "@/shared/ui/icons";
 import { formatSize } from "../model/document";
 import { isDir, parentOf, treeKey, type Row, type TreeKey } from "../model/tree";
 
@@ -117,7 +117,9 @@ export function FileTree({
             <span className="tree-chevron" aria-hidden>
               {dir ? (expanded ? "▾" : "▸") : ""}
             </span>
-            <span className={`tree-icon tree-icon-${entry.kind}`} aria-hidden />
+            <span className={`tree-icon tree-icon-${entry.kind}`} aria-hidden>
+              {dir ? <FolderIcon open={expanded} /> : entry.kind === "symlink" ? <LinkFileIcon /> : <FileIcon />}
+            </span>
             <span className="tree-name">{entry.name}</span>
             {entry.link_target && <span className="tree-link muted">→ {entry.link_target}</span>}
             {!dir && entry.kind === "file" && <span className="tree-size muted">{formatSize(entry.size)}</span>}

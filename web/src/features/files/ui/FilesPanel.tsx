@@ -7,9 +7,10 @@ import { useCallback, useEffect, useMemo, useRef, useState, type DragEvent } fro
 import { ApiError } from "@/shared/api/client";
 import type { FileEntry } from "@/shared/api/types";
 import { ConfirmDialog } from "@/shared/ui/Dialog";
-import { DownloadIcon, FilePlusIcon, FolderPlusIcon, RefreshIcon, UploadIcon } from "@/shared/ui/icons";
+import { DownloadIcon, EyeIcon, FilePlusIcon, FolderPlusIcon, RefreshIcon, UploadIcon } from "@/shared/ui/icons";
 import { conversationQuery } from "@/features/conversation/api/conversation";
 import { sandboxKeys } from "@/features/sandbox/api/sandbox";
+import { takeFileRequest, useFileRequest } from "@/features/workspace/model/panel";
 import { downloadFile, downloadZip, fileKeys, listQuery, statPath, useFileMutations } from "../api/files";
 import { fileChangeMark, planUploads } from "../model/document";
 import { setUnsavedFile } from "../model/unsaved";
@@ -17,6 +18,7 @@ import {
   baseName,
   expandedAfterDelete,
   expandedAfterMove,
+  isCliOwn,
   isDir,
   isWithin,
   joinPath,
@@ -106,7 +108,9 @@ export function FilesPanel({ chatId, visible }: { chatId: string; visible: boole
       return [dir, listing];
     }),
   );
-  const rows = visibleRows(listings, expanded);
+  // The CLI's own `.claude/` and `.claude.json` are not the user's work: hidden unless asked.
+  const [showCliFiles, setShowCliFiles] = useState(false);
+  const rows = visibleRows(listings, expanded, showCliFiles);
   const rootListing = listings.get(ROOT);
   const entryByPath = (path: string | null): FileEntry | null => {
     if (path === null) return null;
@@ -301,6 +305,17 @@ export function FilesPanel({ chatId, visible }: { chatId: string; visible: boole
       .catch((error: unknown) => setNotice({ kind: "error", text: `The dropped files could not be read: ${String(error)}` }));
   };
 
+  // A path clicked on a tool card: shown in the tree and opened in the editor.
+  // Taken once: the panel mounts after the request when the click opened it.
+  const fileRequest = useFileRequest();
+  useEffect(() => {
+    if (!fileRequest) return;
+    takeFileRequest();
+    reveal(parentOf(fileRequest.path));
+    setSelected(fileRequest.path);
+    requestOpen(fileRequest.path);
+  }, [fileRequest]);
+
   const newIn = targetDirectory(selectedEntry);
   const openEntry = (entry: FileEntry) => {
     setSelected(entry.path);
@@ -327,6 +342,16 @@ export function FilesPanel({ chatId, visible }: { chatId: string; visible: boole
           onClick={() => void downloadZip(chatId, ROOT, "workspace.zip").catch((error: unknown) => setNotice({ kind: "error", text: messageOf(error) }))}
         >
           <DownloadIcon />
+        </button>
+        <button
+          type="button"
+          className={`icon-btn ${showCliFiles ? "active" : ""}`}
+          aria-pressed={showCliFiles}
+          aria-label="Show the CLI's files"
+          title={showCliFiles ? "Hide .claude/ and .claude.json (the CLI's own files)" : "Show .claude/ and .claude.json (the CLI's own files)"}
+          onClick={() => setShowCliFiles((shown) => !shown)}
+        >
+          <EyeIcon />
         </button>
         <button type="button" className="icon-btn" aria-label="Refresh the files" title="Refresh" onClick={refresh}>
           <RefreshIcon />
@@ -366,7 +391,7 @@ export function FilesPanel({ chatId, visible }: { chatId: string; visible: boole
         }}
         onDrop={onDrop}
       >
-        {rootListing?.state === "loaded" && rootListing.entries.length === 0 ? (
+        {rootListing?.state === "loaded" && rootListing.entries.every((entry) => !showCliFiles && isCliOwn(entry.path)) ? (
           <div className="panel-empty">
             <p>The workspace is empty. Ask the agent to create something, make a file with the buttons above, or drop files here to upload them.</p>
           </div>

@@ -2,7 +2,7 @@
 // allow, deny with a message), questions to answer (AskUserQuestion as a small form), or a plan
 // to approve with the mode to continue in (or to send back with feedback). Once settled it
 // shows how: by whom, with what message or answers.
-import { lazy, Suspense, useState, type FormEvent } from "react";
+import { lazy, Suspense, useRef, useState, type FormEvent, type KeyboardEvent } from "react";
 import type { PermissionMode } from "@/shared/api/types";
 import { Button } from "@/shared/ui/Button";
 import { ErrorText } from "@/shared/ui/ErrorText";
@@ -11,6 +11,7 @@ import { toolSubtitle, toolView } from "@/features/conversation/model/tools";
 import { MODES } from "@/features/composer/model/options";
 import { useAnswerPermission } from "../api/permissions";
 import { buildAnswers, choose, describeAnswers, noChoice, questionsOf, type Choice, type Question } from "../model/questions";
+import { shortcutOf } from "../model/shortcuts";
 import "./permissions.css";
 
 const Markdown = lazy(() => import("@/shared/ui/Markdown"));
@@ -21,16 +22,36 @@ export type PermissionBlock = Extract<Block, { kind: "permission" }>;
 export function PermissionCard({ chatId, block, open }: { chatId: string; block: PermissionBlock; open: boolean }) {
   const waiting = block.resolved === null && open;
   const title = block.request === "question" ? "The agent asks" : block.request === "plan" ? "The agent proposes a plan" : `Allow ${block.toolName}?`;
+  const card = useRef<HTMLElement>(null);
+  // A focused tool request answers to A (approve) and D (deny…), unless a text box has the keys.
+  const keys = waiting && block.request === "tool";
+  const onKeyDown = (event: KeyboardEvent<HTMLElement>) => {
+    const action = shortcutOf(event.key, event.target instanceof HTMLElement ? event.target.tagName : "", event.ctrlKey || event.metaKey || event.altKey);
+    if (!action) return;
+    const button = card.current?.querySelector<HTMLButtonElement>(`[data-shortcut="${action}"]`);
+    if (!button || button.disabled) return;
+    event.preventDefault();
+    button.click();
+  };
   return (
     <section
+      ref={card}
       className={`permission-card permission-${block.request} ${waiting ? "waiting" : "settled"}`}
       aria-label={title}
+      tabIndex={keys ? 0 : undefined}
+      onKeyDown={keys ? onKeyDown : undefined}
+      aria-keyshortcuts={keys ? "A D" : undefined}
       data-request-id={block.requestId}
       data-seq={block.seq}
     >
       <header className="permission-head">
         <strong>{title}</strong>
         {waiting && <span className="badge badge-warn">Waiting for you</span>}
+        {keys && (
+          <span className="muted small permission-keys">
+            <kbd>A</kbd> approve · <kbd>D</kbd> deny
+          </span>
+        )}
       </header>
       {block.request === "tool" && <ToolSummary block={block} />}
       {block.request === "plan" && block.plan && (
@@ -100,13 +121,13 @@ function ToolAnswer({ chatId, block }: { chatId: string; block: PermissionBlock 
         </form>
       ) : (
         <div className="permission-actions">
-          <Button variant="primary" disabled={answer.isPending} onClick={() => answer.mutate({ approved: true })}>
+          <Button variant="primary" data-shortcut="approve" disabled={answer.isPending} onClick={() => answer.mutate({ approved: true })}>
             Approve
           </Button>
           <Button disabled={answer.isPending} title="Approve, and let matching calls in this chat run without asking" onClick={() => answer.mutate({ approved: true, remember: true })}>
             Always allow
           </Button>
-          <Button variant="ghost" disabled={answer.isPending} onClick={() => setDenying(true)}>
+          <Button variant="ghost" data-shortcut="deny" disabled={answer.isPending} onClick={() => setDenying(true)}>
             Deny…
           </Button>
         </div>

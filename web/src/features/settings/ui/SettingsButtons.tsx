@@ -3,6 +3,7 @@
 // closing it can hand focus back to the button.
 import { lazy, Suspense, useState } from "react";
 import type { Chat } from "@/shared/api/types";
+import { useAccountSettingsRequest } from "../model/opener";
 import { GearIcon } from "./GearIcon";
 
 const loadAccount = () => import("./AccountSettingsDialog");
@@ -27,6 +28,8 @@ function useOpened() {
 /** The gear named "Settings" in the account bar (an icon: the bar is narrow): the user's instructions and allowed hosts. */
 export function AccountSettingsButton() {
   const dialog = useOpened();
+  // Other parts of the app (an egress refusal's link) open it too.
+  useAccountSettingsRequest(dialog.show);
   return (
     <>
       <button type="button" className="icon-btn" aria-label="Settings" title="Settings: your instructions and allowed hosts" aria-haspopup="dialog" onClick={dialog.show} onPointerEnter={() => void loadAccount()}>
