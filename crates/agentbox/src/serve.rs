@@ -229,8 +229,11 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
     // Nodes that serve the API schedule (a worker only runs turns): their claims make any
     // number of them safe, and a turn they submit goes through the node's queue, to a
     // worker when the node runs none.
+    // It stops when a drain (or a stop) begins: a due time reached while the node refuses
+    // turns stays unclaimed for the next node or start (its missed-run policy applies).
+    let scheduling = CancellationToken::new();
     if role != NodeRole::Worker {
-        scheduler.start(shutdown.clone());
+        scheduler.start(scheduling.clone());
     }
     let state = AppState {
         scheduler: scheduler.clone(),
@@ -287,6 +290,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
             () = drain.cancelled() => shutdown_grace,
             () = stopping.cancelled() => std::time::Duration::ZERO,
         };
+        scheduling.cancel();
         runner.begin_shutdown();
         runner.shutdown(grace).await;
         // Streams and terminals end, and the HTTP server stops.
