@@ -341,3 +341,47 @@ async fn an_unanswered_request_in_a_task_run_waits_counted_then_is_denied() {
     assert!(!tmp.path().join("data/sandboxes").join(&chat).join("home/notes.txt").exists());
     server.stop().await.unwrap();
 }
+
+/// The owner's limits hold for scheduled turns: with one turn a day, the day's second run
+/// fails saying which limit, and the new chat it would have run in does not stay behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_run_over_the_owners_limit_fails_naming_it_and_leaves_no_chat() {
+    init_logs();
+    let mock = MockLlm::start().await.unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualWallClock::new(utc("2030-01-01T08:00:00Z")));
+    let mut config: Config = test_config(&tmp.path().join("data"), &mock);
+    config.tasks.clock = Some(clock.clone());
+    config.turn_limits.turns_per_day = Some(1);
+    let server = start(config).await.unwrap();
+    let api = Api {
+        base: format!("http://{}", server.address),
+        http: reqwest::Client::new(),
+        token: None,
+    };
+    let alice = TestServerless(api.clone()).user("alice@example.com").await;
+    let task = create_task(
+        &alice,
+        json!({"name": "Morning", "prompt": "[[text:good morning]]",
+               "schedule": {"kind": "daily", "time": "09:00"}}),
+    )
+    .await;
+    clock.set(utc("2030-01-01T09:00:20Z"));
+    let tick = server.scheduler.tick().await.unwrap();
+    assert_eq!(tick.started.len(), 1, "{tick:?}");
+    let first = finished(&alice, &task, &tick.started[0]).await;
+    assert_eq!(first["status"], "completed", "{first}");
+
+    let chats = |api: Api| async move { api.get("/api/v1/chats").await.1 };
+    let before = chats(alice.clone()).await;
+    assert_eq!(before.as_array().map(Vec::len), Some(1), "the first run's chat: {before}");
+    let (status, run) = alice
+        .call(Method::POST, &format!("/api/v1/tasks/{}/run", task["id"].as_str().unwrap()), None)
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{run}");
+    assert_eq!(run["status"], "failed", "{run}");
+    assert!(run["error"].as_str().unwrap().contains("turns per day"), "{run}");
+    assert_eq!(run["chat_id"], Value::Null, "{run}");
+    assert_eq!(chats(alice.clone()).await, before, "no empty chat was left");
+    server.stop().await.unwrap();
+}

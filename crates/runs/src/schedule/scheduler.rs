@@ -284,6 +284,24 @@ impl Scheduler {
                 return self.reread(run).await;
             }
         };
+        // The owner's limits hold for scheduled turns as for posted ones: over one, the run
+        // fails saying which (and a chat made for it goes, since it would stay empty).
+        if let Some(admission) = self.runner.admission.get()
+            && let Err(why) = admission.admit(&chat).await
+        {
+            let mut kept = Some(chat.id);
+            if task.target_chat_id.is_none() {
+                match self.store.delete_chat(task.user_id, chat.id).await {
+                    Ok(_) => kept = None,
+                    Err(err) => {
+                        tracing::warn!(task_id = %task.id, %err, "could not remove a task run's unused chat");
+                    }
+                }
+            }
+            tracing::info!(task_id = %task.id, run_id = %run.id, "a task run was refused: {why}");
+            self.store.fail_task_run(run.id, kept, &why, now).await?;
+            return self.reread(run).await;
+        }
         let request = TurnRequest {
             prompt: task.prompt.clone(),
             model: Some(task.model.clone()),
