@@ -2,7 +2,8 @@
 // administrator, sees the other user with their usage, disables them (the user's open page
 // is signed out at once and cannot sign in again, and the audit log says so), and enables
 // them again; sets the user's own turn limit, which the user's composer then shows plainly,
-// and closes registration, after which sign-up is not offered.
+// and closes registration, after which sign-up is not offered; resets the user's password
+// (a too-short one is refused with the rule), after which the user signs in with the new one.
 import type { BrowserContext, Locator, Page } from "playwright-core";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { PATIENCE, screenshot, screenshotIfFailed, startStack, type Stack } from "./support";
@@ -124,5 +125,39 @@ describe("administration in the web UI", () => {
     // Set back from the screen after a reload: the server kept it.
     await admin.reload();
     expect(await admin.getByLabel("Registration").inputValue()).toBe("closed");
+  });
+
+  it("resets the user's password, who then signs in with the new one", async () => {
+    const NEW_PASSWORD = "another long passphrase";
+    expect(await row("boss@example.com").getByRole("button", { name: "Reset password" }).count()).toBe(0);
+    await row("member@example.com").getByRole("button", { name: "Reset password" }).click();
+    const panel = admin.getByRole("region", { name: "Reset the password of member@example.com" });
+    await panel.getByLabel("New password").fill("short");
+    await panel.getByRole("button", { name: "Set password" }).click();
+    await panel.getByRole("alert").filter({ hasText: "The password is too short. Use at least 8 characters" }).waitFor();
+    await panel.getByLabel("New password").fill(NEW_PASSWORD);
+    await panel.getByRole("button", { name: "Set password" }).click();
+    await panel.getByRole("status").filter({ hasText: "The password of member@example.com is set." }).waitFor();
+    await screenshot(admin, "64-admin-reset-password");
+    await admin
+      .getByRole("list", { name: "Audit log, newest first" })
+      .getByText("boss@example.com reset the password of member@example.com")
+      .first()
+      .waitFor();
+
+    // The member, in a fresh browser: the old password is refused, the new one signs in.
+    const fresh = await stack.browser.newContext({ baseURL: stack.base });
+    fresh.setDefaultTimeout(PATIENCE);
+    const page = await fresh.newPage();
+    await page.goto("/");
+    await page.getByRole("heading", { name: "Sign in" }).waitFor();
+    await page.getByLabel("Email").fill("member@example.com");
+    await page.getByLabel(/^Password/).fill(PASSWORD);
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.getByRole("alert").waitFor();
+    await page.getByLabel(/^Password/).fill(NEW_PASSWORD);
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.getByRole("button", { name: "+ New chat" }).waitFor();
+    await fresh.close();
   });
 });

@@ -116,8 +116,11 @@ export function useSetUserLimits(userId: string) {
   });
 }
 
+/** Sets a user's password; the audit log on the screen is refetched to show the reset. */
 export function useResetPassword(userId: string) {
+  const queryClient = useQueryClient();
   return useMutation({
     mutationFn: (body: ResetPasswordRequest) => request<void>(`/api/v1/admin/users/${userId}/password`, { method: "POST", body }),
+    onSettled: () => queryClient.invalidateQueries({ queryKey: adminKeys.all }),
   });
 }

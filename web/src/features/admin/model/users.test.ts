@@ -18,8 +18,8 @@ function user(id: string, extra: Partial<AdminUser> = {}): AdminUser {
 describe("userRows", () => {
   it("never offers to leave no enabled administrator", () => {
     const rows = userRows([user("a", { is_admin: true }), user("b")], "a");
-    expect(rows[0]).toMatchObject({ state: "admin", isMe: true, canUnmakeAdmin: false, canDisable: false, canDelete: false });
-    expect(rows[1]).toMatchObject({ state: "active", canDisable: true, canMakeAdmin: true, canDelete: true, canEnable: false });
+    expect(rows[0]).toMatchObject({ state: "admin", isMe: true, canUnmakeAdmin: false, canDisable: false, canDelete: false, canResetPassword: false });
+    expect(rows[1]).toMatchObject({ state: "active", canDisable: true, canMakeAdmin: true, canDelete: true, canEnable: false, canResetPassword: true });
   });
 
   it("lets one of two administrators step down, but not disable or delete themselves", () => {

@@ -20,6 +20,8 @@ export interface UserRow {
   canMakeAdmin: boolean;
   canUnmakeAdmin: boolean;
   canDelete: boolean;
+  /** Another user's password (your own is changed in your settings, with the current one). */
+  canResetPassword: boolean;
 }
 
 export function formatCost(usd: number): string {
@@ -51,6 +53,7 @@ export function userRows(users: AdminUser[], meId: string | undefined): UserRow[
       canMakeAdmin: !user.is_admin,
       canUnmakeAdmin: user.is_admin && !lastAdmin,
       canDelete: !lastAdmin && user.id !== meId,
+      canResetPassword: user.id !== meId,
     };
   });
 }

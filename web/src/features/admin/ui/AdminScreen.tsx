@@ -1,5 +1,5 @@
 // The administrators' screen: every user with their usage and the actions on them
-// (disable, enable, make or unmake admin, delete), a form to create an account, and
+// (disable, enable, make or unmake admin, delete, reset the password), a form to create an account, and
 // invites when registration is by invite, the registration mode, one user's limits and the
 // audit log. Loaded as a chunk of its own.
 import { useState, type FormEvent } from "react";
@@ -22,6 +22,7 @@ import {
 import { auditKinds, auditSummary } from "../model/audit";
 import { inviteLink, inviteState, userRows, type UserRow } from "../model/users";
 import { RegistrationControl } from "./RegistrationControl";
+import { ResetPasswordPanel } from "./ResetPasswordForm";
 import { UserLimitsPanel } from "./UserLimitsForm";
 import type { AdminUser } from "@/shared/api/types";
 import "./admin.css";
@@ -38,6 +39,7 @@ export default function AdminScreen() {
   const users = useAdminUsers();
   const settings = useAccountSettings();
   const [limitsOf, setLimitsOf] = useState<UserRow | null>(null);
+  const [passwordOf, setPasswordOf] = useState<UserRow | null>(null);
   if (me.data && !me.data.is_admin) {
     return (
       <section className="chat-view">
@@ -63,9 +65,10 @@ export default function AdminScreen() {
             {messageOf(users.error)}
           </p>
         ) : (
-          <UsersTable rows={userRows(users.data ?? [], me.data?.id)} onLimits={setLimitsOf} />
+          <UsersTable rows={userRows(users.data ?? [], me.data?.id)} onLimits={setLimitsOf} onResetPassword={setPasswordOf} />
         )}
         {limitsOf && <UserLimitsPanel key={limitsOf.id} userId={limitsOf.id} email={limitsOf.email} onClose={() => setLimitsOf(null)} />}
+        {passwordOf && <ResetPasswordPanel key={passwordOf.id} userId={passwordOf.id} email={passwordOf.email} onClose={() => setPasswordOf(null)} />}
         <CreateUserForm />
         {settings.data?.registration === "invite" && <Invites />}
         <AuditLog users={users.data ?? []} />
@@ -74,7 +77,7 @@ export default function AdminScreen() {
   );
 }
 
-function UsersTable({ rows, onLimits }: { rows: UserRow[]; onLimits: (row: UserRow) => void }) {
+function UsersTable({ rows, onLimits, onResetPassword }: { rows: UserRow[]; onLimits: (row: UserRow) => void; onResetPassword: (row: UserRow) => void }) {
   const update = useUpdateUser();
   const remove = useDeleteUser();
   const error = messageOf(update.error ?? remove.error);
@@ -112,6 +115,7 @@ function UsersTable({ rows, onLimits }: { rows: UserRow[]; onLimits: (row: UserR
               <td>
                 <div className="admin-actions">
                 <Button onClick={() => onLimits(row)}>Limits</Button>
+                {row.canResetPassword && <Button onClick={() => onResetPassword(row)}>Reset password</Button>}
                 {row.canDisable && (
                   <Button disabled={busy} onClick={() => update.mutate({ id: row.id, change: { disabled: true } })}>
                     Disable

@@ -1,5 +1,6 @@
-// One chat's own settings: instructions added after the user's, the thinking budget, and the
-// "always allow" rules made from request cards (removing one makes matching calls ask again).
+// One chat's own settings: instructions added after the user's, the thinking budget, the
+// "always allow" rules made from request cards (removing one makes matching calls ask again)
+// and the chat's overrides of the account's secrets.
 import { useState, type FormEvent } from "react";
 import type { Chat, UpdateChatRequest } from "@/shared/api/types";
 import { Button } from "@/shared/ui/Button";
@@ -8,6 +9,7 @@ import { useUpdateChat } from "@/features/chats/api/chats";
 import { useDeletePermissionRule, usePermissionRules, type StoredPermissionRule } from "../api/settings";
 import { thinkingFromValue, thinkingOptions, thinkingValue } from "../model/settings";
 import { ErrorText } from "@/shared/ui/ErrorText";
+import { ChatSecretsSection } from "./ChatSecretsSection";
 import { Modal } from "./Modal";
 
 export function ChatSettingsDialog({ chat, open, onClose }: { chat: Chat; open: boolean; onClose: () => void }) {
@@ -15,6 +17,7 @@ export function ChatSettingsDialog({ chat, open, onClose }: { chat: Chat; open: 
     <Modal open={open} title="Chat settings" onClose={onClose}>
       <ChatForm chat={chat} />
       <RulesSection chatId={chat.id} />
+      <ChatSecretsSection chatId={chat.id} />
     </Modal>
   );
 }

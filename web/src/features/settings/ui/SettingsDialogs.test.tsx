@@ -134,6 +134,8 @@ describe("the chat settings dialog", () => {
     let left = rules;
     return serve(({ url, method, body }) => {
       if (url === "/api/v1/chats/c1/permissions/rules") return { status: 200, body: left };
+      // The dialog's secrets section reads the chat's overrides.
+      if (url === "/api/v1/chats/c1/secrets") return { status: 200, body: [] };
       if (url.startsWith("/api/v1/chats/c1/permissions/rules/") && method === "DELETE") {
         left = left.filter((r) => !url.endsWith(r.id));
         return { status: 204 };
