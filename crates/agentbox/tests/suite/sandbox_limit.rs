@@ -100,3 +100,59 @@ async fn a_new_sandbox_stops_the_least_recently_used_idle_one_or_is_refused() {
     assert_eq!(status(&api, &a).await, "stopped");
     drop(socket);
 }
+
+/// A prompt queued behind a turn meets the limit when the runner takes it: with the other
+/// sandbox busy (a terminal), the queue pauses with a notice naming the limit.
+#[tokio::test]
+async fn a_queued_prompt_at_the_limit_pauses_the_queue() {
+    let server = TestServer::start().await;
+    let admin = server.user("admin@example.com").await;
+    let api = server.user("queued@example.com").await;
+    let (code, me) = api.get("/api/v1/auth/me").await;
+    assert_eq!(code, StatusCode::OK, "{me}");
+    let user_id = me["id"].as_str().unwrap().to_owned();
+    let (code, a) =
+        api.call(Method::POST, "/api/v1/chats", Some(json!({"permission_mode": "ask"}))).await;
+    assert_eq!(code, StatusCode::CREATED, "{a}");
+    let a = a["id"].as_str().unwrap().to_owned();
+    let b = api.new_chat().await;
+
+    let mut stream = api.stream(&a, None).await;
+    let message = api.send(&a, "[[write:held.txt:yes]] write it").await;
+    let request = stream.until("permission_request").await.pop().unwrap();
+    let (code, body) = api
+        .call(Method::POST, &format!("/api/v1/chats/{a}/queue"), Some(json!({"prompt": "next"})))
+        .await;
+    assert_eq!(code, StatusCode::CREATED, "{body}");
+    let _socket = terminal(&api, &b).await.unwrap();
+    // The administrator lowers the user's limit while both sandboxes run.
+    let (code, body) = admin
+        .call(
+            Method::PUT,
+            &format!("/api/v1/admin/users/{user_id}/limits"),
+            Some(json!({"running_sandboxes": 1})),
+        )
+        .await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+
+    let id = request.data["request_id"].as_str().unwrap();
+    let (code, body) = api
+        .call(
+            Method::POST,
+            &format!("/api/v1/chats/{a}/permissions/{id}"),
+            Some(json!({"approved": false})),
+        )
+        .await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    stream.until_completed(&message).await;
+    let notice = stream.until("system").await.pop().unwrap();
+    let text = notice.data.to_string();
+    assert!(
+        text.contains("queue_paused") && text.contains("sandboxes running (1 at once)"),
+        "{text}"
+    );
+    let (code, queue) = api.get(&format!("/api/v1/chats/{a}/queue")).await;
+    assert_eq!(code, StatusCode::OK, "{queue}");
+    assert!(queue.to_string().contains("\"next\""), "the prompt left the queue: {queue}");
+    assert_eq!(status(&api, &b).await, "running");
+}
