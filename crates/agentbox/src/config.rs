@@ -188,6 +188,11 @@ pub struct ServeArgs {
     /// limit; 0 is no limit [default: 0].
     #[arg(long, env = "AGENTBOX_MAX_WORKSPACE_BYTES_PER_USER")]
     pub max_workspace_bytes_per_user: Option<u64>,
+    /// Sandboxes one user may keep running at once, over all their chats: starting another
+    /// stops their least recently used idle one, or is refused when none is idle; 0 is no
+    /// limit [default: 0].
+    #[arg(long, env = "AGENTBOX_MAX_RUNNING_SANDBOXES_PER_USER")]
+    pub max_running_sandboxes_per_user: Option<u32>,
     /// Days the audit log keeps an entry; 0 keeps them all [default: 90].
     #[arg(long, env = "AGENTBOX_AUDIT_RETENTION_DAYS")]
     pub audit_retention_days: Option<u64>,
@@ -286,6 +291,7 @@ struct FileConfig {
     max_spend_per_day_usd: Option<f64>,
     max_workspace_bytes_per_chat: Option<u64>,
     max_workspace_bytes_per_user: Option<u64>,
+    max_running_sandboxes_per_user: Option<u32>,
     log_format: Option<String>,
     permission_timeout_secs: Option<u64>,
     task_permission_timeout_secs: Option<u64>,
@@ -605,6 +611,10 @@ impl ServeArgs {
                 .max_workspace_bytes_per_user
                 .or(file.max_workspace_bytes_per_user)
                 .filter(|n| *n > 0),
+            running_sandboxes: self
+                .max_running_sandboxes_per_user
+                .or(file.max_running_sandboxes_per_user)
+                .filter(|n| *n > 0),
         };
         let secret_key = self.secret_key.or(file.secret_key);
         if let Some(key) = &secret_key
@@ -778,6 +788,31 @@ mod tests {
         assert!(config.sandbox.allow_hosts.iter().any(|h| h == "registry.npmjs.org"));
         assert_eq!(config.sandbox.idle_pause, Some(Duration::from_secs(900)));
         assert!(!config.demo);
+    }
+
+    #[test]
+    fn the_running_sandboxes_flag_is_the_default_limit_and_zero_is_none() {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            serve: ServeArgs,
+        }
+        let parse = |value: &str| {
+            let cli = <Cli as clap::Parser>::try_parse_from([
+                "agentbox",
+                "--data-dir",
+                "/tmp/agentbox-test",
+                "--max-running-sandboxes-per-user",
+                value,
+            ])
+            .unwrap();
+            cli.serve.resolve().unwrap().turn_limits
+        };
+        let limits = parse("2");
+        assert_eq!(limits.running_sandboxes, Some(2));
+        assert_eq!(limits.values().running_sandboxes, Some(2));
+        assert_eq!(parse("0").running_sandboxes, None);
+        assert_eq!(args().resolve().unwrap().turn_limits.running_sandboxes, None);
     }
 
     #[test]

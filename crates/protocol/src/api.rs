@@ -780,7 +780,8 @@ pub struct UserLimitsRequest {
     #[serde(default, skip_serializing_if = "LimitSetting::is_default")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<f64>))]
     pub spend_per_day_usd: LimitSetting,
-    /// Sandboxes kept running at once (not enforced yet).
+    /// Sandboxes kept running at once (checked before a turn, a terminal or a resume: the
+    /// least recently used idle one is stopped, else `429 limit_reached`).
     #[serde(default, skip_serializing_if = "LimitSetting::is_default")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<f64>))]
     pub running_sandboxes: LimitSetting,

@@ -15,7 +15,7 @@ use agentbox_protocol::cli::ControlRequest;
 use agentbox_protocol::permission::{
     PermissionAnswerRequest, PermissionAnswerResponse, PermissionKind, ResolvedBy,
 };
-use agentbox_sandbox::SandboxProvider;
+use agentbox_sandbox::{SandboxError, SandboxProvider};
 use agentbox_store::{NewEvent, NodeRole, Store, StoreError};
 use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
@@ -380,6 +380,22 @@ impl TurnRunner {
         self.sandboxes.restart(&id).await?;
         tracing::info!(%chat_id, "restarted the chat's sandbox");
         Ok(())
+    }
+
+    /// Stop the chat's sandbox if nothing is happening in it on the runner's side: no turn
+    /// running or being started (its gate free). `Ok(false)` when it is busy. The idle CLI
+    /// process goes with the sandbox; the next turn starts one with --resume. For the
+    /// server's limit on running sandboxes, which decides which chat.
+    pub async fn stop_idle_sandbox(&self, chat_id: Uuid) -> Result<bool, SandboxError> {
+        let gate = self.gates.gate(chat_id);
+        let Ok(_gate) = gate.try_lock() else { return Ok(false) };
+        if self.is_running(chat_id) {
+            return Ok(false);
+        }
+        self.idle.remove(chat_id);
+        self.sandboxes.stop(&chat_id.to_string()).await?;
+        tracing::info!(%chat_id, "stopped the chat's idle sandbox to make room for another");
+        Ok(true)
     }
 
     /// Stop everything of a chat that is being deleted and remove its sandbox.

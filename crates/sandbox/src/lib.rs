@@ -273,6 +273,13 @@ pub trait SandboxProvider: Send + Sync {
         None
     }
 
+    /// When the sandbox last started, ended a process or was otherwise put to use, if it is
+    /// running and the provider keeps track (`None` otherwise): which of a user's running
+    /// sandboxes is the least recently used one.
+    async fn last_used(&self, _id: &str) -> Option<std::time::Instant> {
+        None
+    }
+
     /// Freeze the sandbox's processes (releasing memory where the platform can).
     async fn pause(&self, _id: &str) -> Result<()> {
         Err(SandboxError::Unsupported("pause sandboxes"))

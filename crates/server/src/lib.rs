@@ -31,6 +31,7 @@ mod ratelimit;
 mod ready;
 mod retry;
 mod sandbox;
+mod sandbox_limit;
 mod secrets;
 mod settings;
 mod setup;

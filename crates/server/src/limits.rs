@@ -7,8 +7,8 @@
 //! Workspace disk limits are checked here too, before a turn (`disk.rs`), and a queued
 //! prompt meets the same checks when the runner starts it after a turn (`admission.rs`).
 //!
-//! Not finished (issue 12, item 2): sandboxes kept running are not limited yet (an
-//! administrator can record that limit for a user, it is not enforced).
+//! Sandboxes kept running (`--max-running-sandboxes-per-user`) are made room for before a
+//! turn, a terminal or a resume, in `sandbox_limit.rs`.
 
 use std::time::Duration;
 
@@ -29,6 +29,8 @@ pub struct TurnLimits {
     /// Workspace disk, checked by `disk.rs`.
     pub workspace_bytes_per_chat: Option<u64>,
     pub workspace_bytes_total: Option<u64>,
+    /// Sandboxes of one user running at once, enforced by `sandbox_limit.rs`.
+    pub running_sandboxes: Option<u32>,
 }
 
 impl TurnLimits {
@@ -37,7 +39,7 @@ impl TurnLimits {
             running_turns: self.running_turns,
             turns_per_day: self.turns_per_day,
             spend_per_day_usd: self.spend_per_day_usd,
-            running_sandboxes: None,
+            running_sandboxes: self.running_sandboxes,
             workspace_bytes_per_chat: self.workspace_bytes_per_chat,
             workspace_bytes_total: self.workspace_bytes_total,
         }
@@ -105,7 +107,11 @@ pub(crate) fn start_of_day(now: DateTime<Utc>) -> DateTime<Utc> {
     now.date_naive().and_time(chrono::NaiveTime::MIN).and_utc()
 }
 
-fn limit_reached(what: String, resets: Option<DateTime<Utc>>, now: DateTime<Utc>) -> ApiError {
+pub(crate) fn limit_reached(
+    what: String,
+    resets: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> ApiError {
     match resets {
         Some(at) => {
             let wait = (at - now).to_std().unwrap_or(Duration::ZERO).as_secs().max(1);
@@ -123,12 +129,22 @@ fn limit_reached(what: String, resets: Option<DateTime<Utc>>, now: DateTime<Utc>
 }
 
 /// `limit_reached` if the user may not start another turn now in `chat_id` (the turn limits
-/// here, the disk limits in `disk.rs`).
+/// here, the disk limits in `disk.rs`, the running sandboxes in `sandbox_limit.rs`, which
+/// may stop an idle one to make room).
 pub async fn check(state: &AppState, user_id: Uuid, chat_id: Uuid) -> Result<(), ApiError> {
     let limits = of_user(state, user_id).await?;
     check_turns(&state.store, user_id, &limits).await?;
     let sandboxes = state.runner.sandbox_provider();
-    crate::disk::check(&state.store, sandboxes, &limits, user_id, chat_id, 0, 0).await
+    crate::disk::check(&state.store, sandboxes, &limits, user_id, chat_id, 0, 0).await?;
+    crate::sandbox_limit::make_room(
+        &state.store,
+        &state.runner,
+        &state.terminals,
+        &limits,
+        user_id,
+        chat_id,
+    )
+    .await
 }
 
 pub(crate) async fn check_turns(

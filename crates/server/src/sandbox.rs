@@ -80,7 +80,9 @@ async fn pause(
 /// Thaw a paused sandbox.
 #[utoipa::path(post, path = "/api/v1/chats/{chat_id}/sandbox/resume", tag = "sandbox",
     params(("chat_id" = Uuid, Path)),
-    responses((status = 200, body = SandboxInfo), (status = 404), (status = 501, description = "unsupported")),
+    responses((status = 200, body = SandboxInfo), (status = 404),
+              (status = 429, description = "limit_reached: as many sandboxes running as allowed, none idle"),
+              (status = 501, description = "unsupported")),
     security(("bearer" = [])))]
 async fn resume(
     State(state): State<AppState>,
@@ -88,6 +90,16 @@ async fn resume(
     ChatId(chat_id): ChatId,
 ) -> Result<Json<SandboxInfo>, ApiError> {
     owned_chat(&state, &user, chat_id).await?;
+    let limits = crate::limits::of_user(&state, user.0.id).await?;
+    crate::sandbox_limit::make_room(
+        &state.store,
+        &state.runner,
+        &state.terminals,
+        &limits,
+        user.0.id,
+        chat_id,
+    )
+    .await?;
     state.runner.sandbox_provider().resume(&chat_id.to_string()).await.map_err(ApiError::from)?;
     Ok(Json(info(&state, chat_id).await))
 }

@@ -53,6 +53,11 @@ impl TerminalRegistry {
         Arc::new(Self { sessions: Mutex::default(), grace })
     }
 
+    /// Whether a terminal of the chat is open (or waiting for its client to come back).
+    pub fn has_open(&self, chat_id: Uuid) -> bool {
+        self.sessions().values().any(|s| s.chat_id == chat_id)
+    }
+
     fn sessions(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, Arc<TerminalSession>>> {
         self.sessions.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -151,7 +156,7 @@ enum ServerMessage {
     responses((status = 101, description = "switching to the WebSocket protocol"),
               (status = 400, description = "websocket_required, invalid_size"), (status = 401),
               (status = 404, description = "chat_not_found, terminal_not_found"),
-              (status = 429, description = "too_many_terminals")),
+              (status = 429, description = "too_many_terminals, limit_reached (sandboxes running)")),
     security(("bearer" = [])))]
 async fn terminal(
     State(state): State<AppState>,
@@ -211,6 +216,16 @@ async fn terminal(
                     ),
                 ));
             }
+            let limits = crate::limits::of_user(&state, user.id).await?;
+            crate::sandbox_limit::make_room(
+                &state.store,
+                &state.runner,
+                &state.terminals,
+                &limits,
+                user.id,
+                chat_id,
+            )
+            .await?;
             (start_shell(&state, chat_id, user.id, size).await?, false)
         }
     };

@@ -17,6 +17,7 @@ mod redis_bus;
 mod retry;
 mod runaway;
 mod sandbox;
+mod sandbox_limit;
 mod secrets;
 mod support;
 mod tasks;

@@ -802,6 +802,13 @@ impl SandboxProvider for LocalProvider {
         lock(&entry.state).status
     }
 
+    async fn last_used(&self, id: &str) -> Option<Instant> {
+        let entry = lock(&self.sandboxes).get(id).cloned()?;
+        Self::alive(&entry);
+        let state = lock(&entry.state);
+        (state.status == SandboxStatus::Running).then_some(state.idle_since)
+    }
+
     async fn pause(&self, id: &str) -> Result<()> {
         let entry = self.entry(id)?;
         let _guard = entry.lifecycle.lock().await;

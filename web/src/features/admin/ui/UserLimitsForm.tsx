@@ -46,7 +46,7 @@ function LimitsForm({ limits, userId, onClose }: { limits: UserLimits; userId: s
   return (
     <form onSubmit={submit}>
       <p className="muted">
-        Today: {limits.usage.turns_today} turns, ${limits.usage.spend_today_usd.toFixed(2)} spent, {limits.usage.running_turns} running. The sandbox limit is recorded but not enforced yet.
+        Today: {limits.usage.turns_today} turns, ${limits.usage.spend_today_usd.toFixed(2)} spent, {limits.usage.running_turns} running.
       </p>
       {limitFields.map(({ name, label }) => {
         const field = form[name];
