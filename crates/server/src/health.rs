@@ -37,14 +37,14 @@ pub fn component(status: &str, detail: impl Into<String>) -> ComponentHealth {
 
 /// The event bus: not configured (in-process), or Redis and whether it answers now. An
 /// unreachable Redis does not degrade the server: turns run, and streams read the log.
-async fn bus_health(state: &AppState) -> ComponentHealth {
+async fn bus_health(state: &AppState, peers: &[PeerHealth]) -> ComponentHealth {
     let bus = state.bus.health().await;
+    let alone =
+        state.runner.config().node.role == NodeRole::All && !peers.iter().any(|peer| peer.alive);
     match bus.reachable {
-        // Without Redis, an API node's live streams do not show a worker's turns (the
-        // log does): say so where it matters.
-        None if state.runner.config().node.role == NodeRole::All => {
-            component("not_configured", format!("single node: {}", bus.detail))
-        }
+        // Without Redis, a node's live streams do not show the turns another node runs
+        // (the log does): say so wherever another node shares the database.
+        None if alone => component("not_configured", format!("single node: {}", bus.detail)),
         None => component(
             "not_configured",
             format!(
@@ -171,7 +171,7 @@ pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Health>)
         status: if turns_can_run { HealthStatus::Healthy } else { HealthStatus::Degraded },
         version: info.version.clone(),
         database,
-        redis: bus_health(&state).await,
+        redis: bus_health(&state, &peers).await,
         sandbox,
         cli: info.cli.clone(),
         model: info.model.clone(),

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use agentbox::config::Config;
 use agentbox::serve::{Server, start};
+use agentbox_bus::RedisConfig;
 use agentbox_runs::schedule::{ManualWallClock, WallClock};
 use agentbox_store::testing::TestDatabase;
 use chrono::{DateTime, Duration, Utc};
@@ -13,23 +14,35 @@ use mock_llm::MockLlm;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
+use super::redis_bus::{Keys, redis_url};
 use super::support::{Api, TestServerless, init_logs, test_config};
 
 fn utc(text: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(text).unwrap().with_timezone(&Utc)
 }
 
-/// A server whose scheduler reads `clock`, on `data_dir` (and `database_url` if given).
+/// The settings of one node of several: their one database and one Redis (under `prefix`),
+/// as a deployment of several nodes has (without Redis, a node's streams never show a turn
+/// that runs on another node), and one signing key.
+struct Cluster<'a> {
+    database_url: &'a str,
+    redis_prefix: &'a str,
+}
+
+/// A server whose scheduler reads `clock`, on `data_dir` (one node of `cluster` if given).
 async fn start_server(
     data_dir: &Path,
     mock: &MockLlm,
     clock: &Arc<ManualWallClock>,
-    database_url: Option<&str>,
+    cluster: Option<&Cluster<'_>>,
 ) -> (Server, Api) {
     let mut config: Config = test_config(data_dir, mock);
     config.tasks.clock = Some(clock.clone());
-    if let Some(url) = database_url {
-        config.database_url = url.to_owned();
+    if let Some(cluster) = cluster {
+        config.database_url = cluster.database_url.to_owned();
+        config.redis =
+            Some(RedisConfig { url: redis_url(), prefix: cluster.redis_prefix.to_owned() });
+        config.secret_key = Some("a shared secret of at least thirty-two bytes".into());
     }
     let server = start(config).await.unwrap();
     let api = Api {
@@ -262,9 +275,13 @@ async fn two_servers_on_one_postgres_database_never_run_a_due_time_twice() {
     let db = TestDatabase::create("tasks_two_servers").await.unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualWallClock::new(utc("2030-01-01T10:00:00Z")));
-    // Two servers, each with its own pool, data directory and node id, one database.
-    let (a, api_a) = start_server(&tmp.path().join("a"), &mock, &clock, Some(&db.url)).await;
-    let (b, api_b) = start_server(&tmp.path().join("b"), &mock, &clock, Some(&db.url)).await;
+    // Two servers, each with its own pool, data directory and node id, one database and one
+    // Redis: the run's turn may run on either, and Alice streams it from A.
+    let keys =
+        Keys(format!("agentbox-test:{}:tasks:{}:", std::process::id(), uuid::Uuid::new_v4()));
+    let cluster = Cluster { database_url: &db.url, redis_prefix: &keys.0 };
+    let (a, api_a) = start_server(&tmp.path().join("a"), &mock, &clock, Some(&cluster)).await;
+    let (b, api_b) = start_server(&tmp.path().join("b"), &mock, &clock, Some(&cluster)).await;
     let alice = TestServerless(api_a.clone()).user("alice@example.com").await;
     let _alice_on_b = sign_in(&api_b, "alice@example.com").await;
     let task = create_task(&alice, json!({"name": "Both", "prompt": "[[text:once]]", "schedule": {"kind": "hourly", "minute": 0}})).await;
