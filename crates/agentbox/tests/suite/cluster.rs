@@ -224,8 +224,7 @@ async fn roles_share_one_database(backend: Db) {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_api_nodes_stream_shows_a_workers_turn_through_redis() {
     let mock = MockLlm::start().await.unwrap();
-    let keys =
-        Keys(format!("agentbox-test:{}:roles:{}:", std::process::id(), uuid::Uuid::new_v4()));
+    let keys = Keys::new("roles");
     let db = TestDatabase::create("cluster_redis").await.unwrap();
     let redis = redis_url();
     let (api_dir, worker_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());

@@ -206,8 +206,7 @@ async fn assert_every_node_sees_its_peers(cluster: &Cluster, http: &reqwest::Cli
 
 #[tokio::test(flavor = "multi_thread")]
 async fn two_api_nodes_and_two_workers_lose_nothing_when_an_api_node_is_killed() {
-    let keys =
-        Keys(format!("agentbox-test:{}:cluster:{}:", std::process::id(), uuid::Uuid::new_v4()));
+    let keys = Keys::new("cluster");
     let mut cluster = Cluster::start("cluster_nodes", &redis_url(), &keys.0).await;
     let http = reqwest::Client::new();
     assert_every_node_sees_its_peers(&cluster, &http).await;

@@ -21,6 +21,13 @@ pub(super) fn redis_url() -> String {
 /// Removes the test's Redis keys when dropped, also when the test fails.
 pub(super) struct Keys(pub(super) String);
 
+impl Keys {
+    /// A key prefix of the test's own: `agentbox-test:<pid>:<test>:<uuid>:`.
+    pub(super) fn new(test: &str) -> Self {
+        Self(format!("agentbox-test:{}:{test}:{}:", std::process::id(), Uuid::new_v4()))
+    }
+}
+
 impl Drop for Keys {
     fn drop(&mut self) {
         let mut redis = redis::Client::open(redis_url()).unwrap().get_connection().unwrap();
@@ -92,7 +99,7 @@ fn node(
 
 #[tokio::test]
 async fn a_turn_on_one_node_streams_every_event_in_order_from_another() {
-    let keys = Keys(format!("agentbox-test:{}:e2e:{}:", std::process::id(), Uuid::new_v4()));
+    let keys = Keys::new("e2e");
     let database = Db::Postgres.create("redis_bus").await.unwrap();
     let node_a =
         TestServer::start_with(node(database.url.clone(), redis_url(), keys.0.clone())).await;
@@ -146,7 +153,7 @@ async fn a_turn_on_one_node_streams_every_event_in_order_from_another() {
 
 #[tokio::test]
 async fn redis_going_away_mid_turn_loses_no_event() {
-    let keys = Keys(format!("agentbox-test:{}:e2e-outage:{}:", std::process::id(), Uuid::new_v4()));
+    let keys = Keys::new("e2e-outage");
     let database = Db::Postgres.create("redis_outage").await.unwrap();
     let proxy = Proxy::start().await;
     let node_a =

@@ -277,8 +277,7 @@ async fn two_servers_on_one_postgres_database_never_run_a_due_time_twice() {
     let clock = Arc::new(ManualWallClock::new(utc("2030-01-01T10:00:00Z")));
     // Two servers, each with its own pool, data directory and node id, one database and one
     // Redis: the run's turn may run on either, and Alice streams it from A.
-    let keys =
-        Keys(format!("agentbox-test:{}:tasks:{}:", std::process::id(), uuid::Uuid::new_v4()));
+    let keys = Keys::new("tasks");
     let cluster = Cluster { database_url: &db.url, redis_prefix: &keys.0 };
     let (a, api_a) = start_server(&tmp.path().join("a"), &mock, &clock, Some(&cluster)).await;
     let (b, api_b) = start_server(&tmp.path().join("b"), &mock, &clock, Some(&cluster)).await;
