@@ -84,7 +84,7 @@ impl Proxy {
 }
 
 /// A server's settings for a node of the two-node deployment.
-fn node(
+pub(super) fn node(
     database_url: String,
     redis_url: String,
     prefix: String,

@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use agentbox::config::Config;
 use agentbox::serve::{Server, start};
-use agentbox_bus::RedisConfig;
 use agentbox_runs::schedule::{ManualWallClock, WallClock};
 use agentbox_store::testing::TestDatabase;
 use chrono::{DateTime, Duration, Utc};
@@ -14,36 +13,23 @@ use mock_llm::MockLlm;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use super::redis_bus::{Keys, redis_url};
+use super::redis_bus::{Keys, node, redis_url};
 use super::support::{Api, TestServerless, init_logs, test_config};
 
 fn utc(text: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(text).unwrap().with_timezone(&Utc)
 }
 
-/// The settings of one node of several: their one database and one Redis (under `prefix`),
-/// as a deployment of several nodes has (without Redis, a node's streams never show a turn
-/// that runs on another node), and one signing key.
-struct Cluster<'a> {
-    database_url: &'a str,
-    redis_prefix: &'a str,
-}
-
-/// A server whose scheduler reads `clock`, on `data_dir` (one node of `cluster` if given).
+/// A server whose scheduler reads `clock`, on `data_dir`, with `configure`'s settings.
 async fn start_server(
     data_dir: &Path,
     mock: &MockLlm,
     clock: &Arc<ManualWallClock>,
-    cluster: Option<&Cluster<'_>>,
+    configure: impl FnOnce(&mut Config),
 ) -> (Server, Api) {
     let mut config: Config = test_config(data_dir, mock);
     config.tasks.clock = Some(clock.clone());
-    if let Some(cluster) = cluster {
-        config.database_url = cluster.database_url.to_owned();
-        config.redis =
-            Some(RedisConfig { url: redis_url(), prefix: cluster.redis_prefix.to_owned() });
-        config.secret_key = Some("a shared secret of at least thirty-two bytes".into());
-    }
+    configure(&mut config);
     let server = start(config).await.unwrap();
     let api = Api {
         base: format!("http://{}", server.address),
@@ -93,7 +79,7 @@ async fn a_daily_task_fires_once_a_day_across_a_restart_and_a_disabled_one_never
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     let clock = Arc::new(ManualWallClock::new(utc("2030-01-01T08:00:00Z")));
-    let (server, api) = start_server(&data, &mock, &clock, None).await;
+    let (server, api) = start_server(&data, &mock, &clock, |_| ()).await;
     let alice = TestServerless(api.clone()).user("alice@example.com").await;
     let daily = json!({"kind": "daily", "time": "09:00"});
     let task = create_task(
@@ -126,7 +112,7 @@ async fn a_daily_task_fires_once_a_day_across_a_restart_and_a_disabled_one_never
 
     // A restart on the same data directory, the same day: nothing runs again.
     server.stop().await.unwrap();
-    let (server, api) = start_server(&data, &mock, &clock, None).await;
+    let (server, api) = start_server(&data, &mock, &clock, |_| ()).await;
     let alice = sign_in(&api, "alice@example.com").await;
     clock.set(utc("2030-01-01T09:01:00Z"));
     assert_eq!(server.scheduler.tick().await.unwrap().started, []);
@@ -158,7 +144,7 @@ async fn a_task_due_while_the_server_was_down_follows_its_missed_run_policy() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     let clock = Arc::new(ManualWallClock::new(utc("2030-01-01T10:00:00Z")));
-    let (server, api) = start_server(&data, &mock, &clock, None).await;
+    let (server, api) = start_server(&data, &mock, &clock, |_| ()).await;
     let alice = TestServerless(api.clone()).user("alice@example.com").await;
     let hourly = json!({"kind": "hourly", "minute": 0});
     let skip = create_task(&alice, json!({"name": "Skip", "prompt": "[[text:skip]]", "schedule": hourly, "missed_runs": "skip"})).await;
@@ -167,7 +153,7 @@ async fn a_task_due_while_the_server_was_down_follows_its_missed_run_policy() {
 
     // Down from 10:00 to 15:20: the runs of 11:00 to 15:00 were missed.
     clock.set(utc("2030-01-01T15:20:00Z"));
-    let (server, api) = start_server(&data, &mock, &clock, None).await;
+    let (server, api) = start_server(&data, &mock, &clock, |_| ()).await;
     let alice = sign_in(&api, "alice@example.com").await;
     let tick = server.scheduler.tick().await.unwrap();
     assert_eq!((tick.started.len(), tick.skipped.len()), (1, 1), "{tick:?}");
@@ -230,7 +216,7 @@ async fn a_berlin_cron_fires_at_the_right_instants_across_a_daylight_saving_chan
     let mock = MockLlm::start().await.unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualWallClock::new(utc("2030-03-29T12:00:00Z")));
-    let (server, api) = start_server(&tmp.path().join("data"), &mock, &clock, None).await;
+    let (server, api) = start_server(&tmp.path().join("data"), &mock, &clock, |_| ()).await;
     let alice = TestServerless(api.clone()).user("alice@example.com").await;
     let chat = alice.new_chat().await;
     let task = create_task(
@@ -276,11 +262,14 @@ async fn two_servers_on_one_postgres_database_never_run_a_due_time_twice() {
     let tmp = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualWallClock::new(utc("2030-01-01T10:00:00Z")));
     // Two servers, each with its own pool, data directory and node id, one database and one
-    // Redis: the run's turn may run on either, and Alice streams it from A.
+    // Redis, as a deployment of several nodes has (without Redis a node's streams never show
+    // a turn another node runs): the run's turn may run on either, and Alice streams from A.
     let keys = Keys::new("tasks");
-    let cluster = Cluster { database_url: &db.url, redis_prefix: &keys.0 };
-    let (a, api_a) = start_server(&tmp.path().join("a"), &mock, &clock, Some(&cluster)).await;
-    let (b, api_b) = start_server(&tmp.path().join("b"), &mock, &clock, Some(&cluster)).await;
+    let (data_a, data_b) = (tmp.path().join("a"), tmp.path().join("b"));
+    let a_node = node(db.url.clone(), redis_url(), keys.0.clone());
+    let (a, api_a) = start_server(&data_a, &mock, &clock, a_node).await;
+    let b_node = node(db.url.clone(), redis_url(), keys.0.clone());
+    let (b, api_b) = start_server(&data_b, &mock, &clock, b_node).await;
     let alice = TestServerless(api_a.clone()).user("alice@example.com").await;
     let _alice_on_b = sign_in(&api_b, "alice@example.com").await;
     let task = create_task(&alice, json!({"name": "Both", "prompt": "[[text:once]]", "schedule": {"kind": "hourly", "minute": 0}})).await;
@@ -320,7 +309,7 @@ async fn an_unanswered_request_in_a_task_run_waits_counted_then_is_denied() {
     let mock = MockLlm::start().await.unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualWallClock::new(Utc::now()));
-    let (server, api) = start_server(&tmp.path().join("data"), &mock, &clock, None).await;
+    let (server, api) = start_server(&tmp.path().join("data"), &mock, &clock, |_| ()).await;
     let alice = TestServerless(api.clone()).user("alice@example.com").await;
     let task = create_task(
         &alice,
