@@ -217,6 +217,9 @@ pub struct Chat {
     /// In the chat list: the start of the latest prompt or reply, on one line; `null` in
     /// other answers and for a chat without one.
     pub preview: Option<String>,
+    /// The latest run of a scheduled task in this chat that ended since its owner last
+    /// opened the chat (`POST /api/v1/chats/{chat_id}/seen` marks it seen), else `null`.
+    pub unseen_task_run: Option<crate::task::UnseenTaskRun>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }

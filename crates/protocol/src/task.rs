@@ -174,6 +174,24 @@ pub struct TaskRun {
     pub message_id: Option<Uuid>,
     /// Why it failed or was skipped, when it did not get to run a turn.
     pub error: Option<String>,
+    /// When the task's owner opened the run's chat after the run ended
+    /// (`POST /api/v1/chats/{chat_id}/seen`); until then an ended run with a chat counts in
+    /// the web UI's attention badge.
+    pub seen_at: Option<DateTime<Utc>>,
+}
+
+/// An ended run of a task that its owner has not seen yet, as a chat shows it
+/// (`Chat.unseen_task_run`): the latest such run of the chat.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct UnseenTaskRun {
+    pub run_id: Uuid,
+    pub task_id: Uuid,
+    pub task_name: String,
+    pub chat_id: Uuid,
+    /// `completed`, `failed` or `interrupted`.
+    pub status: RunStatus,
+    pub ended_at: Option<DateTime<Utc>>,
 }
 
 /// The body of `POST /api/v1/tasks`.

@@ -4,6 +4,9 @@
 use agentbox_protocol::api::{
     Chat, ChatStatus, CreateChatRequest, PermissionMode, UpdateChatRequest,
 };
+use std::collections::HashMap;
+
+use agentbox_protocol::task::UnseenTaskRun;
 use agentbox_runs::LiveChange;
 use agentbox_store::{ChatListing, ChatQuery, ChatRecord, ChatUpdate, NewChat};
 use axum::Json;
@@ -11,6 +14,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
+use uuid::Uuid;
 
 use crate::auth::CurrentUser;
 use crate::error::ApiError;
@@ -27,14 +31,35 @@ const PREVIEW_CHARS: usize = 140;
 const MAX_MODEL_CHARS: usize = 100;
 
 pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(create_chat, list_chats)).routes(routes!(
-        get_chat,
-        update_chat,
-        delete_chat
-    ))
+    OpenApiRouter::new()
+        .routes(routes!(create_chat, list_chats))
+        .routes(routes!(get_chat, update_chat, delete_chat))
+        .routes(routes!(mark_chat_seen))
+}
+
+/// The user's ended task runs they have not seen, by chat (the latest of each chat); a
+/// failed lookup shows none rather than failing the answer.
+async fn unseen_task_runs(state: &AppState, user_id: Uuid) -> HashMap<Uuid, UnseenTaskRun> {
+    match state.store.unseen_task_runs(user_id).await {
+        // Latest first: the first of each chat is the one to show.
+        Ok(runs) => runs.into_iter().rev().map(|run| (run.chat_id, run)).collect(),
+        Err(err) => {
+            tracing::warn!(%user_id, %err, "could not read the unseen task runs");
+            HashMap::new()
+        }
+    }
 }
 
 pub async fn chat_json(state: &AppState, chat: ChatRecord) -> Chat {
+    let unseen = unseen_task_runs(state, chat.user_id).await.remove(&chat.id);
+    chat_json_with(state, chat, unseen).await
+}
+
+async fn chat_json_with(
+    state: &AppState,
+    chat: ChatRecord,
+    unseen_task_run: Option<UnseenTaskRun>,
+) -> Chat {
     let running = state.runner.is_running_anywhere(chat.id).await;
     let sandbox_status = state.runner.sandbox_provider().status(&chat.id.to_string()).await;
     let pending_requests = if running {
@@ -64,18 +89,23 @@ pub async fn chat_json(state: &AppState, chat: ChatRecord) -> Chat {
         pinned: chat.pinned,
         archived: chat.archived,
         preview: None,
+        unseen_task_run,
         created_at: chat.created_at,
         updated_at: chat.updated_at,
     }
 }
 
 /// A chat as the list shows it, with its preview on one line.
-async fn listing_json(state: &AppState, listing: ChatListing) -> Chat {
+async fn listing_json(
+    state: &AppState,
+    listing: ChatListing,
+    unseen: Option<UnseenTaskRun>,
+) -> Chat {
     let preview = listing
         .preview
         .map(|text| agentbox_runs::titles::shorten(&text, PREVIEW_CHARS))
         .filter(|text| !text.is_empty());
-    Chat { preview, ..chat_json(state, listing.chat).await }
+    Chat { preview, ..chat_json_with(state, listing.chat, unseen).await }
 }
 
 /// The chat if it belongs to the user; 404 otherwise.
@@ -223,11 +253,30 @@ async fn list_chats(
         search: query.q,
     };
     let chats = state.store.find_chats(user.0.id, &filter).await?;
+    let mut unseen = unseen_task_runs(&state, user.0.id).await;
     let mut list = Vec::with_capacity(chats.len());
     for chat in chats {
-        list.push(listing_json(&state, chat).await);
+        let run = unseen.remove(&chat.chat.id);
+        list.push(listing_json(&state, chat, run).await);
     }
     Ok(Json(list))
+}
+
+/// The user has seen the chat: the ended runs of their scheduled tasks in it no longer
+/// count as news (`unseen_task_run` becomes `null`). The web UI calls it while the chat is
+/// open and visible; a run still going stays unseen until it ends and is seen again.
+#[utoipa::path(post, path = "/api/v1/chats/{chat_id}/seen", tag = "chats",
+    params(("chat_id" = uuid::Uuid, Path)),
+    responses((status = 204, description = "Marked seen"), (status = 404, description = "chat_not_found")),
+    security(("bearer" = [])))]
+async fn mark_chat_seen(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    ChatId(chat_id): ChatId,
+) -> Result<StatusCode, ApiError> {
+    let chat = owned_chat(&state, &user, chat_id).await?;
+    state.store.mark_task_runs_seen(user.0.id, chat.id, chrono::Utc::now()).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// One chat.

@@ -86,6 +86,7 @@ const MATRIX: &[(&str, &str, Access)] = &[
     ("POST", "/api/v1/chats/{chat_id}/messages", Owner),
     ("POST", "/api/v1/chats/{chat_id}/messages/{message_id}/retry", Owner),
     ("GET", "/api/v1/chats/{chat_id}/costs", Owner),
+    ("POST", "/api/v1/chats/{chat_id}/seen", Owner),
     ("GET", "/api/v1/chats/{chat_id}/permissions", Owner),
     ("GET", "/api/v1/chats/{chat_id}/permissions/rules", Owner),
     ("DELETE", "/api/v1/chats/{chat_id}/permissions/rules/{rule_id}", Owner),

@@ -211,10 +211,12 @@ pub enum Table {
     AuditEvents,
     ServerSettings,
     Secrets,
+    Tasks,
+    TaskRuns,
 }
 
 impl Table {
-    pub const ALL: [Self; 14] = [
+    pub const ALL: [Self; 16] = [
         Self::Users,
         Self::RefreshTokens,
         Self::UserSettings,
@@ -229,6 +231,8 @@ impl Table {
         Self::AuditEvents,
         Self::ServerSettings,
         Self::Secrets,
+        Self::Tasks,
+        Self::TaskRuns,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -247,6 +251,8 @@ impl Table {
             Self::AuditEvents => "audit_events",
             Self::ServerSettings => "server_settings",
             Self::Secrets => "secrets",
+            Self::Tasks => "tasks",
+            Self::TaskRuns => "task_runs",
         }
     }
 }

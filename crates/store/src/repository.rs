@@ -21,7 +21,7 @@ use crate::records::{
 use crate::search::ChatQuery;
 use crate::tasks::{NewTaskRun, TaskRecord};
 use crate::{DatabaseInfo, Result, Table};
-use agentbox_protocol::task::TaskRun;
+use agentbox_protocol::task::{TaskRun, UnseenTaskRun};
 
 #[async_trait]
 pub trait UserRepository: Send + Sync {
@@ -499,6 +499,15 @@ pub trait TaskRepository: Send + Sync {
     async fn task_runs(&self, task_id: Uuid, limit: i64) -> Result<Vec<TaskRun>>;
     /// Delete all but the task's latest `keep` runs (never a claimed one); how many went.
     async fn prune_task_runs(&self, task_id: Uuid, keep: i64) -> Result<u64>;
+    /// The user's ended runs not yet seen, in chats of theirs, the latest due time first.
+    async fn unseen_task_runs(&self, user_id: Uuid) -> Result<Vec<UnseenTaskRun>>;
+    /// Mark the ended runs of the user's tasks in `chat_id` seen at `at`; how many.
+    async fn mark_task_runs_seen(
+        &self,
+        user_id: Uuid,
+        chat_id: Uuid,
+        at: DateTime<Utc>,
+    ) -> Result<u64>;
 }
 
 /// Everything a backend implements.

@@ -3,7 +3,9 @@
 
 use agentbox_protocol::api::PermissionMode;
 use agentbox_protocol::event::MessageStatus;
-use agentbox_protocol::task::{MissedRunPolicy, RunStatus, RunTrigger, Schedule, TaskRun};
+use agentbox_protocol::task::{
+    MissedRunPolicy, RunStatus, RunTrigger, Schedule, TaskRun, UnseenTaskRun,
+};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -94,10 +96,43 @@ macro_rules! task_run_columns {
     () => {
         "r.id, r.task_id, r.due_at, r.trigger, r.status, r.started_at,
          COALESCE(r.ended_at, m.completed_at) AS ended_at, m.total_cost_usd, r.chat_id,
-         r.message_id, r.error, m.status AS message_status"
+         r.message_id, r.error, m.status AS message_status, r.seen_at"
     };
 }
 pub(crate) use task_run_columns;
+
+/// The user's ended, unseen runs that have a chat of theirs, the latest due time first (the
+/// same SQL on both backends). Ended: failed before its turn, or its turn is over.
+pub(crate) const UNSEEN_TASK_RUNS: &str = concat!(
+    "SELECT ",
+    task_run_columns!(),
+    ", t.name AS task_name
+     FROM task_runs r JOIN tasks t ON t.id = r.task_id
+          JOIN chats c ON c.id = r.chat_id AND c.user_id = t.user_id
+          LEFT JOIN messages m ON m.id = r.message_id
+     WHERE t.user_id = $1 AND r.seen_at IS NULL
+       AND (r.status = 'failed' OR (r.status = 'started' AND m.status <> 'in_progress'))
+     ORDER BY r.due_at DESC, r.id DESC LIMIT 1000"
+);
+
+/// Mark the ended runs of the user's tasks in one chat seen; a run still going stays unseen.
+pub(crate) const MARK_TASK_RUNS_SEEN: &str = "UPDATE task_runs SET seen_at = $3
+     WHERE chat_id = $2 AND seen_at IS NULL
+       AND task_id IN (SELECT id FROM tasks WHERE user_id = $1)
+       AND (status = 'failed' OR (status = 'started' AND message_id IN
+            (SELECT id FROM messages WHERE chat_id = $2 AND status <> 'in_progress')))";
+
+pub(crate) fn unseen_run_from_row(row: &impl Fields) -> Result<UnseenTaskRun> {
+    let run = task_run_from_row(row)?;
+    Ok(UnseenTaskRun {
+        run_id: run.id,
+        task_id: run.task_id,
+        task_name: row.text("task_name")?,
+        chat_id: run.chat_id.ok_or_else(|| StoreError::Corrupt("an unseen run's chat".into()))?,
+        status: run.status,
+        ended_at: run.ended_at,
+    })
+}
 
 pub(crate) fn task_run_from_row(row: &impl Fields) -> Result<TaskRun> {
     let trigger = row.text("trigger")?;
@@ -133,6 +168,7 @@ pub(crate) fn task_run_from_row(row: &impl Fields) -> Result<TaskRun> {
         chat_id: row.opt_id("chat_id")?,
         message_id: row.opt_id("message_id")?,
         error,
+        seen_at: row.opt_time("seen_at")?,
     })
 }
 
@@ -239,6 +275,21 @@ impl crate::Store {
     /// Keep the task's latest `keep` runs.
     pub async fn prune_task_runs(&self, task_id: Uuid, keep: i64) -> Result<u64> {
         self.repo.prune_task_runs(task_id, keep).await
+    }
+
+    /// The user's ended runs they have not seen, in chats of theirs, the latest first.
+    pub async fn unseen_task_runs(&self, user_id: Uuid) -> Result<Vec<UnseenTaskRun>> {
+        self.repo.unseen_task_runs(user_id).await
+    }
+
+    /// The user opened the chat: its ended runs are seen. How many runs that marked.
+    pub async fn mark_task_runs_seen(
+        &self,
+        user_id: Uuid,
+        chat_id: Uuid,
+        at: DateTime<Utc>,
+    ) -> Result<u64> {
+        self.repo.mark_task_runs_seen(user_id, chat_id, stored_time(at)).await
     }
 }
 

@@ -108,6 +108,23 @@ async fn a_daily_task_fires_once_a_day_across_a_restart_and_a_disabled_one_never
     let chat = first["chat_id"].as_str().unwrap();
     let (_, chat_json) = alice.get(&format!("/api/v1/chats/{chat}")).await;
     assert_eq!(chat_json["title"], "Morning", "a new chat named after the task");
+    // The ended run is news in its chat (the web UI's attention count) until the chat is
+    // opened, in the chat list as in the chat.
+    let unseen = &chat_json["unseen_task_run"];
+    assert_eq!(unseen["run_id"], first["id"], "{chat_json}");
+    assert_eq!(
+        (unseen["task_name"].as_str(), unseen["status"].as_str()),
+        (Some("Morning"), Some("completed"))
+    );
+    let (_, list) = alice.get("/api/v1/chats").await;
+    let listed = list.as_array().unwrap().iter().find(|c| c["id"] == chat).unwrap();
+    assert_eq!(listed["unseen_task_run"]["run_id"], first["id"]);
+    let (status, _) = alice.call(Method::POST, &format!("/api/v1/chats/{chat}/seen"), None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (_, chat_json) = alice.get(&format!("/api/v1/chats/{chat}")).await;
+    assert_eq!(chat_json["unseen_task_run"], Value::Null, "{chat_json}");
+    let seen = runs(&alice, &task).await;
+    assert!(seen[0]["seen_at"].is_string(), "{seen:?}");
     assert_eq!(server.scheduler.tick().await.unwrap().started, [], "once per due time");
 
     // A restart on the same data directory, the same day: nothing runs again.

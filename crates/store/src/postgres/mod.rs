@@ -138,6 +138,8 @@ fn count_query(table: Table) -> &'static str {
         Table::AuditEvents => "SELECT COUNT(*) FROM audit_events",
         Table::ServerSettings => "SELECT COUNT(*) FROM server_settings",
         Table::Secrets => "SELECT COUNT(*) FROM secrets",
+        Table::Tasks => "SELECT COUNT(*) FROM tasks",
+        Table::TaskRuns => "SELECT COUNT(*) FROM task_runs",
     }
 }
 
@@ -259,6 +261,27 @@ fn import_query(table: Table) -> &'static str {
                     (r->>'id')::uuid, (r->>'user_id')::uuid, (r->>'chat_id')::uuid, r->>'name',
                     r->>'key_id', r->>'sealed', (r->>'created_at')::timestamptz,
                     (r->>'updated_at')::timestamptz
+             FROM json_array_elements($1::json) AS r"
+        }
+        Table::Tasks => {
+            "INSERT INTO tasks (id, user_id, name, prompt, schedule, time_zone, model, permission_mode, permission_timeout_secs, target_chat_id, enabled, missed_runs, next_run_at, created_at, updated_at)
+             SELECT
+                    (r->>'id')::uuid, (r->>'user_id')::uuid, r->>'name', r->>'prompt',
+                    r->>'schedule', r->>'time_zone', r->>'model', r->>'permission_mode',
+                    (r->>'permission_timeout_secs')::bigint, (r->>'target_chat_id')::uuid,
+                    (r->>'enabled')::bigint, r->>'missed_runs',
+                    (r->>'next_run_at')::timestamptz, (r->>'created_at')::timestamptz,
+                    (r->>'updated_at')::timestamptz
+             FROM json_array_elements($1::json) AS r"
+        }
+        Table::TaskRuns => {
+            "INSERT INTO task_runs (id, task_id, due_at, trigger, status, claimed_at, claimed_by, started_at, ended_at, chat_id, message_id, error, seen_at)
+             SELECT
+                    (r->>'id')::uuid, (r->>'task_id')::uuid, (r->>'due_at')::timestamptz,
+                    r->>'trigger', r->>'status', (r->>'claimed_at')::timestamptz,
+                    r->>'claimed_by', (r->>'started_at')::timestamptz,
+                    (r->>'ended_at')::timestamptz, (r->>'chat_id')::uuid,
+                    (r->>'message_id')::uuid, r->>'error', (r->>'seen_at')::timestamptz
              FROM json_array_elements($1::json) AS r"
         }
     }

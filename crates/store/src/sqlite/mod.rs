@@ -127,6 +127,8 @@ fn count_query(table: Table) -> &'static str {
         Table::AuditEvents => "SELECT COUNT(*) FROM audit_events",
         Table::ServerSettings => "SELECT COUNT(*) FROM server_settings",
         Table::Secrets => "SELECT COUNT(*) FROM secrets",
+        Table::Tasks => "SELECT COUNT(*) FROM tasks",
+        Table::TaskRuns => "SELECT COUNT(*) FROM task_runs",
     }
 }
 
@@ -225,6 +227,24 @@ fn export_query(table: Table) -> &'static str {
                     'name', name, 'key_id', key_id, 'sealed', sealed,
                     'created_at', created_at, 'updated_at', updated_at)
              FROM secrets WHERE rowid > $1 ORDER BY rowid LIMIT $2"
+        }
+        Table::Tasks => {
+            "SELECT rowid, json_object('id', id, 'user_id', user_id, 'name', name,
+                    'prompt', prompt, 'schedule', schedule, 'time_zone', time_zone,
+                    'model', model, 'permission_mode', permission_mode,
+                    'permission_timeout_secs', permission_timeout_secs,
+                    'target_chat_id', target_chat_id, 'enabled', enabled,
+                    'missed_runs', missed_runs, 'next_run_at', next_run_at,
+                    'created_at', created_at, 'updated_at', updated_at)
+             FROM tasks WHERE rowid > $1 ORDER BY rowid LIMIT $2"
+        }
+        Table::TaskRuns => {
+            "SELECT rowid, json_object('id', id, 'task_id', task_id, 'due_at', due_at,
+                    'trigger', trigger, 'status', status, 'claimed_at', claimed_at,
+                    'claimed_by', claimed_by, 'started_at', started_at, 'ended_at', ended_at,
+                    'chat_id', chat_id, 'message_id', message_id, 'error', error,
+                    'seen_at', seen_at)
+             FROM task_runs WHERE rowid > $1 ORDER BY rowid LIMIT $2"
         }
     }
 }

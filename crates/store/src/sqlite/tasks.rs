@@ -10,10 +10,10 @@ use super::Sqlite;
 use crate::Result;
 use crate::repository::TaskRepository;
 use crate::tasks::{
-    NewTaskRun, TaskRecord, schedule_json, task_columns, task_from_row, task_run_columns,
-    task_run_from_row,
+    MARK_TASK_RUNS_SEEN, NewTaskRun, TaskRecord, UNSEEN_TASK_RUNS, schedule_json, task_columns,
+    task_from_row, task_run_columns, task_run_from_row, unseen_run_from_row,
 };
-use agentbox_protocol::task::TaskRun;
+use agentbox_protocol::task::{TaskRun, UnseenTaskRun};
 
 fn secs(value: Option<u64>) -> Option<i64> {
     value.map(|secs| i64::try_from(secs).unwrap_or(i64::MAX))
@@ -272,6 +272,27 @@ impl TaskRepository for Sqlite {
         .bind(keep)
         .execute(&self.pool)
         .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn unseen_task_runs(&self, user_id: Uuid) -> Result<Vec<UnseenTaskRun>> {
+        let rows =
+            sqlx::query(UNSEEN_TASK_RUNS).bind(user_id.to_string()).fetch_all(&self.pool).await?;
+        rows.iter().map(unseen_run_from_row).collect()
+    }
+
+    async fn mark_task_runs_seen(
+        &self,
+        user_id: Uuid,
+        chat_id: Uuid,
+        at: DateTime<Utc>,
+    ) -> Result<u64> {
+        let done = sqlx::query(MARK_TASK_RUNS_SEEN)
+            .bind(user_id.to_string())
+            .bind(chat_id.to_string())
+            .bind(at)
+            .execute(&self.pool)
+            .await?;
         Ok(done.rows_affected())
     }
 }

@@ -109,6 +109,48 @@ async fn fill(t: &TestStore) -> (Uuid, Vec<Uuid>) {
                 .unwrap();
         }
     }
+    // A scheduled task with an ended run in the chat, seen, and a claim still pending.
+    let task = store
+        .create_task(&agentbox_store::TaskRecord {
+            id: Uuid::now_v7(),
+            user_id: user,
+            name: "nightly".into(),
+            prompt: "summarise".into(),
+            schedule: agentbox_protocol::task::Schedule::Cron { expression: "0 9 * * 1-5".into() },
+            time_zone: "Europe/Berlin".into(),
+            model: "m".into(),
+            permission_mode: PermissionMode::Auto,
+            permission_timeout_secs: Some(30),
+            target_chat_id: Some(chat),
+            enabled: true,
+            missed_runs: agentbox_protocol::task::MissedRunPolicy::RunOnce,
+            next_run_at: Some(chrono::Utc::now()),
+            created_at: chrono::Utc::now(),
+            updated_at: chrono::Utc::now(),
+        })
+        .await
+        .unwrap();
+    for (hour, fail) in [(1, true), (2, false)] {
+        let due = chrono::Utc::now() - chrono::Duration::hours(hour);
+        let run = store
+            .claim_task_run(&agentbox_store::NewTaskRun {
+                id: Uuid::now_v7(),
+                task_id: task.id,
+                due_at: due,
+                trigger: agentbox_protocol::task::RunTrigger::Scheduled,
+                skipped: false,
+                claimed_at: due,
+                claimed_by: "node-a".into(),
+                error: None,
+            })
+            .await
+            .unwrap()
+            .unwrap();
+        if fail {
+            store.fail_task_run(run.id, Some(chat), "over the limit", due).await.unwrap();
+        }
+    }
+    store.mark_task_runs_seen(user, chat, chrono::Utc::now()).await.unwrap();
     // Finding chats: a pin, the archive (and the search index, rebuilt on the target from
     // the copied events).
     let pin = ChatUpdate { pinned: Some(true), archived: Some(true), ..ChatUpdate::default() };
@@ -150,6 +192,10 @@ async fn view(store: &agentbox_store::Store, user: Uuid, chats: &[Uuid]) -> Stri
         out.push(format!("{:?}", store.checkpoints(chat).await.unwrap()));
     }
     out.push(format!("{:?}", store.unfinished_turns().await.unwrap()));
+    for task in store.list_tasks(user).await.unwrap() {
+        out.push(format!("{task:?}"));
+        out.push(serde_json::to_string(&store.task_runs(task.id, 100).await.unwrap()).unwrap());
+    }
     out.join("\n")
 }
 
@@ -175,6 +221,7 @@ async fn a_copied_installation_reads_the_same_and_a_full_target_is_refused() {
     assert_eq!((counts[&Table::Invites], counts[&Table::AuditEvents]), (1, 1));
     assert_eq!(counts[&Table::ServerSettings], 1);
     assert_eq!(counts[&Table::Secrets], 2);
+    assert_eq!((counts[&Table::Tasks], counts[&Table::TaskRuns]), (1, 2));
     for table in Table::ALL {
         assert_eq!(target.store.count_rows(table).await.unwrap(), counts[&table]);
     }

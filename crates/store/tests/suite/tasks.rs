@@ -14,6 +14,7 @@ conformance!(
     tasks_are_their_owners_and_move_on,
     a_due_time_is_claimed_once_across_pools,
     runs_follow_their_turns_and_are_pruned,
+    ended_runs_stay_unseen_until_their_chat_is_opened,
 );
 
 fn at(hour: u32) -> DateTime<Utc> {
@@ -199,4 +200,49 @@ async fn runs_follow_their_turns_and_are_pruned(t: TestStore) {
     let orphan = store.task_run(run.id).await.unwrap().unwrap();
     assert_eq!(orphan.status, RunStatus::Failed);
     assert_eq!(orphan.error.as_deref(), Some("the run's chat was deleted"));
+}
+
+async fn ended_runs_stay_unseen_until_their_chat_is_opened(t: TestStore) {
+    let store = &t.store;
+    let (alice, chat) = t.user_and_chat().await;
+    let (bob, bobs_chat) = t.user_and_chat().await;
+    let task = store.create_task(&task_of(alice, Some(at(9)))).await.unwrap();
+    let unseen = |user| async move {
+        store.unseen_task_runs(user).await.unwrap().iter().map(|r| r.run_id).collect::<Vec<_>>()
+    };
+
+    // A running run is not news yet; nor is a claim, or a skipped due time without a chat.
+    let run = store.claim_task_run(&claim(task.id, at(1), "a")).await.unwrap().unwrap();
+    let turn = store.begin_turn(chat, "hi", "m", PermissionMode::Auto).await.unwrap();
+    store.start_task_run(run.id, chat, turn.message_id, at(1)).await.unwrap();
+    store.claim_task_run(&claim(task.id, at(2), "a")).await.unwrap().unwrap();
+    let skipped = NewTaskRun { skipped: true, ..claim(task.id, at(3), "a") };
+    store.claim_task_run(&skipped).await.unwrap().unwrap();
+    assert!(unseen(alice).await.is_empty());
+    assert_eq!(store.mark_task_runs_seen(alice, chat, at(1)).await.unwrap(), 0, "still running");
+
+    // Once its turn ended it is, with the task's name and the turn's outcome.
+    let result = TurnResult::status(MessageStatus::Interrupted);
+    store.finish_turn(chat, turn.message_id, result).await.unwrap();
+    let found = store.unseen_task_runs(alice).await.unwrap();
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!((found[0].run_id, found[0].chat_id), (run.id, chat));
+    assert_eq!((found[0].task_name.as_str(), found[0].status), ("nightly", RunStatus::Interrupted));
+    assert!(found[0].ended_at.is_some());
+    assert!(unseen(bob).await.is_empty(), "another user sees none of it");
+
+    // A run that failed before its turn, in a chat, counts too; the latest due time first.
+    let failed = store.claim_task_run(&claim(task.id, at(4), "a")).await.unwrap().unwrap();
+    store.fail_task_run(failed.id, Some(chat), "over the limit", at(4)).await.unwrap();
+    assert_eq!(unseen(alice).await, [failed.id, run.id]);
+
+    // Another user cannot mark them; the owner opening another chat does not either.
+    assert_eq!(store.mark_task_runs_seen(bob, chat, at(5)).await.unwrap(), 0);
+    assert_eq!(store.mark_task_runs_seen(alice, bobs_chat, at(5)).await.unwrap(), 0);
+    assert_eq!(unseen(alice).await.len(), 2);
+    // Opening the chat sees both, once.
+    assert_eq!(store.mark_task_runs_seen(alice, chat, at(5)).await.unwrap(), 2);
+    assert_eq!(store.mark_task_runs_seen(alice, chat, at(6)).await.unwrap(), 0);
+    assert!(unseen(alice).await.is_empty());
+    assert_eq!(store.task_run(run.id).await.unwrap().unwrap().seen_at, Some(at(5)));
 }

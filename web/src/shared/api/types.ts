@@ -69,6 +69,7 @@ export type ForkRequest = Schemas["ForkRequest"];
 export type EventOf<T extends EventType> = Extract<ChatEvent, { type: T }>;
 export type Task = Schemas["Task"];
 export type TaskRun = Schemas["TaskRun"];
+export type UnseenTaskRun = Schemas["UnseenTaskRun"];
 export type Schedule = Schemas["Schedule"];
 export type TaskTarget = Schemas["TaskTarget"];
 export type MissedRunPolicy = Schemas["MissedRunPolicy"];

@@ -98,3 +98,16 @@ export function useDeleteChat() {
     },
   });
 }
+
+/** The user has seen the chat: its ended scheduled runs stop counting as news, here at once and on the server. */
+export function useMarkChatSeen() {
+  const queryClient = useQueryClient();
+  return useMutation({
+    mutationFn: (chatId: string) => request<void>(`/api/v1/chats/${chatId}/seen`, { method: "POST" }),
+    onSuccess: (_, chatId) => {
+      const seen = (chat: Chat): Chat => (chat.id === chatId ? { ...chat, unseen_task_run: null } : chat);
+      queryClient.setQueryData<Chat[]>(chatKeys.list(), (list) => list?.map(seen));
+      queryClient.setQueryData<Chat>(chatKeys.detail(chatId), (chat) => chat && seen(chat));
+    },
+  });
+}
