@@ -64,6 +64,12 @@ pub trait EventSink: Send {
     fn text_delta(&mut self, text: &str) {
         let _ = text;
     }
+
+    /// A piece of the model's thinking as it comes, before the `assistant_thinking` event of
+    /// the block. Best effort, like [`EventSink::text_delta`].
+    fn thinking_delta(&mut self, text: &str) {
+        let _ = text;
+    }
 }
 
 /// The answer to one `can_use_tool` request.
@@ -390,8 +396,10 @@ impl Turn<'_> {
                 self.emit(EventPayload::System(notice)).await?;
             }
         }
-        if let Some(text) = text_delta(&message) {
-            self.sink.text_delta(text);
+        match stream_delta(&message) {
+            Some(Delta::Text(text)) => self.sink.text_delta(text),
+            Some(Delta::Thinking(text)) => self.sink.thinking_delta(text),
+            None => {}
         }
         match message {
             CliOutput::System(system) => {
@@ -761,9 +769,16 @@ fn truncate(s: &str, max: usize) -> &str {
     &s[..floor_char_boundary(s, max.min(s.len()))]
 }
 
-/// The text of a `stream_event` that is a piece of the main agent's text (sub-agents' text
-/// arrives whole; thinking and tool input are not streamed to the user).
-fn text_delta(message: &CliOutput) -> Option<&str> {
+/// A piece of a block the main agent streams.
+#[derive(Debug, PartialEq, Eq)]
+enum Delta<'a> {
+    Text(&'a str),
+    Thinking(&'a str),
+}
+
+/// The piece of the main agent's text or thinking that a `stream_event` carries (sub-agents'
+/// blocks arrive whole; tool input is not streamed to the user).
+fn stream_delta(message: &CliOutput) -> Option<Delta<'_>> {
     let CliOutput::StreamEvent(stream) = message else { return None };
     if stream.parent_tool_use_id.is_some()
         || stream.event.get("type").and_then(Value::as_str) != Some("content_block_delta")
@@ -771,10 +786,12 @@ fn text_delta(message: &CliOutput) -> Option<&str> {
         return None;
     }
     let delta = stream.event.get("delta")?;
-    if delta.get("type").and_then(Value::as_str) != Some("text_delta") {
-        return None;
+    let piece = |field: &str| delta.get(field).and_then(Value::as_str).filter(|t| !t.is_empty());
+    match delta.get("type").and_then(Value::as_str)? {
+        "text_delta" => piece("text").map(Delta::Text),
+        "thinking_delta" => piece("thinking").map(Delta::Thinking),
+        _ => None,
     }
-    delta.get("text").and_then(Value::as_str).filter(|text| !text.is_empty())
 }
 
 #[cfg(test)]
@@ -791,6 +808,27 @@ mod tests {
         ));
         assert!(!hit_process_limit("read: Resource temporarily unavailable"));
         assert!(!hit_process_limit("BlockingIOError: [Errno 11] Resource temporarily unavailable"));
+    }
+
+    #[test]
+    fn the_main_agents_text_and_thinking_stream_and_nothing_else() {
+        let event = |delta: Value, parent: Option<&str>| {
+            CliOutput::StreamEvent(agentbox_protocol::cli::StreamEvent {
+                event: json!({"type": "content_block_delta", "index": 0, "delta": delta}),
+                parent_tool_use_id: parent.map(str::to_owned),
+            })
+        };
+        let text = event(json!({"type": "text_delta", "text": "Hel"}), None);
+        assert_eq!(stream_delta(&text), Some(Delta::Text("Hel")));
+        let thinking = event(json!({"type": "thinking_delta", "thinking": "Let me"}), None);
+        assert_eq!(stream_delta(&thinking), Some(Delta::Thinking("Let me")));
+        let signature = event(json!({"type": "signature_delta", "signature": "abc"}), None);
+        assert_eq!(stream_delta(&signature), None);
+        let input = event(json!({"type": "input_json_delta", "partial_json": "{"}), None);
+        assert_eq!(stream_delta(&input), None);
+        let sub_agent = event(json!({"type": "thinking_delta", "thinking": "x"}), Some("toolu_1"));
+        assert_eq!(stream_delta(&sub_agent), None, "a sub-agent's blocks arrive whole");
+        assert_eq!(stream_delta(&event(json!({"type": "text_delta", "text": ""}), None)), None);
     }
 
     #[test]

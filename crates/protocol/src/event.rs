@@ -286,7 +286,8 @@ pub struct ChatEvent {
 
 /// An event that is not part of the log: no `seq`, never stored, sent only to streams that
 /// ask for it (`?deltas=true`), and made obsolete by the durable event that follows. Lost
-/// ones cost nothing: the durable `assistant_text` carries the whole text.
+/// ones cost nothing: the durable `assistant_text` or `assistant_thinking` carries the
+/// whole block.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -294,6 +295,9 @@ pub enum TransientEvent {
     /// A piece of the assistant's text as the model writes it; the `assistant_text` event of
     /// the block follows with the whole text.
     AssistantTextDelta { message_id: Uuid, text: String },
+    /// A piece of the model's thinking as it comes; the `assistant_thinking` event of the
+    /// block follows with the whole of it.
+    AssistantThinkingDelta { message_id: Uuid, text: String },
 }
 
 impl TransientEvent {
@@ -301,6 +305,7 @@ impl TransientEvent {
     pub const fn kind(&self) -> &'static str {
         match self {
             Self::AssistantTextDelta { .. } => "assistant_text_delta",
+            Self::AssistantThinkingDelta { .. } => "assistant_thinking_delta",
         }
     }
 }

@@ -67,4 +67,12 @@ impl EventSink for LogSink {
         };
         self.bus.publish_transient(self.chat_id, event);
     }
+
+    fn thinking_delta(&mut self, text: &str) {
+        let event = TransientEvent::AssistantThinkingDelta {
+            message_id: self.message_id,
+            text: text.to_owned(),
+        };
+        self.bus.publish_transient(self.chat_id, event);
+    }
 }

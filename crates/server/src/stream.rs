@@ -51,9 +51,10 @@ pub fn routes() -> OpenApiRouter<AppState> {
 pub struct StreamQuery {
     /// Same as the `Last-Event-ID` header, for clients that cannot set headers.
     last_event_id: Option<String>,
-    /// Also send the assistant's text as the model writes it: `assistant_text_delta` events
-    /// (`{type, message_id, text}`) without an `id`, which are in no log and never replayed;
-    /// the `assistant_text` event that follows carries the whole text.
+    /// Also send the assistant's text and thinking as the model writes them:
+    /// `assistant_text_delta` and `assistant_thinking_delta` events (`{type, message_id,
+    /// text}`) without an `id`, which are in no log and never replayed; the `assistant_text`
+    /// or `assistant_thinking` event that follows carries the whole block.
     #[serde(default)]
     deltas: bool,
 }

@@ -392,3 +392,27 @@ async fn text_streams_as_the_model_writes_it_to_streams_that_ask() {
     assert!(frames.iter().all(|(id, event, _)| id.is_some() && event != "assistant_text_delta"));
     assert!(frames.iter().any(|(_, event, _)| event == "assistant_text"));
 }
+
+#[tokio::test]
+async fn thinking_streams_as_the_model_thinks_to_streams_that_ask() {
+    let server = TestServer::start().await;
+    let api = server.user("thinking-deltas@example.com").await;
+    let chat = api.new_chat().await;
+    let path = format!("/api/v1/chats/{chat}/stream?deltas=true");
+    let stream = api.request(Method::GET, &path).send().await.unwrap();
+    let message = api.send(&chat, "[[slow:50]] [[think]] [[text:thought it through]] go").await;
+    let frames = raw_frames(stream, &message).await;
+    let deltas: Vec<&(Option<String>, String, Value)> =
+        frames.iter().filter(|(_, event, _)| event == "assistant_thinking_delta").collect();
+    assert!(!deltas.is_empty(), "no thinking delta: {frames:?}");
+    for (id, _, data) in &deltas {
+        assert!(id.is_none(), "a transient event has no id");
+        assert_eq!(data["message_id"], message.as_str());
+    }
+    // The pieces make the whole block, and the durable block follows them.
+    let joined: String = deltas.iter().map(|(_, _, d)| d["text"].as_str().unwrap()).collect();
+    let last_delta = frames.iter().rposition(|(_, e, _)| e == "assistant_thinking_delta").unwrap();
+    let thinking = frames.iter().position(|(_, e, _)| e == "assistant_thinking").unwrap();
+    assert!(thinking > last_delta);
+    assert_eq!(frames[thinking].2["thinking"], joined.as_str());
+}

@@ -13,7 +13,7 @@ function message(id: string, role: MessageView["role"], text = ""): MessageView 
     usage: null,
     costUsd: null,
     model: null,
-    live: "",
+    live: "", liveThinking: "",
   };
 }
 

@@ -26,10 +26,10 @@ const conversation: Conversation = {
   lastSeq: 12,
   pending: [],
   messages: [
-    { id: "u1", role: "user", status: "completed", blocks: [{ kind: "user", seq: 1, text: "write a.txt" }], usage: null, costUsd: null, model: null, live: "" },
-    { id: "a1", role: "assistant", status: "completed", blocks: [], usage: null, costUsd: null, model: null, live: "" },
-    { id: "u2", role: "user", status: "completed", blocks: [{ kind: "user", seq: 5, text: "write b.txt" }], usage: null, costUsd: null, model: null, live: "" },
-    { id: "a2", role: "assistant", status: "completed", blocks: [], usage: null, costUsd: null, model: null, live: "" },
+    { id: "u1", role: "user", status: "completed", blocks: [{ kind: "user", seq: 1, text: "write a.txt" }], usage: null, costUsd: null, model: null, live: "", liveThinking: "" },
+    { id: "a1", role: "assistant", status: "completed", blocks: [], usage: null, costUsd: null, model: null, live: "", liveThinking: "" },
+    { id: "u2", role: "user", status: "completed", blocks: [{ kind: "user", seq: 5, text: "write b.txt" }], usage: null, costUsd: null, model: null, live: "", liveThinking: "" },
+    { id: "a2", role: "assistant", status: "completed", blocks: [], usage: null, costUsd: null, model: null, live: "", liveThinking: "" },
   ],
 };
 

@@ -110,6 +110,18 @@ describe("the stream reducer", () => {
     expect(conversation.messages[1]?.blocks.at(-1)).toMatchObject({ kind: "text", text: "Done." });
   });
 
+  it("shows thinking as it streams until the durable thinking block replaces it", () => {
+    const events = turn();
+    let conversation = applyAll(events.slice(0, 2));
+    conversation = applyEvent(conversation, { type: "assistant_thinking_delta", message_id: ASSISTANT, text: "Let me " });
+    conversation = applyEvent(conversation, { type: "assistant_thinking_delta", message_id: ASSISTANT, text: "look." });
+    expect(conversation.messages[1]?.liveThinking).toBe("Let me look.");
+    expect(conversation.lastSeq).toBe(2);
+    conversation = applyEvent(conversation, { seq: 3, message_id: ASSISTANT, created_at: at, type: "assistant_thinking", thinking: "Let me look." } as ChatEvent);
+    expect(conversation.messages[1]?.liveThinking).toBe("");
+    expect(conversation.messages[1]?.blocks.at(-1)).toMatchObject({ kind: "thinking", thinking: "Let me look." });
+  });
+
   it("knows whether a turn is running", () => {
     const events = turn();
     expect(runningMessage(applyAll(events.slice(0, 4)))?.id).toBe(ASSISTANT);

@@ -65,6 +65,11 @@ export interface MessageView {
    * and is not yet confirmed by its durable `assistant_text` event, which replaces it.
    */
   live: string;
+  /**
+   * Thinking that arrived as transient deltas (`assistant_thinking_delta`), until its durable
+   * `assistant_thinking` event replaces it.
+   */
+  liveThinking: string;
   /** When the message's first event was written: a running turn's clock starts there. */
   startedAt?: string | null;
 }
@@ -94,7 +99,7 @@ function isTransient(event: IncomingEvent): event is TransientEvent {
 }
 
 function newMessage(id: string, role: MessageView["role"]): MessageView {
-  return { id, role, status: role === "user" ? "completed" : "in_progress", blocks: [], usage: null, costUsd: null, model: null, live: "" };
+  return { id, role, status: role === "user" ? "completed" : "in_progress", blocks: [], usage: null, costUsd: null, model: null, live: "", liveThinking: "" };
 }
 
 function objectOf(value: unknown): Record<string, unknown> {
@@ -116,6 +121,7 @@ function applyToMessage(message: MessageView, event: ChatEvent): void {
       break;
     case "assistant_thinking":
       message.blocks.push({ kind: "thinking", seq, thinking: event.thinking, parent });
+      if (parent === null) message.liveThinking = "";
       break;
     case "tool_started":
       message.blocks.push({
@@ -191,6 +197,7 @@ function applyToMessage(message: MessageView, event: ChatEvent): void {
       message.status = event.status;
       if (event.total_cost_usd != null) message.costUsd = event.total_cost_usd;
       message.live = "";
+      message.liveThinking = "";
       break;
     case "error":
       message.blocks.push({ kind: "error", seq, message: event.message, code: event.code ?? null });
@@ -254,9 +261,10 @@ function drain(conversation: Conversation): Conversation {
  */
 export function applyEvent(conversation: Conversation, event: IncomingEvent): Conversation {
   if (isTransient(event)) {
-    if (event.type !== "assistant_text_delta") return conversation;
     const [messages, message] = withMessage(conversation.messages, event.message_id, "assistant");
-    message.live += event.text;
+    if (event.type === "assistant_text_delta") message.live += event.text;
+    else if (event.type === "assistant_thinking_delta") message.liveThinking += event.text;
+    else return conversation;
     return { ...conversation, messages };
   }
   if (event.seq <= conversation.lastSeq) return conversation;

@@ -11,6 +11,7 @@ const turn = (blocks: Block[], extra: Partial<MessageView> = {}): MessageView =>
   costUsd: null,
   model: null,
   live: "",
+  liveThinking: "",
   ...extra,
 });
 

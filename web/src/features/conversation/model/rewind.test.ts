@@ -12,6 +12,7 @@ const message = (id: string, role: MessageView["role"], text = ""): MessageView 
   costUsd: null,
   model: null,
   live: "",
+  liveThinking: "",
 });
 
 const checkpoint = (id: string, messageId: string | null, kind: string, createdAt: string): CheckpointInfo => ({

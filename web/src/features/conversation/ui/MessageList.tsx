@@ -154,6 +154,12 @@ function AssistantMessage({ chatId, message, latest, demoShown, onRestore }: Ass
       {layout.top.map((block) => (
         <BlockView key={`${block.kind}-${block.seq}`} chatId={chatId} block={block} open={open} held={held} layout={layout} />
       ))}
+      {message.liveThinking && (
+        <details className="thinking live" open>
+          <summary>Thinking…</summary>
+          <div className="thinking-text">{message.liveThinking}</div>
+        </details>
+      )}
       {message.live && (
         <div className="block-text live">
           <Text text={message.live} />

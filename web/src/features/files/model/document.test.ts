@@ -20,7 +20,7 @@ function conversation(...messages: Partial<MessageView>[]): Conversation {
   return {
     lastSeq: 0,
     pending: [],
-    messages: messages.map((m, i) => ({ id: `m${i}`, role: "assistant", status: "in_progress", blocks: [], usage: null, costUsd: null, model: null, live: "", ...m })),
+    messages: messages.map((m, i) => ({ id: `m${i}`, role: "assistant", status: "in_progress", blocks: [], usage: null, costUsd: null, model: null, live: "", liveThinking: "", ...m })),
   };
 }
 

@@ -33,7 +33,7 @@ describe("file activity", () => {
       usage: null,
       costUsd: null,
       model: null,
-      live: "",
+      live: "", liveThinking: "",
       blocks: [
         { kind: "tool", seq: 1, id: "1", name: "Read", input: {}, state: "completed", output: "", parent: null },
         { kind: "tool", seq: 2, id: "2", name: "Write", input: {}, state: "completed", output: "", parent: null },
