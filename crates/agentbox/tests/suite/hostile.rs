@@ -114,23 +114,28 @@ impl Log {
     }
 }
 
-/// The response of `request`, which must come within [`PATIENCE`] and be a success or a 4xx
-/// with the API's JSON error body. Returns the status, the headers and the body.
+/// The response of `request`, which must start within [`PATIENCE`], never pause longer than
+/// that, and be a success or a 4xx with the API's JSON error body. Returns the status, the headers and the body.
 async fn answered(
     request: reqwest::RequestBuilder,
     what: &str,
 ) -> (StatusCode, reqwest::header::HeaderMap, Vec<u8>) {
-    let response = tokio::time::timeout(PATIENCE, request.send())
+    let mut response = tokio::time::timeout(PATIENCE, request.send())
         .await
         .unwrap_or_else(|_| panic!("{what}: no answer"))
         .unwrap_or_else(|e| panic!("{what}: {e}"));
     let status = response.status();
     let headers = response.headers().clone();
-    let body = tokio::time::timeout(PATIENCE, response.bytes())
+    // A hang is a body that stops coming, not one that takes long: a zip of 100,000 files
+    // streams for as long as the machine's load makes it, so each piece gets the patience.
+    let mut body = Vec::new();
+    while let Some(piece) = tokio::time::timeout(PATIENCE, response.chunk())
         .await
-        .unwrap_or_else(|_| panic!("{what}: the body never ended"))
+        .unwrap_or_else(|_| panic!("{what}: the body stopped coming"))
         .unwrap_or_else(|e| panic!("{what}: the body broke off: {e}"))
-        .to_vec();
+    {
+        body.extend_from_slice(&piece);
+    }
     assert!(status.as_u16() < 500, "{what}: {status} {}", String::from_utf8_lossy(&body));
     if status.is_client_error() {
         assert_eq!(headers["content-type"], "application/json", "{what}: {status}");
