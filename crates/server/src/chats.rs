@@ -37,10 +37,14 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(mark_chat_seen))
 }
 
-/// The user's ended task runs they have not seen, by chat (the latest of each chat); a
-/// failed lookup shows none rather than failing the answer.
-async fn unseen_task_runs(state: &AppState, user_id: Uuid) -> HashMap<Uuid, UnseenTaskRun> {
-    match state.store.unseen_task_runs(user_id).await {
+/// The user's ended task runs they have not seen, in `chat_id` or in all their chats, by
+/// chat (the latest of each chat); a failed lookup shows none rather than failing the answer.
+async fn unseen_task_runs(
+    state: &AppState,
+    user_id: Uuid,
+    chat_id: Option<Uuid>,
+) -> HashMap<Uuid, UnseenTaskRun> {
+    match state.store.unseen_task_runs(user_id, chat_id).await {
         // Latest first: the first of each chat is the one to show.
         Ok(runs) => runs.into_iter().rev().map(|run| (run.chat_id, run)).collect(),
         Err(err) => {
@@ -51,7 +55,7 @@ async fn unseen_task_runs(state: &AppState, user_id: Uuid) -> HashMap<Uuid, Unse
 }
 
 pub async fn chat_json(state: &AppState, chat: ChatRecord) -> Chat {
-    let unseen = unseen_task_runs(state, chat.user_id).await.remove(&chat.id);
+    let unseen = unseen_task_runs(state, chat.user_id, Some(chat.id)).await.remove(&chat.id);
     chat_json_with(state, chat, unseen).await
 }
 
@@ -253,7 +257,7 @@ async fn list_chats(
         search: query.q,
     };
     let chats = state.store.find_chats(user.0.id, &filter).await?;
-    let mut unseen = unseen_task_runs(&state, user.0.id).await;
+    let mut unseen = unseen_task_runs(&state, user.0.id, None).await;
     let mut list = Vec::with_capacity(chats.len());
     for chat in chats {
         let run = unseen.remove(&chat.chat.id);

@@ -499,8 +499,13 @@ pub trait TaskRepository: Send + Sync {
     async fn task_runs(&self, task_id: Uuid, limit: i64) -> Result<Vec<TaskRun>>;
     /// Delete all but the task's latest `keep` runs (never a claimed one); how many went.
     async fn prune_task_runs(&self, task_id: Uuid, keep: i64) -> Result<u64>;
-    /// The user's ended runs not yet seen, in chats of theirs, the latest due time first.
-    async fn unseen_task_runs(&self, user_id: Uuid) -> Result<Vec<UnseenTaskRun>>;
+    /// The user's ended runs not yet seen, in `chat_id` or (`None`) in any chat of theirs,
+    /// the latest due time first.
+    async fn unseen_task_runs(
+        &self,
+        user_id: Uuid,
+        chat_id: Option<Uuid>,
+    ) -> Result<Vec<UnseenTaskRun>>;
     /// Mark the ended runs of the user's tasks in `chat_id` seen at `at`; how many.
     async fn mark_task_runs_seen(
         &self,

@@ -101,26 +101,31 @@ macro_rules! task_run_columns {
 }
 pub(crate) use task_run_columns;
 
-/// The user's ended, unseen runs that have a chat of theirs, the latest due time first (the
-/// same SQL on both backends). Ended: failed before its turn, or its turn is over.
+/// The user's ended, unseen runs that have a chat of theirs, in chat `$2` or, when it is
+/// NULL, in any (the same SQL on both backends). Ended: failed before its turn, or its turn
+/// is over. One definition for the list and for marking them seen.
+macro_rules! unseen_runs {
+    () => {
+        " FROM task_runs r JOIN tasks t ON t.id = r.task_id
+              JOIN chats c ON c.id = r.chat_id AND c.user_id = t.user_id
+              LEFT JOIN messages m ON m.id = r.message_id
+         WHERE t.user_id = $1 AND ($2 IS NULL OR r.chat_id = $2) AND r.seen_at IS NULL
+           AND (r.status = 'failed' OR (r.status = 'started' AND m.status <> 'in_progress'))"
+    };
+}
+
+/// The unseen runs, the latest due time first.
 pub(crate) const UNSEEN_TASK_RUNS: &str = concat!(
     "SELECT ",
     task_run_columns!(),
-    ", t.name AS task_name
-     FROM task_runs r JOIN tasks t ON t.id = r.task_id
-          JOIN chats c ON c.id = r.chat_id AND c.user_id = t.user_id
-          LEFT JOIN messages m ON m.id = r.message_id
-     WHERE t.user_id = $1 AND r.seen_at IS NULL
-       AND (r.status = 'failed' OR (r.status = 'started' AND m.status <> 'in_progress'))
-     ORDER BY r.due_at DESC, r.id DESC LIMIT 1000"
+    ", t.name AS task_name",
+    unseen_runs!(),
+    " ORDER BY r.due_at DESC, r.id DESC LIMIT 1000"
 );
 
-/// Mark the ended runs of the user's tasks in one chat seen; a run still going stays unseen.
-pub(crate) const MARK_TASK_RUNS_SEEN: &str = "UPDATE task_runs SET seen_at = $3
-     WHERE chat_id = $2 AND seen_at IS NULL
-       AND task_id IN (SELECT id FROM tasks WHERE user_id = $1)
-       AND (status = 'failed' OR (status = 'started' AND message_id IN
-            (SELECT id FROM messages WHERE chat_id = $2 AND status <> 'in_progress')))";
+/// Mark the unseen runs of one chat seen at `$3`; a run still going stays unseen.
+pub(crate) const MARK_TASK_RUNS_SEEN: &str =
+    concat!("UPDATE task_runs SET seen_at = $3 WHERE id IN (SELECT r.id", unseen_runs!(), ")");
 
 pub(crate) fn unseen_run_from_row(row: &impl Fields) -> Result<UnseenTaskRun> {
     let run = task_run_from_row(row)?;
@@ -277,9 +282,14 @@ impl crate::Store {
         self.repo.prune_task_runs(task_id, keep).await
     }
 
-    /// The user's ended runs they have not seen, in chats of theirs, the latest first.
-    pub async fn unseen_task_runs(&self, user_id: Uuid) -> Result<Vec<UnseenTaskRun>> {
-        self.repo.unseen_task_runs(user_id).await
+    /// The user's ended runs they have not seen, in `chat_id` or in any chat of theirs, the
+    /// latest first.
+    pub async fn unseen_task_runs(
+        &self,
+        user_id: Uuid,
+        chat_id: Option<Uuid>,
+    ) -> Result<Vec<UnseenTaskRun>> {
+        self.repo.unseen_task_runs(user_id, chat_id).await
     }
 
     /// The user opened the chat: its ended runs are seen. How many runs that marked.

@@ -273,8 +273,13 @@ impl TaskRepository for Postgres {
         Ok(done.rows_affected())
     }
 
-    async fn unseen_task_runs(&self, user_id: Uuid) -> Result<Vec<UnseenTaskRun>> {
-        let rows = sqlx::query(UNSEEN_TASK_RUNS).bind(user_id).fetch_all(&self.pool).await?;
+    async fn unseen_task_runs(
+        &self,
+        user_id: Uuid,
+        chat_id: Option<Uuid>,
+    ) -> Result<Vec<UnseenTaskRun>> {
+        let rows =
+            sqlx::query(UNSEEN_TASK_RUNS).bind(user_id).bind(chat_id).fetch_all(&self.pool).await?;
         rows.iter().map(unseen_run_from_row).collect()
     }
 

@@ -275,9 +275,16 @@ impl TaskRepository for Sqlite {
         Ok(done.rows_affected())
     }
 
-    async fn unseen_task_runs(&self, user_id: Uuid) -> Result<Vec<UnseenTaskRun>> {
-        let rows =
-            sqlx::query(UNSEEN_TASK_RUNS).bind(user_id.to_string()).fetch_all(&self.pool).await?;
+    async fn unseen_task_runs(
+        &self,
+        user_id: Uuid,
+        chat_id: Option<Uuid>,
+    ) -> Result<Vec<UnseenTaskRun>> {
+        let rows = sqlx::query(UNSEEN_TASK_RUNS)
+            .bind(user_id.to_string())
+            .bind(chat_id.map(|id| id.to_string()))
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(unseen_run_from_row).collect()
     }
 

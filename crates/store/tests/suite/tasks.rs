@@ -208,7 +208,13 @@ async fn ended_runs_stay_unseen_until_their_chat_is_opened(t: TestStore) {
     let (bob, bobs_chat) = t.user_and_chat().await;
     let task = store.create_task(&task_of(alice, Some(at(9)))).await.unwrap();
     let unseen = |user| async move {
-        store.unseen_task_runs(user).await.unwrap().iter().map(|r| r.run_id).collect::<Vec<_>>()
+        store
+            .unseen_task_runs(user, None)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.run_id)
+            .collect::<Vec<_>>()
     };
 
     // A running run is not news yet; nor is a claim, or a skipped due time without a chat.
@@ -224,7 +230,9 @@ async fn ended_runs_stay_unseen_until_their_chat_is_opened(t: TestStore) {
     // Once its turn ended it is, with the task's name and the turn's outcome.
     let result = TurnResult::status(MessageStatus::Interrupted);
     store.finish_turn(chat, turn.message_id, result).await.unwrap();
-    let found = store.unseen_task_runs(alice).await.unwrap();
+    let found = store.unseen_task_runs(alice, None).await.unwrap();
+    assert_eq!(store.unseen_task_runs(alice, Some(chat)).await.unwrap(), found, "in its chat");
+    assert!(store.unseen_task_runs(alice, Some(bobs_chat)).await.unwrap().is_empty());
     assert_eq!(found.len(), 1, "{found:?}");
     assert_eq!((found[0].run_id, found[0].chat_id), (run.id, chat));
     assert_eq!((found[0].task_name.as_str(), found[0].status), ("nightly", RunStatus::Interrupted));
