@@ -11,7 +11,7 @@ use utoipa_axum::routes;
 use agentbox_sandbox::egress::AllowList;
 
 use crate::auth::CurrentUser;
-use crate::chats::valid_instructions;
+use crate::chats::{allowed_mode, valid_instructions, valid_model};
 use crate::error::ApiError;
 use crate::extract::ApiJson;
 use crate::state::AppState;
@@ -35,11 +35,12 @@ async fn get_settings(
 
 /// Change the user's settings; absent fields stay as they are, an empty string clears.
 /// Instructions take effect with each chat's next turn; allowed hosts with the next
-/// connection a sandbox makes.
+/// connection a sandbox makes; the default model and mode with the next chat created.
 #[utoipa::path(patch, path = "/api/v1/settings", tag = "settings",
     request_body = UpdateUserSettingsRequest,
     responses((status = 200, body = UserSettings),
-              (status = 422, description = "instructions_too_long, invalid_host")),
+              (status = 403, description = "bypass_not_allowed"),
+              (status = 422, description = "instructions_too_long, invalid_host, invalid_model")),
     security(("bearer" = [])))]
 async fn update_settings(
     State(state): State<AppState>,
@@ -59,6 +60,12 @@ async fn update_settings(
         AllowList::parse(hosts)
             .map_err(|reason| ApiError::unprocessable("invalid_host", reason))?;
     }
+    let default_model = match request.default_model.as_deref().map(str::trim) {
+        None => None,
+        Some("") => Some(None),
+        Some(model) => Some(Some(valid_model(model)?)),
+    };
+    allowed_mode(&state, request.default_permission_mode)?;
     if let Some(instructions) = instructions {
         state.store.set_user_instructions(user.0.id, instructions.as_deref()).await?;
     }
@@ -66,6 +73,12 @@ async fn update_settings(
         let hosts: Vec<String> =
             hosts.iter().map(|h| h.trim().to_owned()).filter(|h| !h.is_empty()).collect();
         state.store.set_user_allowed_hosts(user.0.id, &hosts).await?;
+    }
+    if default_model.is_some() || request.default_permission_mode.is_some() {
+        let current = state.store.user_settings(user.0.id).await?;
+        let model = default_model.unwrap_or(current.default_model);
+        let mode = request.default_permission_mode.or(current.default_permission_mode);
+        state.store.set_user_defaults(user.0.id, model.as_deref(), mode).await?;
     }
     Ok(Json(state.store.user_settings(user.0.id).await?))
 }

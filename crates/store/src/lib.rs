@@ -853,6 +853,18 @@ impl Store {
         self.user_settings(user_id).await
     }
 
+    /// Replace the model and permission mode the user's new chats start with when the
+    /// request names none (`None`: the server's default) and return the settings.
+    pub async fn set_user_defaults(
+        &self,
+        user_id: Uuid,
+        model: Option<&str>,
+        permission_mode: Option<PermissionMode>,
+    ) -> Result<UserSettings> {
+        self.repo.set_user_defaults(user_id, model, permission_mode).await?;
+        self.user_settings(user_id).await
+    }
+
     /// The limits an administrator set for the user (empty: the defaults for everything).
     pub async fn user_limits(&self, user_id: Uuid) -> Result<LimitOverrides> {
         records::limits_from_json(self.repo.user_limits(user_id).await?.as_deref())

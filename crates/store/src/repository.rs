@@ -234,6 +234,13 @@ pub trait SettingsRepository: Send + Sync {
     async fn user_settings(&self, user_id: Uuid) -> Result<UserSettings>;
     async fn set_user_allowed_hosts(&self, user_id: Uuid, hosts: &[String]) -> Result<()>;
     async fn set_user_instructions(&self, user_id: Uuid, instructions: Option<&str>) -> Result<()>;
+    /// Replace the model and mode the user's new chats start with (`None`: the server's).
+    async fn set_user_defaults(
+        &self,
+        user_id: Uuid,
+        model: Option<&str>,
+        permission_mode: Option<PermissionMode>,
+    ) -> Result<()>;
     async fn set_chat_permission_mode(&self, chat_id: Uuid, mode: PermissionMode) -> Result<()>;
     /// The limits an administrator set for the user (a JSON object), if any.
     async fn user_limits(&self, user_id: Uuid) -> Result<Option<String>>;

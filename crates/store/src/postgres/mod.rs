@@ -165,11 +165,11 @@ fn import_query(table: Table) -> &'static str {
              FROM json_array_elements($1::json) AS r"
         }
         Table::UserSettings => {
-            "INSERT INTO user_settings (user_id, custom_instructions, updated_at, sandbox_allowed_hosts, limits)
+            "INSERT INTO user_settings (user_id, custom_instructions, updated_at, sandbox_allowed_hosts, limits, default_model, default_permission_mode)
              SELECT
                     (r->>'user_id')::uuid, r->>'custom_instructions',
                     (r->>'updated_at')::timestamptz, (r->>'sandbox_allowed_hosts')::json,
-                    (r->>'limits')::json
+                    (r->>'limits')::json, r->>'default_model', r->>'default_permission_mode'
              FROM json_array_elements($1::json) AS r"
         }
         Table::Chats => {

@@ -153,7 +153,8 @@ fn export_query(table: Table) -> &'static str {
         Table::UserSettings => {
             "SELECT rowid, json_object('user_id', user_id, 'custom_instructions',
                     custom_instructions, 'updated_at', updated_at, 'sandbox_allowed_hosts',
-                    sandbox_allowed_hosts, 'limits', limits)
+                    sandbox_allowed_hosts, 'limits', limits, 'default_model', default_model,
+                    'default_permission_mode', default_permission_mode)
              FROM user_settings WHERE rowid > $1 ORDER BY rowid LIMIT $2"
         }
         Table::Chats => {
