@@ -19,18 +19,32 @@ use crate::state::AppState;
 /// How many hosts a user may add to their sandboxes' allow-list.
 const MAX_ALLOWED_HOSTS: usize = 100;
 
+/// The user's settings, and what applies where they set nothing.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct UserSettingsResponse {
+    #[serde(flatten)]
+    pub settings: UserSettings,
+    /// The model a new chat starts with when neither its request nor `default_model` names
+    /// one.
+    pub server_default_model: String,
+}
+
+fn answer(state: &AppState, settings: UserSettings) -> Json<UserSettingsResponse> {
+    Json(UserSettingsResponse { settings, server_default_model: state.info.default_model.clone() })
+}
+
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(get_settings, update_settings))
 }
 
 /// The user's settings.
 #[utoipa::path(get, path = "/api/v1/settings", tag = "settings",
-    responses((status = 200, body = UserSettings)), security(("bearer" = [])))]
+    responses((status = 200, body = UserSettingsResponse)), security(("bearer" = [])))]
 async fn get_settings(
     State(state): State<AppState>,
     user: CurrentUser,
-) -> Result<Json<UserSettings>, ApiError> {
-    Ok(Json(state.store.user_settings(user.0.id).await?))
+) -> Result<Json<UserSettingsResponse>, ApiError> {
+    Ok(answer(&state, state.store.user_settings(user.0.id).await?))
 }
 
 /// Change the user's settings; absent fields stay as they are, an empty string clears.
@@ -38,7 +52,7 @@ async fn get_settings(
 /// connection a sandbox makes; the default model and mode with the next chat created.
 #[utoipa::path(patch, path = "/api/v1/settings", tag = "settings",
     request_body = UpdateUserSettingsRequest,
-    responses((status = 200, body = UserSettings),
+    responses((status = 200, body = UserSettingsResponse),
               (status = 403, description = "bypass_not_allowed"),
               (status = 422, description = "instructions_too_long, invalid_host, invalid_model")),
     security(("bearer" = [])))]
@@ -46,7 +60,7 @@ async fn update_settings(
     State(state): State<AppState>,
     user: CurrentUser,
     ApiJson(request): ApiJson<UpdateUserSettingsRequest>,
-) -> Result<Json<UserSettings>, ApiError> {
+) -> Result<Json<UserSettingsResponse>, ApiError> {
     // Check everything before changing anything.
     let instructions =
         request.custom_instructions.as_deref().map(valid_instructions).transpose()?;
@@ -80,5 +94,5 @@ async fn update_settings(
         let mode = request.default_permission_mode.or(current.default_permission_mode);
         state.store.set_user_defaults(user.0.id, model.as_deref(), mode).await?;
     }
-    Ok(Json(state.store.user_settings(user.0.id).await?))
+    Ok(answer(&state, state.store.user_settings(user.0.id).await?))
 }
