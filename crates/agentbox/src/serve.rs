@@ -402,7 +402,7 @@ async fn sandbox_provider(
 }
 
 /// `host:port` of the model API, which sandboxes may always reach.
-fn model_host(base_url: Option<&str>) -> anyhow::Result<String> {
+pub fn model_host(base_url: Option<&str>) -> anyhow::Result<String> {
     let Some(url) = base_url else { return Ok("api.anthropic.com:443".into()) };
     let (scheme, rest) =
         url.split_once("://").context("ANTHROPIC_BASE_URL must be an http(s) URL")?;
