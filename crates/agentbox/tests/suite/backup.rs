@@ -89,6 +89,10 @@ async fn sign_in(base: &str) -> Api {
     Api { token: Some(body["access_token"].as_str().unwrap().to_owned()), ..api }
 }
 
+fn server_home(data_dir: &Path, chat: &str) -> std::path::PathBuf {
+    data_dir.join("sandboxes").join(chat).join("home")
+}
+
 fn path(p: &Path) -> &str {
     p.to_str().unwrap()
 }
@@ -102,7 +106,8 @@ async fn a_backup_taken_while_serving_restores_every_chat_file_and_checkpoint() 
     let first = turn(&alice, &a, "printf 'first A' > notes.txt").await;
     turn(&alice, &a, "printf 'second A' > notes.txt && mkdir -p d && ln -sf ../notes.txt d/link")
         .await;
-    turn(&alice, &b, "mkdir -p sub && printf 'hello B' > sub/b.txt").await;
+    // A FIFO in a workspace is skipped, never opened (a backup that opened it would hang).
+    turn(&alice, &b, "mkdir -p sub && printf 'hello B' > sub/b.txt && mkfifo sub/pipe").await;
     let (status, body) = alice
         .call(Method::PUT, "/api/v1/secrets/MY_TOKEN", Some(json!({"value": "s3cret-value"})))
         .await;
@@ -195,8 +200,18 @@ async fn a_backup_taken_while_serving_restores_every_chat_file_and_checkpoint() 
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(file(&api, &a, "notes.txt").await, "first A");
-    // And the chats go on: a turn runs in the restored sandbox.
-    turn(&api, &b, "cat sub/b.txt").await;
+    assert!(server_home(&restored, &b).join("sub/b.txt").is_file());
+    assert!(!server_home(&restored, &b).join("sub/pipe").exists(), "the FIFO was restored");
+    // And the chats go on: a turn runs in the restored sandbox, with the secret opened by
+    // the same key.
+    let message = api.send(&b, "[[bash:cat sub/b.txt && echo \" $MY_TOKEN\"]] step").await;
+    let events = api.turn_events(&b, &message).await;
+    let output: Vec<String> = events
+        .iter()
+        .filter(|e| e.event == "tool_completed")
+        .map(|e| e.data["tool"]["result"].to_string())
+        .collect();
+    assert!(output.iter().any(|o| o.contains("hello B s3cret-value")), "{output:?}");
     second.stop().await.unwrap();
 
     // `--db-only`, with the key put into the empty directory as secret.key.
