@@ -32,15 +32,22 @@
 //! skipped (and counted).
 
 use std::collections::BTreeMap;
+use std::ffi::{OsStr, OsString};
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Read, Write};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::time::Instant;
 
 use agentbox_secrets::SealingKey;
 use agentbox_store::{Backend, Store, Table};
 use anyhow::{Context, bail};
+use nix::errno::Errno;
+use nix::fcntl::{AtFlags, OFlag, openat, readlinkat};
+use nix::sys::stat::{FileStat, Mode, SFlag, fstat, fstatat};
 use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
@@ -162,6 +169,8 @@ pub async fn backup(config: &Config, to: &Path, db_only: bool) -> anyhow::Result
         );
     };
     let key_id = SealingKey::derive(key.as_bytes()).id().to_owned();
+    // The walk holds one descriptor per directory level, up to MAX_DEPTH.
+    crate::serve::raise_open_file_limit();
     let store =
         Store::open_with(&config.database_url, &config.db_pool).await.with_context(|| {
             format!("cannot open the database {}", agentbox_store::redact_url(&config.database_url))
@@ -273,7 +282,7 @@ fn write_archive(
             let mut chats: Vec<_> = std::fs::read_dir(root)?.flatten().collect();
             chats.sort_by_key(std::fs::DirEntry::file_name);
             let top = Path::new(CHECKPOINTS_PREFIX);
-            append_dir(&mut tar, top, &std::fs::symlink_metadata(root)?)?;
+            append_dir(&mut tar, top, &nix::sys::stat::stat(root.as_path())?)?;
             counts.directories += 1;
             for chat in chats {
                 let meta = std::fs::symlink_metadata(chat.path())?;
@@ -327,28 +336,41 @@ fn append_bytes<W: Write>(
     Ok(())
 }
 
-fn header_from(meta: &std::fs::Metadata, kind: tar::EntryType, size: u64) -> tar::Header {
+fn header_of(stat: &FileStat, kind: tar::EntryType, size: u64) -> tar::Header {
     let mut header = tar::Header::new_gnu();
     header.set_entry_type(kind);
     header.set_size(size);
-    header.set_mode(meta.mode() & 0o7777);
-    header.set_uid(u64::from(meta.uid()));
-    header.set_gid(u64::from(meta.gid()));
-    header.set_mtime(u64::try_from(meta.mtime()).unwrap_or(0));
+    header.set_mode(stat.st_mode & 0o7777);
+    header.set_uid(u64::from(stat.st_uid));
+    header.set_gid(u64::from(stat.st_gid));
+    header.set_mtime(u64::try_from(stat.st_mtime).unwrap_or(0));
     header
 }
 
 fn append_dir<W: Write>(
     tar: &mut tar::Builder<W>,
     name: &Path,
-    meta: &std::fs::Metadata,
+    stat: &FileStat,
 ) -> anyhow::Result<()> {
-    let mut header = header_from(meta, tar::EntryType::Directory, 0);
+    let mut header = header_of(stat, tar::EntryType::Directory, 0);
     tar.append_data(&mut header, name, std::io::empty())?;
     Ok(())
 }
 
-/// Add the tree at `root` under the name `name`, iteratively and bounded.
+/// A directory entry still to visit: its parent's descriptor and its name there. Children
+/// hold their parent open, so the descriptors open at once are the ancestors of what is
+/// being read (at most [`MAX_DEPTH`]), however wide a directory is.
+struct Pending {
+    parent: Rc<OwnedFd>,
+    name: OsString,
+    tar_name: PathBuf,
+    depth: usize,
+}
+
+/// Add the tree at `root` under the name `name`, iteratively and bounded. Everything below
+/// `root` is reached relative to its parent's descriptor (`openat`, `fstatat`, `readlinkat`,
+/// never following a link), so an agent that swaps a directory for a link while the backup
+/// runs cannot make it read outside the workspace.
 fn walk_into<W: Write>(
     tar: &mut tar::Builder<W>,
     root: &Path,
@@ -356,84 +378,132 @@ fn walk_into<W: Write>(
     counts: &mut FileCounts,
     progress: &mut Progress,
 ) -> anyhow::Result<()> {
-    let mut stack = vec![(root.to_owned(), name, 0usize)];
-    while let Some((path, name, depth)) = stack.pop() {
+    let root_fd: OwnedFd = OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_DIRECTORY | nix::libc::O_NOFOLLOW)
+        .open(root)
+        .with_context(|| format!("cannot open {}", root.display()))?
+        .into();
+    let stat = fstat(&root_fd)?;
+    append_dir(tar, &name, &stat)?;
+    counts.directories += 1;
+    let mut stack = Vec::new();
+    push_children(&mut stack, Rc::new(root_fd), &name, 0)?;
+    while let Some(Pending { parent, name, tar_name, depth }) = stack.pop() {
         let entries = counts.directories + counts.files + counts.symlinks + counts.skipped;
         if entries >= MAX_ENTRIES {
             bail!("more than {MAX_ENTRIES} entries to back up: refusing to go on");
         }
-        let meta = match std::fs::symlink_metadata(&path) {
-            Ok(meta) => meta,
+        let stat = match fstatat(&*parent, name.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW) {
+            Ok(stat) => stat,
             // Removed while we walk (a turn deleting files): it is simply not in the backup.
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(err) => return Err(err).with_context(|| format!("cannot read {}", path.display())),
+            Err(Errno::ENOENT) => continue,
+            Err(err) => {
+                return Err(err).with_context(|| format!("cannot read {}", tar_name.display()));
+            }
         };
-        let kind = meta.file_type();
-        if kind.is_symlink() {
-            let target = std::fs::read_link(&path)?;
-            let mut header = header_from(&meta, tar::EntryType::Symlink, 0);
-            tar.append_link(&mut header, &name, &target)?;
-            counts.symlinks += 1;
-        } else if kind.is_dir() {
-            append_dir(tar, &name, &meta)?;
-            counts.directories += 1;
-            if depth >= MAX_DEPTH {
-                bail!("{} is more than {MAX_DEPTH} directories deep", path.display());
+        match SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT {
+            SFlag::S_IFLNK => {
+                let target = match readlinkat(&*parent, name.as_os_str()) {
+                    Ok(target) => target,
+                    Err(Errno::ENOENT | Errno::EINVAL) => continue,
+                    Err(err) => {
+                        return Err(err)
+                            .with_context(|| format!("cannot read {}", tar_name.display()));
+                    }
+                };
+                let mut header = header_of(&stat, tar::EntryType::Symlink, 0);
+                tar.append_link(&mut header, &tar_name, &target)?;
+                counts.symlinks += 1;
             }
-            let mut children: Vec<_> = match std::fs::read_dir(&path) {
-                Ok(read) => read.flatten().map(|e| e.file_name()).collect(),
-                Err(err) if err.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(err) => {
-                    return Err(err).with_context(|| format!("cannot list {}", path.display()));
+            SFlag::S_IFDIR => {
+                if depth >= MAX_DEPTH {
+                    bail!("{} is more than {MAX_DEPTH} directories deep", tar_name.display());
                 }
-            };
-            // Reversed, so that the stack hands them out in name order.
-            children.sort();
-            for child in children.into_iter().rev() {
-                stack.push((path.join(&child), name.join(&child), depth + 1));
+                let flags =
+                    OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+                let fd = match openat(&*parent, name.as_os_str(), flags, Mode::empty()) {
+                    Ok(fd) => fd,
+                    Err(Errno::ENOENT) => continue,
+                    // Replaced by a link or a file since it was seen: not a directory now.
+                    Err(Errno::ELOOP | Errno::ENOTDIR) => {
+                        counts.skipped += 1;
+                        continue;
+                    }
+                    Err(err) => {
+                        return Err(err)
+                            .with_context(|| format!("cannot open {}", tar_name.display()));
+                    }
+                };
+                append_dir(tar, &tar_name, &fstat(&fd)?)?;
+                counts.directories += 1;
+                push_children(&mut stack, Rc::new(fd), &tar_name, depth)?;
             }
-        } else if kind.is_file() {
-            append_file(tar, &path, &name, counts)?;
-        } else {
-            counts.skipped += 1;
+            SFlag::S_IFREG => append_file(tar, &parent, &name, &tar_name, counts)?,
+            _ => counts.skipped += 1,
         }
         progress.tick(counts);
     }
     Ok(())
 }
 
-/// One regular file: opened without following links or blocking, checked to be regular
-/// by `fstat`, read no further than its size at that moment (a file that shrinks while it
-/// is read is padded with zeros, one that grows is cut, so the entry stays well-formed).
+fn push_children(
+    stack: &mut Vec<Pending>,
+    dir: Rc<OwnedFd>,
+    tar_name: &Path,
+    depth: usize,
+) -> anyhow::Result<()> {
+    let mut listing = nix::dir::Dir::from_fd(dir.try_clone()?)?;
+    let mut names: Vec<OsString> = listing
+        .iter()
+        .filter_map(Result::ok)
+        .map(|entry| OsStr::from_bytes(entry.file_name().to_bytes()).to_owned())
+        .filter(|name| name != "." && name != "..")
+        .collect();
+    // Reversed, so that the stack hands them out in name order.
+    names.sort();
+    for name in names.into_iter().rev() {
+        stack.push(Pending {
+            parent: dir.clone(),
+            tar_name: tar_name.join(&name),
+            name,
+            depth: depth + 1,
+        });
+    }
+    Ok(())
+}
+
+/// One regular file: opened relative to its directory without following links or
+/// blocking, checked to be regular by `fstat`, read no further than its size at that moment
+/// (a file that shrinks while it is read is padded with zeros, one that grows is cut, so the
+/// entry stays well-formed).
 fn append_file<W: Write>(
     tar: &mut tar::Builder<W>,
-    path: &Path,
-    name: &Path,
+    parent: &OwnedFd,
+    name: &OsStr,
+    tar_name: &Path,
     counts: &mut FileCounts,
 ) -> anyhow::Result<()> {
-    let file = match OpenOptions::new()
-        .read(true)
-        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
-        .open(path)
-    {
-        Ok(file) => file,
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+    let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
+    let fd = match openat(parent, name, flags, Mode::empty()) {
+        Ok(fd) => fd,
+        Err(Errno::ENOENT) => return Ok(()),
         // Replaced by a link since the walk saw it: not a regular file any more.
-        Err(err) if err.raw_os_error() == Some(nix::libc::ELOOP) => {
+        Err(Errno::ELOOP) => {
             counts.skipped += 1;
             return Ok(());
         }
-        Err(err) => return Err(err).with_context(|| format!("cannot open {}", path.display())),
+        Err(err) => return Err(err).with_context(|| format!("cannot open {}", tar_name.display())),
     };
-    let meta = file.metadata()?;
-    if !meta.is_file() {
+    let stat = fstat(&fd)?;
+    if SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT != SFlag::S_IFREG {
         counts.skipped += 1;
         return Ok(());
     }
-    let size = meta.len();
-    let mut header = header_from(&meta, tar::EntryType::Regular, size);
-    let reader = file.take(size).chain(std::io::repeat(0)).take(size);
-    tar.append_data(&mut header, name, reader)?;
+    let size = u64::try_from(stat.st_size).unwrap_or(0);
+    let mut header = header_of(&stat, tar::EntryType::Regular, size);
+    let reader = File::from(fd).take(size).chain(std::io::repeat(0)).take(size);
+    tar.append_data(&mut header, tar_name, reader)?;
     counts.files += 1;
     counts.bytes += size;
     Ok(())

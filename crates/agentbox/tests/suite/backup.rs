@@ -104,8 +104,8 @@ async fn a_backup_taken_while_serving_restores_every_chat_file_and_checkpoint() 
     let alice = TestServerless(server.api()).user("alice@example.com").await;
     let (a, b) = (alice.new_chat().await, alice.new_chat().await);
     let first = turn(&alice, &a, "printf 'first A' > notes.txt").await;
-    turn(&alice, &a, "printf 'second A' > notes.txt && mkdir -p d && ln -sf ../notes.txt d/link")
-        .await;
+    let links = "mkdir -p d && ln -sf ../notes.txt d/link && ln -s /etc/passwd outside";
+    turn(&alice, &a, &format!("printf 'second A' > notes.txt && {links}")).await;
     // A FIFO in a workspace is skipped, never opened (a backup that opened it would hang).
     turn(&alice, &b, "mkdir -p sub && printf 'hello B' > sub/b.txt && mkfifo sub/pipe").await;
     let (status, body) = alice
@@ -190,6 +190,10 @@ async fn a_backup_taken_while_serving_restores_every_chat_file_and_checkpoint() 
     assert_eq!(file(&api, &a, "notes.txt").await, "second A");
     assert_eq!(file(&api, &a, "d/link").await, "second A");
     assert_eq!(file(&api, &b, "sub/b.txt").await, "hello B");
+    // A link out of the workspace comes back as that link, never as the file it names.
+    let outside = server_home(&restored, &a).join("outside");
+    assert!(std::fs::symlink_metadata(&outside).unwrap().file_type().is_symlink());
+    assert_eq!(std::fs::read_link(&outside).unwrap(), Path::new("/etc/passwd"));
     // Restoring a checkpoint works on the restored files.
     let (status, body) = api
         .call(
