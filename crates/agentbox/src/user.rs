@@ -288,3 +288,49 @@ pub fn print_table(outcome: &Outcome, out: &mut dyn Write) -> std::io::Result<()
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_passwords_keep_the_rules_and_differ() {
+        let mut none: &[u8] = b"";
+        let (first, shown) = new_password(false, &mut none).unwrap();
+        assert_eq!(shown.as_deref(), Some(first.as_str()));
+        assert_eq!(first.chars().count(), 24);
+        account_rules::password(&first, "someone@example.com").unwrap();
+        assert_ne!(new_password(false, &mut none).unwrap().0, first);
+    }
+
+    #[test]
+    fn a_password_from_stdin_is_its_first_line_and_not_shown() {
+        let mut input: &[u8] = b"two words here\r\nsecond line\n";
+        assert_eq!(new_password(true, &mut input).unwrap(), ("two words here".into(), None));
+        let mut empty: &[u8] = b"\n";
+        assert!(new_password(true, &mut empty).is_err());
+    }
+
+    #[test]
+    fn the_table_has_a_header_a_row_per_user_and_the_password_once() {
+        let outcome = Outcome {
+            users: vec![UserRow {
+                id: Uuid::nil(),
+                email: "a@example.com".into(),
+                username: None,
+                is_admin: true,
+                disabled: false,
+                created_at: chrono::DateTime::UNIX_EPOCH,
+            }],
+            generated_password: Some("p4ss-word-xyz".into()),
+            message: Some("created".into()),
+        };
+        let mut out = Vec::new();
+        print_table(&outcome, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].starts_with("ID") && lines[0].contains("EMAIL"), "{text}");
+        assert!(lines[1].contains("a@example.com") && lines[1].contains("admin"), "{text}");
+        assert_eq!(text.matches("p4ss-word-xyz").count(), 1, "{text}");
+    }
+}
