@@ -564,11 +564,18 @@ pub async fn restore(config: &Config, from: &Path) -> anyhow::Result<RestoreRepo
         out.sync_all()?;
     }
     let (data_dir, database) = (data_dir.clone(), database_path.clone());
-    let from = from.to_owned();
+    let archive = from.to_owned();
     let files = tokio::task::spawn_blocking(move || {
-        unpack(&from, &data_dir, checkpoint_root.as_deref(), &database)
+        unpack(&archive, &data_dir, checkpoint_root.as_deref(), &database)
     })
-    .await??;
+    .await?
+    .with_context(|| {
+        format!(
+            "cannot restore {}: it is damaged or not a whole backup (nothing was put in place; \
+             the data directory can be used for another try)",
+            from.display()
+        )
+    })?;
     // The restored database opens (and is migrated to this version) and holds what the
     // manifest says it held.
     let store = Store::open_with(&config.database_url, &config.db_pool)
@@ -596,7 +603,8 @@ pub fn read_manifest(from: &Path) -> anyhow::Result<Manifest> {
         File::open(from).with_context(|| format!("cannot open the backup {}", from.display()))?;
     let mut archive = tar::Archive::new(std::io::BufReader::new(file));
     let mut entries = archive.entries().context("the backup is not a tar file")?;
-    let mut first = entries.next().context("the backup is empty")??;
+    let not_a_backup = || format!("{} is not an agentbox backup", from.display());
+    let mut first = entries.next().with_context(not_a_backup)?.with_context(not_a_backup)?;
     if first.path()?.as_ref() != Path::new(MANIFEST) {
         bail!("{} is not an agentbox backup (it does not start with {MANIFEST})", from.display());
     }
