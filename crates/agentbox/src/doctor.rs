@@ -1,6 +1,6 @@
 //! `agentbox doctor`: check the installation the configuration describes and say what to
 //! fix: bubblewrap, user namespaces and cgroups (for the `local` provider), the data
-//! directory (owner, permissions, free space), the pinned CLI and its version, the model
+//! directory (owner, permissions, free space), the secret key's file, the pinned CLI and its version, the model
 //! endpoint, the database and Redis. Every check answers `ok`, `warn` or `fail`; any `fail`
 //! makes the exit status non-zero. Nothing is changed, but for an existing database that
 //! an older version left, which opening migrates, as `serve` would.
@@ -89,6 +89,7 @@ pub async fn run(config: &Config) -> Vec<Check> {
         ));
     }
     checks.push(data_dir(config));
+    checks.push(secret_key(config));
     checks.push(cli(config).await);
     checks.push(model(config).await);
     checks.push(database(config).await);
@@ -165,6 +166,62 @@ fn data_dir(config: &Config) -> Check {
         warn(NAME, detail, "less than 2 GiB free: free some space before workspaces grow")
     } else {
         ok(NAME, detail)
+    }
+}
+
+fn secret_key(config: &Config) -> Check {
+    const NAME: &str = "secret key";
+    if config.secret_key.is_some() {
+        return ok(NAME, "given by SECRET_KEY (or --secret-key); keep it with the backups' keys");
+    }
+    let path = config.data_dir.join("secret.key");
+    let meta = match std::fs::symlink_metadata(&path) {
+        Ok(meta) => meta,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            return warn(
+                NAME,
+                format!("{} does not exist yet", path.display()),
+                "the first `agentbox serve` generates it; keep a copy apart from the backups",
+            );
+        }
+        Err(err) => {
+            return fail(
+                NAME,
+                format!("cannot read {}: {err}", path.display()),
+                "check its permissions",
+            );
+        }
+    };
+    if !meta.is_file() {
+        return fail(
+            NAME,
+            format!("{} is not a regular file", path.display()),
+            "replace it with the key file",
+        );
+    }
+    let mode = meta.mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return fail(
+            NAME,
+            format!("{} has mode {mode:03o}: others can read the key", path.display()),
+            format!(
+                "chmod 600 {} (and consider the key exposed: rotate-secret-key)",
+                path.display()
+            ),
+        );
+    }
+    match std::fs::read_to_string(&path) {
+        Ok(key) if key.trim().len() >= 32 => {
+            ok(NAME, format!("{} (mode {mode:03o})", path.display()))
+        }
+        Ok(_) => fail(
+            NAME,
+            format!("{} holds a key shorter than 32 characters", path.display()),
+            "restore the right key file",
+        ),
+        Err(err) => {
+            fail(NAME, format!("cannot read {}: {err}", path.display()), "check its permissions")
+        }
     }
 }
 

@@ -178,6 +178,7 @@ async fn doctor_checks_this_machine_and_fails_a_missing_cli() {
         "bubblewrap",
         "user namespaces",
         "data directory",
+        "secret key",
         "claude CLI",
         "model endpoint",
         "database",
@@ -201,6 +202,31 @@ async fn doctor_checks_this_machine_and_fails_a_missing_cli() {
     let line = stdout.lines().find(|l| l.contains("claude CLI")).unwrap();
     assert!(line.starts_with("fail") && line.contains("/nonexistent/claude"), "{stdout}");
     assert!(stdout.contains("fix: run scripts/setup"), "{stdout}");
+    // So is a key file others can read; a directory not served yet only warns.
+    let fresh = tempfile::tempdir().unwrap();
+    std::fs::write(fresh.path().join("secret.key"), "k".repeat(40)).unwrap();
+    std::fs::set_permissions(
+        fresh.path().join("secret.key"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )
+    .unwrap();
+    let (code, stdout, _) = agentbox(
+        &[
+            "doctor",
+            "--data-dir",
+            fresh.path().to_str().unwrap(),
+            "--claude-path",
+            cli.to_str().unwrap(),
+        ],
+        &env,
+    )
+    .await;
+    assert_eq!(code, 1, "{stdout}");
+    assert!(stdout.lines().any(|l| l.starts_with("fail") && l.contains("mode 644")), "{stdout}");
+    assert!(
+        stdout.lines().any(|l| l.starts_with("warn") && l.contains("no database yet")),
+        "{stdout}"
+    );
     // So is a model endpoint nobody listens on.
     let (code, stdout, _) = agentbox(
         &["doctor", "--data-dir", &data, "--claude-path", cli.to_str().unwrap()],
