@@ -154,6 +154,20 @@ pub async fn backup(config: &Config, to: &Path, db_only: bool) -> anyhow::Result
     if to.exists() {
         bail!("{} exists already: give a new file name", to.display());
     }
+    // A backup inside a tree it copies would copy itself as it grows.
+    let absolute = std::path::absolute(to)?;
+    let walked = [Some(config.data_dir.join("sandboxes")), config.checkpoints.root.clone()];
+    for tree in walked.iter().flatten() {
+        if let Ok(tree) = std::path::absolute(tree)
+            && absolute.starts_with(&tree)
+        {
+            bail!(
+                "{} is inside {}, which the backup copies: write it elsewhere",
+                to.display(),
+                tree.display()
+            );
+        }
+    }
     if Backend::of_url(&config.database_url)? == Backend::Postgres {
         bail!(
             "backups of a PostgreSQL installation are not built yet: back the database up with \

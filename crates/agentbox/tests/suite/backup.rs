@@ -142,6 +142,11 @@ async fn a_backup_taken_while_serving_restores_every_chat_file_and_checkpoint() 
         agentbox(&["backup", "--to", path(&full), "--data-dir", &data], &[]).await;
     assert_ne!(code, 0);
     assert!(stderr.contains("exists already"), "{stderr}");
+    let inside = server.data_dir.join("sandboxes").join("backup.tar");
+    let (code, _, stderr) =
+        agentbox(&["backup", "--to", path(&inside), "--data-dir", &data], &[]).await;
+    assert_eq!(code, 1);
+    assert!(stderr.contains("write it elsewhere") && !inside.exists(), "{stderr}");
 
     // Refusals: a directory that is not empty, a key that is not the backed-up one, no key.
     let busy = out.path().join("busy");
