@@ -227,6 +227,20 @@ async fn doctor_checks_this_machine_and_fails_a_missing_cli() {
         stdout.lines().any(|l| l.starts_with("warn") && l.contains("no database yet")),
         "{stdout}"
     );
+    // Redis, when configured: the test Redis answers, a port nobody listens on fails.
+    let redis = std::env::var("AGENTBOX_TEST_REDIS_URL")
+        .unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into());
+    for (url, expected) in [(redis.as_str(), "ok"), ("redis://127.0.0.1:1/0", "fail")] {
+        let env = [env[0], env[1], ("REDIS_URL", url)];
+        let (_, stdout, _) = agentbox(
+            &["doctor", "--data-dir", &data, "--claude-path", cli.to_str().unwrap()],
+            &env,
+        )
+        .await;
+        let line =
+            stdout.lines().find(|l| l.contains("redis")).unwrap_or_else(|| panic!("{stdout}"));
+        assert!(line.starts_with(expected), "{url}: {stdout}");
+    }
     // So is a model endpoint nobody listens on.
     let (code, stdout, _) = agentbox(
         &["doctor", "--data-dir", &data, "--claude-path", cli.to_str().unwrap()],
