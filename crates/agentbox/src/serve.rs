@@ -402,7 +402,7 @@ async fn sandbox_provider(
 }
 
 /// `host:port` of the model API, which sandboxes may always reach.
-fn model_host(base_url: Option<&str>) -> anyhow::Result<String> {
+pub fn model_host(base_url: Option<&str>) -> anyhow::Result<String> {
     let Some(url) = base_url else { return Ok("api.anthropic.com:443".into()) };
     let (scheme, rest) =
         url.split_once("://").context("ANTHROPIC_BASE_URL must be an http(s) URL")?;
@@ -603,7 +603,7 @@ fn secret_key(config: &Config) -> anyhow::Result<String> {
 /// every SSE stream, terminal and sandbox holds some; the common soft limit of 1024 open files
 /// (systemd's default) would make a deep walk fail for want of descriptors. The hard limit is
 /// the operator's; the soft one is raised to it, as servers commonly do.
-fn raise_open_file_limit() {
+pub fn raise_open_file_limit() {
     use nix::sys::resource::{Resource, getrlimit, setrlimit};
     match getrlimit(Resource::RLIMIT_NOFILE) {
         Ok((soft, hard)) if soft < hard => {

@@ -64,6 +64,14 @@ pub use ratelimit::{Clock, ManualClock, Rate, SystemClock};
 pub use state::{AppState, Limits};
 pub use terminal::TerminalRegistry;
 
+/// The account rules the admin API keeps, for `agentbox user` (the operator's CLI, which
+/// works on the store directly): one definition of a valid email, password and username,
+/// and the one password hash, so an account made either way is the same.
+pub mod account_rules {
+    pub use crate::auth::hash_password;
+    pub use crate::credentials::{email, password, username};
+}
+
 /// The complete router: API, health, OpenAPI document, the web UI (`spa`), and JSON errors
 /// for unknown API paths.
 pub fn app(state: AppState) -> Router {

@@ -311,6 +311,12 @@ impl Store {
         self.repo.count_rows(table).await
     }
 
+    /// A consistent copy of the whole database, taken while others write, in a new SQLite
+    /// file at `path` (SQLite only; PostgreSQL answers `Refused`).
+    pub async fn snapshot_into(&self, path: &std::path::Path) -> Result<()> {
+        self.repo.snapshot_into(path).await
+    }
+
     // Users.
 
     /// Create a user; `Conflict("email_taken")` if the (lower-cased) email exists. The

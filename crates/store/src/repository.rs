@@ -418,6 +418,11 @@ pub trait DatabaseRepository: Send + Sync {
         cursor: i64,
         limit: i64,
     ) -> Result<(Vec<String>, i64)>;
+    /// Write a consistent copy of the whole database, as it is at one moment, into a new
+    /// SQLite file at `path` (which must not exist), while others go on writing: SQLite's
+    /// `VACUUM INTO`. PostgreSQL refuses (`Refused`): its tables cannot be copied into
+    /// SQLite yet, and one snapshot of them needs `pg_dump`.
+    async fn snapshot_into(&self, path: &std::path::Path) -> Result<()>;
     /// Copy every table of `source` into this database, which must be empty, in one
     /// transaction; `progress` hears (table, rows copied, rows in all) after each batch.
     async fn import_from(

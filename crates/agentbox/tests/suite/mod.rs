@@ -1,6 +1,7 @@
 mod accounts;
 mod api;
 mod backends;
+mod backup;
 mod checkpoints;
 mod cluster;
 mod cluster_nodes;
@@ -10,6 +11,7 @@ mod crash;
 mod files;
 mod finding;
 mod hostile;
+mod operator;
 mod ops;
 mod permissions;
 mod rebind;

@@ -27,6 +27,7 @@
 mod client;
 pub mod init;
 pub mod limits;
+pub mod probe;
 mod seccomp;
 pub mod shell;
 

@@ -328,6 +328,14 @@ impl DatabaseRepository for Postgres {
         ))
     }
 
+    async fn snapshot_into(&self, _path: &std::path::Path) -> Result<()> {
+        Err(StoreError::Refused(
+            "a snapshot of a PostgreSQL database into SQLite is not supported yet: back the \
+             database up with pg_dump, and the files with `agentbox backup --files-only`"
+                .into(),
+        ))
+    }
+
     async fn import_from(
         &self,
         source: &dyn Repository,

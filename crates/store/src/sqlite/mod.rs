@@ -307,6 +307,16 @@ impl DatabaseRepository for Sqlite {
         Ok((out, next))
     }
 
+    async fn snapshot_into(&self, path: &std::path::Path) -> Result<()> {
+        let path = path.to_str().ok_or_else(|| {
+            StoreError::Refused(format!("the snapshot path {} is not UTF-8", path.display()))
+        })?;
+        // One read transaction of its own: writers go on (WAL), and the copy is the database
+        // as of the moment it began.
+        sqlx::query("VACUUM INTO $1").bind(path).execute(&self.pool).await?;
+        Ok(())
+    }
+
     async fn import_from(
         &self,
         _source: &dyn Repository,
