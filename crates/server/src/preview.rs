@@ -115,7 +115,15 @@ impl DomainPattern {
 
     /// The chat and port a `Host` header names, if it matches.
     fn matches(&self, host: &str) -> Option<(Uuid, u16)> {
-        let host = host.to_ascii_lowercase();
+        let mut host = host.to_ascii_lowercase();
+        // A pattern without a port matches on any: the port is the listener's business (a
+        // reverse proxy's 443, or the server's own port in front of nothing).
+        if !self.host.contains(':')
+            && let Some((name, port)) = host.rsplit_once(':')
+            && port.bytes().all(|b| b.is_ascii_digit())
+        {
+            host = name.to_owned();
+        }
         let mut rest = host.as_str();
         let mut pattern = self.host.as_str();
         let (mut chat, mut port) = (None, None);
@@ -607,10 +615,14 @@ async fn proxy(
                 let _ = tokio::io::copy_bidirectional(&mut down, &mut up).await;
             }
         });
-        let (parts, _) = response.into_parts();
+        let (mut parts, _) = response.into_parts();
+        // The client spoke HTTP/1.1 to us, whatever the app answered (Python's http.server
+        // says 1.0), and a WebSocket client refuses anything else.
+        parts.version = axum::http::Version::HTTP_11;
         return Ok(Response::from_parts(parts, Body::empty()));
     }
     let (mut parts, body) = response.into_parts();
+    parts.version = axum::http::Version::HTTP_11;
     for name in HOP_BY_HOP {
         parts.headers.remove(name);
     }
@@ -644,6 +656,10 @@ mod tests {
         assert_eq!(pattern.origin(chat, 8000), format!("https://p-8000-{chat}.agentbox.example"));
         assert_eq!(pattern.matches(&format!("p-8000-{chat}.agentbox.example")), Some((chat, 8000)));
         assert_eq!(pattern.matches(&format!("P-8000-{chat}.AGENTBOX.example")), Some((chat, 8000)));
+        assert_eq!(
+            pattern.matches(&format!("p-8000-{chat}.agentbox.example:8443")),
+            Some((chat, 8000))
+        );
         for other in [
             "agentbox.example".to_owned(),
             format!("p-8000-{chat}.agentbox.example.evil"),

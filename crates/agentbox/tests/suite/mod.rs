@@ -12,6 +12,7 @@ mod finding;
 mod hostile;
 mod ops;
 mod permissions;
+mod ports;
 mod rebind;
 mod redis_bus;
 mod retry;
