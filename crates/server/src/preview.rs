@@ -177,6 +177,9 @@ struct Target {
     base: String,
     /// The request's path below `base` and its query, as the app sees it.
     path_and_query: String,
+    /// The request named the root without its final `/` (`/preview/{chat}/{port}`): it is
+    /// sent there, or the app's relative links would resolve one level too high.
+    needs_slash: bool,
 }
 
 impl Previews {
@@ -238,7 +241,13 @@ impl Previews {
                         || request.uri().authority().map(axum::http::uri::Authority::as_str),
                     )?;
                 let (chat, port) = domain.matches(host)?;
-                Some(Target { chat, port, base: "/".into(), path_and_query: path_and_query.into() })
+                Some(Target {
+                    chat,
+                    port,
+                    base: "/".into(),
+                    path_and_query: path_and_query.into(),
+                    needs_slash: false,
+                })
             }
             None => {
                 let rest = path_and_query.strip_prefix(PATH_PREFIX)?;
@@ -253,6 +262,7 @@ impl Previews {
                     chat,
                     port,
                     base: format!("{PATH_PREFIX}{chat}/{port}/"),
+                    needs_slash: !rest.starts_with('/'),
                     path_and_query,
                 })
             }
@@ -413,6 +423,15 @@ async fn serve(state: &AppState, target: Target, request: Request) -> Response {
         target.path_and_query.split_once('?').unwrap_or((target.path_and_query.as_str(), ""));
     if path == AUTH_PATH {
         return exchange(state, &target, query).await;
+    }
+    if target.needs_slash {
+        let location =
+            if query.is_empty() { target.base.clone() } else { format!("{}?{query}", target.base) };
+        let mut response = StatusCode::PERMANENT_REDIRECT.into_response();
+        if let Ok(location) = HeaderValue::from_str(&location) {
+            response.headers_mut().insert(header::LOCATION, location);
+        }
+        return response;
     }
     let cookies = cookie_values(request.headers());
     let user = cookies

@@ -124,6 +124,10 @@ async fn a_dev_server_in_the_sandbox_is_previewed_for_its_owner_only() {
         text.contains("hello from the sandbox") && text.contains("path=/some/page?x=1"),
         "{text}"
     );
+    // The root without its final slash is sent to it (the app's relative links need it).
+    let bare = get(root.trim_end_matches('/'), None).await;
+    assert_eq!(bare.status(), StatusCode::PERMANENT_REDIRECT);
+    assert_eq!(bare.headers()[LOCATION].to_str().unwrap(), format!("/preview/{chat}/{PORT}/"));
     // The app never sees agentbox's cookie, and is told it is at localhost.
     let echoed = get(&format!("{root}echo-headers"), Some(&format!("{cookie}; theirs=1"))).await;
     assert_eq!(echoed.text().await.unwrap(), format!("cookie=theirs=1 host=localhost:{PORT}"));
