@@ -594,3 +594,67 @@ nohup python3 /tmp/echo.py >/tmp/echo.log 2>&1 &",
         task.await.unwrap();
     }
 }
+
+#[tokio::test]
+async fn a_connection_nobody_reads_holds_the_server_back_instead_of_filling_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let provider = LocalProvider::new(config(dir.path().join("sandboxes"))).await.unwrap();
+    let sandbox = provider.ensure("slow-reader").await.unwrap();
+    const TOTAL: u64 = 256 << 20;
+    // A server that writes 256 MiB to its first client and records how much the kernel took.
+    let (code, _, err) = sh(
+        sandbox.as_ref(),
+        &format!(
+            "cat > /tmp/flood.py <<'PY'
+import socket
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(('127.0.0.1', 9100)); s.listen()
+c, _ = s.accept()
+chunk, sent = b'y' * 65536, 0
+while sent < {TOTAL}:
+    c.sendall(chunk); sent += len(chunk)
+    with open('/tmp/sent.tmp', 'w') as f: f.write(str(sent))
+    __import__('os').replace('/tmp/sent.tmp', '/tmp/sent')
+c.close()
+PY
+nohup python3 /tmp/flood.py >/tmp/flood.log 2>&1 &"
+        ),
+    )
+    .await;
+    assert_eq!(code, Some(0), "{err}");
+    wait_for_ports(sandbox.as_ref(), |p| p.iter().any(|p| p.port == 9100)).await;
+    let mut conn = sandbox.connect(9100).await.unwrap();
+
+    // Nobody reads: the server gets as far as the buffers on the way take (the kernel's
+    // socket buffers and the relays' fixed ones), then its writes block. Wait until what it
+    // sent stops growing; a relay that queued without limit would let it send everything.
+    let sent = || async {
+        let (_, out, _) = sh(sandbox.as_ref(), "cat /tmp/sent 2>/dev/null || echo 0").await;
+        out.trim().parse::<u64>().unwrap()
+    };
+    let mut before = sent().await;
+    let stalled = loop {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let now = sent().await;
+        if now == before && now > 0 {
+            break now;
+        }
+        before = now;
+    };
+    assert!(stalled < 64 << 20, "the server could send {stalled} bytes that nobody read");
+
+    // Reading lets it go on, and every byte arrives.
+    let mut total = 0u64;
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = tokio::time::timeout(Duration::from_secs(120), conn.read(&mut buf))
+            .await
+            .expect("the flood stalled while being read")
+            .unwrap();
+        if n == 0 {
+            break;
+        }
+        total += n as u64;
+    }
+    assert_eq!(total, TOTAL);
+}
