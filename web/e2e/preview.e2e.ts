@@ -64,6 +64,9 @@ describe("port previews under agentbox's origin", () => {
     // On agentbox's own origin the page shares its storage: what the warning says.
     expect(await frame.locator("#probe").textContent()).toMatch(/^storage=[1-9]/);
     await screenshot(page, "preview-10-frame");
+    await page.getByRole("button", { name: "Phone width" }).click();
+    expect(await page.locator("iframe.preview-frame").evaluate((frame) => frame.getBoundingClientRect().width)).toBe(390);
+    await page.getByRole("button", { name: "Phone width" }).click();
     // The path bar: a path the server does not have answers its 404 inside the frame.
     await page.getByRole("textbox", { name: "Path" }).fill("/missing.html");
     await page.getByRole("button", { name: "Go" }).click();

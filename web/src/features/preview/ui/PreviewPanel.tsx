@@ -1,6 +1,6 @@
 // The Preview tab: the ports listening in the chat's sandbox (its dev servers), each opened in
-// a new browser tab or in the panel's own frame, with a path bar and Reload. When previews
-// share agentbox's origin (no --preview-domain), it says that a previewed app can read the
+// a new browser tab or in the panel's own frame, with a path bar, Reload and a phone-width
+// toggle. When previews share agentbox's origin (no --preview-domain), it says that a previewed app can read the
 // session. Links are fetched when used: each is signed for a minute and sets the preview's
 // cookie, so the frame and the tab reach the app without agentbox's token.
 import { useState, type FormEvent } from "react";
@@ -26,6 +26,8 @@ export function PreviewPanel({ chatId, visible }: { chatId: string; visible: boo
   const open = useOpenPort(chatId);
   const [viewing, setViewing] = useState<Viewing | null>(null);
   const [typed, setTyped] = useState("/");
+  // A phone's width (390 CSS pixels, a common one), to see a responsive layout's small form.
+  const [phone, setPhone] = useState(false);
   const error = open.error instanceof ApiError ? open.error.message : open.error ? "The preview could not be opened." : null;
 
   const link = async (port: number) => absoluteLink((await open.mutateAsync(port)).url, window.location.origin);
@@ -73,11 +75,16 @@ export function PreviewPanel({ chatId, visible }: { chatId: string; visible: boo
           <button type="button" className="icon-btn" aria-label="Reload the preview" onClick={() => setViewing({ ...viewing, n: viewing.n + 1 })}>
             <RefreshIcon />
           </button>
+          <Button variant="ghost" aria-pressed={phone} onClick={() => setPhone(!phone)}>
+            Phone width
+          </Button>
           <Button variant="ghost" onClick={() => openInTab(viewing.port)}>
             New tab
           </Button>
         </form>
-        <iframe key={viewing.n} className="preview-frame" title={`Port ${viewing.port}`} src={viewing.src} />
+        <div className={phone ? "preview-stage phone" : "preview-stage"}>
+          <iframe key={viewing.n} className="preview-frame" title={`Port ${viewing.port}`} src={viewing.src} />
+        </div>
       </div>
     );
   }
