@@ -1,8 +1,9 @@
 // The Preview tab: the ports listening in the chat's sandbox (its dev servers), each opened in
 // a new browser tab or in the panel's own frame, with a path bar, Reload and a phone-width
-// toggle. When previews share agentbox's origin (no --preview-domain), it says that a previewed app can read the
-// session. Links are fetched when used: each is signed for a minute and sets the preview's
-// cookie, so the frame and the tab reach the app without agentbox's token.
+// toggle. When previews share agentbox's origin (no --preview-domain), it says that a
+// previewed app can read the session. Links are fetched when used: each is signed for a
+// minute and sets the preview's cookie, so the frame and the tab reach the app without
+// agentbox's token.
 import { useState, type FormEvent } from "react";
 import { ApiError } from "@/shared/api/client";
 import { Button } from "@/shared/ui/Button";
