@@ -27,9 +27,9 @@
 mod client;
 pub mod init;
 pub mod limits;
-pub mod ports;
 mod seccomp;
 pub mod shell;
+pub mod ports;
 
 use std::collections::{BTreeSet, HashMap};
 use std::ffi::CString;
