@@ -264,7 +264,14 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         draining: draining.clone(),
         metrics: agentbox_server::MetricsAccess::new(config.metrics_token.as_deref()),
         terminals: agentbox_server::TerminalRegistry::new(TERMINAL_GRACE),
+        previews: Arc::new(agentbox_server::Previews::new(
+            secret.as_bytes(),
+            config.preview_domain.clone(),
+        )),
     };
+    if role != NodeRole::Worker {
+        agentbox_server::warn_if_not_isolated(&state.previews);
+    }
     // Queued prompts meet the per-user limits when the runner starts them after a turn.
     agentbox_server::LimitAdmission::install(&state, sandboxes);
     tracing::info!(%address, data_dir = %config.data_dir.display(), "agentbox is listening on http://{address}");

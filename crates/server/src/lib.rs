@@ -26,6 +26,7 @@ mod metrics;
 pub mod openapi;
 mod password;
 mod permissions;
+mod preview;
 mod queue;
 mod ratelimit;
 mod ready;
@@ -60,6 +61,7 @@ pub use error::ApiError;
 pub use health::{ServerInfo, component};
 pub use limits::TurnLimits;
 pub use metrics::MetricsAccess;
+pub use preview::{DomainPattern, Previews, warn_if_not_isolated};
 pub use ratelimit::{Clock, ManualClock, Rate, SystemClock};
 pub use state::{AppState, Limits};
 pub use terminal::TerminalRegistry;
@@ -88,7 +90,10 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/openapi.json", axum::routing::get(move || async move { openapi }))
         .fallback(spa::fallback)
         .method_not_allowed_fallback(error::method_not_allowed)
-        .layer(DefaultBodyLimit::max(body_limit));
+        .layer(DefaultBodyLimit::max(body_limit))
+        // Outermost but for the request ids: a preview's requests (by `Host`, or under
+        // `/preview/`) never reach agentbox's own routes.
+        .layer(axum::middleware::from_fn_with_state(state.clone(), preview::intercept));
     observed(router).with_state(state)
 }
 
@@ -134,6 +139,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(user_limits::routes())
         .merge(setup::routes())
         .merge(chats::routes())
+        .merge(preview::routes())
         .merge(costs::routes())
         .merge(messages::routes())
         .merge(retry::routes())

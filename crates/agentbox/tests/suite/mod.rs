@@ -14,6 +14,7 @@ mod hostile;
 mod operator;
 mod ops;
 mod permissions;
+mod ports;
 mod rebind;
 mod redis_bus;
 mod retry;
