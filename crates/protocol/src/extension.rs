@@ -225,6 +225,46 @@ pub struct ExtensionInfo {
     pub updated_at: DateTime<Utc>,
 }
 
+/// `GET /api/v1/chats/{chat_id}/extensions/status`: what the chat's CLI reported it loaded
+/// when it last started (its `system/init`), and whether each of the chat's definitions is
+/// among it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ExtensionsStatus {
+    /// When the CLI last reported; `None` before the chat's first turn.
+    pub reported_at: Option<DateTime<Utc>>,
+    /// Every slash command the CLI offers, built-in ones and skills included.
+    pub slash_commands: Vec<String>,
+    pub skills: Vec<String>,
+    pub agents: Vec<String>,
+    pub mcp_servers: Vec<McpServerStatus>,
+    /// The chat's effective definitions.
+    pub definitions: Vec<DefinitionStatus>,
+}
+
+/// One MCP server as the CLI reported it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct McpServerStatus {
+    pub name: String,
+    /// The CLI's word: `connected`, `failed`, `needs-auth`, `pending`.
+    pub status: String,
+}
+
+/// One of the chat's definitions and whether the CLI's last report has it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DefinitionStatus {
+    pub kind: ExtensionKind,
+    pub name: String,
+    pub source: ExtensionSource,
+    /// Whether the last report lists it (an MCP server: as connected). `false` for one
+    /// the CLI dropped, such as a skill with broken frontmatter, or a server that failed.
+    pub loaded: bool,
+    /// Changed after the last report: the next turn installs it, and tells.
+    pub changed_since_report: bool,
+}
+
 /// Why a definition was refused: a stable snake_case code and a sentence.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ExtensionError {

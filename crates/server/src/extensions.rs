@@ -6,14 +6,17 @@
 //! installed into the chat's sandbox when its next turn starts a CLI (crates/runs,
 //! `extensions`). An MCP server's secrets are only `{"secret": NAME}` references here.
 
+use agentbox_protocol::event::EventPayload;
 use agentbox_protocol::extension::{
-    AgentRequest, CommandRequest, ExtensionDefinition, ExtensionError, ExtensionInfo,
-    ExtensionKind, ExtensionSource, MAX_PER_KIND, McpServerRequest, SkillRequest, request_name,
+    AgentRequest, CommandRequest, DefinitionStatus, ExtensionDefinition, ExtensionError,
+    ExtensionInfo, ExtensionKind, ExtensionSource, ExtensionsStatus, MAX_PER_KIND,
+    McpServerRequest, McpServerStatus, SkillRequest, request_name,
 };
 use agentbox_store::ExtensionRecord;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use serde_json::Value;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
@@ -29,6 +32,86 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(skills::routes())
         .merge(agents::routes())
         .merge(mcp_servers::routes())
+        .routes(routes!(status))
+}
+
+/// What the chat's CLI reported it loaded when it last started (its `system/init`): slash
+/// commands, skills, agents and MCP servers with their status, and for each of the chat's
+/// definitions whether it is among them.
+#[utoipa::path(get, path = "/api/v1/chats/{chat_id}/extensions/status", tag = "extensions",
+    params(("chat_id" = Uuid, Path)),
+    responses((status = 200, body = ExtensionsStatus), (status = 404, description = "chat_not_found")),
+    security(("bearer" = [])))]
+async fn status(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    ChatId(chat_id): ChatId,
+) -> Result<Json<ExtensionsStatus>, ApiError> {
+    let user_id = user.0.id;
+    owned_chat(&state, user_id, chat_id).await?;
+    let init = state.store.last_system_event(chat_id, "init").await?;
+    let (reported_at, details) = match &init {
+        Some(event) => match &event.payload {
+            EventPayload::System(system) => (Some(event.created_at), system.details.clone()),
+            _ => (None, serde_json::Map::new()),
+        },
+        None => (None, serde_json::Map::new()),
+    };
+    let strings = |key: &str| -> Vec<String> {
+        details
+            .get(key)
+            .and_then(Value::as_array)
+            .map(|list| list.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+            .unwrap_or_default()
+    };
+    let mcp_servers: Vec<McpServerStatus> = details
+        .get("mcp_servers")
+        .and_then(Value::as_array)
+        .map(|list| {
+            list.iter()
+                .filter_map(|server| {
+                    Some(McpServerStatus {
+                        name: server.get("name")?.as_str()?.to_owned(),
+                        status: server.get("status")?.as_str().unwrap_or("unknown").to_owned(),
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let (slash_commands, skills, agents) =
+        (strings("slash_commands"), strings("skills"), strings("agents"));
+    let mut definitions = Vec::new();
+    for kind in ExtensionKind::ALL {
+        for row in effective(&state, user_id, Some(chat_id), kind).await? {
+            let loaded = match kind {
+                ExtensionKind::Command => slash_commands.contains(&row.name),
+                ExtensionKind::Skill => skills.contains(&row.name),
+                ExtensionKind::Agent => agents.contains(&row.name),
+                ExtensionKind::McpServer => mcp_servers
+                    .iter()
+                    .any(|server| server.name == row.name && server.status == "connected"),
+            };
+            definitions.push(DefinitionStatus {
+                kind,
+                source: if row.chat_id.is_some() {
+                    ExtensionSource::Chat
+                } else {
+                    ExtensionSource::User
+                },
+                loaded,
+                changed_since_report: reported_at.is_none_or(|at| row.updated_at > at),
+                name: row.name,
+            });
+        }
+    }
+    Ok(Json(ExtensionsStatus {
+        reported_at,
+        slash_commands,
+        skills,
+        agents,
+        mcp_servers,
+        definitions,
+    }))
 }
 
 /// A definition named in a path.

@@ -111,6 +111,7 @@ const MATRIX: &[(&str, &str, Access)] = &[
     ("PUT", "/api/v1/secrets/{name}", SignedIn),
     ("DELETE", "/api/v1/secrets/{name}", SignedIn),
     // Agent extensions (crates/server/src/extensions.rs).
+    ("GET", "/api/v1/chats/{chat_id}/extensions/status", Owner),
     ("GET", "/api/v1/commands", SignedIn),
     ("POST", "/api/v1/commands", SignedIn),
     ("GET", "/api/v1/commands/{name}", SignedIn),

@@ -679,6 +679,15 @@ impl Store {
     }
 
     /// Up to `limit` events of the chat with `seq > after`, in order.
+    /// The chat's latest `system` event of `subtype`.
+    pub async fn last_system_event(
+        &self,
+        chat_id: Uuid,
+        subtype: &str,
+    ) -> Result<Option<ChatEvent>> {
+        self.repo.last_system_event(chat_id, subtype).await
+    }
+
     pub async fn events_after(
         &self,
         chat_id: Uuid,

@@ -134,6 +134,8 @@ pub trait EventRepository: Send + Sync {
     async fn append_event(&self, chat_id: Uuid, event: NewEvent) -> Result<ChatEvent>;
     /// Up to `limit` events of the chat with `seq > after`, in order.
     async fn events_after(&self, chat_id: Uuid, after: i64, limit: i64) -> Result<Vec<ChatEvent>>;
+    /// The chat's latest `system` event of `subtype` (the CLI's last `init`, say).
+    async fn last_system_event(&self, chat_id: Uuid, subtype: &str) -> Result<Option<ChatEvent>>;
 }
 
 #[async_trait]

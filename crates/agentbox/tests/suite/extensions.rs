@@ -265,6 +265,26 @@ async fn a_stdio_mcp_server_connects_answers_and_gets_its_secret_in_its_environm
     let leaked = files_containing(&server.sandbox_home(&chat), &marker);
     assert!(leaked.is_empty(), "{leaked:?}");
 
+    // The chat's status: what the CLI reported, and each definition of the chat.
+    let (status, report) = alice.get(&format!("/api/v1/chats/{chat}/extensions/status")).await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert!(report["reported_at"].is_string(), "{report}");
+    let servers: Vec<(String, String)> = report["mcp_servers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["name"].as_str().unwrap().to_owned(), s["status"].as_str().unwrap().to_owned()))
+        .collect();
+    assert!(servers.contains(&("tools".into(), "connected".into())), "{report}");
+    assert!(servers.contains(&("broken".into(), "failed".into())), "{report}");
+    let loaded: Vec<(&str, bool)> = report["definitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| (d["name"].as_str().unwrap(), d["loaded"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(loaded, [("broken", false), ("tools", true)], "{report}");
+
     // Another user's chat gets none of Alice's servers.
     let bob = server.user("bob@example.com").await;
     let bob_chat = bob.new_chat().await;
