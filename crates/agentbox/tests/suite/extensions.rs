@@ -1,6 +1,7 @@
 //! Agent extensions end to end, with the real CLI, sandboxes and the mock model: a user's
 //! command, skill and agent appear in the CLI's `system/init`, `/name args` sends the
-//! command's text with `$ARGUMENTS` filled in, a changed definition reaches the next turn
+//! command's text with `$ARGUMENTS` filled in, `Task` with the agent's name runs it with
+//! the agent's prompt, a changed definition reaches the next turn
 //! with a notice, a stdio MCP server the test writes connects and answers a tool call
 //! (asked for in `auto`, like other risky tools) with an environment value from a secret
 //! that no API answer and no file of the workspace holds, a server whose command fails shows
@@ -96,6 +97,20 @@ async fn commands_skills_and_agents_reach_the_cli_and_a_change_the_next_turn() {
         "{skill}"
     );
     assert!(home.join(".claude/skills/checker/scripts/check.sh").is_file());
+
+    // The model calling `Task` with the agent's name runs it: the sub-agent's request has
+    // the agent's prompt as its system text.
+    let task = json!({"description": "Review it", "prompt": "[[text:looks fine]] review-task",
+                      "subagent_type": "reviewer", "run_in_background": false});
+    let events = turn(&alice, &chat, &format!("[[tool:Task:{task}]] delegate")).await;
+    assert!(events.iter().any(|e| e.event == "message_completed"), "{events:?}");
+    assert!(
+        server.mock.message_requests().iter().any(|r| {
+            r.user_texts().iter().any(|t| t.contains("review-task"))
+                && r.system_text().contains("You review code.")
+        }),
+        "the sub-agent ran with the agent's prompt"
+    );
 
     // A file of the user's own in the same directory is left alone when a definition goes.
     std::fs::write(home.join(".claude/commands/mine.md"), "Mine.").unwrap();
