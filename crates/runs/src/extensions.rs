@@ -143,6 +143,10 @@ impl Installation {
     /// remove what the manifest lists but is gone, write the rest, then the manifest.
     pub fn install(&self, files: &Workspace) -> Result<(), SandboxError> {
         let old = read_manifest(files);
+        // A chat without definitions, now or before, keeps its workspace exactly as it is.
+        if self.files.is_empty() && old.is_empty() {
+            return Ok(());
+        }
         let new: BTreeSet<String> = self
             .files
             .keys()

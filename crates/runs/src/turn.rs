@@ -278,13 +278,19 @@ impl TurnRunner {
         let files = sandbox.files().clone();
         let installation = extensions.installation.clone();
         let installed = agentbox_sandbox::blocking(move || installation.install(&files)).await;
+        // The turn goes on without them: what the agent did to `~/.claude` (a link out of
+        // the workspace, say) must not stop the chat.
         if let Err(err) = installed {
-            return Err(Failure {
-                code: "extensions_not_installed",
-                message: format!(
-                    "The chat's commands, skills and agents could not be written into its workspace: {err}"
+            tracing::warn!(%err, "could not install a chat's extensions");
+            record(notice(
+                "extensions_not_installed",
+                &format!(
+                    "Your commands, skills and agents could not be written into this chat's \
+                     workspace ({err}); this turn runs without the changes. Check \
+                     ~/.claude in the workspace."
                 ),
-            });
+            ))
+            .await?;
         }
         if let Some(before) = idle_key.filter(|before| before.extensions != key.extensions) {
             let change = describe_change(&before.extensions, &key.extensions);

@@ -5,7 +5,8 @@
 //! with a notice, a stdio MCP server the test writes connects and answers a tool call
 //! (asked for in `auto`, like other risky tools) with an environment value from a secret
 //! that no API answer and no file of the workspace holds, a server whose command fails shows
-//! as failed, and another user's definitions never reach this user's sandbox.
+//! as failed, another user's definitions never reach this user's sandbox, and a link the
+//! agent planted out of the workspace is not followed.
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -161,6 +162,37 @@ async fn commands_skills_and_agents_reach_the_cli_and_a_change_the_next_turn() {
         assert!(!names(init, key).contains(&name.to_owned()), "{key}: {init}");
     }
     assert!(!server.sandbox_home(&bob_chat).join(".claude/commands/greet.md").exists());
+    // Without definitions, agentbox writes nothing into a workspace.
+    assert!(!server.sandbox_home(&bob_chat).join(".claude/.agentbox-extensions.json").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_link_out_of_the_workspace_is_not_followed_and_the_turn_goes_on() {
+    let server = TestServer::start().await;
+    let alice = server.user("alice@example.com").await;
+    put(&alice, "/api/v1/commands/greet", json!({"content": "Greet $ARGUMENTS."})).await;
+    let chat = alice.new_chat().await;
+    let response = alice
+        .request(Method::PUT, &format!("/api/v1/chats/{chat}/files/content?path=hello.txt"))
+        .body("hello")
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success());
+    // What an agent could plant: `~/.claude/commands` as a link to a directory outside.
+    let outside = tempfile::tempdir().unwrap();
+    let home = server.sandbox_home(&chat);
+    std::fs::create_dir_all(home.join(".claude")).unwrap();
+    std::os::unix::fs::symlink(outside.path(), home.join(".claude/commands")).unwrap();
+
+    let events = turn(&alice, &chat, "[[text:still here]] hostile").await;
+    let notice = events
+        .iter()
+        .find(|e| e.data["subtype"] == "extensions_not_installed")
+        .unwrap_or_else(|| panic!("no notice: {events:?}"));
+    assert!(notice.data["text"].as_str().unwrap().contains("~/.claude"), "{notice:?}");
+    assert!(events.iter().any(|e| e.event == "assistant_text"), "the turn ran: {events:?}");
+    assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0, "nothing written outside");
 }
 
 /// An MCP server over stdio: initialize, tools/list, and tools/call of `echo`, which answers
