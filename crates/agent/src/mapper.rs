@@ -114,7 +114,19 @@ fn map_system(message: &SystemMessage) -> Option<AgentEvent> {
     let mut event = SystemEvent::new(&message.subtype);
     let keep: &[&str] = match message.subtype.as_str() {
         "init" => {
-            &["model", "cwd", "permissionMode", "claude_code_version", "tools", "mcp_servers"]
+            // What the CLI loaded: its tools, MCP servers (each with its status), slash
+            // commands, agents and skills, the user's own among them.
+            &[
+                "model",
+                "cwd",
+                "permissionMode",
+                "claude_code_version",
+                "tools",
+                "mcp_servers",
+                "slash_commands",
+                "agents",
+                "skills",
+            ]
         }
         "api_retry" => &["attempt", "max_retries", "retry_delay_ms", "error_status", "error"],
         "status" => &["status", "permissionMode"],

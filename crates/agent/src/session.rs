@@ -35,6 +35,9 @@ pub struct SessionOptions {
     /// `--allow-dangerously-skip-permissions`: lets `set_permission_mode` switch a running CLI
     /// to `bypassPermissions`, which the CLI otherwise refuses.
     pub allow_bypass: bool,
+    /// `--mcp-config`: the chat's MCP servers as the CLI's JSON, secrets only as `${VAR}`
+    /// references to `env`.
+    pub mcp_config: Option<String>,
     /// Model credentials, endpoints, proxies: passed to the CLI's environment only.
     pub env: Vec<(String, String)>,
 }
@@ -48,6 +51,7 @@ impl std::fmt::Debug for SessionOptions {
             .field("append_system_prompt", &self.append_system_prompt)
             .field("max_thinking_tokens", &self.max_thinking_tokens)
             .field("allow_bypass", &self.allow_bypass)
+            .field("mcp_config", &self.mcp_config)
             .field("env", &agentbox_sandbox::EnvNames(&self.env))
             .finish()
     }
@@ -89,6 +93,9 @@ impl SessionOptions {
         }
         if self.allow_bypass {
             args.push("--allow-dangerously-skip-permissions".to_owned());
+        }
+        if let Some(config) = &self.mcp_config {
+            args.extend(["--mcp-config".to_owned(), config.clone()]);
         }
         args
     }
@@ -396,13 +403,15 @@ mod tests {
             append_system_prompt: Some("Be brief.".into()),
             max_thinking_tokens: Some(0),
             allow_bypass: true,
+            mcp_config: Some(r#"{"mcpServers":{}}"#.into()),
             ..options.clone()
         };
         let args = tuned.args().join(" ");
         assert!(
             args.ends_with(
                 "--append-system-prompt Be brief. --system-prompt-snapshot off \
-                 --max-thinking-tokens 0 --allow-dangerously-skip-permissions"
+                 --max-thinking-tokens 0 --allow-dangerously-skip-permissions \
+                 --mcp-config {\"mcpServers\":{}}"
             ),
             "{args}"
         );

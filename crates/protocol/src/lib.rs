@@ -7,10 +7,13 @@
 //! - [`api`]: request and response bodies of the HTTP API (contract v1).
 //! - [`permission`]: permission requests, their answers and how they were settled.
 //! - [`task`]: scheduled tasks, their runs and their API bodies.
+//! - [`extension`]: users' and chats' commands, skills, agents and MCP servers, and what
+//!   makes one valid.
 
 pub mod api;
 pub mod cli;
 pub mod event;
+pub mod extension;
 pub mod permission;
 pub mod task;
 

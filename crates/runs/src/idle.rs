@@ -24,6 +24,10 @@ pub(crate) struct SessionKey {
     /// `ChatSecrets::fingerprint`), so that a changed secret starts a new process; set when
     /// the turn opens the secrets.
     pub secrets: String,
+    /// The chat's extension definitions when the process started (see
+    /// `ChatExtensions::fingerprint`): a changed command, skill, agent or MCP server starts
+    /// a new process that resumes the session.
+    pub extensions: String,
 }
 
 struct IdleSession {
@@ -46,6 +50,11 @@ pub(crate) struct IdleSessions {
 impl IdleSessions {
     pub fn new(timeout: Duration, grace: Duration, tasks: TaskTracker) -> Self {
         Self { sessions: Arc::default(), generation: AtomicU64::new(0), timeout, grace, tasks }
+    }
+
+    /// How the chat's idle CLI process was started, if there is one.
+    pub fn key_of(&self, chat_id: Uuid) -> Option<SessionKey> {
+        lock(&self.sessions).get(&chat_id).map(|idle| idle.key.clone())
     }
 
     /// The chat's idle CLI process, if it is alive and was started the same way; otherwise

@@ -24,6 +24,7 @@ mod checkpoints;
 mod config;
 mod control;
 mod error;
+mod extensions;
 mod gates;
 mod idle;
 mod metrics;

@@ -78,6 +78,11 @@ impl ChatSecrets {
         self.values.iter().map(|(name, value)| (name.clone(), value.as_str().to_owned())).collect()
     }
 
+    /// The value of one secret of the chat (its override, else the user's).
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.values.get(name).map(|value| value.as_str())
+    }
+
     /// Whether the user brings model credentials of their own (any of the special names):
     /// then the server's are not passed at all.
     pub fn has_own_model_access(&self) -> bool {

@@ -17,6 +17,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use uuid::Uuid;
 
 use crate::checkpoints::CheckpointFailure;
+use crate::extensions::{ChatExtensions, describe_change};
 use crate::idle::SessionKey;
 use crate::notices::{Failure, notice};
 use crate::permissions::{ChatPolicy, LiveTurn};
@@ -144,6 +145,10 @@ impl TurnRunner {
             record(&sink, notice("demo", DEMO_NOTICE)).await?;
         }
         job.key.secrets = secrets.fingerprint().to_owned();
+        let extensions = ChatExtensions::load(&self.store, job.user_id, job.chat_id, &secrets)
+            .await
+            .map_err(|err| Failure { code: "storage_error", message: err.to_string() })?;
+        job.key.extensions = extensions.fingerprint.clone();
         if job.live.mode() == PermissionMode::BypassPermissions && !self.bypass_allowed() {
             return Err(Failure {
                 code: "bypass_not_allowed",
@@ -170,16 +175,19 @@ impl TurnRunner {
             auto: self.auto.clone(),
             workspace: PathBuf::from(sandbox.home()),
         };
+        let idle_key = self.idle.key_of(job.chat_id);
         let mut session = match self.idle.take(job.chat_id, &job.key) {
             Some(session) => session,
             None => {
+                self.install_extensions(sandbox.as_ref(), &extensions, idle_key, &job.key, &sink)
+                    .await?;
                 let resume = self
                     .store
                     .chat_unscoped(job.chat_id)
                     .await
                     .map_err(|err| Failure { code: "storage_error", message: err.to_string() })?
                     .and_then(|chat| chat.session_id);
-                self.start_session(sandbox.as_ref(), &job.key, resume, &env).await?
+                self.start_session(sandbox.as_ref(), &job.key, resume, &env, &extensions).await?
             }
         };
         let options = TurnOptions {
@@ -203,7 +211,8 @@ impl TurnRunner {
                 ),
             )
             .await?;
-            session = self.start_session(sandbox.as_ref(), &job.key, None, &env).await?;
+            session =
+                self.start_session(sandbox.as_ref(), &job.key, None, &env, &extensions).await?;
             outcome = run_turn(
                 &mut session,
                 &job.prompt,
@@ -230,8 +239,10 @@ impl TurnRunner {
         key: &SessionKey,
         resume: Option<String>,
         env: &[(String, String)],
+        extensions: &ChatExtensions,
     ) -> Result<AgentSession, Failure> {
         let mut env = env.to_vec();
+        env.extend(extensions.mcp_env.iter().cloned());
         env.push(("CLAUDE_CODE_MAX_RETRIES".into(), self.config.cli_max_retries.to_string()));
         if key.allow_bypass || key.cli_mode == PermissionMode::BypassPermissions.cli_mode() {
             // The CLI refuses bypassPermissions as root unless told it is sandboxed.
@@ -244,9 +255,58 @@ impl TurnRunner {
             append_system_prompt: key.system_prompt.clone(),
             max_thinking_tokens: key.max_thinking_tokens,
             allow_bypass: key.allow_bypass,
+            mcp_config: extensions.mcp_config.clone(),
             env,
         };
         AgentSession::start(sandbox, options).await.map_err(Failure::from_agent)
+    }
+
+    /// Write the chat's commands, skills and agents into its workspace before a CLI starts,
+    /// and tell the turn when they changed since the idle CLI it replaces started, or when a
+    /// definition had to be left out.
+    async fn install_extensions(
+        &self,
+        sandbox: &dyn Sandbox,
+        extensions: &ChatExtensions,
+        idle_key: Option<SessionKey>,
+        key: &SessionKey,
+        sink: &LogSink,
+    ) -> Result<(), Failure> {
+        let record = |event| async move {
+            sink.record(event).await.map(drop).map_err(|e| Failure::from_agent(e.into()))
+        };
+        let files = sandbox.files().clone();
+        let installation = extensions.installation.clone();
+        let installed = agentbox_sandbox::blocking(move || installation.install(&files)).await;
+        // The turn goes on without them: what the agent did to `~/.claude` (a link out of
+        // the workspace, say) must not stop the chat.
+        if let Err(err) = installed {
+            tracing::warn!(%err, "could not install a chat's extensions");
+            record(notice(
+                "extensions_not_installed",
+                &format!(
+                    "Your commands, skills and agents could not be written into this chat's \
+                     workspace ({err}); this turn runs without the changes. Check \
+                     ~/.claude in the workspace."
+                ),
+            ))
+            .await?;
+        }
+        if let Some(before) = idle_key.filter(|before| before.extensions != key.extensions) {
+            let change = describe_change(&before.extensions, &key.extensions);
+            record(notice(
+                "extensions_changed",
+                &format!(
+                    "Extensions changed: {change}. This turn starts a new CLI process, which \
+                     continues the conversation."
+                ),
+            ))
+            .await?;
+        }
+        for problem in &extensions.problems {
+            record(notice("extension_left_out", problem)).await?;
+        }
+        Ok(())
     }
 
     /// The CLI's environment from the chat's secrets and the model credentials: the user's

@@ -115,6 +115,14 @@ impl From<StoreError> for ApiError {
     }
 }
 
+/// A definition of an agent extension that is not valid: 422 with its code
+/// (`invalid_extension_name`, `invalid_extension`, `extension_too_large`).
+impl From<agentbox_protocol::extension::ExtensionError> for ApiError {
+    fn from(err: agentbox_protocol::extension::ExtensionError) -> Self {
+        Self::unprocessable(err.code, err.message)
+    }
+}
+
 /// A secret that does not open is the installation's state (another `SECRET_KEY`, an
 /// unfinished rotation), not the client's fault: 503 with the reason, which names the
 /// secret and the keys' ids, never a value.

@@ -18,6 +18,7 @@ mod costs;
 mod credentials;
 mod disk;
 mod error;
+mod extensions;
 mod extract;
 mod health;
 mod limits;
@@ -148,6 +149,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(queue::routes())
         .merge(settings::routes())
         .merge(secrets::routes())
+        .merge(extensions::routes())
         .merge(sandbox::routes())
         .merge(checkpoints::routes())
         .merge(terminal::routes())

@@ -112,6 +112,48 @@ const MATRIX: &[(&str, &str, Access)] = &[
     ("GET", "/api/v1/secrets", SignedIn),
     ("PUT", "/api/v1/secrets/{name}", SignedIn),
     ("DELETE", "/api/v1/secrets/{name}", SignedIn),
+    // Agent extensions (crates/server/src/extensions.rs).
+    ("GET", "/api/v1/chats/{chat_id}/extensions/status", Owner),
+    ("GET", "/api/v1/commands", SignedIn),
+    ("POST", "/api/v1/commands", SignedIn),
+    ("GET", "/api/v1/commands/{name}", SignedIn),
+    ("PUT", "/api/v1/commands/{name}", SignedIn),
+    ("DELETE", "/api/v1/commands/{name}", SignedIn),
+    ("GET", "/api/v1/chats/{chat_id}/commands", Owner),
+    ("POST", "/api/v1/chats/{chat_id}/commands", Owner),
+    ("GET", "/api/v1/chats/{chat_id}/commands/{name}", Owner),
+    ("PUT", "/api/v1/chats/{chat_id}/commands/{name}", Owner),
+    ("DELETE", "/api/v1/chats/{chat_id}/commands/{name}", Owner),
+    ("GET", "/api/v1/skills", SignedIn),
+    ("POST", "/api/v1/skills", SignedIn),
+    ("GET", "/api/v1/skills/{name}", SignedIn),
+    ("PUT", "/api/v1/skills/{name}", SignedIn),
+    ("DELETE", "/api/v1/skills/{name}", SignedIn),
+    ("GET", "/api/v1/chats/{chat_id}/skills", Owner),
+    ("POST", "/api/v1/chats/{chat_id}/skills", Owner),
+    ("GET", "/api/v1/chats/{chat_id}/skills/{name}", Owner),
+    ("PUT", "/api/v1/chats/{chat_id}/skills/{name}", Owner),
+    ("DELETE", "/api/v1/chats/{chat_id}/skills/{name}", Owner),
+    ("GET", "/api/v1/agents", SignedIn),
+    ("POST", "/api/v1/agents", SignedIn),
+    ("GET", "/api/v1/agents/{name}", SignedIn),
+    ("PUT", "/api/v1/agents/{name}", SignedIn),
+    ("DELETE", "/api/v1/agents/{name}", SignedIn),
+    ("GET", "/api/v1/chats/{chat_id}/agents", Owner),
+    ("POST", "/api/v1/chats/{chat_id}/agents", Owner),
+    ("GET", "/api/v1/chats/{chat_id}/agents/{name}", Owner),
+    ("PUT", "/api/v1/chats/{chat_id}/agents/{name}", Owner),
+    ("DELETE", "/api/v1/chats/{chat_id}/agents/{name}", Owner),
+    ("GET", "/api/v1/mcp-servers", SignedIn),
+    ("POST", "/api/v1/mcp-servers", SignedIn),
+    ("GET", "/api/v1/mcp-servers/{name}", SignedIn),
+    ("PUT", "/api/v1/mcp-servers/{name}", SignedIn),
+    ("DELETE", "/api/v1/mcp-servers/{name}", SignedIn),
+    ("GET", "/api/v1/chats/{chat_id}/mcp-servers", Owner),
+    ("POST", "/api/v1/chats/{chat_id}/mcp-servers", Owner),
+    ("GET", "/api/v1/chats/{chat_id}/mcp-servers/{name}", Owner),
+    ("PUT", "/api/v1/chats/{chat_id}/mcp-servers/{name}", Owner),
+    ("DELETE", "/api/v1/chats/{chat_id}/mcp-servers/{name}", Owner),
     ("GET", "/api/v1/settings", SignedIn),
     ("PATCH", "/api/v1/settings", SignedIn),
     ("GET", "/api/v1/setup", Public),
@@ -280,6 +322,18 @@ async fn every_route_answers_each_caller_as_the_matrix_says() {
 /// field (handlers may check the body before they look the chat up). Routes not listed
 /// take `{}`; the owner's call may still be refused for its own reasons (a random id).
 fn body_for(path: &str) -> serde_json::Value {
+    // Extensions: the kind is the segment before `{name}`, or the last one.
+    let mut segments = path.rsplit('/').skip_while(|segment| *segment == "{name}");
+    match segments.next().unwrap_or_default() {
+        "commands" => return json!({"name": "matrix", "content": "Say hello."}),
+        "skills" | "agents" => {
+            return json!({"name": "matrix", "description": "d", "content": "Say hello."});
+        }
+        "mcp-servers" => {
+            return json!({"name": "matrix", "type": "http", "url": "https://example.com/mcp"});
+        }
+        _ => {}
+    }
     match path.rsplit('/').next().unwrap_or_default() {
         "move" => json!({"from": "a.txt", "to": "b.txt"}),
         "directory" => json!({"path": "made-by-the-matrix"}),

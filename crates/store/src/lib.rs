@@ -29,10 +29,10 @@ use uuid::Uuid;
 pub use copy::{CopyReport, copy_installation};
 pub use records::{
     AuditFilter, AuditRecord, ChatListing, ChatRecord, ChatUpdate, CheckpointKind,
-    CheckpointRecord, DEFAULT_CHAT_TITLE, InviteRecord, LimitOverrides, NewChat, NewEvent,
-    NodeRecord, NodeRole, OrphanedTurn, PermissionRecord, QueuedUpdate, RefreshRotation, Rewind,
-    SecretRecord, Spending, StartedTurn, StoredControl, TitleSource, TurnJob, TurnQueueSummary,
-    TurnResult, UserActivity, UserRecord, UserUsage,
+    CheckpointRecord, DEFAULT_CHAT_TITLE, ExtensionRecord, InviteRecord, LimitOverrides, NewChat,
+    NewEvent, NodeRecord, NodeRole, OrphanedTurn, PermissionRecord, QueuedUpdate, RefreshRotation,
+    Rewind, SecretRecord, Spending, StartedTurn, StoredControl, TitleSource, TurnJob,
+    TurnQueueSummary, TurnResult, UserActivity, UserRecord, UserUsage,
 };
 pub use repository::{Repository, Wake};
 pub use search::ChatQuery;
@@ -213,10 +213,11 @@ pub enum Table {
     Secrets,
     Tasks,
     TaskRuns,
+    Extensions,
 }
 
 impl Table {
-    pub const ALL: [Self; 16] = [
+    pub const ALL: [Self; 17] = [
         Self::Users,
         Self::RefreshTokens,
         Self::UserSettings,
@@ -233,6 +234,7 @@ impl Table {
         Self::Secrets,
         Self::Tasks,
         Self::TaskRuns,
+        Self::Extensions,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -253,6 +255,7 @@ impl Table {
             Self::Secrets => "secrets",
             Self::Tasks => "tasks",
             Self::TaskRuns => "task_runs",
+            Self::Extensions => "extensions",
         }
     }
 }
@@ -522,6 +525,52 @@ impl Store {
         self.repo.reseal_secrets(secrets).await
     }
 
+    // Agent extensions: definitions validated by the caller (agentbox_protocol::extension).
+
+    /// Set a definition of the user (`chat_id: None`) or of a chat; `true` when it is new.
+    pub async fn put_extension(
+        &self,
+        user_id: Uuid,
+        chat_id: Option<Uuid>,
+        kind: &str,
+        name: &str,
+        body: &str,
+    ) -> Result<bool> {
+        let at = records::now();
+        let extension = ExtensionRecord {
+            id: Uuid::now_v7(),
+            user_id,
+            chat_id,
+            kind: kind.to_owned(),
+            name: name.to_owned(),
+            body: body.to_owned(),
+            created_at: at,
+            updated_at: at,
+        };
+        self.repo.put_extension(&extension).await
+    }
+
+    /// One scope's definitions (the user's own when `chat_id` is `None`, else that chat's),
+    /// of one kind or all, by kind and name.
+    pub async fn extensions(
+        &self,
+        user_id: Uuid,
+        chat_id: Option<Uuid>,
+        kind: Option<&str>,
+    ) -> Result<Vec<ExtensionRecord>> {
+        self.repo.extensions(user_id, chat_id, kind).await
+    }
+
+    pub async fn delete_extension(
+        &self,
+        user_id: Uuid,
+        chat_id: Option<Uuid>,
+        kind: &str,
+        name: &str,
+    ) -> Result<bool> {
+        self.repo.delete_extension(user_id, chat_id, kind, name).await
+    }
+
     // The audit log.
 
     /// Record a security event now; `detail` is a JSON object.
@@ -636,6 +685,15 @@ impl Store {
     }
 
     /// Up to `limit` events of the chat with `seq > after`, in order.
+    /// The chat's latest `system` event of `subtype`.
+    pub async fn last_system_event(
+        &self,
+        chat_id: Uuid,
+        subtype: &str,
+    ) -> Result<Option<ChatEvent>> {
+        self.repo.last_system_event(chat_id, subtype).await
+    }
+
     pub async fn events_after(
         &self,
         chat_id: Uuid,

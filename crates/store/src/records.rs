@@ -972,3 +972,42 @@ pub(crate) fn secret_from_row(row: &impl Fields) -> Result<SecretRecord> {
         updated_at: row.time("updated_at")?,
     })
 }
+
+// ---------------------------------------------------------------------------------------
+// Agent extensions.
+
+/// One extension definition: a user's own (`chat_id: None`) or a chat's override or
+/// addition. `kind` is `command`, `skill`, `agent` or `mcp_server`; `body` is the
+/// definition as a JSON document, validated by the caller (an MCP server's secret values are
+/// never in it, only references to the user's secrets).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ExtensionRecord {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub chat_id: Option<Uuid>,
+    pub kind: String,
+    pub name: String,
+    pub body: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+macro_rules! extension_columns {
+    () => {
+        "id, user_id, chat_id, kind, name, body, created_at, updated_at"
+    };
+}
+pub(crate) use extension_columns;
+
+pub(crate) fn extension_from_row(row: &impl Fields) -> Result<ExtensionRecord> {
+    Ok(ExtensionRecord {
+        id: row.id("id")?,
+        user_id: row.id("user_id")?,
+        chat_id: row.opt_id("chat_id")?,
+        kind: row.text("kind")?,
+        name: row.text("name")?,
+        body: row.text("body")?,
+        created_at: row.time("created_at")?,
+        updated_at: row.time("updated_at")?,
+    })
+}

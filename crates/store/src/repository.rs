@@ -14,9 +14,9 @@ use uuid::Uuid;
 
 use crate::records::{
     AuditFilter, AuditRecord, ChatListing, ChatRecord, ChatUpdate, CheckpointKind,
-    CheckpointRecord, InviteRecord, NewEvent, NodeRecord, OrphanedTurn, PermissionRecord,
-    QueuedUpdate, RefreshRotation, Rewind, SecretRecord, Spending, StartedTurn, StoredControl,
-    TurnJob, TurnQueueSummary, TurnResult, UserActivity, UserRecord, UserUsage,
+    CheckpointRecord, ExtensionRecord, InviteRecord, NewEvent, NodeRecord, OrphanedTurn,
+    PermissionRecord, QueuedUpdate, RefreshRotation, Rewind, SecretRecord, Spending, StartedTurn,
+    StoredControl, TurnJob, TurnQueueSummary, TurnResult, UserActivity, UserRecord, UserUsage,
 };
 use crate::search::ChatQuery;
 use crate::tasks::{NewTaskRun, TaskRecord};
@@ -134,6 +134,8 @@ pub trait EventRepository: Send + Sync {
     async fn append_event(&self, chat_id: Uuid, event: NewEvent) -> Result<ChatEvent>;
     /// Up to `limit` events of the chat with `seq > after`, in order.
     async fn events_after(&self, chat_id: Uuid, after: i64, limit: i64) -> Result<Vec<ChatEvent>>;
+    /// The chat's latest `system` event of `subtype` (the CLI's last `init`, say).
+    async fn last_system_event(&self, chat_id: Uuid, subtype: &str) -> Result<Option<ChatEvent>>;
 }
 
 #[async_trait]
@@ -458,6 +460,31 @@ pub trait SecretRepository: Send + Sync {
     async fn reseal_secrets(&self, secrets: &[SecretRecord]) -> Result<u64>;
 }
 
+/// Agent extensions (slash commands, skills, sub-agents, MCP servers): one scope per user
+/// (`chat_id: None`) and one per chat, unique by (kind, name) within a scope.
+#[async_trait]
+pub trait ExtensionRepository: Send + Sync {
+    /// Insert the definition, or replace the body of the one of its scope, kind and name
+    /// (keeping that one's id and `created_at`); `true` when it is new.
+    async fn put_extension(&self, extension: &ExtensionRecord) -> Result<bool>;
+    /// One scope's definitions (the user's own when `chat_id` is `None`), of one kind or
+    /// (`None`) of every kind, by kind and name.
+    async fn extensions(
+        &self,
+        user_id: Uuid,
+        chat_id: Option<Uuid>,
+        kind: Option<&str>,
+    ) -> Result<Vec<ExtensionRecord>>;
+    /// Whether there was one to delete.
+    async fn delete_extension(
+        &self,
+        user_id: Uuid,
+        chat_id: Option<Uuid>,
+        kind: &str,
+        name: &str,
+    ) -> Result<bool>;
+}
+
 /// Scheduled tasks and their runs. A run's row is the claim of its due time: the unique key
 /// (task, due time) lets one claim through, whichever node or restart tries.
 #[async_trait]
@@ -542,6 +569,7 @@ pub trait Repository:
     + ControlRepository
     + AuditRepository
     + SecretRepository
+    + ExtensionRepository
     + TaskRepository
     + DatabaseRepository
     + Send
@@ -564,6 +592,7 @@ impl<T> Repository for T where
         + ControlRepository
         + AuditRepository
         + SecretRepository
+        + ExtensionRepository
         + TaskRepository
         + DatabaseRepository
         + Send

@@ -8,6 +8,7 @@ mod cluster_nodes;
 mod containment;
 mod costs;
 mod crash;
+mod extensions;
 mod files;
 mod finding;
 mod hostile;

@@ -71,4 +71,17 @@ impl EventRepository for Postgres {
         .await?;
         rows.iter().map(event_from_row).collect()
     }
+
+    async fn last_system_event(&self, chat_id: Uuid, subtype: &str) -> Result<Option<ChatEvent>> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            event_columns!(),
+            " FROM chat_events WHERE chat_id = $1 AND type = 'system' AND data->>'subtype' = $2 ORDER BY seq DESC LIMIT 1"
+        ))
+        .bind(chat_id)
+        .bind(subtype)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(event_from_row).transpose()
+    }
 }

@@ -15,6 +15,7 @@ mod chats;
 mod checkpoints;
 mod controls;
 mod events;
+mod extensions;
 mod jobs;
 mod nodes;
 mod permissions;
@@ -140,6 +141,7 @@ fn count_query(table: Table) -> &'static str {
         Table::Secrets => "SELECT COUNT(*) FROM secrets",
         Table::Tasks => "SELECT COUNT(*) FROM tasks",
         Table::TaskRuns => "SELECT COUNT(*) FROM task_runs",
+        Table::Extensions => "SELECT COUNT(*) FROM extensions",
     }
 }
 
@@ -282,6 +284,14 @@ fn import_query(table: Table) -> &'static str {
                     r->>'claimed_by', (r->>'started_at')::timestamptz,
                     (r->>'ended_at')::timestamptz, (r->>'chat_id')::uuid,
                     (r->>'message_id')::uuid, r->>'error', (r->>'seen_at')::timestamptz
+             FROM json_array_elements($1::json) AS r"
+        }
+        Table::Extensions => {
+            "INSERT INTO extensions (id, user_id, chat_id, kind, name, body, created_at, updated_at)
+             SELECT
+                    (r->>'id')::uuid, (r->>'user_id')::uuid, (r->>'chat_id')::uuid, r->>'kind',
+                    r->>'name', r->>'body', (r->>'created_at')::timestamptz,
+                    (r->>'updated_at')::timestamptz
              FROM json_array_elements($1::json) AS r"
         }
     }

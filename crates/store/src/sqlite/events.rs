@@ -70,4 +70,17 @@ impl EventRepository for Sqlite {
         .await?;
         rows.iter().map(event_from_row).collect()
     }
+
+    async fn last_system_event(&self, chat_id: Uuid, subtype: &str) -> Result<Option<ChatEvent>> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            event_columns!(),
+            " FROM chat_events WHERE chat_id = $1 AND type = 'system' AND json_extract(data, '$.subtype') = $2 ORDER BY seq DESC LIMIT 1"
+        ))
+        .bind(chat_id.to_string())
+        .bind(subtype)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(event_from_row).transpose()
+    }
 }

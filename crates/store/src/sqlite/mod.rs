@@ -8,6 +8,7 @@ mod chats;
 mod checkpoints;
 mod controls;
 mod events;
+mod extensions;
 mod jobs;
 mod nodes;
 mod permissions;
@@ -129,6 +130,7 @@ fn count_query(table: Table) -> &'static str {
         Table::Secrets => "SELECT COUNT(*) FROM secrets",
         Table::Tasks => "SELECT COUNT(*) FROM tasks",
         Table::TaskRuns => "SELECT COUNT(*) FROM task_runs",
+        Table::Extensions => "SELECT COUNT(*) FROM extensions",
     }
 }
 
@@ -246,6 +248,12 @@ fn export_query(table: Table) -> &'static str {
                     'chat_id', chat_id, 'message_id', message_id, 'error', error,
                     'seen_at', seen_at)
              FROM task_runs WHERE rowid > $1 ORDER BY rowid LIMIT $2"
+        }
+        Table::Extensions => {
+            "SELECT rowid, json_object('id', id, 'user_id', user_id, 'chat_id', chat_id,
+                    'kind', kind, 'name', name, 'body', body,
+                    'created_at', created_at, 'updated_at', updated_at)
+             FROM extensions WHERE rowid > $1 ORDER BY rowid LIMIT $2"
         }
     }
 }

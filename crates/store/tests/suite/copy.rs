@@ -56,6 +56,11 @@ async fn fill(t: &TestStore) -> (Uuid, Vec<Uuid>) {
         .unwrap();
     store.put_secret(user, None, "TOKEN", "key-id", "sealed-user").await.unwrap();
     store.put_secret(user, Some(chat), "TOKEN", "key-id", "sealed-chat").await.unwrap();
+    store.put_extension(user, None, "command", "review", r#"{"content":"Review"}"#).await.unwrap();
+    store
+        .put_extension(user, Some(chat), "mcp_server", "tools", r#"{"type":"http"}"#)
+        .await
+        .unwrap();
     store
         .audit(
             "sign_in",
@@ -226,6 +231,7 @@ async fn a_copied_installation_reads_the_same_and_a_full_target_is_refused() {
     assert_eq!(counts[&Table::ServerSettings], 1);
     assert_eq!(counts[&Table::Secrets], 2);
     assert_eq!((counts[&Table::Tasks], counts[&Table::TaskRuns]), (1, 2));
+    assert_eq!(counts[&Table::Extensions], 2);
     for table in Table::ALL {
         assert_eq!(target.store.count_rows(table).await.unwrap(), counts[&table]);
     }
@@ -282,6 +288,10 @@ async fn a_copied_installation_reads_the_same_and_a_full_target_is_refused() {
     assert_eq!(
         target.store.all_secrets().await.unwrap(),
         source.store.all_secrets().await.unwrap()
+    );
+    assert_eq!(
+        target.store.extensions(user, None, None).await.unwrap(),
+        source.store.extensions(user, None, None).await.unwrap()
     );
 
     // A second copy into the now full target is refused, saying what it found, and

@@ -8,8 +8,32 @@ use super::support::{TestStore, conformance};
 
 conformance!(
     events_after_reads_what_follows_the_last_event_id,
-    concurrent_appends_keep_seq_gapless
+    concurrent_appends_keep_seq_gapless,
+    the_last_system_event_of_a_subtype_is_found
 );
+
+async fn the_last_system_event_of_a_subtype_is_found(t: TestStore) {
+    use agentbox_protocol::event::SystemEvent;
+    let (_, chat) = t.user_and_chat().await;
+    let (_, other) = t.user_and_chat().await;
+    let store = &t.store;
+    assert!(store.last_system_event(chat, "init").await.unwrap().is_none());
+    let turn = store.begin_turn(chat, "go", "m", PermissionMode::Ask).await.unwrap();
+    let other_turn = store.begin_turn(other, "go", "m", PermissionMode::Ask).await.unwrap();
+    let system =
+        |subtype: &str, n: i64| EventPayload::System(SystemEvent::new(subtype).with("n", n));
+    for (subtype, n) in [("init", 1), ("status", 2), ("init", 3), ("status", 4)] {
+        store.append_event(chat, NewEvent::new(turn.message_id, system(subtype, n))).await.unwrap();
+    }
+    store
+        .append_event(other, NewEvent::new(other_turn.message_id, system("init", 9)))
+        .await
+        .unwrap();
+    let found = store.last_system_event(chat, "init").await.unwrap().unwrap();
+    let EventPayload::System(event) = &found.payload else { panic!("{found:?}") };
+    assert_eq!(event.details["n"], 3);
+    assert!(store.last_system_event(chat, "nothing").await.unwrap().is_none());
+}
 
 async fn events_after_reads_what_follows_the_last_event_id(t: TestStore) {
     let (_, chat) = t.user_and_chat().await;

@@ -8,6 +8,7 @@ mod copy;
 mod copy_per_run;
 mod crash;
 mod events;
+mod extensions;
 mod permissions;
 mod queue;
 mod queue_summary;
