@@ -19,7 +19,9 @@ mod credentials;
 mod disk;
 mod error;
 mod extract;
+mod forward;
 mod health;
+mod internal;
 mod limits;
 mod messages;
 mod metrics;
@@ -80,7 +82,10 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/openapi.json", axum::routing::get(move || async move { openapi }))
         .fallback(spa::fallback)
         .method_not_allowed_fallback(error::method_not_allowed)
-        .layer(DefaultBodyLimit::max(body_limit));
+        .layer(DefaultBodyLimit::max(body_limit))
+        // A chat bound to another node (a worker) has its files, terminals and sandbox
+        // there; this node passes those requests on.
+        .layer(axum::middleware::from_fn_with_state(state.clone(), forward::to_sandbox_node));
     observed(router).with_state(state)
 }
 
@@ -104,10 +109,28 @@ fn observed(router: Router<AppState>) -> Router<AppState> {
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
 }
 
-/// A worker node's HTTP: `/health`, `/readyz`, `/livez`, `/metrics` and JSON 404s, nothing else (it runs turns, the API
-/// nodes serve people).
+/// A worker node's HTTP: `/health`, `/readyz`, `/livez`, `/metrics`, the internal API that
+/// API nodes forward a chat's files, terminals and sandbox to (`/internal/v1/...`, behind
+/// the node credential; see [`internal`]) and JSON 404s, nothing else (it runs turns, the
+/// API nodes serve people).
 pub fn worker_app(state: AppState) -> Router {
+    let (routes, _) = OpenApiRouter::<AppState>::new()
+        .merge(workspace::routes())
+        .merge(terminal::routes())
+        .merge(sandbox::routes())
+        .split_for_parts();
+    let routes: Router = routes
+        .fallback(|| async { error::not_found() })
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(DefaultBodyLimit::max(state.limits.max_body_bytes))
+        .with_state(state.clone());
+    let internal_state = state.clone();
+    let dispatch = move |request: Request<axum::body::Body>| {
+        let (state, routes) = (internal_state.clone(), routes.clone());
+        async move { internal::dispatch(state, routes, request).await }
+    };
     let router = Router::new()
+        .route(&format!("{}{{*rest}}", internal::PREFIX), axum::routing::any(dispatch))
         .route("/health", axum::routing::get(health::health))
         .route("/readyz", axum::routing::get(ready::readyz))
         .route("/livez", axum::routing::get(ready::livez))
