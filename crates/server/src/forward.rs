@@ -185,9 +185,9 @@ fn forwarded_query(query: Option<&str>) -> String {
     if kept.is_empty() {
         return String::new();
     }
-    let mut serializer = url::form_urlencoded::Serializer::new(String::from("?"));
+    let mut serializer = url::form_urlencoded::Serializer::new(String::new());
     serializer.extend_pairs(kept);
-    serializer.finish()
+    format!("?{}", serializer.finish())
 }
 
 fn is_websocket(headers: &HeaderMap) -> bool {
