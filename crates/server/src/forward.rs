@@ -214,6 +214,17 @@ fn unreachable_node(target: &Target, err: impl std::fmt::Display) -> ApiError {
         .into()
 }
 
+/// The user was signed in here, so a 401 from the worker is about this node's credential
+/// (another `SECRET_KEY` there), never the user's: passing it on would sign them out.
+fn credential_refused(target: &Target) -> ApiError {
+    tracing::error!(node = %target.node, "the chat's worker refused this node's credential: is SECRET_KEY the same on every node?");
+    ForwardError::NodeUnavailable {
+        node: target.node.clone(),
+        reason: "refusing this node's credential (its SECRET_KEY differs)".into(),
+    }
+    .into()
+}
+
 async fn http(state: &AppState, request: Request, target: Target) -> Result<Response, ApiError> {
     let url = internal_url(&target, &request)?;
     let (parts, body) = request.into_parts();
@@ -234,6 +245,9 @@ async fn http(state: &AppState, request: Request, target: Target) -> Result<Resp
         .send()
         .await
         .map_err(|err| unreachable_node(&target, err))?;
+    if response.status() == StatusCode::UNAUTHORIZED {
+        return Err(credential_refused(&target));
+    }
     let mut answer = Response::builder().status(response.status());
     for (name, value) in response.headers() {
         if !hop_by_hop(name) {
@@ -275,6 +289,9 @@ async fn websocket(
     }
     let upstream = match tokio_tungstenite::connect_async(upstream_request).await {
         Ok((upstream, _)) => upstream,
+        Err(tungstenite::Error::Http(refusal)) if refusal.status() == StatusCode::UNAUTHORIZED => {
+            return Err(credential_refused(&target));
+        }
         Err(tungstenite::Error::Http(refusal)) => {
             // The worker answered, and said no: its answer is the client's.
             let (head, body) = refusal.into_parts();

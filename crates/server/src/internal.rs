@@ -132,6 +132,9 @@ fn refused() -> Response {
 /// `/internal/v1/...` on a worker: check the credential, then serve the request with the
 /// public route's handler as the user the credential names.
 pub async fn dispatch(state: AppState, routes: axum::Router, mut request: Request) -> Response {
+    if !request.uri().path().starts_with(PREFIX) {
+        return crate::error::not_found().into_response();
+    }
     let node = state.runner.config().node.id.clone();
     let Some(chat_id) = chat_of_path(request.uri().path(), PREFIX) else {
         return crate::error::not_found().into_response();

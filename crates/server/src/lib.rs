@@ -53,13 +53,15 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::TraceLayer;
 use utoipa_axum::router::OpenApiRouter;
 
-pub use accounts::{Accounts, RegistrationMode, SignInLimits};
+pub use accounts::{Accounts, RegistrationMode, SignInLimits, client_ip, parse_trusted_proxies};
 pub use admission::LimitAdmission;
 pub use audit::AuditRetention;
 pub use auth::AuthKeys;
 pub use connection::{ApiConnection, ApiListener, PeerAddress};
 pub use error::ApiError;
 pub use health::{ServerInfo, component};
+pub use internal::{InternalCaller, InternalKey};
+pub use ipnet::IpNet;
 pub use limits::TurnLimits;
 pub use metrics::MetricsAccess;
 pub use ratelimit::{Clock, ManualClock, Rate, SystemClock};
@@ -130,12 +132,14 @@ pub fn worker_app(state: AppState) -> Router {
         async move { internal::dispatch(state, routes, request).await }
     };
     let router = Router::new()
-        .route(&format!("{}{{*rest}}", internal::PREFIX), axum::routing::any(dispatch))
         .route("/health", axum::routing::get(health::health))
         .route("/readyz", axum::routing::get(ready::readyz))
         .route("/livez", axum::routing::get(ready::livez))
         .route("/metrics", axum::routing::get(ready::metrics))
-        .fallback(|| async { error::not_found() })
+        // The internal API is the fallback, not a route: a route's path parameters would
+        // stay in the request and confuse the public handlers' own (axum appends them).
+        // `dispatch` answers 404 for anything outside `/internal/v1/`.
+        .fallback(dispatch)
         .method_not_allowed_fallback(error::method_not_allowed);
     observed(router).with_state(state)
 }

@@ -156,7 +156,8 @@ enum ServerMessage {
     responses((status = 101, description = "switching to the WebSocket protocol"),
               (status = 400, description = "websocket_required, invalid_size"), (status = 401),
               (status = 404, description = "chat_not_found, terminal_not_found"),
-              (status = 429, description = "too_many_terminals, limit_reached (sandboxes running)")),
+              (status = 429, description = "too_many_terminals, limit_reached (sandboxes running)"),
+              (status = 503, description = "sandbox_node_unavailable: the worker that holds the chat's sandbox is gone or not answering")),
     security(("bearer" = [])))]
 async fn terminal(
     State(state): State<AppState>,

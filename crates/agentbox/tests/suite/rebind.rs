@@ -255,3 +255,234 @@ async fn a_chat_moves_between_workers(backend: Db) {
     assert!(!home(dirs[2].path(), &chat).join("later.txt").exists());
     store.close().await;
 }
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A terminal through `base`, authenticated the browser's way (`?access_token=`); the HTTP
+/// status when it is refused.
+async fn open_terminal(base: &str, chat: &str, token: &str) -> Result<Socket, (u16, String)> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let url = format!(
+        "{}/api/v1/chats/{chat}/terminal?cols=100&rows=30&access_token={token}",
+        base.replace("http://", "ws://")
+    );
+    let request = url.into_client_request().unwrap();
+    match tokio::time::timeout(PATIENCE, tokio_tungstenite::connect_async(request))
+        .await
+        .expect("the terminal did not answer")
+    {
+        Ok((socket, _)) => Ok(socket),
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            let body = String::from_utf8_lossy(response.body().as_deref().unwrap_or_default());
+            Err((response.status().as_u16(), body.into_owned()))
+        }
+        Err(err) => panic!("{err}"),
+    }
+}
+
+/// The terminal's output until it contains `needle`.
+async fn read_terminal_until(socket: &mut Socket, needle: &str) -> String {
+    use futures::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let mut output = String::new();
+    while !output.contains(needle) {
+        let message = tokio::time::timeout(PATIENCE, socket.next())
+            .await
+            .expect("the terminal went quiet")
+            .unwrap()
+            .unwrap();
+        match message {
+            Message::Binary(data) => output.push_str(&String::from_utf8_lossy(&data)),
+            Message::Close(frame) => panic!("closed before {needle:?}: {frame:?}\n{output}"),
+            _ => {}
+        }
+    }
+    output
+}
+
+fn assert_unavailable(status: StatusCode, body: &Value, what: &str) {
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{what}: {body}");
+    assert_eq!(body["error"]["code"], "sandbox_node_unavailable", "{what}: {body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("w1"), "{what}: {body}");
+}
+
+/// An API node serves the files, the zip, uploads, a terminal and the sandbox of a chat
+/// bound to a worker by passing the requests on to that worker's internal API; the
+/// internal API refuses requests without a valid node credential; with the worker killed,
+/// the same requests get 503 `sandbox_node_unavailable`.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_api_node_serves_the_files_and_terminals_of_a_workers_chat() {
+    use futures::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let mock = MockLlm::start().await.unwrap();
+    let database = Db::Postgres.create("forward").await.unwrap();
+    let url = database.url.clone();
+    let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    // One SECRET_KEY for the installation: the node credential is derived from it.
+    let shared =
+        ["--node-expiry-secs", "5", "--secret-key", "forwarding-test-secret-key-of-32-characters"];
+    let (_api_node, api_base) = spawn_node(
+        &[&["serve", "--no-worker", "--node-id", "api-1"], &shared[..]].concat(),
+        dirs[0].path(),
+        Some(&url),
+        &mock,
+        unique_uid_base(),
+    )
+    .await;
+    let (mut worker, worker_base) = spawn_node(
+        &[&["worker", "--node-id", "w1"], &shared[..]].concat(),
+        dirs[1].path(),
+        Some(&url),
+        &mock,
+        unique_uid_base(),
+    )
+    .await;
+    let store = Store::open_with(&url, &test_pool()).await.unwrap();
+    let api =
+        TestServerless(Api { base: api_base.clone(), http: reqwest::Client::new(), token: None })
+            .user("forward@example.com")
+            .await;
+    let token = api.token.clone().unwrap();
+    let chat = api.new_chat().await;
+    let chat_id: Uuid = chat.parse().unwrap();
+
+    // The agent writes a file on the worker; the chat is bound there.
+    let written = api.send(&chat, "[[write:notes/agent.txt:from the agent]] write it").await;
+    let done = wait_for_message(&api, &chat, &written, |m| m["status"] != "in_progress").await;
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(store.chat_binding(chat_id).await.unwrap().as_deref(), Some("w1"));
+    assert!(!home(dirs[0].path(), &chat).join("notes/agent.txt").exists());
+
+    // Listed, read and zipped through the API node: what the worker holds.
+    let files = format!("/api/v1/chats/{chat}/files");
+    let (status, listing) = api.get(&format!("{files}?path=notes")).await;
+    assert_eq!(status, StatusCode::OK, "{listing}");
+    let names: Vec<&str> =
+        listing.as_array().unwrap().iter().filter_map(|entry| entry["name"].as_str()).collect();
+    assert_eq!(names, ["agent.txt"], "{listing}");
+    let response = api
+        .request(Method::GET, &format!("{files}/content?path=notes/agent.txt"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.text().await.unwrap(), "from the agent");
+    let response = api.request(Method::GET, &format!("{files}/zip")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let zipped = response.bytes().await.unwrap();
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(zipped.to_vec())).unwrap();
+    let mut entry = archive.by_name("notes/agent.txt").expect("the zip holds the agent's file");
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut entry, &mut text).unwrap();
+    assert_eq!(text, "from the agent");
+    drop(entry);
+    let (status, sandbox) = api.get(&format!("/api/v1/chats/{chat}/sandbox")).await;
+    assert_eq!(status, StatusCode::OK, "{sandbox}");
+    assert_eq!(sandbox["provider"], "local", "{sandbox}");
+
+    // An upload through the API node lands on the worker, where the next turn reads it.
+    let response = api
+        .request(Method::PUT, &format!("{files}/content?path=up/loaded.txt"))
+        .header("content-type", "application/octet-stream")
+        .body("uploaded through the API node")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK, "{}", response.text().await.unwrap());
+    assert_eq!(
+        std::fs::read_to_string(home(dirs[1].path(), &chat).join("up/loaded.txt")).unwrap(),
+        "uploaded through the API node"
+    );
+    mock.clear_requests();
+    let next = api.send(&chat, "[[bash:cat up/loaded.txt]] read it").await;
+    let next = wait_for_message(&api, &chat, &next, |m| m["status"] != "in_progress").await;
+    assert_eq!(next["status"], "completed", "{next}");
+    let results: String = mock
+        .message_requests()
+        .iter()
+        .flat_map(|request| request.tool_results())
+        .map(|result| result.to_string())
+        .collect();
+    assert!(results.contains("uploaded through the API node"), "the model saw {results}");
+
+    // A terminal opened through the API node is a shell in the worker's sandbox: it reads
+    // the file only the worker has.
+    let mut socket = open_terminal(&api_base, &chat, &token).await.unwrap();
+    socket
+        .send(Message::Binary(
+            "echo mark-$((6*7)); cat notes/agent.txt; echo; echo e''nd\n"
+                .as_bytes()
+                .to_vec()
+                .into(),
+        ))
+        .await
+        .unwrap();
+    let output = read_terminal_until(&mut socket, "end").await;
+    assert!(output.contains("mark-42"), "{output}");
+    assert!(output.contains("from the agent"), "{output}");
+    drop(socket);
+
+    // The worker's internal API: nothing without a valid node credential, and no public
+    // API at all.
+    let http = reqwest::Client::new();
+    let internal = format!("{worker_base}/internal/v1/chats/{chat}/files?path=");
+    let without = http.get(&internal).send().await.unwrap();
+    assert_eq!(without.status(), StatusCode::UNAUTHORIZED);
+    let user = api.get("/api/v1/auth/me").await.1["id"].as_str().unwrap().to_owned();
+    let expires = chrono::Utc::now().timestamp() + 30;
+    let forged = format!("{user}.{chat}.{expires}.{}", "ab".repeat(32));
+    for credential in [forged.as_str(), token.as_str(), "garbage"] {
+        let response =
+            http.get(&internal).header("x-agentbox-internal", credential).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{credential}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "unauthorized", "{body}");
+    }
+    let bearer = http.get(&internal).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(bearer.status(), StatusCode::UNAUTHORIZED);
+    let public = http.get(format!("{worker_base}{files}?path=")).bearer_auth(&token).send().await;
+    assert_eq!(public.unwrap().status(), StatusCode::NOT_FOUND);
+
+    // The worker dies: at once (it does not answer) and after its heartbeat expired (it is
+    // gone), its chat's files, zip, uploads, terminals and sandbox are unavailable.
+    worker.kill().await.unwrap();
+    let (status, body) = api.get(&format!("{files}?path=")).await;
+    assert_unavailable(status, &body, "a listing while the worker does not answer");
+    tokio::time::timeout(PATIENCE, async {
+        loop {
+            let health: Value =
+                http.get(format!("{api_base}/health")).send().await.unwrap().json().await.unwrap();
+            let gone = health["peers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|peer| peer["id"] == "w1" && peer["alive"] == false);
+            if gone {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await
+    .expect("w1's heartbeat never expired");
+    for path in
+        [format!("{files}?path="), format!("{files}/zip"), format!("/api/v1/chats/{chat}/sandbox")]
+    {
+        let (status, body) = api.get(&path).await;
+        assert_unavailable(status, &body, &path);
+    }
+    let (status, body) =
+        api.call(Method::PUT, &format!("{files}/content?path=x.txt"), Some(json!({"a": 1}))).await;
+    assert_unavailable(status, &body, "an upload");
+    let (status, body) = open_terminal(&api_base, &chat, &token).await.err().unwrap();
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("sandbox_node_unavailable"), "{body}");
+    // Another user's request is still the usual 404, whatever the worker's state.
+    let other =
+        TestServerless(Api { base: api_base.clone(), http: reqwest::Client::new(), token: None })
+            .user("other@example.com")
+            .await;
+    assert_eq!(other.get(&format!("{files}?path=")).await.0, StatusCode::NOT_FOUND);
+    store.close().await;
+}
