@@ -313,11 +313,25 @@ fn assert_unavailable(status: StatusCode, body: &Value, what: &str) {
 /// the same requests get 503 `sandbox_node_unavailable`.
 #[tokio::test(flavor = "multi_thread")]
 async fn an_api_node_serves_the_files_and_terminals_of_a_workers_chat() {
+    api_node_serves_a_workers_chat(Db::Postgres).await;
+}
+
+/// The same on one SQLite file shared by the two processes of one machine.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_api_node_serves_the_files_and_terminals_of_a_workers_chat_on_sqlite() {
+    api_node_serves_a_workers_chat(Db::Sqlite).await;
+}
+
+async fn api_node_serves_a_workers_chat(backend: Db) {
     use futures::SinkExt;
     use tokio_tungstenite::tungstenite::Message;
     let mock = MockLlm::start().await.unwrap();
-    let database = Db::Postgres.create("forward").await.unwrap();
-    let url = database.url.clone();
+    let shared_dir = tempfile::tempdir().unwrap();
+    let database = backend.create("forward").await;
+    let url = match &database {
+        Some(db) => db.url.clone(),
+        None => format!("sqlite://{}", shared_dir.path().join("shared.sqlite").display()),
+    };
     let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
     // One SECRET_KEY for the installation: the node credential is derived from it.
     let shared =
