@@ -57,13 +57,17 @@ const NOT_FORWARDED: [HeaderName; 9] = [
     header::COOKIE,
 ];
 
-/// The chat of a path that the node holding its sandbox serves: its files, its terminal and
-/// its sandbox's routes.
-fn sandbox_route(path: &str) -> Option<Uuid> {
+/// The chat of a path that the node holding its sandbox serves: its files, its terminal,
+/// its sandbox's routes and a restore (which rewrites the files there); `true` for a restore.
+fn sandbox_route(path: &str) -> Option<(Uuid, bool)> {
     let chat = chat_of_path(path, "/api/v1/")?;
     let rest = path.strip_prefix("/api/v1/chats/")?.split_once('/')?.1;
-    let first = rest.split('/').next()?;
-    matches!(first, "files" | "terminal" | "sandbox").then_some(chat)
+    let segments: Vec<&str> = rest.split('/').collect();
+    match segments.as_slice() {
+        ["checkpoints", _, "restore"] => Some((chat, true)),
+        [first, ..] if matches!(*first, "files" | "terminal" | "sandbox") => Some((chat, false)),
+        _ => None,
+    }
 }
 
 fn hop_by_hop(name: &HeaderName) -> bool {
@@ -79,13 +83,16 @@ pub async fn to_sandbox_node(
     request: Request,
     next: Next,
 ) -> Response {
-    let Some(chat_id) = sandbox_route(request.uri().path()) else {
+    let Some((chat_id, restore)) = sandbox_route(request.uri().path()) else {
         return next.run(request).await;
     };
     // Only a copy of the head is held across the awaits (a body is not `Sync`).
     let head = request_parts(&request);
     match target(&state, &head, chat_id).await {
         Ok(None) => next.run(request).await,
+        // A restore needs no worker: this node rewinds the conversation and unbinds the
+        // chat, and the next worker makes its files the checkpoint's (`runs::restore`).
+        Err(Unavailable::Gone(_)) if restore => next.run(request).await,
         Ok(Some(target)) => {
             let result = if is_websocket(request.headers()) {
                 websocket(&state, request, target).await
@@ -94,7 +101,26 @@ pub async fn to_sandbox_node(
             };
             result.unwrap_or_else(IntoResponse::into_response)
         }
-        Err(err) => err.into_response(),
+        Err(Unavailable::Gone(err) | Unavailable::Other(err)) => err.into_response(),
+    }
+}
+
+/// Why no target: the bound node is gone (not registered, expired, no address), or
+/// anything else (not signed in, not the user's chat, the database).
+enum Unavailable {
+    Gone(ApiError),
+    Other(ApiError),
+}
+
+impl From<ApiError> for Unavailable {
+    fn from(err: ApiError) -> Self {
+        Self::Other(err)
+    }
+}
+
+impl From<agentbox_store::StoreError> for Unavailable {
+    fn from(err: agentbox_store::StoreError) -> Self {
+        Self::Other(err.into())
     }
 }
 
@@ -110,7 +136,7 @@ async fn target(
     state: &AppState,
     head: &axum::http::request::Parts,
     chat_id: Uuid,
-) -> Result<Option<Target>, ApiError> {
+) -> Result<Option<Target>, Unavailable> {
     let settings = &state.runner.config().node;
     let Some(node) = state.store.chat_binding(chat_id).await?.filter(|node| *node != settings.id)
     else {
@@ -121,18 +147,19 @@ async fn target(
     let expiry = chrono::TimeDelta::from_std(settings.expiry).unwrap_or(chrono::TimeDelta::MAX);
     let now = Utc::now();
     let record = state.store.nodes().await?.into_iter().find(|record| record.id == node);
-    let unavailable = |reason: &str| ForwardError::NodeUnavailable {
-        node: node.clone(),
-        reason: reason.to_owned(),
+    let unavailable = |reason: &str| {
+        Unavailable::Gone(
+            ForwardError::NodeUnavailable { node: node.clone(), reason: reason.to_owned() }.into(),
+        )
     };
     let Some(record) = record else {
-        return Err(unavailable("no longer registered").into());
+        return Err(unavailable("no longer registered"));
     };
     if now.signed_duration_since(record.heartbeat_at) > expiry {
-        return Err(unavailable("gone (its heartbeat expired)").into());
+        return Err(unavailable("gone (its heartbeat expired)"));
     }
     let Some(address) = record.address else {
-        return Err(unavailable("registered without an address").into());
+        return Err(unavailable("registered without an address"));
     };
     Ok(Some(Target { node, address, user_id: user, chat_id }))
 }
@@ -376,13 +403,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn files_terminals_and_the_sandbox_are_forwarded() {
+    fn files_terminals_the_sandbox_and_restores_are_forwarded() {
         let chat = Uuid::new_v4();
         for rest in ["files", "files/zip", "files/content", "terminal", "sandbox", "sandbox/pause"]
         {
             assert_eq!(
                 sandbox_route(&format!("/api/v1/chats/{chat}/{rest}")),
-                Some(chat),
+                Some((chat, false)),
                 "{rest}"
             );
         }
@@ -390,6 +417,8 @@ mod tests {
             assert_eq!(sandbox_route(&format!("/api/v1/chats/{chat}{rest}")), None, "{rest}");
         }
         assert_eq!(sandbox_route("/api/v1/chats/not-a-uuid/files"), None);
+        let restore = format!("/api/v1/chats/{chat}/checkpoints/{}/restore", Uuid::new_v4());
+        assert_eq!(sandbox_route(&restore), Some((chat, true)));
     }
 
     #[test]

@@ -120,6 +120,7 @@ pub fn worker_app(state: AppState) -> Router {
         .merge(workspace::routes())
         .merge(terminal::routes())
         .merge(sandbox::routes())
+        .merge(checkpoints::restore_route())
         .split_for_parts();
     let routes: Router = routes
         .fallback(|| async { error::not_found() })

@@ -85,7 +85,15 @@ async fn a_chat_moves_between_workers(backend: Db) {
     let checkpoint_store = checkpoint_store.to_str().unwrap();
     let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
     // A short expiry keeps the test short; heartbeats come every sixth of it.
-    let common = ["--node-expiry-secs", "5", "--checkpoint-store", checkpoint_store];
+    // One SECRET_KEY: the API node passes the restore to the worker with a credential from it.
+    let common = [
+        "--node-expiry-secs",
+        "5",
+        "--checkpoint-store",
+        checkpoint_store,
+        "--secret-key",
+        "rebind-test-secret-key-of-at-least-32-characters",
+    ];
     let node = |args: &[&'static str]| -> Vec<&str> { [args, &common[..]].concat() };
     let (_api_node, api_base) = spawn_node(
         &node(&["serve", "--no-worker", "--node-id", "api-1"]),
@@ -225,9 +233,9 @@ async fn a_chat_moves_between_workers(backend: Db) {
     assert!(results.contains(KEPT), "the fork's turn saw {results}");
     assert_eq!(store.chat_binding(fork.parse().unwrap()).await.unwrap().as_deref(), Some("w2"));
 
-    // A restore posted to the API node, which holds no sandbox: the worker running the
-    // chat's next turn makes its workspace the restored checkpoint (later.txt, written
-    // after it on w2, is gone), and the undo is the checkpoint of the turn before.
+    // A restore posted to the API node goes to the worker holding the chat (w2), which
+    // makes its files the checkpoint's at once (later.txt, written after it, is gone) and
+    // takes a checkpoint of the present first, the undo.
     let (status, restored) = api
         .call(
             Method::POST,
@@ -239,8 +247,10 @@ async fn a_chat_moves_between_workers(backend: Db) {
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{restored}");
-    assert_eq!(restored["undo_checkpoint_id"], moved["checkpoint_id"], "{restored}");
-    assert!(home(dirs[2].path(), &chat).join("later.txt").exists(), "w2 has not run yet");
+    assert!(restored["undo_checkpoint_id"].is_string(), "{restored}");
+    assert_ne!(restored["undo_checkpoint_id"], moved["checkpoint_id"], "{restored}");
+    assert!(!home(dirs[2].path(), &chat).join("later.txt").exists(), "restored at once");
+    assert_eq!(store.chat_binding(chat_id).await.unwrap().as_deref(), Some("w2"));
     mock.clear_requests();
     let after = api.send(&chat, "[[bash:ls]] after the restore").await;
     let after = wait_for_message(&api, &chat, &after, |m| m["status"] != "in_progress").await;
@@ -419,6 +429,21 @@ async fn api_node_serves_a_workers_chat(backend: Db) {
         .collect();
     assert!(results.contains("uploaded through the API node"), "the model saw {results}");
 
+    // A restore through the API node rewrites the worker's files at once: the upload,
+    // made after the first turn's checkpoint, is gone there and from the listing.
+    let first_checkpoint = done["checkpoint_id"].as_str().unwrap().to_owned();
+    let restore = format!("/api/v1/chats/{chat}/checkpoints/{first_checkpoint}/restore");
+    let (status, restored) = api.call(Method::POST, &restore, None).await;
+    assert_eq!(status, StatusCode::OK, "{restored}");
+    assert!(restored["undo_checkpoint_id"].is_string(), "{restored}");
+    assert!(!home(dirs[1].path(), &chat).join("up/loaded.txt").exists());
+    let (status, listing) = api.get(&format!("{files}?path=")).await;
+    assert_eq!(status, StatusCode::OK, "{listing}");
+    let names: Vec<&str> =
+        listing.as_array().unwrap().iter().filter_map(|entry| entry["name"].as_str()).collect();
+    assert!(names.contains(&"agent.txt") && !names.contains(&"up"), "{listing}");
+    assert_eq!(store.chat_binding(chat_id).await.unwrap().as_deref(), Some("w1"));
+
     // A terminal opened through the API node is a shell in the worker's sandbox: it reads
     // the file only the worker has.
     let mut socket = open_terminal(&api_base, &chat, &token).await.unwrap();
@@ -488,6 +513,11 @@ async fn api_node_serves_a_workers_chat(backend: Db) {
     let (status, body) = open_terminal(&api_base, &chat, &token).await.err().unwrap();
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("sandbox_node_unavailable"), "{body}");
+    // A restore needs no worker: the API node rewinds the conversation and unbinds the
+    // chat, whose next worker makes its files the checkpoint's.
+    let (status, restored) = api.call(Method::POST, &restore, None).await;
+    assert_eq!(status, StatusCode::OK, "{restored}");
+    assert_eq!(store.chat_binding(chat_id).await.unwrap(), None);
     // Another user's request is still the usual 404, whatever the worker's state.
     let other =
         TestServerless(Api { base: api_base.clone(), http: reqwest::Client::new(), token: None })
