@@ -123,6 +123,46 @@ describe("settings in the web UI", () => {
     await dialog.waitFor({ state: "hidden" });
   });
 
+  it("starts a chat from the home screen's composer with the user's default model and mode", async () => {
+    const dialog = await openAccountSettings();
+    // The model picker names the models; the server's default is said.
+    await dialog.getByLabel("Default model", { exact: true }).locator("option", { hasText: /^Server default \(/ }).waitFor({ state: "attached" });
+    await dialog.getByLabel("Default model", { exact: true }).selectOption({ label: "Opus 4.1" });
+    await page.waitForResponse((r) => r.url().endsWith("/api/v1/settings") && r.request().method() === "PATCH" && r.ok());
+    await dialog.getByLabel("Default mode", { exact: true }).selectOption("plan");
+    await page.waitForResponse((r) => r.url().endsWith("/api/v1/settings") && r.request().method() === "PATCH" && r.ok());
+    await page.keyboard.press("Escape");
+    await dialog.waitFor({ state: "hidden" });
+
+    await page.goto("/");
+    const home = page.getByRole("form", { name: "Start a chat" });
+    await home.waitFor();
+    expect(await home.getByLabel("Model", { exact: true }).inputValue()).toBe("claude-opus-4-1");
+    expect(await home.getByLabel("Mode", { exact: true }).inputValue()).toBe("plan");
+    // The earlier chat is listed under the box.
+    await page.getByRole("region", { name: "Recent chats" }).getByRole("link").first().waitFor();
+    await screenshot(page, "36-home-composer");
+    // A different mode picked here is this chat's, not a new default.
+    await home.getByLabel("Mode", { exact: true }).selectOption("ask");
+    const box = home.getByRole("textbox", { name: "First prompt" });
+    await box.fill("[[text:Started from the home screen.]]");
+    await box.press("Enter");
+    await page.waitForURL((url) => url.pathname.startsWith("/chats/") && !url.pathname.endsWith(chatId));
+    await page.locator("li.message-assistant").filter({ hasText: "Started from the home screen." }).first().waitFor();
+    await waitForTurnEnd(page);
+    const composer = page.locator("form.composer");
+    expect(await composer.getByLabel("Model", { exact: true }).inputValue()).toBe("claude-opus-4-1");
+    expect(await composer.getByLabel("Mode", { exact: true }).inputValue()).toBe("ask");
+
+    // The box is empty again for the next chat, which starts in the default mode again.
+    await page.goto("/");
+    await page.getByRole("form", { name: "Start a chat" }).waitFor();
+    expect(await page.getByRole("textbox", { name: "First prompt" }).inputValue()).toBe("");
+    expect(await page.getByRole("form", { name: "Start a chat" }).getByLabel("Mode", { exact: true }).inputValue()).toBe("plan");
+    await page.goBack();
+    await page.locator("li.message-assistant").filter({ hasText: "Started from the home screen." }).first().waitFor();
+  });
+
   it("fits a phone's width", async () => {
     await page.setViewportSize({ width: 390, height: 760 });
     const dialog = await openChatSettings();

@@ -89,7 +89,8 @@ export interface Stack {
 }
 
 /** Starts the mock model, the server (on an empty data directory) and the browser. */
-export async function startStack(): Promise<Stack> {
+/** `serverArgs` adds flags to `agentbox serve`, given the port it will listen on. */
+export async function startStack(serverArgs: (port: number) => string[] = () => []): Promise<Stack> {
   mkdirSync(ARTIFACTS, { recursive: true });
   const tmp = mkdtempSync(join(tmpdir(), "agentbox-e2e-"));
   // Sandboxes of the `local` provider run as users of their own, who must be able to pass
@@ -109,6 +110,7 @@ export async function startStack(): Promise<Stack> {
     "--claude-path", cli(),
     "--cli-max-retries", "0",
     "--interrupt-grace-secs", "3",
+    ...serverArgs(port),
   ]);
   const base = `http://127.0.0.1:${port}`;
   await waitFor(`${base}/health`, server.child, server.log);

@@ -158,6 +158,12 @@ pub struct ServeArgs {
     /// sign-in rate limits [default: none, the header is ignored].
     #[arg(long, env = "AGENTBOX_TRUSTED_PROXIES")]
     pub trusted_proxies: Option<String>,
+    /// The origin of port previews, with `{port}` and `{chat}` in it once each
+    /// (`p-{port}-{chat}.agentbox.example`, https unless it starts with `http://`; a wildcard
+    /// DNS name and certificate). Without it previews are served under `/preview/` on
+    /// agentbox's own origin, where a previewed app can read the agentbox session.
+    #[arg(long, env = "AGENTBOX_PREVIEW_DOMAIN")]
+    pub preview_domain: Option<String>,
     /// How often the CLI retries a failed model call [default: 3].
     #[arg(long, env = "AGENTBOX_CLI_MAX_RETRIES")]
     pub cli_max_retries: Option<u32>,
@@ -292,6 +298,7 @@ struct FileConfig {
     shutdown_grace_secs: Option<u64>,
     metrics_token: Option<String>,
     trusted_proxies: Option<String>,
+    preview_domain: Option<String>,
     cli_max_retries: Option<u32>,
     max_prompt_bytes: Option<usize>,
     access_token_secs: Option<u64>,
@@ -386,6 +393,8 @@ pub struct Config {
     pub metrics_token: Option<String>,
     /// `--trusted-proxies`: whose `X-Forwarded-For` the sign-in limits believe.
     pub trusted_proxies: Vec<agentbox_server::IpNet>,
+    /// Where previews are served; `None`: under `/preview/` on agentbox's origin.
+    pub preview_domain: Option<agentbox_server::DomainPattern>,
     pub cli_max_retries: u32,
     pub max_prompt_bytes: usize,
     pub access_token_ttl: Duration,
@@ -640,6 +649,10 @@ impl ServeArgs {
                 .or(file.max_running_sandboxes_per_user)
                 .filter(|n| *n > 0),
         };
+        let preview_domain = non_empty(self.preview_domain.or(file.preview_domain))
+            .map(|pattern| agentbox_server::DomainPattern::parse(&pattern))
+            .transpose()
+            .map_err(|reason| anyhow::anyhow!(reason))?;
         let secret_key = self.secret_key.or(file.secret_key);
         if let Some(key) = &secret_key
             && key.len() < 32
@@ -723,6 +736,7 @@ impl ServeArgs {
             ),
             metrics_token: non_empty(self.metrics_token.or(file.metrics_token)),
             trusted_proxies,
+            preview_domain,
             cli_max_retries: self.cli_max_retries.or(file.cli_max_retries).unwrap_or(3),
             max_prompt_bytes: self.max_prompt_bytes.or(file.max_prompt_bytes).unwrap_or(256 * 1024),
             access_token_ttl: Duration::from_secs(

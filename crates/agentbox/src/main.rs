@@ -1,5 +1,7 @@
 //! The `agentbox` binary: `serve` (the platform), `mock-llm` (the scripted model server),
-//! `migrate` (database schema, or a copy of a whole installation into another database), `openapi` (print the API's OpenAPI document).
+//! `migrate` (database schema, or a copy of a whole installation into another database),
+//! `user` (accounts, on the store directly), `backup`/`restore`, `doctor` (check the
+//! installation), `openapi` (print the API's OpenAPI document).
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -52,6 +54,21 @@ enum Command {
     /// replaces it; with `--secret-key`/`SECRET_KEY`, give the new one with `--new-key` and
     /// start the server with it afterwards. The key also signs tokens: everyone is signed out.
     RotateSecretKey(Box<RotateArgs>),
+    /// Manage accounts on the database directly (for an operator locked out of the web UI);
+    /// works while the server runs, with its rules, and writes the audit log (actor `cli`).
+    #[command(subcommand)]
+    User(Box<UserCommand>),
+    /// Back the installation up into one file, while the server runs: a consistent
+    /// snapshot of the database, the secret key's id (never the key: keep SECRET_KEY or
+    /// secret.key separately), and the sandboxes' workspaces and the checkpoints.
+    Backup(Box<BackupArgs>),
+    /// Restore a backup into an empty data directory (give the installation's secret key
+    /// as SECRET_KEY, or put its secret.key there first); then `serve` on it.
+    Restore(Box<RestoreArgs>),
+    /// Check the installation (bubblewrap, user namespaces, cgroups, the data directory,
+    /// the CLI, the model endpoint, the database, Redis) and say what to fix; the exit
+    /// status is 1 if any check fails.
+    Doctor(Box<UserTarget>),
     /// Print the API's OpenAPI document (JSON), the source of the web UI's generated types.
     Openapi,
     /// The first process inside a `local` sandbox; started by the server, not by people.
@@ -67,6 +84,81 @@ struct MigrateArgs {
     /// ... into this one (`postgres://...`), which must be empty; it is migrated first.
     #[arg(long, requires = "from", value_name = "URL")]
     to: Option<String>,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(clap::Args, Debug)]
+struct BackupArgs {
+    /// The backup file to write (it must not exist).
+    #[arg(long, value_name = "FILE")]
+    to: PathBuf,
+    /// Only the database (and the manifest): no workspaces, no checkpoints.
+    #[arg(long)]
+    db_only: bool,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(clap::Args, Debug)]
+struct RestoreArgs {
+    /// The backup file to read.
+    #[arg(long, value_name = "FILE")]
+    from: PathBuf,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum UserCommand {
+    /// Every account, oldest first.
+    List(UserTarget),
+    /// Create an account (whatever the registration mode); a password is generated and
+    /// printed once unless `--password-stdin` gives one.
+    Create {
+        email: String,
+        #[arg(long)]
+        username: Option<String>,
+        /// Make it an administrator.
+        #[arg(long)]
+        admin: bool,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+        #[command(flatten)]
+        target: UserTarget,
+    },
+    /// Disable an account: its tokens stop working and its sign-ins end.
+    Disable(OneUser),
+    /// Re-enable a disabled account.
+    Enable(OneUser),
+    /// Set a new password (every sign-in of the account ends): read from standard input
+    /// with `--password-stdin`, else generated and printed once.
+    ResetPassword {
+        #[command(flatten)]
+        user: OneUser,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Make an account an administrator.
+    MakeAdmin(OneUser),
+    /// Take administration away (refused for the last enabled administrator).
+    RemoveAdmin(OneUser),
+}
+
+#[derive(clap::Args, Debug)]
+struct OneUser {
+    /// The account's email or id.
+    user: String,
+    #[command(flatten)]
+    target: UserTarget,
+}
+
+#[derive(clap::Args, Debug)]
+struct UserTarget {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
     #[command(flatten)]
     serve: ServeArgs,
 }
@@ -108,7 +200,13 @@ fn main() -> anyhow::Result<()> {
     }
     // Everything the server creates is private to it unless it says otherwise.
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
-    tokio::runtime::Runtime::new()?.block_on(run(cli.command))
+    // An error ends the process with status 1 and one readable line (its causes joined),
+    // not a debug dump: operators and scripts read it.
+    if let Err(err) = tokio::runtime::Runtime::new()?.block_on(run(cli.command)) {
+        eprintln!("error: {err:#}");
+        std::process::exit(1);
+    }
+    Ok(())
 }
 
 async fn run(command: Command) -> anyhow::Result<()> {
@@ -158,6 +256,79 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 new_key = %done.new_key_id,
                 "re-sealed every secret under the new key; tokens signed with the old key no longer work"
             );
+            Ok(())
+        }
+        Command::User(command) => {
+            use agentbox::user::Action;
+            let (action, target) = match *command {
+                UserCommand::List(target) => (Action::List, target),
+                UserCommand::Create { email, username, admin, password_stdin, target } => (
+                    Action::Create { email, username, admin, password_from_stdin: password_stdin },
+                    target,
+                ),
+                UserCommand::Disable(one) => (Action::Disable { user: one.user }, one.target),
+                UserCommand::Enable(one) => (Action::Enable { user: one.user }, one.target),
+                UserCommand::ResetPassword { user, password_stdin } => (
+                    Action::ResetPassword { user: user.user, password_from_stdin: password_stdin },
+                    user.target,
+                ),
+                UserCommand::MakeAdmin(one) => (Action::MakeAdmin { user: one.user }, one.target),
+                UserCommand::RemoveAdmin(one) => {
+                    (Action::RemoveAdmin { user: one.user }, one.target)
+                }
+            };
+            let config = target.serve.resolve()?;
+            init_logging(config.log_format);
+            let outcome =
+                agentbox::user::run(&config, action, &mut std::io::stdin().lock()).await?;
+            let mut out = std::io::stdout().lock();
+            if target.json {
+                use std::io::Write;
+                serde_json::to_writer_pretty(&mut out, &outcome)?;
+                writeln!(out)?;
+            } else {
+                agentbox::user::print_table(&outcome, &mut out)?;
+            }
+            Ok(())
+        }
+        Command::Backup(args) => {
+            let BackupArgs { to, db_only, serve: serve_args } = *args;
+            let config = serve_args.resolve()?;
+            init_logging(config.log_format);
+            let report = agentbox::backup::backup(&config, &to, db_only).await?;
+            agentbox::backup::print_backup(&report, &mut std::io::stdout().lock())?;
+            Ok(())
+        }
+        Command::Restore(args) => {
+            let RestoreArgs { from, serve: serve_args } = *args;
+            let config = serve_args.resolve()?;
+            init_logging(config.log_format);
+            let report = agentbox::backup::restore(&config, &from).await?;
+            agentbox::backup::print_restore(
+                &report,
+                &from,
+                &config.data_dir,
+                &mut std::io::stdout().lock(),
+            )?;
+            Ok(())
+        }
+        Command::Doctor(target) => {
+            let UserTarget { json, serve: serve_args } = *target;
+            let config = serve_args.resolve()?;
+            init_logging(config.log_format);
+            let checks = agentbox::doctor::run(&config).await;
+            let mut out = std::io::stdout().lock();
+            if json {
+                use std::io::Write;
+                serde_json::to_writer_pretty(&mut out, &checks)?;
+                writeln!(out)?;
+            } else {
+                agentbox::doctor::print(&checks, &mut out)?;
+            }
+            if checks.iter().any(|c| c.status == agentbox::doctor::Status::Fail) {
+                drop(out);
+                std::process::exit(1);
+            }
             Ok(())
         }
         Command::SandboxInit => anyhow::bail!("sandbox-init runs before any runtime starts"),

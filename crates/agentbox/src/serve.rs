@@ -267,7 +267,14 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         draining: draining.clone(),
         metrics: agentbox_server::MetricsAccess::new(config.metrics_token.as_deref()),
         terminals: agentbox_server::TerminalRegistry::new(TERMINAL_GRACE),
+        previews: Arc::new(agentbox_server::Previews::new(
+            secret.as_bytes(),
+            config.preview_domain.clone(),
+        )),
     };
+    if role != NodeRole::Worker {
+        agentbox_server::warn_if_not_isolated(&state.previews);
+    }
     // Queued prompts meet the per-user limits when the runner starts them after a turn.
     agentbox_server::LimitAdmission::install(&state, sandboxes);
     tracing::info!(%address, data_dir = %config.data_dir.display(), "agentbox is listening on http://{address}");
@@ -405,7 +412,7 @@ async fn sandbox_provider(
 }
 
 /// `host:port` of the model API, which sandboxes may always reach.
-fn model_host(base_url: Option<&str>) -> anyhow::Result<String> {
+pub fn model_host(base_url: Option<&str>) -> anyhow::Result<String> {
     let Some(url) = base_url else { return Ok("api.anthropic.com:443".into()) };
     let (scheme, rest) =
         url.split_once("://").context("ANTHROPIC_BASE_URL must be an http(s) URL")?;
@@ -606,7 +613,7 @@ fn secret_key(config: &Config) -> anyhow::Result<String> {
 /// every SSE stream, terminal and sandbox holds some; the common soft limit of 1024 open files
 /// (systemd's default) would make a deep walk fail for want of descriptors. The hard limit is
 /// the operator's; the soft one is raised to it, as servers commonly do.
-fn raise_open_file_limit() {
+pub fn raise_open_file_limit() {
     use nix::sys::resource::{Resource, getrlimit, setrlimit};
     match getrlimit(Resource::RLIMIT_NOFILE) {
         Ok((soft, hard)) if soft < hard => {

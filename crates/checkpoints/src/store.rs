@@ -38,11 +38,28 @@ pub struct StoreConfig {
     /// The most entries a checkpoint takes ([`MAX_ENTRIES`] by default): a workspace with
     /// more fails with [`CheckpointError::TooManyEntries`].
     pub max_entries: usize,
+    /// Top-level names whose changes a checkpoint does not count in its [`ChangeCounts`]
+    /// (a tool's own state beside the user's files): a path counts unless its first
+    /// component is one of them or one of them followed by `.` and more (`name.backup`).
+    /// They are stored and restored like every other path.
+    pub uncounted: Vec<String>,
 }
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        StoreConfig { excludes: Vec::new(), max_entries: MAX_ENTRIES }
+        StoreConfig { excludes: Vec::new(), max_entries: MAX_ENTRIES, uncounted: Vec::new() }
+    }
+}
+
+impl StoreConfig {
+    /// Whether a change of `path` (relative to the workspace) counts in a checkpoint's
+    /// numbers.
+    fn counts(&self, path: &[u8]) -> bool {
+        let first = path.split(|b| *b == b'/').next().unwrap_or(path);
+        !self.uncounted.iter().any(|name| {
+            let name = name.as_bytes();
+            first.strip_prefix(name).is_some_and(|rest| rest.is_empty() || rest[0] == b'.')
+        })
     }
 }
 
@@ -242,8 +259,10 @@ impl Store {
         let manifests = manifest::read_all(&self.checkpoints)?;
         let parent = manifests.last();
         let mut changes = ChangeCounts::default();
-        diff::walk(&self.objects, parent.map(|p| &p.root), Some(&root), &mut |_, kind, _| {
-            changes.add(kind)
+        diff::walk(&self.objects, parent.map(|p| &p.root), Some(&root), &mut |path, kind, _| {
+            if self.config.counts(path) {
+                changes.add(kind)
+            }
         })?;
         let manifest = Manifest::new(
             parent.map_or(1, |p| p.seq + 1),

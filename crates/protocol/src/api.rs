@@ -324,6 +324,14 @@ pub struct UserSettings {
     /// allow-list (`host`, `host:port`, `*.domain`).
     #[serde(default)]
     pub sandbox_allowed_hosts: Vec<String>,
+    /// The model a new chat starts with when its request names none; `null`: the server's
+    /// default model.
+    #[serde(default)]
+    pub default_model: Option<String>,
+    /// The permission mode a new chat starts with when its request names none; `null`:
+    /// `auto`.
+    #[serde(default)]
+    pub default_permission_mode: Option<PermissionMode>,
 }
 
 /// The body of `PATCH /api/v1/settings`; absent fields stay, an empty string clears.
@@ -336,6 +344,12 @@ pub struct UpdateUserSettingsRequest {
     /// Replaces the list; `[]` clears it.
     #[serde(default)]
     pub sandbox_allowed_hosts: Option<Vec<String>>,
+    /// The model new chats start with; an empty string goes back to the server's default.
+    #[serde(default)]
+    pub default_model: Option<String>,
+    /// The permission mode new chats start with.
+    #[serde(default)]
+    pub default_permission_mode: Option<PermissionMode>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -73,7 +73,13 @@ impl Checkpoints {
     fn open(&self, chat_id: Uuid) -> Result<CheckpointStore, CheckpointError> {
         CheckpointStore::open(
             self.root.join(chat_id.to_string()),
-            StoreConfig { excludes: self.settings.excludes.clone(), ..StoreConfig::default() },
+            StoreConfig {
+                excludes: self.settings.excludes.clone(),
+                // The CLI's own state in its home (the workspace) changes with every turn;
+                // a checkpoint's numbers say what the agent changed in the user's files.
+                uncounted: vec![".claude".to_owned(), ".claude.json".to_owned()],
+                ..StoreConfig::default()
+            },
         )
     }
 

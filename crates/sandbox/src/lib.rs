@@ -29,6 +29,12 @@ use async_trait::async_trait;
 pub use fs::{FileInfo, FileKind, Listing, Survey, Workspace};
 pub use process::{ExitFuture, ExitStatus, ProcessKiller, SandboxProcess, StopTarget};
 pub use spawn::PtySize;
+pub use wire::ListeningPort;
+
+/// A byte stream both ways: a TCP connection to a port inside a sandbox.
+pub trait PortConnection: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin {}
+
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin> PortConnection for T {}
 
 #[derive(Debug, thiserror::Error)]
 pub enum SandboxError {
@@ -81,6 +87,9 @@ pub enum SandboxError {
     /// A directory a walk was in was moved while the walk ran.
     #[error("{0} changed while it was being read; try again")]
     Changed(String),
+    /// Nothing listens on this TCP port inside the sandbox.
+    #[error("nothing listens on port {0} inside the sandbox")]
+    NothingListens(u16),
     #[error("sandbox I/O failed: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -208,6 +217,17 @@ pub trait Sandbox: Send + Sync {
     /// ends them with the CLI; `None` leaves the CLI to find its own.
     fn command_shell(&self) -> Option<String> {
         None
+    }
+
+    /// The TCP ports listening inside the sandbox, by port.
+    async fn ports(&self) -> Result<Vec<ListeningPort>> {
+        Err(SandboxError::Unsupported("list the ports listening inside a sandbox"))
+    }
+
+    /// A TCP connection to `127.0.0.1:port` inside the sandbox;
+    /// [`SandboxError::NothingListens`] when nothing accepts it.
+    async fn connect(&self, _port: u16) -> Result<Box<dyn PortConnection>> {
+        Err(SandboxError::Unsupported("connect to ports inside a sandbox"))
     }
 }
 

@@ -5,8 +5,12 @@
 //! (`kind: u8`, `length: u32` big-endian, payload) until the process has exited and its
 //! output is drained: the init sends stdout, stderr and finally the exit status; the server
 //! sends stdin, end of stdin, terminal resizes and stop signals. Closing the connection
-//! kills the process and everything it started. Everything the init sends is treated as
-//! untrusted input: the agent can replace the init.
+//! kills the process and everything it started. A [`Request::Ports`] is answered by a second
+//! line, a [`PortsReply`]. After an accepted [`Request::Connect`] the connection carries the
+//! TCP connection's bytes as they are, both ways, until either side closes: one Unix-socket
+//! connection per TCP connection, so the kernel's socket buffers bound what is in flight and
+//! a slow reader slows the writer down (nothing is queued without limit). Everything the init
+//! sends is treated as untrusted input: the agent can replace the init.
 
 use serde::{Deserialize, Serialize};
 use tokio::io::{
@@ -39,6 +43,33 @@ pub enum Request {
         signal: i32,
     },
     Ping,
+    /// The TCP ports listening inside the sandbox, answered by a [`PortsReply`] line.
+    Ports,
+    /// Connect to `127.0.0.1:port` inside the sandbox and relay the connection's bytes.
+    Connect {
+        port: u16,
+    },
+}
+
+/// The most ports a [`PortsReply`] may list (more are left out, by the init and when read).
+pub const MAX_PORTS: usize = 256;
+/// The longest process name kept in a [`ListeningPort`].
+pub const MAX_PROCESS_NAME: usize = 64;
+
+/// A TCP port in the `LISTEN` state inside a sandbox.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListeningPort {
+    pub port: u16,
+    /// The name (`comm`) of a process holding the listening socket, when the init could
+    /// find one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process: Option<String>,
+}
+
+/// The answer to [`Request::Ports`], after its [`Reply`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortsReply {
+    pub ports: Vec<ListeningPort>,
 }
 
 /// `Debug` shows the environment's names only.

@@ -494,3 +494,167 @@ async fn a_call_told_to_stop_leaves_no_orphan_behind() {
     // The caller saw its shell end as bash would have: by SIGTERM.
     assert_eq!(cli.exit.await.unwrap().code, Some(128 + 15));
 }
+
+/// Poll the sandbox's ports until `done` holds for them (at most a minute).
+async fn wait_for_ports(
+    sandbox: &dyn Sandbox,
+    done: impl Fn(&[agentbox_sandbox::ListeningPort]) -> bool,
+) -> Vec<agentbox_sandbox::ListeningPort> {
+    let mut ports = Vec::new();
+    for _ in 0..1200 {
+        ports = sandbox.ports().await.unwrap();
+        if done(&ports) {
+            return ports;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the ports never became what was wanted: {ports:?}");
+}
+
+#[tokio::test]
+async fn the_init_lists_listening_ports_with_their_processes() {
+    let dir = tempfile::tempdir().unwrap();
+    let provider = LocalProvider::new(config(dir.path().join("sandboxes"))).await.unwrap();
+    let sandbox = provider.ensure("ports").await.unwrap();
+    // The init's own proxy port is not the agent's and is not listed.
+    assert_eq!(sandbox.ports().await.unwrap(), []);
+    let (code, _, err) = sh(
+        sandbox.as_ref(),
+        "nohup python3 -m http.server 8000 --bind 127.0.0.1 >/dev/null 2>&1 &
+         nohup python3 -c 'import socket,time
+s=socket.socket(socket.AF_INET6); s.bind((\"::1\", 8001)); s.listen(); time.sleep(1000)' >/dev/null 2>&1 &",
+    )
+    .await;
+    assert_eq!(code, Some(0), "{err}");
+    let ports = wait_for_ports(sandbox.as_ref(), |p| p.len() == 2).await;
+    assert_eq!(ports.iter().map(|p| p.port).collect::<Vec<_>>(), [8000, 8001]);
+    for port in &ports {
+        assert_eq!(port.process.as_deref(), Some("python3"), "{ports:?}");
+    }
+    // A server that stops is no longer listed.
+    sh(sandbox.as_ref(), "pkill -f http.server").await;
+    wait_for_ports(sandbox.as_ref(), |p| p.iter().all(|p| p.port != 8000)).await;
+}
+
+#[tokio::test]
+async fn connections_reach_a_server_inside_many_at_once_and_a_closed_port_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let provider = LocalProvider::new(config(dir.path().join("sandboxes"))).await.unwrap();
+    let sandbox = provider.ensure("connect").await.unwrap();
+    match sandbox.connect(9000).await {
+        Err(agentbox_sandbox::SandboxError::NothingListens(9000)) => {}
+        Err(other) => panic!("not NothingListens: {other}"),
+        Ok(_) => panic!("a connection to a port nothing listens on"),
+    }
+    // A threaded echo server on IPv4 loopback.
+    let (code, _, err) = sh(
+        sandbox.as_ref(),
+        "cat > /tmp/echo.py <<'PY'
+import socketserver
+class Echo(socketserver.BaseRequestHandler):
+    def handle(self):
+        while True:
+            data = self.request.recv(65536)
+            if not data:
+                return
+            self.request.sendall(data)
+socketserver.ThreadingTCPServer.allow_reuse_address = True
+socketserver.ThreadingTCPServer(('127.0.0.1', 9000), Echo).serve_forever()
+PY
+nohup python3 /tmp/echo.py >/tmp/echo.log 2>&1 &",
+    )
+    .await;
+    assert_eq!(code, Some(0), "{err}");
+    wait_for_ports(sandbox.as_ref(), |p| p.iter().any(|p| p.port == 9000)).await;
+
+    // Many connections at once, each with a megabyte of its own bytes, written while the
+    // echo is read back (a writer that waited for the whole echo would deadlock on the
+    // bounded buffers, which is the point of them).
+    let mut tasks = Vec::new();
+    for n in 0..32u8 {
+        let conn = sandbox.connect(9000).await.unwrap();
+        tasks.push(tokio::spawn(async move {
+            let (mut read, mut write) = tokio::io::split(conn);
+            let sent: Vec<u8> = (0..1 << 20).map(|i: u32| (i as u8) ^ n).collect();
+            let expected = sent.clone();
+            let writer = tokio::spawn(async move {
+                write.write_all(&sent).await.unwrap();
+                write.shutdown().await.unwrap();
+            });
+            let mut got = Vec::new();
+            tokio::time::timeout(Duration::from_secs(120), read.read_to_end(&mut got))
+                .await
+                .expect("the echo stalled")
+                .unwrap();
+            writer.await.unwrap();
+            assert!(got == expected, "connection {n}: {} bytes back, not the ones sent", got.len());
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_connection_nobody_reads_holds_the_server_back_instead_of_filling_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let provider = LocalProvider::new(config(dir.path().join("sandboxes"))).await.unwrap();
+    let sandbox = provider.ensure("slow-reader").await.unwrap();
+    const TOTAL: u64 = 256 << 20;
+    // A server that writes 256 MiB to its first client and records how much the kernel took.
+    let (code, _, err) = sh(
+        sandbox.as_ref(),
+        &format!(
+            "cat > /tmp/flood.py <<'PY'
+import socket
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(('127.0.0.1', 9100)); s.listen()
+c, _ = s.accept()
+chunk, sent = b'y' * 65536, 0
+while sent < {TOTAL}:
+    c.sendall(chunk); sent += len(chunk)
+    with open('/tmp/sent.tmp', 'w') as f: f.write(str(sent))
+    __import__('os').replace('/tmp/sent.tmp', '/tmp/sent')
+c.close()
+PY
+nohup python3 /tmp/flood.py >/tmp/flood.log 2>&1 &"
+        ),
+    )
+    .await;
+    assert_eq!(code, Some(0), "{err}");
+    wait_for_ports(sandbox.as_ref(), |p| p.iter().any(|p| p.port == 9100)).await;
+    let mut conn = sandbox.connect(9100).await.unwrap();
+
+    // Nobody reads: the server gets as far as the buffers on the way take (the kernel's
+    // socket buffers and the relays' fixed ones), then its writes block. Wait until what it
+    // sent stops growing; a relay that queued without limit would let it send everything.
+    let sent = || async {
+        let (_, out, _) = sh(sandbox.as_ref(), "cat /tmp/sent 2>/dev/null || echo 0").await;
+        out.trim().parse::<u64>().unwrap()
+    };
+    let mut before = sent().await;
+    let stalled = loop {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let now = sent().await;
+        if now == before && now > 0 {
+            break now;
+        }
+        before = now;
+    };
+    assert!(stalled < 64 << 20, "the server could send {stalled} bytes that nobody read");
+
+    // Reading lets it go on, and every byte arrives.
+    let mut total = 0u64;
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = tokio::time::timeout(Duration::from_secs(120), conn.read(&mut buf))
+            .await
+            .expect("the flood stalled while being read")
+            .unwrap();
+        if n == 0 {
+            break;
+        }
+        total += n as u64;
+    }
+    assert_eq!(total, TOTAL);
+}

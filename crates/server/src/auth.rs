@@ -484,7 +484,7 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// Hashing is CPU-bound on purpose; keep it off the async workers.
-pub(crate) async fn hash_password(password: String) -> Result<String, ApiError> {
+pub async fn hash_password(password: String) -> Result<String, ApiError> {
     tokio::task::spawn_blocking(move || {
         Argon2::default().hash_password(password.as_bytes()).map(|hash| hash.to_string())
     })

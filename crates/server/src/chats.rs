@@ -178,14 +178,15 @@ fn valid_thinking(tokens: u32) -> Result<u32, ApiError> {
 }
 
 /// Refuse `bypassPermissions` where the server does not offer it.
-fn allowed_mode(state: &AppState, mode: Option<PermissionMode>) -> Result<(), ApiError> {
+pub(crate) fn allowed_mode(state: &AppState, mode: Option<PermissionMode>) -> Result<(), ApiError> {
     if mode == Some(PermissionMode::BypassPermissions) && !state.runner.bypass_allowed() {
         return Err(bypass_not_allowed());
     }
     Ok(())
 }
 
-/// Start a new chat.
+/// Start a new chat. A model or permission mode the request leaves out comes from the
+/// user's settings (`default_model`, `default_permission_mode`), then the server's defaults.
 #[utoipa::path(post, path = "/api/v1/chats", tag = "chats", request_body = CreateChatRequest,
     responses((status = 201, body = Chat),
               (status = 403, description = "bypass_not_allowed"),
@@ -202,13 +203,20 @@ async fn create_chat(
         request.custom_instructions.as_deref().map(valid_instructions).transpose()?.flatten();
     let max_thinking_tokens = request.max_thinking_tokens.map(valid_thinking).transpose()?;
     allowed_mode(&state, request.permission_mode)?;
+    // What the request leaves out comes from the user's defaults, then the server's; a
+    // default mode the server stopped offering falls back to its default.
+    let defaults = state.store.user_settings(user.0.id).await?;
+    let default_mode =
+        defaults.default_permission_mode.filter(|mode| allowed_mode(&state, Some(*mode)).is_ok());
     let chat = state
         .store
         .create_chat(NewChat {
             user_id: user.0.id,
             title: title.unwrap_or_else(|| DEFAULT_TITLE.to_owned()),
-            model: model.unwrap_or_else(|| state.info.default_model.clone()),
-            permission_mode: request.permission_mode.unwrap_or_default(),
+            model: model
+                .or(defaults.default_model)
+                .unwrap_or_else(|| state.info.default_model.clone()),
+            permission_mode: request.permission_mode.or(default_mode).unwrap_or_default(),
             sandbox_provider: state.runner.sandbox_provider().name().to_owned(),
             custom_instructions,
             max_thinking_tokens,

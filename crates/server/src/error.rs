@@ -208,6 +208,7 @@ impl From<SandboxError> for ApiError {
             SandboxError::TooManyLinks(_) => (StatusCode::UNPROCESSABLE_ENTITY, "too_many_links"),
             SandboxError::DiskFull(_) => (StatusCode::INSUFFICIENT_STORAGE, "disk_full"),
             SandboxError::Unsupported(_) => (StatusCode::NOT_IMPLEMENTED, "unsupported"),
+            SandboxError::NothingListens(_) => (StatusCode::BAD_GATEWAY, "nothing_listens"),
             SandboxError::Unavailable(reason) => {
                 return Self::new(
                     StatusCode::SERVICE_UNAVAILABLE,

@@ -28,6 +28,7 @@ mod metrics;
 pub mod openapi;
 mod password;
 mod permissions;
+mod preview;
 mod queue;
 mod ratelimit;
 mod ready;
@@ -64,9 +65,18 @@ pub use internal::{InternalCaller, InternalKey};
 pub use ipnet::IpNet;
 pub use limits::TurnLimits;
 pub use metrics::MetricsAccess;
+pub use preview::{DomainPattern, Previews, warn_if_not_isolated};
 pub use ratelimit::{Clock, ManualClock, Rate, SystemClock};
 pub use state::{AppState, Limits};
 pub use terminal::TerminalRegistry;
+
+/// The account rules the admin API keeps, for `agentbox user` (the operator's CLI, which
+/// works on the store directly): one definition of a valid email, password and username,
+/// and the one password hash, so an account made either way is the same.
+pub mod account_rules {
+    pub use crate::auth::hash_password;
+    pub use crate::credentials::{email, password, username};
+}
 
 /// The complete router: API, health, OpenAPI document, the web UI (`spa`), and JSON errors
 /// for unknown API paths.
@@ -87,7 +97,10 @@ pub fn app(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(body_limit))
         // A chat bound to another node (a worker) has its files, terminals and sandbox
         // there; this node passes those requests on.
-        .layer(axum::middleware::from_fn_with_state(state.clone(), forward::to_sandbox_node));
+        .layer(axum::middleware::from_fn_with_state(state.clone(), forward::to_sandbox_node))
+        // Outermost but for the request ids: a preview's requests (by `Host`, or under
+        // `/preview/`) never reach agentbox's own routes.
+        .layer(axum::middleware::from_fn_with_state(state.clone(), preview::intercept));
     observed(router).with_state(state)
 }
 
@@ -154,6 +167,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(user_limits::routes())
         .merge(setup::routes())
         .merge(chats::routes())
+        .merge(preview::routes())
         .merge(costs::routes())
         .merge(messages::routes())
         .merge(retry::routes())

@@ -11,7 +11,7 @@ use utoipa_axum::routes;
 use agentbox_sandbox::egress::AllowList;
 
 use crate::auth::CurrentUser;
-use crate::chats::valid_instructions;
+use crate::chats::{allowed_mode, valid_instructions, valid_model};
 use crate::error::ApiError;
 use crate::extract::ApiJson;
 use crate::state::AppState;
@@ -19,33 +19,48 @@ use crate::state::AppState;
 /// How many hosts a user may add to their sandboxes' allow-list.
 const MAX_ALLOWED_HOSTS: usize = 100;
 
+/// The user's settings, and what applies where they set nothing.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct UserSettingsResponse {
+    #[serde(flatten)]
+    pub settings: UserSettings,
+    /// The model a new chat starts with when neither its request nor `default_model` names
+    /// one.
+    pub server_default_model: String,
+}
+
+fn answer(state: &AppState, settings: UserSettings) -> Json<UserSettingsResponse> {
+    Json(UserSettingsResponse { settings, server_default_model: state.info.default_model.clone() })
+}
+
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(get_settings, update_settings))
 }
 
 /// The user's settings.
 #[utoipa::path(get, path = "/api/v1/settings", tag = "settings",
-    responses((status = 200, body = UserSettings)), security(("bearer" = [])))]
+    responses((status = 200, body = UserSettingsResponse)), security(("bearer" = [])))]
 async fn get_settings(
     State(state): State<AppState>,
     user: CurrentUser,
-) -> Result<Json<UserSettings>, ApiError> {
-    Ok(Json(state.store.user_settings(user.0.id).await?))
+) -> Result<Json<UserSettingsResponse>, ApiError> {
+    Ok(answer(&state, state.store.user_settings(user.0.id).await?))
 }
 
 /// Change the user's settings; absent fields stay as they are, an empty string clears.
 /// Instructions take effect with each chat's next turn; allowed hosts with the next
-/// connection a sandbox makes.
+/// connection a sandbox makes; the default model and mode with the next chat created.
 #[utoipa::path(patch, path = "/api/v1/settings", tag = "settings",
     request_body = UpdateUserSettingsRequest,
-    responses((status = 200, body = UserSettings),
-              (status = 422, description = "instructions_too_long, invalid_host")),
+    responses((status = 200, body = UserSettingsResponse),
+              (status = 403, description = "bypass_not_allowed"),
+              (status = 422, description = "instructions_too_long, invalid_host, invalid_model")),
     security(("bearer" = [])))]
 async fn update_settings(
     State(state): State<AppState>,
     user: CurrentUser,
     ApiJson(request): ApiJson<UpdateUserSettingsRequest>,
-) -> Result<Json<UserSettings>, ApiError> {
+) -> Result<Json<UserSettingsResponse>, ApiError> {
     // Check everything before changing anything.
     let instructions =
         request.custom_instructions.as_deref().map(valid_instructions).transpose()?;
@@ -59,6 +74,12 @@ async fn update_settings(
         AllowList::parse(hosts)
             .map_err(|reason| ApiError::unprocessable("invalid_host", reason))?;
     }
+    let default_model = match request.default_model.as_deref().map(str::trim) {
+        None => None,
+        Some("") => Some(None),
+        Some(model) => Some(Some(valid_model(model)?)),
+    };
+    allowed_mode(&state, request.default_permission_mode)?;
     if let Some(instructions) = instructions {
         state.store.set_user_instructions(user.0.id, instructions.as_deref()).await?;
     }
@@ -67,5 +88,11 @@ async fn update_settings(
             hosts.iter().map(|h| h.trim().to_owned()).filter(|h| !h.is_empty()).collect();
         state.store.set_user_allowed_hosts(user.0.id, &hosts).await?;
     }
-    Ok(Json(state.store.user_settings(user.0.id).await?))
+    if default_model.is_some() || request.default_permission_mode.is_some() {
+        let current = state.store.user_settings(user.0.id).await?;
+        let model = default_model.unwrap_or(current.default_model);
+        let mode = request.default_permission_mode.or(current.default_permission_mode);
+        state.store.set_user_defaults(user.0.id, model.as_deref(), mode).await?;
+    }
+    Ok(answer(&state, state.store.user_settings(user.0.id).await?))
 }

@@ -48,4 +48,6 @@ pub struct AppState {
     pub terminals: Arc<crate::terminal::TerminalRegistry>,
     /// Scheduled tasks: their clock, "run now" and their next due times.
     pub scheduler: Arc<agentbox_runs::schedule::Scheduler>,
+    /// Port previews: where they are served and their tokens' key.
+    pub previews: Arc<crate::preview::Previews>,
 }

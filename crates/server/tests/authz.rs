@@ -91,6 +91,8 @@ const MATRIX: &[(&str, &str, Access)] = &[
     ("GET", "/api/v1/chats/{chat_id}/permissions/rules", Owner),
     ("DELETE", "/api/v1/chats/{chat_id}/permissions/rules/{rule_id}", Owner),
     ("POST", "/api/v1/chats/{chat_id}/permissions/{request_id}", Owner),
+    ("GET", "/api/v1/chats/{chat_id}/ports", Owner),
+    ("POST", "/api/v1/chats/{chat_id}/ports/{port}/open", Owner),
     ("GET", "/api/v1/chats/{chat_id}/queue", Owner),
     ("POST", "/api/v1/chats/{chat_id}/queue", Owner),
     ("DELETE", "/api/v1/chats/{chat_id}/queue/{queued_id}", Owner),
@@ -251,6 +253,7 @@ async fn every_route_answers_each_caller_as_the_matrix_says() {
             .replace("{task_id}", &task)
             .replace("{user_id}", &uuid::Uuid::new_v4().to_string())
             .replace("{request_id}", "no-such-request")
+            .replace("{port}", "8000")
             .replace(['{', '}'], "");
         // Any other id: a random UUID (the placeholder's name is gone by now).
         let uri = replace_names(&uri);

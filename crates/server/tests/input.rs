@@ -102,6 +102,7 @@ impl App {
             draining: CancellationToken::new(),
             metrics: agentbox_server::MetricsAccess::new(None),
             terminals: TerminalRegistry::new(Duration::from_secs(1)),
+            previews: Arc::new(agentbox_server::Previews::new(&[7; 32], None)),
         };
         let mut app = Self {
             router: agentbox_server::app(state),

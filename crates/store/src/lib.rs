@@ -311,6 +311,12 @@ impl Store {
         self.repo.count_rows(table).await
     }
 
+    /// A consistent copy of the whole database, taken while others write, in a new SQLite
+    /// file at `path` (SQLite only; PostgreSQL answers `Refused`).
+    pub async fn snapshot_into(&self, path: &std::path::Path) -> Result<()> {
+        self.repo.snapshot_into(path).await
+    }
+
     // Users.
 
     /// Create a user; `Conflict("email_taken")` if the (lower-cased) email exists. The
@@ -850,6 +856,18 @@ impl Store {
         instructions: Option<&str>,
     ) -> Result<UserSettings> {
         self.repo.set_user_instructions(user_id, instructions).await?;
+        self.user_settings(user_id).await
+    }
+
+    /// Replace the model and permission mode the user's new chats start with when the
+    /// request names none (`None`: the server's default) and return the settings.
+    pub async fn set_user_defaults(
+        &self,
+        user_id: Uuid,
+        model: Option<&str>,
+        permission_mode: Option<PermissionMode>,
+    ) -> Result<UserSettings> {
+        self.repo.set_user_defaults(user_id, model, permission_mode).await?;
         self.user_settings(user_id).await
     }
 

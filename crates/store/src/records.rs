@@ -616,6 +616,12 @@ pub(crate) fn settings_from_row(row: &impl Fields) -> Result<agentbox_protocol::
             .map(|hosts| from_json(hosts, "allowed hosts"))
             .transpose()?
             .unwrap_or_default(),
+        default_model: row.opt_text("default_model")?,
+        default_permission_mode: row
+            .opt_text("default_permission_mode")?
+            .as_deref()
+            .map(mode)
+            .transpose()?,
     })
 }
 

@@ -234,6 +234,13 @@ pub trait SettingsRepository: Send + Sync {
     async fn user_settings(&self, user_id: Uuid) -> Result<UserSettings>;
     async fn set_user_allowed_hosts(&self, user_id: Uuid, hosts: &[String]) -> Result<()>;
     async fn set_user_instructions(&self, user_id: Uuid, instructions: Option<&str>) -> Result<()>;
+    /// Replace the model and mode the user's new chats start with (`None`: the server's).
+    async fn set_user_defaults(
+        &self,
+        user_id: Uuid,
+        model: Option<&str>,
+        permission_mode: Option<PermissionMode>,
+    ) -> Result<()>;
     async fn set_chat_permission_mode(&self, chat_id: Uuid, mode: PermissionMode) -> Result<()>;
     /// The limits an administrator set for the user (a JSON object), if any.
     async fn user_limits(&self, user_id: Uuid) -> Result<Option<String>>;
@@ -411,6 +418,11 @@ pub trait DatabaseRepository: Send + Sync {
         cursor: i64,
         limit: i64,
     ) -> Result<(Vec<String>, i64)>;
+    /// Write a consistent copy of the whole database, as it is at one moment, into a new
+    /// SQLite file at `path` (which must not exist), while others go on writing: SQLite's
+    /// `VACUUM INTO`. PostgreSQL refuses (`Refused`): its tables cannot be copied into
+    /// SQLite yet, and one snapshot of them needs `pg_dump`.
+    async fn snapshot_into(&self, path: &std::path::Path) -> Result<()>;
     /// Copy every table of `source` into this database, which must be empty, in one
     /// transaction; `progress` hears (table, rows copied, rows in all) after each batch.
     async fn import_from(

@@ -6,7 +6,6 @@ import { useMe, useSignOut } from "@/features/auth/api/auth";
 import { useIsSignedIn } from "@/features/auth/model/session";
 import { AuthScreen } from "@/features/auth/ui/AuthScreen";
 import { useCreateChat } from "@/features/chats/api/chats";
-import { useSetSidebarOpen } from "@/features/chats/model/sidebar";
 import { useAttention, useNotificationConsent } from "@/features/chats/model/useAttention";
 import { Sidebar } from "@/features/chats/ui/Sidebar";
 import { ChatView } from "@/features/conversation/ui/ChatView";
@@ -18,11 +17,14 @@ import { chatPath, navigate, useRoute } from "@/shared/lib/router";
 import { Button } from "@/shared/ui/Button";
 import { Spinner } from "@/shared/ui/Spinner";
 import { useApplyTheme, useCycleTheme, useThemeChoice } from "@/shared/ui/theme";
-import { AutoThemeIcon, BellIcon, MenuIcon, MoonIcon, SunIcon } from "@/shared/ui/icons";
+import { AutoThemeIcon, BellIcon, MoonIcon, SunIcon } from "@/shared/ui/icons";
 
 // Only administrators open it: a chunk of its own.
 const AdminScreen = lazy(() => import("@/features/admin/ui/AdminScreen"));
 const TasksScreen = lazy(() => import("@/features/tasks/ui/TasksScreen"));
+// The start page is left for a chat at the first prompt: a chunk of its own, so that opening
+// a chat's link does not wait for it.
+const Home = lazy(() => import("@/features/chats/ui/Home"));
 
 export function App() {
   useApplyTheme();
@@ -63,28 +65,12 @@ function Shell() {
         ) : chatId ? (
           <ChatView key={chatId} chatId={chatId} />
         ) : (
-          <Home />
+          <Suspense fallback={<Spinner label="Loading" />}>
+            <Home />
+          </Suspense>
         )}
       </main>
     </div>
-  );
-}
-
-function Home() {
-  const setSidebarOpen = useSetSidebarOpen();
-  return (
-    <section className="chat-view">
-      <header className="chat-header">
-        <button type="button" className="icon-btn menu-btn" aria-label="Show chats" onClick={() => setSidebarOpen(true)}>
-          <MenuIcon />
-        </button>
-        <h1 className="chat-heading">agentbox</h1>
-      </header>
-      <div className="empty-state">
-        <h2>Chat with a coding agent</h2>
-        <p>Pick a chat from the list or start a new one with “New chat” (Alt+N). Each chat has a sandbox of its own where the agent runs commands and edits files.</p>
-      </div>
-    </section>
   );
 }
 

@@ -93,6 +93,29 @@ async fn restore(api: &Api, chat: &str, checkpoint: &str) -> Value {
 }
 
 #[tokio::test]
+async fn a_checkpoints_numbers_leave_out_the_clis_own_files() {
+    let server = TestServer::start().await;
+    let api = server.user("counts@example.com").await;
+    let chat = api.new_chat().await;
+    let mut last = 0;
+    let (first, _) = turn(&api, &chat, "printf one > one.txt", &mut last).await;
+    let (second, _) = turn(&api, &chat, "printf two > one.txt", &mut last).await;
+    // The CLI wrote its transcript and settings in the workspace during both turns ...
+    let home = server.sandbox_home(&chat);
+    assert!(home.join(".claude").is_dir() && home.join(".claude.json").is_file());
+    // ... and each checkpoint counts only what the agent changed: one file added, then
+    // the same file changed.
+    let (status, list) = api.get(&format!("/api/v1/chats/{chat}/checkpoints")).await;
+    assert_eq!(status, StatusCode::OK);
+    let counts = |message: &str| {
+        let id = list.as_array().unwrap().iter().find(|c| c["message_id"] == message).unwrap();
+        (id["files_added"].clone(), id["files_modified"].clone(), id["files_deleted"].clone())
+    };
+    assert_eq!(counts(&first), (json!(1), json!(0), json!(0)), "{list}");
+    assert_eq!(counts(&second), (json!(0), json!(1), json!(0)), "{list}");
+}
+
+#[tokio::test]
 async fn restoring_each_checkpoint_gives_back_its_exact_tree() {
     let server = TestServer::start().await;
     let api = server.user("trees@example.com").await;

@@ -1,6 +1,7 @@
 mod accounts;
 mod api;
 mod backends;
+mod backup;
 mod checkpoints;
 mod cluster;
 mod cluster_nodes;
@@ -10,8 +11,10 @@ mod crash;
 mod files;
 mod finding;
 mod hostile;
+mod operator;
 mod ops;
 mod permissions;
+mod ports;
 mod rebind;
 mod redis_bus;
 mod retry;

@@ -92,3 +92,39 @@ fn many_checkpoints_of_a_mostly_unchanged_workspace_cost_about_one_copy() {
     let added: u64 = list[1..].iter().map(|c| c.stats.new_bytes).sum();
     assert!(added < 20 * 4_096, "later checkpoints added {added} bytes");
 }
+
+#[test]
+fn a_tools_own_state_is_kept_but_not_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path().join("ws");
+    let config = agentbox_checkpoints::StoreConfig {
+        uncounted: vec![".claude".into(), ".claude.json".into()],
+        ..Default::default()
+    };
+    let store = agentbox_checkpoints::Store::open(dir.path().join("store"), config).unwrap();
+    write(&ws, "app.py", "print(1)");
+    write(&ws, ".claude/projects/x/session.jsonl", "{}");
+    write(&ws, ".claude.json", "{}");
+    write(&ws, ".claude.json.backup", "{}");
+    write(&ws, ".clauderc", "not the tool's: counted");
+    let first = store.checkpoint(&ws, &Default::default()).unwrap();
+    assert_eq!(first.changes.added, 2, "app.py and .clauderc; {:?}", first.changes);
+
+    write(&ws, ".claude/projects/x/session.jsonl", "{\"more\": 1}");
+    write(&ws, ".claude.json", "{\"n\": 2}");
+    write(&ws, "app.py", "print(2)");
+    let second = store.checkpoint(&ws, &Default::default()).unwrap();
+    assert_eq!((second.changes.added, second.changes.modified, second.changes.deleted), (0, 1, 0));
+
+    // Not counted, still kept: a restore brings the tool's state back too.
+    write(&ws, ".claude.json", "changed after");
+    store
+        .restore(
+            &first.id,
+            &ws,
+            &agentbox_checkpoints::RestoreOptions { checkpoint_first: false, ..Default::default() },
+        )
+        .unwrap();
+    assert_eq!(fs::read_to_string(ws.join(".claude.json")).unwrap(), "{}");
+    assert_eq!(fs::read_to_string(ws.join(".claude/projects/x/session.jsonl")).unwrap(), "{}");
+}

@@ -47,6 +47,86 @@ async fn request(
     }
 }
 
+/// The TCP ports listening inside the sandbox. What the init lists is checked again: at most
+/// [`wire::MAX_PORTS`] ports, names cleaned.
+pub async fn ports(socket: &Path) -> Result<Vec<wire::ListeningPort>> {
+    let (mut read, _write) = request(socket, &Request::Ports).await?;
+    let reply: Option<wire::PortsReply> =
+        tokio::time::timeout(REPLY_TIMEOUT, wire::read_line(&mut read)).await.map_err(|_| {
+            SandboxError::Unavailable("the sandbox's init did not list its ports in time".into())
+        })??;
+    let Some(reply) = reply else {
+        return Err(SandboxError::Unavailable("the sandbox's init closed the connection".into()));
+    };
+    let mut ports: Vec<wire::ListeningPort> = reply
+        .ports
+        .into_iter()
+        .take(wire::MAX_PORTS)
+        .map(|p| wire::ListeningPort {
+            port: p.port,
+            process: p.process.map(|n| super::ports::clean_name(&n)).filter(|n| !n.is_empty()),
+        })
+        .collect();
+    ports.sort_by_key(|p| p.port);
+    ports.dedup_by_key(|p| p.port);
+    Ok(ports)
+}
+
+/// A connection to `127.0.0.1:port` inside the sandbox, relayed by the init.
+pub async fn connect(socket: &Path, port: u16) -> Result<PortStream> {
+    match request(socket, &Request::Connect { port }).await {
+        Ok((read, write)) => Ok(PortStream { read, write }),
+        Err(SandboxError::Spawn { source, .. })
+            if source.raw_os_error() == Some(libc::ECONNREFUSED) =>
+        {
+            Err(SandboxError::NothingListens(port))
+        }
+        Err(SandboxError::Spawn { source, .. }) => Err(SandboxError::Io(source)),
+        Err(err) => Err(err),
+    }
+}
+
+/// The server's end of a relayed TCP connection. The read half is the buffered reader the
+/// reply line was read through, so bytes that came right behind it are not lost.
+pub struct PortStream {
+    read: BufReader<tokio::net::unix::OwnedReadHalf>,
+    write: tokio::net::unix::OwnedWriteHalf,
+}
+
+impl tokio::io::AsyncRead for PortStream {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        std::pin::Pin::new(&mut self.read).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for PortStream {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<io::Result<usize>> {
+        std::pin::Pin::new(&mut self.write).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        std::pin::Pin::new(&mut self.write).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        std::pin::Pin::new(&mut self.write).poll_shutdown(cx)
+    }
+}
+
 /// Whether the init answers.
 pub async fn ping(socket: &Path) -> Result<()> {
     request(socket, &Request::Ping).await.map(drop)

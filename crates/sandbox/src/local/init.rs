@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, UnixListener, UnixStream};
+use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use tokio::sync::mpsc;
 
 use crate::spawn::{SpawnSpec, kill_tree, spawn};
@@ -112,7 +112,65 @@ async fn handle(
         Request::Exec(spec) => {
             exec(spec, read, write, base_env, execs.fetch_add(1, Ordering::Relaxed)).await
         }
+        Request::Ports => {
+            let ports = tokio::task::spawn_blocking(|| super::ports::listening(&[PROXY_PORT]))
+                .await
+                .map_err(io::Error::other)?;
+            wire::write_line(&mut write, &Reply::ok(None)).await?;
+            wire::write_line(&mut write, &wire::PortsReply { ports }).await
+        }
+        Request::Connect { port } => connect(port, read, write).await,
     }
+}
+
+/// Relay the connection to `127.0.0.1:port` (or `[::1]:port`, for a server that listens on
+/// IPv6 loopback only) over this control connection until both directions have ended. Each
+/// direction is a plain copy through a fixed buffer: it reads only as fast as the other side
+/// takes, so a slow reader holds the writer back instead of making the init buffer.
+async fn connect(
+    port: u16,
+    mut read: BufReader<tokio::net::unix::OwnedReadHalf>,
+    mut write: tokio::net::unix::OwnedWriteHalf,
+) -> io::Result<()> {
+    let tcp = match TcpStream::connect(("127.0.0.1", port)).await {
+        Ok(tcp) => tcp,
+        Err(first) => match TcpStream::connect(("::1", port)).await {
+            Ok(tcp) => tcp,
+            Err(_) => return wire::write_line(&mut write, &Reply::os_error(&first)).await,
+        },
+    };
+    let _ = tcp.set_nodelay(true);
+    wire::write_line(&mut write, &Reply::ok(None)).await?;
+    let (mut tcp_read, mut tcp_write) = tcp.into_split();
+    // The BufReader may already hold bytes the server sent after its request line; copying
+    // from it passes them on first.
+    let up = async {
+        let copied = tokio::io::copy(&mut read, &mut tcp_write).await;
+        let _ = tcp_write.shutdown().await;
+        copied
+    };
+    let down = async {
+        let copied = tokio::io::copy(&mut tcp_read, &mut write).await;
+        let _ = write.shutdown().await;
+        copied
+    };
+    // A direction that fails (a reset) ends both; one that ends cleanly (a half-close)
+    // leaves the other running.
+    tokio::pin!(up, down);
+    let (mut up_done, mut down_done) = (false, false);
+    while !(up_done && down_done) {
+        tokio::select! {
+            copied = &mut up, if !up_done => {
+                if copied.is_err() { break }
+                up_done = true;
+            }
+            copied = &mut down, if !down_done => {
+                if copied.is_err() { break }
+                down_done = true;
+            }
+        }
+    }
+    Ok(())
 }
 
 async fn exec(

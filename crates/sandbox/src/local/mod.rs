@@ -27,6 +27,8 @@
 mod client;
 pub mod init;
 pub mod limits;
+pub mod ports;
+pub mod probe;
 mod seccomp;
 pub mod shell;
 
@@ -872,6 +874,17 @@ impl Sandbox for LocalSandbox {
         Some(format!("{TOOLS_DIR}/{}", shell::SHELL_NAME))
     }
 
+    async fn ports(&self) -> Result<Vec<crate::ListeningPort>> {
+        client::ports(&self.entry.ctl_socket()).await
+    }
+
+    async fn connect(&self, port: u16) -> Result<Box<dyn crate::PortConnection>> {
+        let stream = client::connect(&self.entry.ctl_socket(), port).await?;
+        // An open preview connection is a use: the sandbox must not pause under it.
+        lock(&self.entry.state).busy += 1;
+        Ok(Box::new(Busy { stream, entry: self.entry.clone() }))
+    }
+
     async fn exec(&self, request: ExecRequest) -> Result<SandboxProcess> {
         let spec = ExecSpec {
             program: request.program,
@@ -908,6 +921,54 @@ impl Sandbox for LocalSandbox {
             }
         });
         Ok(process)
+    }
+}
+
+/// A connection into the sandbox that keeps it busy (not idle) while it is open.
+struct Busy {
+    stream: client::PortStream,
+    entry: Arc<Entry>,
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        let mut state = lock(&self.entry.state);
+        state.busy = state.busy.saturating_sub(1);
+        state.idle_since = Instant::now();
+    }
+}
+
+impl tokio::io::AsyncRead for Busy {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for Busy {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.stream).poll_shutdown(cx)
     }
 }
 

@@ -144,6 +144,7 @@ impl App {
             draining: CancellationToken::new(),
             metrics: agentbox_server::MetricsAccess::new(None),
             terminals: TerminalRegistry::new(Duration::from_secs(1)),
+            previews: Arc::new(agentbox_server::Previews::new(&KEY, None)),
         };
         adjust(&mut state);
         agentbox_server::LimitAdmission::install(&state, sandboxes);

@@ -165,11 +165,11 @@ fn import_query(table: Table) -> &'static str {
              FROM json_array_elements($1::json) AS r"
         }
         Table::UserSettings => {
-            "INSERT INTO user_settings (user_id, custom_instructions, updated_at, sandbox_allowed_hosts, limits)
+            "INSERT INTO user_settings (user_id, custom_instructions, updated_at, sandbox_allowed_hosts, limits, default_model, default_permission_mode)
              SELECT
                     (r->>'user_id')::uuid, r->>'custom_instructions',
                     (r->>'updated_at')::timestamptz, (r->>'sandbox_allowed_hosts')::json,
-                    (r->>'limits')::json
+                    (r->>'limits')::json, r->>'default_model', r->>'default_permission_mode'
              FROM json_array_elements($1::json) AS r"
         }
         Table::Chats => {
@@ -324,6 +324,14 @@ impl DatabaseRepository for Postgres {
     ) -> Result<(Vec<String>, i64)> {
         Err(StoreError::Refused(
             "copying an installation out of PostgreSQL is not supported: the source must be SQLite"
+                .into(),
+        ))
+    }
+
+    async fn snapshot_into(&self, _path: &std::path::Path) -> Result<()> {
+        Err(StoreError::Refused(
+            "a snapshot of a PostgreSQL database into SQLite is not supported yet: back the \
+             database up with pg_dump, and the files with `agentbox backup --files-only`"
                 .into(),
         ))
     }

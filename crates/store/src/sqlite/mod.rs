@@ -153,7 +153,8 @@ fn export_query(table: Table) -> &'static str {
         Table::UserSettings => {
             "SELECT rowid, json_object('user_id', user_id, 'custom_instructions',
                     custom_instructions, 'updated_at', updated_at, 'sandbox_allowed_hosts',
-                    sandbox_allowed_hosts, 'limits', limits)
+                    sandbox_allowed_hosts, 'limits', limits, 'default_model', default_model,
+                    'default_permission_mode', default_permission_mode)
              FROM user_settings WHERE rowid > $1 ORDER BY rowid LIMIT $2"
         }
         Table::Chats => {
@@ -304,6 +305,16 @@ impl DatabaseRepository for Sqlite {
             }
         }
         Ok((out, next))
+    }
+
+    async fn snapshot_into(&self, path: &std::path::Path) -> Result<()> {
+        let path = path.to_str().ok_or_else(|| {
+            StoreError::Refused(format!("the snapshot path {} is not UTF-8", path.display()))
+        })?;
+        // One read transaction of its own: writers go on (WAL), and the copy is the database
+        // as of the moment it began.
+        sqlx::query("VACUUM INTO $1").bind(path).execute(&self.pool).await?;
+        Ok(())
     }
 
     async fn import_from(

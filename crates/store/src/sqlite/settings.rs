@@ -14,7 +14,8 @@ use crate::repository::SettingsRepository;
 impl SettingsRepository for Sqlite {
     async fn user_settings(&self, user_id: Uuid) -> Result<UserSettings> {
         let row = sqlx::query(
-            "SELECT custom_instructions, sandbox_allowed_hosts FROM user_settings WHERE user_id = $1",
+            "SELECT custom_instructions, sandbox_allowed_hosts, default_model, default_permission_mode
+             FROM user_settings WHERE user_id = $1",
         )
         .bind(user_id.to_string())
         .fetch_optional(&self.pool)
@@ -44,6 +45,28 @@ impl SettingsRepository for Sqlite {
         )
         .bind(user_id.to_string())
         .bind(instructions)
+        .bind(now())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn set_user_defaults(
+        &self,
+        user_id: Uuid,
+        model: Option<&str>,
+        permission_mode: Option<PermissionMode>,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO user_settings (user_id, default_model, default_permission_mode, updated_at)
+             VALUES ($1, $2, $3, $4)
+             ON CONFLICT (user_id) DO UPDATE SET default_model = excluded.default_model,
+                 default_permission_mode = excluded.default_permission_mode,
+                 updated_at = excluded.updated_at",
+        )
+        .bind(user_id.to_string())
+        .bind(model)
+        .bind(permission_mode.map(PermissionMode::as_str))
         .bind(now())
         .execute(&self.pool)
         .await?;

@@ -22,6 +22,10 @@ async fn fill(t: &TestStore) -> (Uuid, Vec<Uuid>) {
     let second = t.chat_of(user).await;
     store.set_user_instructions(user, Some("be brief")).await.unwrap();
     store.set_user_allowed_hosts(user, &["example.com".into()]).await.unwrap();
+    store
+        .set_user_defaults(user, Some("claude-opus-4-1"), Some(PermissionMode::Plan))
+        .await
+        .unwrap();
     let serde_json::Value::Object(limits) =
         serde_json::json!({"turns_per_day": 5, "running_sandboxes": null})
     else {

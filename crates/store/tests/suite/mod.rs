@@ -13,6 +13,7 @@ mod queue;
 mod queue_summary;
 mod schema;
 mod secrets;
+mod snapshot;
 mod tasks;
 mod turns;
 mod users;

@@ -183,6 +183,15 @@ async fn records_read_back_exactly_as_written(t: TestStore) {
     assert!(
         store.set_user_allowed_hosts(user, &[]).await.unwrap().sandbox_allowed_hosts.is_empty()
     );
+    let defaults =
+        store.set_user_defaults(user, Some("claude-x"), Some(PermissionMode::Ask)).await.unwrap();
+    assert_eq!(
+        (defaults.default_model.as_deref(), defaults.default_permission_mode),
+        (Some("claude-x"), Some(PermissionMode::Ask))
+    );
+    assert_eq!(defaults.custom_instructions.as_deref(), Some("mine"), "the rest stays");
+    let cleared = store.set_user_defaults(user, None, None).await.unwrap();
+    assert_eq!((cleared.default_model, cleared.default_permission_mode), (None, None));
     store.set_chat_permission_mode(chat, PermissionMode::Plan).await.unwrap();
     assert_eq!(
         store.chat(user, chat).await.unwrap().unwrap().permission_mode,

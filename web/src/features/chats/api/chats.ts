@@ -111,3 +111,39 @@ export function useMarkChatSeen() {
     },
   });
 }
+
+/**
+ * A chat created for its first prompt (the home screen's composer): the chat, then the
+ * prompt. `chat` is set when the chat was created even if sending the prompt then failed,
+ * so that the caller can open it with the prompt kept.
+ */
+export class StartChatError extends Error {
+  constructor(
+    readonly cause: unknown,
+    readonly chat: Chat | null,
+  ) {
+    super(cause instanceof Error ? cause.message : String(cause));
+  }
+}
+
+export function useStartChat() {
+  const queryClient = useQueryClient();
+  return useMutation({
+    mutationFn: async ({ prompt, ...body }: CreateChatRequest & { prompt: string }) => {
+      let chat: Chat;
+      try {
+        chat = await request<Chat>("/api/v1/chats", { method: "POST", body });
+      } catch (error) {
+        throw new StartChatError(error, null);
+      }
+      storeChat(queryClient, chat);
+      try {
+        await request(`/api/v1/chats/${chat.id}/messages`, { method: "POST", body: { prompt } });
+      } catch (error) {
+        throw new StartChatError(error, chat);
+      }
+      void queryClient.invalidateQueries({ queryKey: chatKeys.detail(chat.id) });
+      return chat;
+    },
+  });
+}

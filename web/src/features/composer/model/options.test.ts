@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { isSendKey, modelChoices } from "./options";
+import { isSendKey, modelChoices, modelDescription, modelName } from "./options";
 
 describe("composer", () => {
   it("sends on Enter and not on Shift+Enter or while composing", () => {
@@ -12,5 +12,12 @@ describe("composer", () => {
   it("always offers the chat's own model", () => {
     expect(modelChoices("claude-sonnet-4-5")[0]).toBe("claude-sonnet-4-5");
     expect(modelChoices("my-model")).toContain("my-model");
+  });
+
+  it("names known models and shows unknown ones by their id", () => {
+    expect(modelName("claude-opus-4-1")).toBe("Opus 4.1");
+    expect(modelDescription("claude-haiku-4-5")).toMatch(/fastest/);
+    expect(modelName("my-model")).toBe("my-model");
+    expect(modelDescription("my-model")).toMatch(/server/);
   });
 });

@@ -2,7 +2,7 @@
 // change the chat's settings for its next turn; while a turn runs, Stop interrupts it and a
 // prompt sent meanwhile is queued to run after it.
 import { useEffect, useLayoutEffect, useRef, type FormEvent } from "react";
-import type { Chat, PermissionMode } from "@/shared/api/types";
+import type { Chat } from "@/shared/api/types";
 import { Button } from "@/shared/ui/Button";
 import { ErrorText } from "@/shared/ui/ErrorText";
 import { useUpdateChat } from "@/features/chats/api/chats";
@@ -10,7 +10,8 @@ import { useInterrupt, useSendMessage } from "@/features/conversation/api/conver
 import { useEnqueue } from "@/features/queue/api/queue";
 import { isUnreachable, useConnectionState } from "@/features/conversation/model/connection";
 import { useDraft, useDraftStore, useSetDraft } from "../model/drafts";
-import { isSendKey, modelChoices, MODES } from "../model/options";
+import { isSendKey } from "../model/options";
+import { ModelPicker, ModePicker } from "./Pickers";
 
 export function Composer({ chat, running }: { chat: Chat; running: boolean }) {
   const draft = useDraft(chat.id);
@@ -73,31 +74,8 @@ export function Composer({ chat, running }: { chat: Chat; running: boolean }) {
         }}
       />
       <div className="composer-bar">
-        <label className="picker">
-          <span className="sr-only">Model</span>
-          <select aria-label="Model" value={chat.model} onChange={(e) => updateChat.mutate({ chatId: chat.id, model: e.target.value })}>
-            {modelChoices(chat.model).map((model) => (
-              <option key={model} value={model}>
-                {model}
-              </option>
-            ))}
-          </select>
-        </label>
-        <label className="picker">
-          <span className="sr-only">Mode</span>
-          <select
-            aria-label="Mode"
-            value={chat.permission_mode}
-            title={MODES.find((m) => m.value === chat.permission_mode)?.hint}
-            onChange={(e) => updateChat.mutate({ chatId: chat.id, permission_mode: e.target.value as PermissionMode })}
-          >
-            {MODES.map((mode) => (
-              <option key={mode.value} value={mode.value} title={mode.hint}>
-                {mode.label}
-              </option>
-            ))}
-          </select>
-        </label>
+        <ModelPicker value={chat.model} onChange={(model) => updateChat.mutate({ chatId: chat.id, model })} />
+        <ModePicker value={chat.permission_mode} onChange={(mode) => updateChat.mutate({ chatId: chat.id, permission_mode: mode })} />
         <span className="composer-hint muted small">{running ? "Changes apply from the next turn." : ""}</span>
         {running && (
           <Button variant="danger" onClick={() => interrupt.mutate()} disabled={interrupt.isPending} aria-label="Stop the running turn">

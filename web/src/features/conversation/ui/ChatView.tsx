@@ -152,7 +152,7 @@ export function ChatView({ chatId }: { chatId: string }) {
             className={`workspace-toggle ${workspaceOpen ? "active" : ""}`}
             aria-pressed={workspaceOpen}
             aria-label="Workspace panel"
-            title="Terminal, files and checkpoints"
+            title="Terminal, files, previews and checkpoints"
             onClick={toggleWorkspace}
             onPointerEnter={() => void loadWorkspace()}
             onFocus={() => void loadWorkspace()}

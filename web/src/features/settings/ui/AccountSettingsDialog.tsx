@@ -1,12 +1,15 @@
-// The user's own settings: instructions added to the agent's system prompt in every chat, and
-// the hosts their sandboxes may reach besides the server's allow-list. Each part saves on its
+// The user's own settings: the model and mode new chats start with, instructions added to the
+// agent's system prompt in every chat, and the hosts their sandboxes may reach besides the
+// server's allow-list. Each part saves on its
 // own, so an error in one never blocks or loses the other; a password change; and the
 // secrets, in a section of their own (SecretsSection).
 import { useState, type FormEvent } from "react";
 import { Button } from "@/shared/ui/Button";
 import { Spinner } from "@/shared/ui/Spinner";
 import { TrashIcon } from "@/shared/ui/icons";
-import { useUpdateUserSettings, useUserSettings } from "../api/settings";
+import { KNOWN_MODELS, modelName, MODES } from "@/features/composer/model/options";
+import type { PermissionMode } from "@/shared/api/types";
+import { useUpdateUserSettings, useUserSettings, type UserSettings } from "../api/settings";
 import { withHost } from "../model/settings";
 import { ErrorText } from "@/shared/ui/ErrorText";
 import { ChangePasswordSection } from "./ChangePasswordSection";
@@ -34,11 +37,56 @@ function AccountSettings() {
   }
   return (
     <>
+      <NewChatDefaultsSection settings={settings.data} />
       <InstructionsSection saved={settings.data.custom_instructions ?? ""} />
       <HostsSection hosts={settings.data.sandbox_allowed_hosts ?? []} />
       <ChangePasswordSection />
       <SecretsSection />
     </>
+  );
+}
+
+/** Saved on each change: two pickers, nothing to lose by saving at once. */
+function NewChatDefaultsSection({ settings }: { settings: UserSettings }) {
+  const update = useUpdateUserSettings();
+  const model = settings.default_model ?? "";
+  const models = model && !KNOWN_MODELS.includes(model) ? [model, ...KNOWN_MODELS] : KNOWN_MODELS;
+  return (
+    <section className="settings-section" aria-labelledby="defaults-heading">
+      <h3 id="defaults-heading" className="settings-label">
+        New chats
+      </h3>
+      <p className="muted small">The model and mode a new chat starts with; each chat can change its own in the composer.</p>
+      <div className="settings-row">
+        <label className="settings-field">
+          <span className="small">Model</span>
+          <select aria-label="Default model" value={model} disabled={update.isPending} onChange={(e) => update.mutate({ default_model: e.target.value })}>
+            <option value="">Server default ({modelName(settings.server_default_model)})</option>
+            {models.map((id) => (
+              <option key={id} value={id}>
+                {modelName(id)}
+              </option>
+            ))}
+          </select>
+        </label>
+        <label className="settings-field">
+          <span className="small">Mode</span>
+          <select
+            aria-label="Default mode"
+            value={settings.default_permission_mode ?? "auto"}
+            disabled={update.isPending}
+            onChange={(e) => update.mutate({ default_permission_mode: e.target.value as PermissionMode })}
+          >
+            {MODES.map((mode) => (
+              <option key={mode.value} value={mode.value} title={mode.hint}>
+                {mode.label} — {mode.hint}
+              </option>
+            ))}
+          </select>
+        </label>
+      </div>
+      <ErrorText error={update.error} />
+    </section>
   );
 }
 

@@ -49,6 +49,7 @@ describe("the account settings dialog", () => {
       if (patch.sandbox_allowed_hosts?.includes("bad host!")) return invalid('"bad host!" is not a valid host pattern');
       if ((patch.custom_instructions?.length ?? 0) > 20) return { status: 422, body: { error: { code: "instructions_too_long", message: "Custom instructions may have at most 20 bytes." } } };
       settings = {
+        ...settings,
         custom_instructions: patch.custom_instructions === undefined ? settings.custom_instructions : patch.custom_instructions.trim() || null,
         sandbox_allowed_hosts: patch.sandbox_allowed_hosts ?? settings.sandbox_allowed_hosts,
       };
@@ -57,7 +58,7 @@ describe("the account settings dialog", () => {
   }
 
   it("saves the instructions explicitly and shows the server's error", async () => {
-    const sent = serveSettings({ custom_instructions: "Be brief.", sandbox_allowed_hosts: [] });
+    const sent = serveSettings({ custom_instructions: "Be brief.", sandbox_allowed_hosts: [], server_default_model: "claude-sonnet-4-5" });
     wrap(<AccountSettingsDialog open onClose={() => {}} />);
     const box = (await screen.findByLabelText(/Custom instructions/)) as HTMLTextAreaElement;
     expect(box.value).toBe("Be brief.");
@@ -77,7 +78,7 @@ describe("the account settings dialog", () => {
   });
 
   it("adds and removes hosts, and says plainly which host is invalid", async () => {
-    const sent = serveSettings({ custom_instructions: null, sandbox_allowed_hosts: ["a.example.com"] });
+    const sent = serveSettings({ custom_instructions: null, sandbox_allowed_hosts: ["a.example.com"], server_default_model: "claude-sonnet-4-5" });
     wrap(<AccountSettingsDialog open onClose={() => {}} />);
     const input = await screen.findByLabelText("Host to allow");
     fireEvent.change(input, { target: { value: "bad host!" } });
@@ -98,7 +99,7 @@ describe("the account settings dialog", () => {
   });
 
   it("closes on Escape", async () => {
-    serveSettings({ custom_instructions: null, sandbox_allowed_hosts: [] });
+    serveSettings({ custom_instructions: null, sandbox_allowed_hosts: [], server_default_model: "claude-sonnet-4-5" });
     const onClose = vi.fn();
     wrap(<AccountSettingsDialog open onClose={onClose} />);
     const dialog = await screen.findByRole("dialog", { name: "Settings" });

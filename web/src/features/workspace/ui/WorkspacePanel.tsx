@@ -1,5 +1,5 @@
-// The panels beside the conversation: terminals and files of the chat's sandbox (with the
-// sandbox's status above them), and the checkpoint timeline (restore and fork).
+// The panels beside the conversation: terminals, files and port previews of the chat's sandbox
+// (with the sandbox's status above them), and the checkpoint timeline (restore and fork).
 // A panel is mounted on its first visit and then kept while the workspace is open, so that
 // terminals keep their shells and the editor its unsaved text when the user switches tabs.
 import { useEffect, useRef, useState, type KeyboardEvent, type PointerEvent } from "react";
@@ -9,6 +9,7 @@ import { useHasUnsavedFile } from "@/features/files/model/unsaved";
 import "./workspace.css";
 import { CheckpointsPanel } from "@/features/checkpoints/ui/CheckpointsPanel";
 import { FilesPanel } from "@/features/files/ui/FilesPanel";
+import { PreviewPanel } from "@/features/preview/ui/PreviewPanel";
 import { SandboxStatus } from "@/features/sandbox/ui/SandboxStatus";
 import { TerminalPanel } from "@/features/terminal/ui/TerminalPanel";
 import {
@@ -23,6 +24,7 @@ import {
 const TABS: { id: WorkspaceTab; label: string }[] = [
   { id: "terminal", label: "Terminal" },
   { id: "files", label: "Files" },
+  { id: "preview", label: "Preview" },
   { id: "checkpoints", label: "Checkpoints" },
 ];
 
@@ -101,6 +103,7 @@ export function WorkspacePanel({ chatId, onClose }: { chatId: string; onClose: (
       <div className="workspace-body" role="tabpanel" id={`workspace-panel-${active}`} aria-labelledby={`workspace-tab-${active}`}>
         {visited.has("terminal") && <TerminalPanel chatId={chatId} visible={active === "terminal"} />}
         {visited.has("files") && <FilesPanel chatId={chatId} visible={active === "files"} />}
+        {visited.has("preview") && <PreviewPanel chatId={chatId} visible={active === "preview"} />}
         {visited.has("checkpoints") && <CheckpointsPanel chatId={chatId} visible={active === "checkpoints"} />}
       </div>
       <ConfirmDialog
