@@ -152,6 +152,12 @@ pub struct ServeArgs {
     /// reaches the port.
     #[arg(long, env = "AGENTBOX_METRICS_TOKEN", hide_env_values = true)]
     pub metrics_token: Option<String>,
+    /// Comma-separated CIDR ranges (or addresses) of the proxies in front of this node,
+    /// e.g. `10.0.0.0/8,192.0.2.7`. Only a connection from one of them has its
+    /// `X-Forwarded-For` read (the rightmost address that is not a trusted proxy) for the
+    /// sign-in rate limits [default: none, the header is ignored].
+    #[arg(long, env = "AGENTBOX_TRUSTED_PROXIES")]
+    pub trusted_proxies: Option<String>,
     /// The origin of port previews, with `{port}` and `{chat}` in it once each
     /// (`p-{port}-{chat}.agentbox.example`, https unless it starts with `http://`; a wildcard
     /// DNS name and certificate). Without it previews are served under `/preview/` on
@@ -237,6 +243,11 @@ pub struct ServeArgs {
     /// `node-id`].
     #[arg(long, env = "AGENTBOX_NODE_ID")]
     pub node_id: Option<String>,
+    /// The URL other nodes reach this node at, as it registers it (API nodes pass a
+    /// worker's file and terminal requests there), e.g. `http://worker-1:8080`
+    /// [default: `http://` and the `--bind` address].
+    #[arg(long, env = "AGENTBOX_NODE_ADDRESS")]
+    pub node_address: Option<String>,
     /// Seconds without a heartbeat after which a node counts as gone: its running turns are
     /// interrupted by any live node [default: 30].
     #[arg(long, env = "AGENTBOX_NODE_EXPIRY_SECS")]
@@ -286,6 +297,7 @@ struct FileConfig {
     interrupt_grace_secs: Option<u64>,
     shutdown_grace_secs: Option<u64>,
     metrics_token: Option<String>,
+    trusted_proxies: Option<String>,
     preview_domain: Option<String>,
     cli_max_retries: Option<u32>,
     max_prompt_bytes: Option<usize>,
@@ -308,6 +320,7 @@ struct FileConfig {
     auto_allowed_hosts: Option<Vec<String>>,
     auto_risky_commands: Option<Vec<String>>,
     node_id: Option<String>,
+    node_address: Option<String>,
     node_expiry_secs: Option<u64>,
 }
 
@@ -378,6 +391,8 @@ pub struct Config {
     /// How long a shutdown lets running turns finish.
     pub shutdown_grace: Duration,
     pub metrics_token: Option<String>,
+    /// `--trusted-proxies`: whose `X-Forwarded-For` the sign-in limits believe.
+    pub trusted_proxies: Vec<agentbox_server::IpNet>,
     /// Where previews are served; `None`: under `/preview/` on agentbox's origin.
     pub preview_domain: Option<agentbox_server::DomainPattern>,
     pub cli_max_retries: u32,
@@ -393,6 +408,8 @@ pub struct Config {
     pub permissions: PermissionSettings,
     /// `None`: the one kept in the data directory (made at the first start).
     pub node_id: Option<String>,
+    /// `--node-address`: what this node registers as its address.
+    pub node_address: Option<String>,
     pub node_expiry: Duration,
     /// `All` for `serve`, `Api` for `serve --no-worker`, `Worker` for `worker`.
     pub node_role: NodeRole,
@@ -434,6 +451,7 @@ impl fmt::Debug for Config {
             .field("interrupt_grace", &self.interrupt_grace)
             .field("shutdown_grace", &self.shutdown_grace)
             .field("metrics_token", &set(&self.metrics_token))
+            .field("trusted_proxies", &self.trusted_proxies)
             .field("cli_max_retries", &self.cli_max_retries)
             .field("max_prompt_bytes", &self.max_prompt_bytes)
             .field("access_token_ttl", &self.access_token_ttl)
@@ -444,6 +462,7 @@ impl fmt::Debug for Config {
             .field("log_format", &self.log_format)
             .field("permissions", &self.permissions)
             .field("node_id", &self.node_id)
+            .field("node_address", &self.node_address)
             .field("node_expiry", &self.node_expiry)
             .field("node_role", &self.node_role)
             .field("tasks", &self.tasks)
@@ -593,6 +612,11 @@ impl ServeArgs {
             Some("json") => LogFormat::Json,
             Some(other) => bail!("unknown log format {other:?}: use `text` or `json`"),
         };
+        let trusted_proxies = match self.trusted_proxies.clone().or(file.trusted_proxies.clone()) {
+            None => Vec::new(),
+            Some(text) => agentbox_server::parse_trusted_proxies(&text)
+                .map_err(|reason| anyhow::anyhow!("--trusted-proxies: {reason}"))?,
+        };
         let registration = match self.registration.or(file.registration).as_deref() {
             None => RegistrationMode::Open,
             Some(text) => RegistrationMode::parse(text).with_context(|| {
@@ -639,6 +663,13 @@ impl ServeArgs {
         if let Some(id) = &node_id {
             check_node_id(id)?;
         }
+        let node_address = non_empty(self.node_address.clone().or(file.node_address.clone()));
+        if let Some(address) = &node_address
+            && !url::Url::parse(address)
+                .is_ok_and(|url| matches!(url.scheme(), "http" | "https") && url.has_host())
+        {
+            bail!("--node-address {address:?} must be an http:// or https:// URL");
+        }
         let node_expiry = self.node_expiry_secs.or(file.node_expiry_secs).unwrap_or(30);
         if node_expiry < 2 {
             bail!(
@@ -662,6 +693,7 @@ impl ServeArgs {
             tasks,
             node_role: if self.no_worker { NodeRole::Api } else { NodeRole::All },
             node_id,
+            node_address,
             node_expiry: Duration::from_secs(node_expiry),
             bind: self
                 .bind
@@ -703,6 +735,7 @@ impl ServeArgs {
                 self.shutdown_grace_secs.or(file.shutdown_grace_secs).unwrap_or(30),
             ),
             metrics_token: non_empty(self.metrics_token.or(file.metrics_token)),
+            trusted_proxies,
             preview_domain,
             cli_max_retries: self.cli_max_retries.or(file.cli_max_retries).unwrap_or(3),
             max_prompt_bytes: self.max_prompt_bytes.or(file.max_prompt_bytes).unwrap_or(256 * 1024),
@@ -882,6 +915,37 @@ mod tests {
         assert_eq!(config.bind.to_string(), "0.0.0.0:9000");
         assert_eq!(config.default_model, "from-flag");
         assert_eq!(config.idle_session, Duration::from_secs(7));
+    }
+
+    #[test]
+    fn trusted_proxies_come_from_the_flag_or_the_file_and_default_to_none() {
+        assert!(args().resolve().unwrap().trusted_proxies.is_empty());
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("agentbox.toml");
+        std::fs::write(&file, "trusted_proxies = \"10.0.0.0/8, 192.0.2.7\"\n").unwrap();
+        let shown = |config: Config| -> Vec<String> {
+            config.trusted_proxies.iter().map(ToString::to_string).collect()
+        };
+        let from_file = ServeArgs { config: Some(file.clone()), ..args() }.resolve().unwrap();
+        assert_eq!(shown(from_file), ["10.0.0.0/8", "192.0.2.7/32"]);
+        let flag = ServeArgs { config: Some(file), trusted_proxies: Some("::1".into()), ..args() };
+        assert_eq!(shown(flag.resolve().unwrap()), ["::1/128"]);
+        let bad = ServeArgs { trusted_proxies: Some("10.0.0.0/99".into()), ..args() }.resolve();
+        assert!(format!("{:#}", bad.unwrap_err()).contains("--trusted-proxies"));
+    }
+
+    #[test]
+    fn the_node_address_is_a_url_or_the_bind_address() {
+        assert_eq!(args().resolve().unwrap().node_address, None);
+        let set =
+            |address: &str| ServeArgs { node_address: Some(address.into()), ..args() }.resolve();
+        assert_eq!(
+            set("http://worker-1:8080").unwrap().node_address.as_deref(),
+            Some("http://worker-1:8080")
+        );
+        for bad in ["worker-1:8080", "ftp://w", "http://"] {
+            assert!(set(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

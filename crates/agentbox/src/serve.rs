@@ -173,7 +173,9 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
     let node = NodeSettings {
         id: node_id(&config)?,
         role: config.node_role,
-        address: Some(format!("http://{address}")),
+        // Where API nodes reach this node (a worker's internal API): as configured, else
+        // the listener's own address.
+        address: Some(config.node_address.clone().unwrap_or_else(|| format!("http://{address}"))),
         // Several heartbeats within the expiry, so that one slow beat expires nobody.
         heartbeat: (config.node_expiry / 6).max(std::time::Duration::from_millis(100)),
         expiry: config.node_expiry,
@@ -251,6 +253,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
             accounts.invite_ttl = config.invite_ttl;
             accounts.audit = agentbox_server::AuditRetention::new(config.audit_retention);
             accounts.limits = config.turn_limits;
+            accounts.trusted_proxies = config.trusted_proxies.clone();
             accounts
         }),
         limits: Limits { max_prompt_bytes: config.max_prompt_bytes, ..Limits::default() },

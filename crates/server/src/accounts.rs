@@ -3,11 +3,13 @@
 //! a user's long-lived connections (SSE streams, terminals) when the account is disabled.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
+use ipnet::IpNet;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -125,6 +127,9 @@ pub struct Accounts {
     pub audit: crate::audit::AuditRetention,
     /// Per user, the parent of the tokens their open streams and terminals end on.
     connections: Mutex<HashMap<Uuid, CancellationToken>>,
+    /// `--trusted-proxies`: peers whose `X-Forwarded-For` names the client for the
+    /// sign-in limits. Empty (the default): the header is ignored.
+    pub trusted_proxies: Vec<IpNet>,
 }
 
 impl Accounts {
@@ -150,6 +155,7 @@ impl Accounts {
             audit: crate::audit::AuditRetention::default(),
             limits: crate::limits::TurnLimits::default(),
             connections: Mutex::new(HashMap::new()),
+            trusted_proxies: Vec::new(),
         }
     }
 
@@ -190,18 +196,117 @@ pub fn rate_limited(wait: Duration) -> ApiError {
     ApiError::rate_limited(seconds, format!("Too many attempts. Try again in {seconds} seconds."))
 }
 
-/// The address a request came from, as the limits key it: the peer of the connection
-/// (no proxy header is trusted), or `unknown` where there is none (a test's router).
+/// The address a request came from, as the limits key it: the peer of the connection, or
+/// where that peer is a trusted proxy (`--trusted-proxies`), the rightmost address of
+/// `X-Forwarded-For` that is not one (every proxy appends the address it saw, so the
+/// hops left of the first untrusted one are whatever the client wrote); `unknown` where
+/// there is no peer (a test's router).
 pub struct ClientAddress(pub String);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
+impl FromRequestParts<crate::state::AppState> for ClientAddress {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let address = parts.extensions.get::<ConnectInfo<PeerAddress>>().map_or_else(
-            || "unknown".to_owned(),
-            |ConnectInfo(PeerAddress(peer))| peer.ip().to_string(),
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &crate::state::AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let Some(ConnectInfo(PeerAddress(peer))) =
+            parts.extensions.get::<ConnectInfo<PeerAddress>>()
+        else {
+            return Ok(Self("unknown".to_owned()));
+        };
+        let forwarded: Vec<&str> = parts
+            .headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .collect();
+        Ok(Self(client_ip(peer.ip(), &forwarded, &state.accounts.trusted_proxies).to_string()))
+    }
+}
+
+/// The client's address: `peer`, or when `peer` is trusted, the rightmost hop of the
+/// `X-Forwarded-For` values (`forwarded`, in header order) that is not trusted. A hop that
+/// is not an address stops the walk at the trusted hop that reported it; all hops trusted
+/// gives the leftmost.
+pub fn client_ip(peer: IpAddr, forwarded: &[&str], trusted: &[IpNet]) -> IpAddr {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    let mut client = peer;
+    if !is_trusted(&client) {
+        return client;
+    }
+    // Bounded: a header line is at most the server's header size limit.
+    for hop in forwarded.iter().rev().flat_map(|value| value.rsplit(',')) {
+        let Ok(ip) = hop.trim().parse::<IpAddr>() else {
+            return client;
+        };
+        client = ip;
+        if !is_trusted(&client) {
+            return client;
+        }
+    }
+    client
+}
+
+/// `--trusted-proxies`: comma-separated CIDR ranges (`10.0.0.0/8`) or single addresses
+/// (`192.0.2.7`, `::1`).
+pub fn parse_trusted_proxies(text: &str) -> Result<Vec<IpNet>, String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|part| !part.is_empty())
+        .map(|part| {
+            part.parse::<IpNet>()
+                .or_else(|_| part.parse::<IpAddr>().map(IpNet::from))
+                .map(|net| net.trunc())
+                .map_err(|_| format!("{part:?} is not an IP address or a CIDR range"))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nets(text: &str) -> Vec<IpNet> {
+        parse_trusted_proxies(text).unwrap()
+    }
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn trusted_proxies_parse_ranges_and_addresses() {
+        let parsed = nets(" 10.0.0.0/8, 192.0.2.7 ,::1,fd00::/8,");
+        let shown: Vec<String> = parsed.iter().map(ToString::to_string).collect();
+        assert_eq!(shown, ["10.0.0.0/8", "192.0.2.7/32", "::1/128", "fd00::/8"]);
+        assert_eq!(nets("10.1.2.3/8")[0].to_string(), "10.0.0.0/8");
+        assert!(nets("").is_empty());
+        for bad in ["10.0.0.0/33", "example.com", "10.0.0.0/8,nope", "1.2.3"] {
+            assert!(parse_trusted_proxies(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_client_is_the_rightmost_untrusted_hop() {
+        let trusted = nets("10.0.0.0/8");
+        let proxy = ip("10.0.0.2");
+        // Not trusted: the header is whatever the client wrote.
+        assert_eq!(client_ip(ip("203.0.113.9"), &["198.51.100.1"], &trusted), ip("203.0.113.9"));
+        assert_eq!(client_ip(ip("10.0.0.2"), &["198.51.100.1"], &[]), ip("10.0.0.2"));
+        // Trusted: the hop the proxy saw, past other trusted proxies, never a forged left part.
+        assert_eq!(client_ip(proxy, &["198.51.100.1"], &trusted), ip("198.51.100.1"));
+        assert_eq!(
+            client_ip(proxy, &["1.1.1.1, 198.51.100.1, 10.0.0.7"], &trusted),
+            ip("198.51.100.1")
         );
-        Ok(Self(address))
+        assert_eq!(
+            client_ip(proxy, &["1.1.1.1", "198.51.100.1,10.9.9.9"], &trusted),
+            ip("198.51.100.1")
+        );
+        // No header, garbage, all trusted.
+        assert_eq!(client_ip(proxy, &[], &trusted), proxy);
+        assert_eq!(client_ip(proxy, &["1.1.1.1, garbage"], &trusted), proxy);
+        assert_eq!(client_ip(proxy, &["10.0.0.9, 10.0.0.8"], &trusted), ip("10.0.0.9"));
     }
 }

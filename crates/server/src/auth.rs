@@ -42,6 +42,9 @@ pub struct AuthKeys {
     decoding: DecodingKey,
     pub access_ttl: Duration,
     pub refresh_ttl: Duration,
+    /// The key of the credential API nodes present to workers (`internal`), from the same
+    /// secret under a label of its own.
+    pub internal: crate::internal::InternalKey,
 }
 
 impl AuthKeys {
@@ -51,6 +54,7 @@ impl AuthKeys {
             decoding: DecodingKey::from_secret(secret),
             access_ttl,
             refresh_ttl,
+            internal: crate::internal::InternalKey::derive(secret),
         }
     }
 }
@@ -69,6 +73,11 @@ impl FromRequestParts<AppState> for CurrentUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        // A worker serving an API node's request: the node credential was checked by
+        // `internal::dispatch`, the only place that sets this.
+        if let Some(caller) = parts.extensions.get::<crate::internal::InternalCaller>() {
+            return Ok(Self(user_by_id(state, caller.user_id).await?));
+        }
         let header = parts
             .headers
             .get(AUTHORIZATION)
@@ -93,9 +102,14 @@ pub async fn user_from_token(state: &AppState, token: &str) -> Result<UserRecord
     let claims = jsonwebtoken::decode::<Claims>(token.trim(), &state.auth.decoding, &validation)
         .map_err(|_| ApiError::unauthorized("The access token is invalid or has expired."))?
         .claims;
+    user_by_id(state, claims.sub).await
+}
+
+/// The account `id`, if it exists and is not disabled.
+pub async fn user_by_id(state: &AppState, id: Uuid) -> Result<UserRecord, ApiError> {
     let user = state
         .store
-        .user(claims.sub)
+        .user(id)
         .await?
         .ok_or_else(|| ApiError::unauthorized("The account of this token no longer exists."))?;
     if user.disabled_at.is_some() {

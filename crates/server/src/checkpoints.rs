@@ -19,8 +19,14 @@ use crate::state::AppState;
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_checkpoints))
-        .routes(routes!(restore_checkpoint))
+        .merge(restore_route())
         .routes(routes!(fork_chat))
+}
+
+/// The restore alone: a worker serves it to API nodes (see `internal.rs`), since it
+/// rewrites the files the worker holds.
+pub fn restore_route() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(restore_checkpoint))
 }
 
 /// The `{checkpoint_id}` of a path.
@@ -97,7 +103,8 @@ async fn list_checkpoints(
 #[utoipa::path(post, path = "/api/v1/chats/{chat_id}/checkpoints/{checkpoint_id}/restore", tag = "checkpoints",
     params(("chat_id" = Uuid, Path), ("checkpoint_id" = Uuid, Path)),
     responses((status = 200, body = RestoreResponse), (status = 404, description = "chat_not_found, checkpoint_not_found"),
-              (status = 409, description = "turn_in_progress")),
+              (status = 409, description = "turn_in_progress"),
+              (status = 503, description = "sandbox_node_unavailable: the worker that holds the chat's sandbox is alive but not answering")),
     security(("bearer" = [])))]
 async fn restore_checkpoint(
     State(state): State<AppState>,

@@ -103,6 +103,29 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// The worker that holds a chat's sandbox is gone or not answering: 503
+/// `sandbox_node_unavailable`, with `Retry-After`. Once its heartbeat has expired, the
+/// chat's next turn moves it to a live worker (with its last checkpoint's files).
+impl From<crate::forward::ForwardError> for ApiError {
+    fn from(err: crate::forward::ForwardError) -> Self {
+        match err {
+            crate::forward::ForwardError::NodeUnavailable { .. } => Self {
+                retry_after: Some(5),
+                ..Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "sandbox_node_unavailable",
+                    format!(
+                        "The chat's files, terminals and sandbox are unavailable: {err}. Try \
+                         again later; once that worker counts as gone, the chat's next \
+                         message moves it to a live worker with the files of its last \
+                         checkpoint."
+                    ),
+                )
+            },
+        }
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
         match err {

@@ -20,7 +20,9 @@ mod disk;
 mod error;
 mod extensions;
 mod extract;
+mod forward;
 mod health;
+mod internal;
 mod limits;
 mod messages;
 mod metrics;
@@ -53,13 +55,15 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::TraceLayer;
 use utoipa_axum::router::OpenApiRouter;
 
-pub use accounts::{Accounts, RegistrationMode, SignInLimits};
+pub use accounts::{Accounts, RegistrationMode, SignInLimits, client_ip, parse_trusted_proxies};
 pub use admission::LimitAdmission;
 pub use audit::AuditRetention;
 pub use auth::AuthKeys;
 pub use connection::{ApiConnection, ApiListener, PeerAddress};
 pub use error::ApiError;
 pub use health::{ServerInfo, component};
+pub use internal::{InternalCaller, InternalKey};
+pub use ipnet::IpNet;
 pub use limits::TurnLimits;
 pub use metrics::MetricsAccess;
 pub use preview::{DomainPattern, Previews, warn_if_not_isolated};
@@ -92,6 +96,9 @@ pub fn app(state: AppState) -> Router {
         .fallback(spa::fallback)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
+        // A chat bound to another node (a worker) has its files, terminals and sandbox
+        // there; this node passes those requests on.
+        .layer(axum::middleware::from_fn_with_state(state.clone(), forward::to_sandbox_node))
         // Outermost but for the request ids: a preview's requests (by `Host`, or under
         // `/preview/`) never reach agentbox's own routes.
         .layer(axum::middleware::from_fn_with_state(state.clone(), preview::intercept));
@@ -118,15 +125,36 @@ fn observed(router: Router<AppState>) -> Router<AppState> {
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
 }
 
-/// A worker node's HTTP: `/health`, `/readyz`, `/livez`, `/metrics` and JSON 404s, nothing else (it runs turns, the API
-/// nodes serve people).
+/// A worker node's HTTP: `/health`, `/readyz`, `/livez`, `/metrics`, the internal API that
+/// API nodes forward a chat's files, terminals and sandbox to (`/internal/v1/...`, behind
+/// the node credential; see [`internal`]) and JSON 404s, nothing else (it runs turns, the
+/// API nodes serve people).
 pub fn worker_app(state: AppState) -> Router {
+    let (routes, _) = OpenApiRouter::<AppState>::new()
+        .merge(workspace::routes())
+        .merge(terminal::routes())
+        .merge(sandbox::routes())
+        .merge(checkpoints::restore_route())
+        .split_for_parts();
+    let routes: Router = routes
+        .fallback(|| async { error::not_found() })
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(DefaultBodyLimit::max(state.limits.max_body_bytes))
+        .with_state(state.clone());
+    let internal_state = state.clone();
+    let dispatch = move |request: Request<axum::body::Body>| {
+        let (state, routes) = (internal_state.clone(), routes.clone());
+        async move { internal::dispatch(state, routes, request).await }
+    };
     let router = Router::new()
         .route("/health", axum::routing::get(health::health))
         .route("/readyz", axum::routing::get(ready::readyz))
         .route("/livez", axum::routing::get(ready::livez))
         .route("/metrics", axum::routing::get(ready::metrics))
-        .fallback(|| async { error::not_found() })
+        // The internal API is the fallback, not a route: a route's path parameters would
+        // stay in the request and confuse the public handlers' own (axum appends them).
+        // `dispatch` answers 404 for anything outside `/internal/v1/`.
+        .fallback(dispatch)
         .method_not_allowed_fallback(error::method_not_allowed);
     observed(router).with_state(state)
 }

@@ -45,7 +45,8 @@ async fn info(state: &AppState, chat_id: Uuid) -> SandboxInfo {
 /// The chat's sandbox: provider, isolation and status.
 #[utoipa::path(get, path = "/api/v1/chats/{chat_id}/sandbox", tag = "sandbox",
     params(("chat_id" = Uuid, Path)),
-    responses((status = 200, body = SandboxInfo), (status = 404)), security(("bearer" = [])))]
+    responses((status = 200, body = SandboxInfo), (status = 404),
+              (status = 503, description = "sandbox_node_unavailable: the worker that holds the chat's sandbox is gone or not answering")), security(("bearer" = [])))]
 async fn sandbox_info(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -59,7 +60,8 @@ async fn sandbox_info(
 #[utoipa::path(post, path = "/api/v1/chats/{chat_id}/sandbox/pause", tag = "sandbox",
     params(("chat_id" = Uuid, Path)),
     responses((status = 200, body = SandboxInfo), (status = 404), (status = 409, description = "turn_in_progress"),
-              (status = 501, description = "unsupported")),
+              (status = 501, description = "unsupported"),
+              (status = 503, description = "sandbox_node_unavailable: the worker that holds the chat's sandbox is gone or not answering")),
     security(("bearer" = [])))]
 async fn pause(
     State(state): State<AppState>,
@@ -82,7 +84,8 @@ async fn pause(
     params(("chat_id" = Uuid, Path)),
     responses((status = 200, body = SandboxInfo), (status = 404),
               (status = 429, description = "limit_reached: as many sandboxes running as allowed, none idle"),
-              (status = 501, description = "unsupported")),
+              (status = 501, description = "unsupported"),
+              (status = 503, description = "sandbox_node_unavailable: the worker that holds the chat's sandbox is gone or not answering")),
     security(("bearer" = [])))]
 async fn resume(
     State(state): State<AppState>,
@@ -113,7 +116,7 @@ async fn resume(
     params(("chat_id" = Uuid, Path)),
     responses((status = 200, body = SandboxInfo), (status = 404, description = "chat_not_found"),
               (status = 409, description = "turn_in_progress: a turn started during the restart"),
-              (status = 503, description = "sandbox_unavailable: the sandbox cannot start (over its disk quota, ...)")),
+              (status = 503, description = "sandbox_unavailable: the sandbox cannot start (over its disk quota, ...); sandbox_node_unavailable: the worker that holds the chat's sandbox is gone or not answering")),
     security(("bearer" = [])))]
 async fn restart(
     State(state): State<AppState>,

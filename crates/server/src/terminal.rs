@@ -156,7 +156,8 @@ enum ServerMessage {
     responses((status = 101, description = "switching to the WebSocket protocol"),
               (status = 400, description = "websocket_required, invalid_size"), (status = 401),
               (status = 404, description = "chat_not_found, terminal_not_found"),
-              (status = 429, description = "too_many_terminals, limit_reached (sandboxes running)")),
+              (status = 429, description = "too_many_terminals, limit_reached (sandboxes running)"),
+              (status = 503, description = "sandbox_node_unavailable: the worker that holds the chat's sandbox is gone or not answering")),
     security(("bearer" = [])))]
 async fn terminal(
     State(state): State<AppState>,
@@ -164,19 +165,13 @@ async fn terminal(
     headers: HeaderMap,
     ApiQuery(query): ApiQuery<TerminalQuery>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    // Set by `internal::dispatch` on a worker serving an API node's request.
+    internal_caller: Option<axum::Extension<crate::internal::InternalCaller>>,
 ) -> Result<Response, ApiError> {
-    let token = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-        .map(str::to_owned)
-        .or(query.access_token.clone())
-        .ok_or_else(|| {
-            ApiError::unauthorized(
-                "Sign in first: no token (Authorization header or access_token).",
-            )
-        })?;
-    let user = user_from_token(&state, &token).await?;
+    let user = match internal_caller {
+        Some(axum::Extension(caller)) => crate::auth::user_by_id(&state, caller.user_id).await?,
+        None => user_from_token(&state, &bearer_or_query(&headers, &query)?).await?,
+    };
     state.store.chat(user.id, chat_id).await?.ok_or_else(ApiError::chat_not_found)?;
     let upgrade = upgrade.map_err(|rejection| {
         ApiError::new(StatusCode::BAD_REQUEST, "websocket_required", rejection.body_text())
@@ -421,4 +416,23 @@ async fn send_json(
 ) -> Result<(), axum::Error> {
     let text = serde_json::to_string(message).unwrap_or_default();
     sink.send(Message::Text(text.into())).await
+}
+
+/// The access token of a terminal request: the `Authorization` header, else
+/// `?access_token=` (browsers cannot set headers on a WebSocket).
+pub(crate) fn bearer_or_query(
+    headers: &HeaderMap,
+    query: &TerminalQuery,
+) -> Result<String, ApiError> {
+    headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::to_owned)
+        .or(query.access_token.clone())
+        .ok_or_else(|| {
+            ApiError::unauthorized(
+                "Sign in first: no token (Authorization header or access_token).",
+            )
+        })
 }

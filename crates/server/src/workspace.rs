@@ -124,7 +124,8 @@ async fn on_files<T: Send + 'static>(
                   headers(("x-agentbox-total-entries" = u64, description = "How many entries the directory has; more than returned when the listing was cut"))),
               (status = 400, description = "path_outside_workspace, invalid_path, name_too_long, not_a_directory"),
               (status = 403, description = "permission_denied"),
-              (status = 404, description = "chat_not_found, file_not_found")),
+              (status = 404, description = "chat_not_found, file_not_found"),
+              (status = 503, description = "sandbox_node_unavailable: the worker that holds the chat's sandbox is gone or not answering")),
     security(("bearer" = [])))]
 async fn list_files(
     State(state): State<AppState>,
@@ -144,7 +145,8 @@ async fn list_files(
     responses((status = 200, body = FileEntry),
               (status = 400, description = "path_outside_workspace, invalid_path, name_too_long, not_a_directory"),
               (status = 403, description = "permission_denied"),
-              (status = 404, description = "chat_not_found, file_not_found")),
+              (status = 404, description = "chat_not_found, file_not_found"),
+              (status = 503, description = "sandbox_node_unavailable: the worker that holds the chat's sandbox is gone or not answering")),
     security(("bearer" = [])))]
 async fn stat_file(
     State(state): State<AppState>,
@@ -164,7 +166,8 @@ async fn stat_file(
               (status = 400, description = "path_outside_workspace, invalid_path, name_too_long, is_a_directory, not_a_directory, not_a_regular_file"),
               (status = 403, description = "permission_denied"),
               (status = 404, description = "chat_not_found, file_not_found"),
-              (status = 413, description = "file_too_large")),
+              (status = 413, description = "file_too_large"),
+              (status = 503, description = "sandbox_node_unavailable: the worker that holds the chat's sandbox is gone or not answering")),
     security(("bearer" = [])))]
 async fn download_file(
     State(state): State<AppState>,
@@ -204,7 +207,8 @@ async fn download_file(
               (status = 409, description = "file_busy"),
               (status = 413, description = "body_too_large"),
               (status = 429, description = "limit_reached: a workspace disk limit of the user"),
-              (status = 507, description = "disk_full")),
+              (status = 507, description = "disk_full"),
+              (status = 503, description = "sandbox_node_unavailable: the worker that holds the chat's sandbox is gone or not answering")),
     security(("bearer" = [])))]
 async fn upload_file(
     State(state): State<AppState>,
@@ -239,7 +243,8 @@ async fn upload_file(
               (status = 400, description = "path_outside_workspace, invalid_path, name_too_long, not_a_directory"),
               (status = 403, description = "permission_denied"),
               (status = 404, description = "chat_not_found, file_not_found"),
-              (status = 409, description = "file_busy")),
+              (status = 409, description = "file_busy"),
+              (status = 503, description = "sandbox_node_unavailable: the worker that holds the chat's sandbox is gone or not answering")),
     security(("bearer" = [])))]
 async fn delete_file(
     State(state): State<AppState>,
@@ -260,7 +265,8 @@ async fn delete_file(
               (status = 403, description = "permission_denied"),
               (status = 404, description = "chat_not_found"),
               (status = 422, description = "too_many_links"),
-              (status = 507, description = "disk_full")),
+              (status = 507, description = "disk_full"),
+              (status = 503, description = "sandbox_node_unavailable: the worker that holds the chat's sandbox is gone or not answering")),
     security(("bearer" = [])))]
 async fn make_directory(
     State(state): State<AppState>,
@@ -282,7 +288,8 @@ async fn make_directory(
               (status = 404, description = "chat_not_found, file_not_found"),
               (status = 409, description = "already_exists (a non-empty directory at `to`), file_busy"),
               (status = 422, description = "too_many_links"),
-              (status = 507, description = "disk_full")),
+              (status = 507, description = "disk_full"),
+              (status = 503, description = "sandbox_node_unavailable: the worker that holds the chat's sandbox is gone or not answering")),
     security(("bearer" = [])))]
 async fn move_file(
     State(state): State<AppState>,
@@ -305,7 +312,8 @@ async fn move_file(
               (status = 403, description = "permission_denied"),
               (status = 404, description = "chat_not_found, file_not_found"),
               (status = 409, description = "workspace_changed"),
-              (status = 422, description = "workspace_too_deep, too_many_entries, path_too_long")),
+              (status = 422, description = "workspace_too_deep, too_many_entries, path_too_long"),
+              (status = 503, description = "sandbox_node_unavailable: the worker that holds the chat's sandbox is gone or not answering")),
     security(("bearer" = [])))]
 async fn download_zip(
     State(state): State<AppState>,

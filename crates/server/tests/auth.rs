@@ -254,3 +254,59 @@ async fn emails_and_passwords_are_checked_with_a_clear_message_and_nothing_is_ma
     }
     assert_eq!(app.store.count_users().await.unwrap(), 0);
 }
+
+/// A failed sign-in arriving from `peer` with `X-Forwarded-For: forwarded`.
+async fn wrong_login_via(app: &App, peer: &str, forwarded: &str, n: usize) -> StatusCode {
+    use tower::ServiceExt as _;
+    let body = json!({"email": format!("nobody{n}@example.com"), "password": "wrong password"});
+    let mut request = http::Request::builder()
+        .method(Method::POST)
+        .uri("/api/v1/auth/login")
+        .header(header::CONTENT_TYPE, "application/json")
+        .header("x-forwarded-for", forwarded)
+        .body(axum::body::Body::from(serde_json::to_vec(&body).unwrap()))
+        .unwrap();
+    let peer = agentbox_server::PeerAddress(format!("{peer}:40000").parse().unwrap());
+    request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+    app.router.clone().oneshot(request).await.unwrap().status()
+}
+
+#[tokio::test]
+async fn x_forwarded_for_names_the_client_only_behind_a_trusted_proxy() {
+    // By default the header is ignored: one peer is one address, whatever it claims.
+    let app = App::new().await;
+    for i in 0..50 {
+        let status = wrong_login_via(&app, "10.0.0.2", &format!("198.51.100.{i}"), i).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "attempt {i}");
+    }
+    assert_eq!(
+        wrong_login_via(&app, "10.0.0.2", "198.51.100.200", 50).await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+
+    // Behind a trusted proxy, the rightmost untrusted hop is the client: one client is
+    // limited, another behind the same proxy is not, and a forged left part changes nothing.
+    let app = App::with_state(|state| {
+        std::sync::Arc::get_mut(&mut state.accounts).unwrap().trusted_proxies =
+            agentbox_server::parse_trusted_proxies("10.0.0.0/8").unwrap();
+    })
+    .await;
+    for i in 0..50 {
+        let forged = format!("192.0.2.{i}, 198.51.100.1, 10.0.0.9");
+        let status = wrong_login_via(&app, "10.0.0.2", &forged, i).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "attempt {i}");
+    }
+    assert_eq!(
+        wrong_login_via(&app, "10.0.0.2", "198.51.100.1", 50).await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(
+        wrong_login_via(&app, "10.0.0.2", "198.51.100.2", 51).await,
+        StatusCode::UNAUTHORIZED
+    );
+    // A peer outside the trusted ranges is itself the client.
+    assert_eq!(
+        wrong_login_via(&app, "203.0.113.5", "198.51.100.1", 52).await,
+        StatusCode::UNAUTHORIZED
+    );
+}

@@ -27,10 +27,10 @@
 mod client;
 pub mod init;
 pub mod limits;
+pub mod ports;
 pub mod probe;
 mod seccomp;
 pub mod shell;
-pub mod ports;
 
 use std::collections::{BTreeSet, HashMap};
 use std::ffi::CString;
