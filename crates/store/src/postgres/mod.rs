@@ -140,6 +140,7 @@ fn count_query(table: Table) -> &'static str {
         Table::Secrets => "SELECT COUNT(*) FROM secrets",
         Table::Tasks => "SELECT COUNT(*) FROM tasks",
         Table::TaskRuns => "SELECT COUNT(*) FROM task_runs",
+        Table::ChatRepositories => "SELECT COUNT(*) FROM chat_repositories",
     }
 }
 
@@ -282,6 +283,13 @@ fn import_query(table: Table) -> &'static str {
                     r->>'claimed_by', (r->>'started_at')::timestamptz,
                     (r->>'ended_at')::timestamptz, (r->>'chat_id')::uuid,
                     (r->>'message_id')::uuid, r->>'error', (r->>'seen_at')::timestamptz
+             FROM json_array_elements($1::json) AS r"
+        }
+        Table::ChatRepositories => {
+            "INSERT INTO chat_repositories (chat_id, url, branch, secret, directory, created_at)
+             SELECT
+                    (r->>'chat_id')::uuid, r->>'url', r->>'branch', r->>'secret',
+                    r->>'directory', (r->>'created_at')::timestamptz
              FROM json_array_elements($1::json) AS r"
         }
     }

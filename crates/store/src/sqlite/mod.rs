@@ -129,6 +129,7 @@ fn count_query(table: Table) -> &'static str {
         Table::Secrets => "SELECT COUNT(*) FROM secrets",
         Table::Tasks => "SELECT COUNT(*) FROM tasks",
         Table::TaskRuns => "SELECT COUNT(*) FROM task_runs",
+        Table::ChatRepositories => "SELECT COUNT(*) FROM chat_repositories",
     }
 }
 
@@ -245,6 +246,11 @@ fn export_query(table: Table) -> &'static str {
                     'chat_id', chat_id, 'message_id', message_id, 'error', error,
                     'seen_at', seen_at)
              FROM task_runs WHERE rowid > $1 ORDER BY rowid LIMIT $2"
+        }
+        Table::ChatRepositories => {
+            "SELECT rowid, json_object('chat_id', chat_id, 'url', url, 'branch', branch,
+                    'secret', secret, 'directory', directory, 'created_at', created_at)
+             FROM chat_repositories WHERE rowid > $1 ORDER BY rowid LIMIT $2"
         }
     }
 }

@@ -11,6 +11,7 @@ mod events;
 mod permissions;
 mod queue;
 mod queue_summary;
+mod repositories;
 mod schema;
 mod secrets;
 mod tasks;
