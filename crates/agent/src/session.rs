@@ -37,6 +37,8 @@ pub struct SessionOptions {
     pub allow_bypass: bool,
     /// Model credentials, endpoints, proxies: passed to the CLI's environment only.
     pub env: Vec<(String, String)>,
+    /// The CLI's working directory (a chat's repository); the sandbox's home when `None`.
+    pub cwd: Option<String>,
 }
 
 impl std::fmt::Debug for SessionOptions {
@@ -49,6 +51,7 @@ impl std::fmt::Debug for SessionOptions {
             .field("max_thinking_tokens", &self.max_thinking_tokens)
             .field("allow_bypass", &self.allow_bypass)
             .field("env", &agentbox_sandbox::EnvNames(&self.env))
+            .field("cwd", &self.cwd)
             .finish()
     }
 }
@@ -150,7 +153,13 @@ impl AgentSession {
             env.push(("CLAUDE_CODE_SHELL".to_owned(), shell));
         }
         let process = sandbox
-            .exec(ExecRequest { program, args: options.args(), env, ..ExecRequest::default() })
+            .exec(ExecRequest {
+                program,
+                args: options.args(),
+                env,
+                cwd: options.cwd.clone(),
+                ..ExecRequest::default()
+            })
             .await?;
         let alive = Arc::new(AtomicBool::new(true));
         let stderr = Arc::new(Mutex::new(Vec::new()));

@@ -205,6 +205,12 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
             permissions: config.permissions.clone(),
             checkpoints: config.checkpoints.clone(),
             node,
+            git: agentbox_runs::GitSettings {
+                // Plain-http repositories only where the operator opened the network.
+                http_hosts: AllowList::parse(&config.sandbox.allow_hosts)
+                    .map_err(anyhow::Error::msg)?,
+                ..agentbox_runs::GitSettings::default()
+            },
         },
     );
     let recovered = runner.recover().await.context("cannot close turns left open by a crash")?;
@@ -447,7 +453,9 @@ impl EgressPolicy for ServerEgress {
                 false
             }
         };
-        let allowed = allowed || self.is_users_model_host(chat.user_id, chat_id, host, port).await;
+        let allowed = allowed
+            || self.is_users_model_host(chat.user_id, chat_id, host, port).await
+            || self.is_chats_repository_host(chat_id, host, port).await;
         match allowed {
             false => Egress::Denied,
             // A user's own addition must not open the host's or the network's services.
@@ -483,6 +491,22 @@ impl Signals {
 }
 
 impl ServerEgress {
+    /// Whether `host:port` serves the repository the chat was started from (for that chat
+    /// alone, under the same rule as the user's own hosts).
+    async fn is_chats_repository_host(&self, chat_id: Uuid, host: &str, port: u16) -> bool {
+        match self.store.chat_repository(chat_id).await {
+            Ok(Some(repository)) => agentbox_runs::git::check_url(&repository.url, &self.allowed)
+                .is_ok_and(|url| {
+                    url.port == port && url.host == host.trim_end_matches('.').to_ascii_lowercase()
+                }),
+            Ok(None) => false,
+            Err(err) => {
+                tracing::warn!(%chat_id, %err, "could not read the chat's repository for the egress proxy");
+                false
+            }
+        }
+    }
+
     /// Whether `host:port` is the model API of the chat owner's own credentials.
     async fn is_users_model_host(
         &self,

@@ -24,6 +24,9 @@ pub(crate) struct SessionKey {
     /// `ChatSecrets::fingerprint`), so that a changed secret starts a new process; set when
     /// the turn opens the secrets.
     pub secrets: String,
+    /// The CLI's working directory: the chat's repository once it is cloned, so that the
+    /// first turn after a clone starts a process there; set when the turn prepares it.
+    pub cwd: Option<String>,
 }
 
 struct IdleSession {

@@ -89,6 +89,11 @@ impl ChatSecrets {
         MODEL_KEYS.iter().any(|name| self.values.contains_key(*name))
     }
 
+    /// The value of one secret, if the chat has it.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.values.get(name).map(|value| value.as_str())
+    }
+
     /// The user's own `ANTHROPIC_BASE_URL`, if any.
     pub fn base_url(&self) -> Option<&str> {
         self.values.get("ANTHROPIC_BASE_URL").map(|value| value.as_str())

@@ -117,6 +117,7 @@ impl TurnRunner {
             system_prompt: self.system_prompt(chat).await,
             allow_bypass: self.bypass_allowed(),
             secrets: String::new(),
+            cwd: None,
         };
         let interrupt = CancellationToken::new();
         let finished = CancellationToken::new();

@@ -19,6 +19,7 @@ mod credentials;
 mod disk;
 mod error;
 mod extract;
+mod git;
 mod health;
 mod limits;
 mod messages;
@@ -140,4 +141,5 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(workspace::routes())
         .merge(ready::routes())
         .merge(tasks::routes())
+        .merge(git::routes())
 }
