@@ -9,6 +9,7 @@ mod costs;
 mod crash;
 mod files;
 mod finding;
+mod git;
 mod hostile;
 mod ops;
 mod permissions;
