@@ -431,3 +431,29 @@ async fn a_wrong_token_is_a_clear_clone_error_and_the_chat_stays_usable() {
     assert_eq!(notices(&events, "clone_finished").len(), 1, "{events:?}");
     assert_eq!(output.trim(), "/home/user/project");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_repositorys_host_is_open_to_its_own_chat_only() {
+    // The server speaks plain HTTP: only the egress proxy's answer to CONNECT matters here
+    // (the TLS handshake after it fails, and so does the clone).
+    let git = GitServer::start("unused").await;
+    let port = git.port;
+    // The repository is on loopback, which hosts a user brings reach only with this flag.
+    let server = TestServer::start_with(|config| config.sandbox.user_hosts_private = true).await;
+    let carol = server.user("carol-git@example.com").await;
+    let url = format!("https://127.0.0.1:{port}/project.git");
+    let chat = repository_chat(&carol, json!({ "url": url })).await;
+    let (status, plain) = carol
+        .call(Method::POST, "/api/v1/chats", Some(json!({"permission_mode": "bypassPermissions"})))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let plain = plain["id"].as_str().unwrap().to_owned();
+    let probe = format!(
+        "curl -sv --max-time 10 https://127.0.0.1:{port}/ 2>&1 | grep -io '200 connection established\\|response 403' | head -1"
+    );
+    let (output, events) = agent_runs(&carol, &chat, &probe).await;
+    assert_eq!(notices(&events, "clone_failed").len(), 1, "no TLS on the test's server");
+    assert!(output.to_ascii_lowercase().contains("200 connection established"), "{output}");
+    let (output, _) = agent_runs(&carol, &plain, &probe).await;
+    assert!(output.contains("403"), "another chat of the same user is refused: {output}");
+}
