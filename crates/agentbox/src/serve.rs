@@ -209,6 +209,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
                 // Plain-http repositories only where the operator opened the network.
                 http_hosts: AllowList::parse(&config.sandbox.allow_hosts)
                     .map_err(anyhow::Error::msg)?,
+                github_api_url: config.github_api_url.clone(),
                 ..agentbox_runs::GitSettings::default()
             },
         },
@@ -397,6 +398,10 @@ async fn sandbox_provider(
             store: store.clone(),
             sealing_key: sealing_key.clone(),
             user_hosts_private: config.sandbox.user_hosts_private,
+            github_api: AllowList::parse(&[
+                self::model_host(Some(&config.github_api_url))?.as_str()
+            ])
+            .map_err(anyhow::Error::msg)?,
         }),
     })
     .await
@@ -433,6 +438,8 @@ struct ServerEgress {
     sealing_key: SealingKey,
     /// Whether users' own hosts may be on loopback or private networks (operator's choice).
     user_hosts_private: bool,
+    /// The GitHub API's host, open to chats started from a repository (pull requests).
+    github_api: AllowList,
 }
 
 #[async_trait::async_trait]
@@ -491,14 +498,20 @@ impl Signals {
 }
 
 impl ServerEgress {
-    /// Whether `host:port` serves the repository the chat was started from (for that chat
-    /// alone, under the same rule as the user's own hosts).
+    /// Whether `host:port` serves the repository the chat was started from, or is the
+    /// GitHub API its pull requests go to (for that chat alone, under the same rule as the
+    /// user's own hosts).
     async fn is_chats_repository_host(&self, chat_id: Uuid, host: &str, port: u16) -> bool {
         match self.store.chat_repository(chat_id).await {
-            Ok(Some(repository)) => agentbox_runs::git::check_url(&repository.url, &self.allowed)
-                .is_ok_and(|url| {
-                    url.port == port && url.host == host.trim_end_matches('.').to_ascii_lowercase()
-                }),
+            Ok(Some(repository)) => {
+                self.github_api.allows(host, port)
+                    || agentbox_runs::git::check_url(&repository.url, &self.allowed).is_ok_and(
+                        |url| {
+                            url.port == port
+                                && url.host == host.trim_end_matches('.').to_ascii_lowercase()
+                        },
+                    )
+            }
             Ok(None) => false,
             Err(err) => {
                 tracing::warn!(%chat_id, %err, "could not read the chat's repository for the egress proxy");

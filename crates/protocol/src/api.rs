@@ -234,6 +234,31 @@ pub struct GitBranchRequest {
     pub name: String,
 }
 
+/// `POST /api/v1/chats/{chat_id}/git/pull-request`: open a pull request of the current
+/// branch through the GitHub API.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct GitPullRequestRequest {
+    pub title: String,
+    #[serde(default)]
+    pub body: Option<String>,
+    /// The branch to merge into; the remote's default branch without it.
+    #[serde(default)]
+    pub base: Option<String>,
+}
+
+/// A pull request GitHub opened.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct GitPullRequest {
+    /// Its page (`html_url`).
+    pub url: String,
+    pub number: u64,
+    pub head: String,
+    pub base: String,
+}
+
 /// What a commit, branch, push or pull left: where the repository now stands and git's
 /// own words.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

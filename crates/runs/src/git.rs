@@ -28,6 +28,8 @@ const MAX_DIRECTORY_CHARS: usize = 100;
 pub const TOKEN_ENV: &str = "AGENTBOX_GIT_TOKEN";
 /// The secret that authenticates git when the repository names none.
 pub const DEFAULT_SECRET: &str = "GITHUB_TOKEN";
+/// GitHub's own API.
+pub const DEFAULT_GITHUB_API: &str = "https://api.github.com";
 /// A command's stdout beyond this is cut (the diff has its own bound).
 pub const MAX_OUTPUT_BYTES: usize = 1024 * 1024;
 /// How much of stderr is kept (its end: where git says what went wrong).
@@ -45,6 +47,8 @@ pub struct GitSettings {
     pub clone_timeout: Duration,
     /// How long any other git command may take (push and pull included).
     pub command_timeout: Duration,
+    /// The GitHub API pull requests are opened through (`--github-api-url`).
+    pub github_api_url: String,
 }
 
 impl Default for GitSettings {
@@ -53,6 +57,7 @@ impl Default for GitSettings {
             http_hosts: AllowList::default(),
             clone_timeout: Duration::from_secs(600),
             command_timeout: Duration::from_secs(120),
+            github_api_url: DEFAULT_GITHUB_API.to_owned(),
         }
     }
 }
@@ -281,22 +286,43 @@ pub struct GitCommand<'a> {
 pub async fn run(sandbox: &dyn Sandbox, command: GitCommand<'_>) -> Result<GitOutput, GitError> {
     let mut args = vec!["PATH=/usr/local/bin:/usr/bin:/bin".to_owned(), "git".to_owned()];
     args.extend(command.args);
-    let process = sandbox
-        .exec(ExecRequest {
-            program: "/usr/bin/env".into(),
-            args,
-            env: git_env(command.token),
-            cwd: Some(command.cwd),
-            ..ExecRequest::default()
-        })
-        .await?;
-    drop(process.stdin);
+    let request = ExecRequest {
+        program: "/usr/bin/env".into(),
+        args,
+        env: git_env(command.token),
+        cwd: Some(command.cwd),
+        ..ExecRequest::default()
+    };
+    exec_bounded(sandbox, request, None, command.timeout, command.max_stdout, command.progress)
+        .await
+}
+
+/// Run a process in the sandbox with `stdin` (or none), stopped at `timeout`, stdout cut
+/// at `max`, stderr's end kept (and its lines handed to `progress`).
+async fn exec_bounded(
+    sandbox: &dyn Sandbox,
+    request: ExecRequest,
+    stdin: Option<Vec<u8>>,
+    timeout: Duration,
+    max: usize,
+    progress: Option<mpsc::UnboundedSender<String>>,
+) -> Result<GitOutput, GitError> {
+    let process = sandbox.exec(request).await?;
+    let mut input = process.stdin;
     let killer = process.killer.clone();
-    let max = command.max_stdout;
     let work = async move {
-        let (stdout, stderr) = tokio::join!(
+        let writing = async move {
+            if let Some(data) = stdin {
+                use tokio::io::AsyncWriteExt;
+                // A process that does not read its input fails on its own terms.
+                let _ = input.write_all(&data).await;
+            }
+            drop(input);
+        };
+        let (stdout, stderr, ()) = tokio::join!(
             read_bounded(process.stdout, max),
-            read_stderr(process.stderr, command.progress)
+            read_stderr(process.stderr, progress),
+            writing
         );
         let (stdout, truncated) = stdout?;
         if truncated {
@@ -306,12 +332,72 @@ pub async fn run(sandbox: &dyn Sandbox, command: GitCommand<'_>) -> Result<GitOu
         let status = process.exit.await?;
         Ok::<_, std::io::Error>(GitOutput { status, stdout, truncated, stderr: stderr? })
     };
-    match tokio::time::timeout(command.timeout, work).await {
+    match tokio::time::timeout(timeout, work).await {
         Ok(output) => output.map_err(|err| GitError::Sandbox(SandboxError::Io(err))),
         Err(_) => {
             killer.kill();
-            Err(GitError::Timeout(command.timeout))
+            Err(GitError::Timeout(timeout))
         }
+    }
+}
+
+/// The owner and name of a repository from its URL's last two path segments (GitHub's
+/// `owner/name`, without `.git`).
+pub fn owner_and_name(url: &str) -> Option<(String, String)> {
+    let path = url.split_once("://")?.1.split_once('/')?.1;
+    let mut segments = path.split('/').filter(|segment| !segment.is_empty()).rev();
+    let name = segments.next()?;
+    let owner = segments.next()?;
+    Some((owner.to_owned(), name.strip_suffix(".git").unwrap_or(name).to_owned()))
+}
+
+/// What the GitHub API answered: its status and body.
+#[derive(Debug)]
+pub struct ApiAnswer {
+    pub status: u16,
+    pub body: String,
+}
+
+/// `POST {api}/repos/{owner}/{name}/pulls` with `body` (JSON), from inside the sandbox
+/// (with `curl`, through its egress proxy, so TLS and the network are the sandbox's), the
+/// token in curl's environment only.
+pub async fn post_pull_request(
+    sandbox: &dyn Sandbox,
+    api: &str,
+    owner: &str,
+    name: &str,
+    token: &str,
+    body: Vec<u8>,
+    timeout: Duration,
+) -> Result<ApiAnswer, GitError> {
+    let url = format!("{}/repos/{owner}/{name}/pulls", api.trim_end_matches('/'));
+    // The shell puts the token into the header, so it is in no argument list.
+    let script = "exec curl -sS --max-time 60 -o - -w '\\n%{http_code}' -X POST \
+                  -H 'Accept: application/vnd.github+json' \
+                  -H 'Content-Type: application/json' \
+                  -H \"Authorization: Bearer $AGENTBOX_GIT_TOKEN\" \
+                  --data-binary @- \"$1\"";
+    let request = ExecRequest {
+        program: "/bin/sh".into(),
+        args: vec!["-c".into(), script.into(), "sh".into(), url],
+        env: vec![(TOKEN_ENV.to_owned(), token.to_owned())],
+        ..ExecRequest::default()
+    };
+    let output =
+        exec_bounded(sandbox, request, Some(body), timeout, MAX_OUTPUT_BYTES, None).await?;
+    let text = output.stdout_text();
+    let (answer, code) = text.rsplit_once('\n').unwrap_or(("", text.as_str()));
+    match code.trim().parse::<u16>() {
+        Ok(status) if output.status.success() && status != 0 => {
+            Ok(ApiAnswer { status, body: answer.to_owned() })
+        }
+        _ => Err(GitError::Refused {
+            code: "github_unreachable",
+            message: format!(
+                "The GitHub API at {api} could not be reached: {}",
+                summary(&output.stderr)
+            ),
+        }),
     }
 }
 
@@ -672,6 +758,14 @@ mod tests {
         }
         let operator = AllowList::parse(&["127.0.0.1:*"]).unwrap();
         assert_eq!(check_url("http://127.0.0.1:9418/r.git", &operator).unwrap().port, 9418);
+    }
+
+    #[test]
+    fn owner_and_name_are_the_last_two_segments() {
+        let of = |url| owner_and_name(url).map(|(o, n)| format!("{o}/{n}"));
+        assert_eq!(of("https://github.com/acme/widgets.git").as_deref(), Some("acme/widgets"));
+        assert_eq!(of("https://ghe.example.com/x/acme/widgets/").as_deref(), Some("acme/widgets"));
+        assert_eq!(of("https://example.com/widgets"), None);
     }
 
     #[test]

@@ -4,7 +4,10 @@
 
 use std::sync::Arc;
 
-use agentbox_protocol::api::{GitBranchRequest, GitCommitRequest, GitDiff, GitResult, GitStatus};
+use agentbox_protocol::api::{
+    GitBranchRequest, GitCommitRequest, GitDiff, GitPullRequest, GitPullRequestRequest, GitResult,
+    GitStatus,
+};
 use agentbox_runs::git::{self, GitCommand, GitError, GitOutput};
 use agentbox_sandbox::Sandbox;
 use agentbox_store::ChatRepositoryRecord;
@@ -35,6 +38,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(branch))
         .routes(routes!(push))
         .routes(routes!(pull))
+        .routes(routes!(pull_request))
 }
 
 /// The chat's clone in its sandbox, ready for a git command.
@@ -349,4 +353,121 @@ async fn pull(
     let args = ["pull", "--no-rebase", "--no-edit"];
     let output = clone.checked(&state, &args, "pull_failed").await?;
     Ok(Json(clone.result(&state, &output).await?))
+}
+
+/// The longest pull request title, in characters.
+const MAX_TITLE_CHARS: usize = 256;
+
+/// Open a pull request of the current branch (pushed first) into `base` through the GitHub
+/// API (`--github-api-url`), as the repository's token; owner and repository are the
+/// remote URL's last two path segments. The call runs in the sandbox (`curl`, through its
+/// egress proxy), like git.
+#[utoipa::path(post, path = "/api/v1/chats/{chat_id}/git/pull-request", tag = "git",
+    params(("chat_id" = Uuid, Path)), request_body = GitPullRequestRequest,
+    responses((status = 201, body = GitPullRequest),
+              (status = 404, description = "chat_not_found, no_repository"),
+              (status = 409, description = "not_cloned, detached_head, pull_request_refused (GitHub's reason: no commits, one exists), github_unreachable"),
+              (status = 422, description = "invalid_title, invalid_branch, no_base, token_required, git_auth_failed, secret_not_found, not_a_github_repository"),
+              (status = 504, description = "git_timeout")),
+    security(("bearer" = [])))]
+async fn pull_request(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    ChatId(chat_id): ChatId,
+    ApiJson(request): ApiJson<GitPullRequestRequest>,
+) -> Result<(axum::http::StatusCode, Json<GitPullRequest>), ApiError> {
+    let title = request.title.trim();
+    if title.is_empty() || title.chars().count() > MAX_TITLE_CHARS {
+        return Err(ApiError::unprocessable(
+            "invalid_title",
+            format!("A pull request's title has 1 to {MAX_TITLE_CHARS} characters."),
+        ));
+    }
+    if request.body.as_ref().is_some_and(|body| body.len() > MAX_MESSAGE_BYTES) {
+        return Err(ApiError::unprocessable(
+            "invalid_message",
+            format!("A pull request's body has at most {MAX_MESSAGE_BYTES} bytes."),
+        ));
+    }
+    if let Some(base) = &request.base {
+        git::check_branch(base)?;
+    }
+    let clone = open(&state, &user, chat_id, true).await?;
+    let Some((owner, name)) = git::owner_and_name(&clone.repository.url) else {
+        return Err(ApiError::unprocessable(
+            "not_a_github_repository",
+            "The repository's URL has no owner/name path to open a pull request for.",
+        ));
+    };
+    let Some(token) = clone.token.clone() else {
+        return Err(ApiError::unprocessable(
+            "token_required",
+            "Opening a pull request needs a token: add GITHUB_TOKEN (or the repository's \
+             secret) in Settings, Secrets.",
+        ));
+    };
+    let Some(head) = clone.status(&state).await?.branch else {
+        return Err(ApiError::conflict(
+            "detached_head",
+            "HEAD is detached: create a branch (POST .../git/branch) and push it first.",
+        ));
+    };
+    let base = match request.base {
+        Some(base) => base,
+        None => {
+            let args = ["symbolic-ref", "--short", "refs/remotes/origin/HEAD"];
+            let output = clone.git(&state, &args, git::MAX_OUTPUT_BYTES).await?;
+            let remote_head = output.stdout_text();
+            match remote_head.trim().strip_prefix("origin/") {
+                Some(base) if output.status.success() => base.to_owned(),
+                _ => {
+                    return Err(ApiError::unprocessable(
+                        "no_base",
+                        "The remote's default branch is not known: name the `base`.",
+                    ));
+                }
+            }
+        }
+    };
+    let body = serde_json::json!({
+        "title": title,
+        "body": request.body.unwrap_or_default(),
+        "head": head,
+        "base": base,
+    });
+    let answer = git::post_pull_request(
+        clone.sandbox.as_ref(),
+        &state.runner.config().git.github_api_url,
+        &owner,
+        &name,
+        &token,
+        body.to_string().into_bytes(),
+        state.runner.config().git.command_timeout,
+    )
+    .await?;
+    let parsed: serde_json::Value = serde_json::from_str(&answer.body).unwrap_or_default();
+    match answer.status {
+        200 | 201 => {
+            let url = parsed["html_url"].as_str().unwrap_or_default().to_owned();
+            let number = parsed["number"].as_u64().unwrap_or_default();
+            Ok((axum::http::StatusCode::CREATED, Json(GitPullRequest { url, number, head, base })))
+        }
+        401 | 403 => Err(ApiError::unprocessable(
+            "git_auth_failed",
+            "GitHub refused the token: check it in your secrets (it needs access to pull \
+             requests of this repository).",
+        )),
+        status => {
+            let mut reason = parsed["message"].as_str().unwrap_or("no reason given").to_owned();
+            for error in parsed["errors"].as_array().into_iter().flatten() {
+                if let Some(message) = error["message"].as_str() {
+                    reason.push_str(&format!("; {message}"));
+                }
+            }
+            Err(ApiError::conflict(
+                "pull_request_refused",
+                format!("GitHub did not open the pull request ({status}): {reason}"),
+            ))
+        }
+    }
 }

@@ -38,7 +38,7 @@ struct GitServer {
 impl GitServer {
     async fn start(token: &str) -> Self {
         let root = tempfile::tempdir().unwrap();
-        let bare = root.path().join("project.git");
+        let bare = root.path().join("acme/project.git");
         host_git(root.path(), &["init", "--bare", "-b", "main", bare.to_str().unwrap()]);
         host_git(&bare, &["config", "http.receivepack", "true"]);
         let seed = root.path().join("seed");
@@ -60,12 +60,38 @@ impl GitServer {
     }
 
     fn url(&self) -> String {
-        format!("http://127.0.0.1:{}/project.git", self.port)
+        format!("http://127.0.0.1:{}/acme/project.git", self.port)
     }
 
     fn bare(&self) -> PathBuf {
-        self.root.path().join("project.git")
+        self.root.path().join("acme/project.git")
     }
+}
+
+/// What the fake GitHub API was asked: path, `Authorization` and the JSON body.
+type Recorded = std::sync::Arc<std::sync::Mutex<Vec<(String, String, Value)>>>;
+
+/// A fake GitHub API (GitHub's API is a true outside): records each request and answers
+/// a pull request's creation as GitHub does.
+async fn fake_github() -> (u16, Recorded) {
+    let recorded = Recorded::default();
+    let kept = recorded.clone();
+    let app = axum::Router::new().fallback(move |uri: Uri, headers: HeaderMap, body: Bytes| {
+        let kept = kept.clone();
+        async move {
+            let auth =
+                headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+            let json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            kept.lock().unwrap().push((uri.path().to_owned(), auth, json));
+            let answer =
+                json!({"html_url": "https://github.example/acme/project/pull/7", "number": 7});
+            (HttpStatus::CREATED, axum::Json(answer))
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (port, recorded)
 }
 
 /// One request through `git http-backend` as CGI, after the basic-auth check.
@@ -208,8 +234,11 @@ async fn a_chat_from_a_repository_clones_edits_commits_and_pushes() {
     let token = format!("git-token-marker-{}", uuid::Uuid::new_v4().simple());
     let git = GitServer::start(&token).await;
     let port = git.port;
+    let (api_port, github) = fake_github().await;
     let server = TestServer::start_with(move |config| {
-        config.sandbox.allow_hosts = vec![format!("127.0.0.1:{port}")];
+        config.sandbox.allow_hosts =
+            vec![format!("127.0.0.1:{port}"), format!("127.0.0.1:{api_port}")];
+        config.github_api_url = format!("http://127.0.0.1:{api_port}/api/v3");
     })
     .await;
     let alice = server.user("alice-git@example.com").await;
@@ -356,6 +385,33 @@ async fn a_chat_from_a_repository_clones_edits_commits_and_pushes() {
     assert_eq!(status, StatusCode::OK, "{answer}");
     let subjects = host_git(&bare, &["log", "--format=%s", "agent/change"]);
     assert!(subjects.contains("More") && subjects.contains("someone else's change"), "{subjects}");
+
+    // A pull request of the branch into the remote's default branch, through the GitHub
+    // API with the token.
+    let request = json!({"title": "The agent's change", "body": "Made in agentbox."});
+    let (status, opened) = alice
+        .call(Method::POST, &format!("/api/v1/chats/{chat}/git/pull-request"), Some(request))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{opened}");
+    assert_eq!(opened["url"], "https://github.example/acme/project/pull/7");
+    assert_eq!(
+        (opened["head"].as_str(), opened["base"].as_str()),
+        (Some("agent/change"), Some("main"))
+    );
+    let asked = github.lock().unwrap().clone();
+    assert_eq!(asked.len(), 1, "{asked:?}");
+    let (path, auth, body) = &asked[0];
+    assert_eq!(path, "/api/v3/repos/acme/project/pulls");
+    assert_eq!(auth, &format!("Bearer {token}"));
+    assert_eq!(
+        (&body["title"], &body["head"], &body["base"], &body["body"]),
+        (
+            &json!("The agent's change"),
+            &json!("agent/change"),
+            &json!("main"),
+            &json!("Made in agentbox.")
+        )
+    );
 
     // The token is nowhere: not in .git/config through the files API, not in the zip, not
     // in the chat's events, and no file of the data directory (database, workspaces,
