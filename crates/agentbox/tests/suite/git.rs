@@ -281,6 +281,7 @@ async fn a_chat_from_a_repository_clones_edits_commits_and_pushes() {
     );
     assert_eq!(notices(&events, "clone_finished").len(), 1, "{events:?}");
     assert!(output.contains("/home/user/project") && output.contains("seed commit"), "{output}");
+    let first_turn = events[0].data["message_id"].as_str().unwrap().to_owned();
 
     // The agent edits a tracked file and adds one.
     let (_, events) =
@@ -447,6 +448,17 @@ async fn a_chat_from_a_repository_clones_edits_commits_and_pushes() {
     let found = files_containing(&server.data_dir, &token);
     assert!(found.is_empty(), "{found:?}");
     assert!(server.data_dir.join("checkpoints").exists());
+
+    // A fork after the first turn has the clone as it was then, and its git routes.
+    let fork = json!({"message_id": first_turn});
+    let (status, forked) =
+        alice.call(Method::POST, &format!("/api/v1/chats/{chat}/fork"), Some(fork)).await;
+    assert!(status.is_success(), "{status} {forked}");
+    let forked = forked["id"].as_str().or(forked["chat"]["id"].as_str()).unwrap().to_owned();
+    let (status, fork_status) = alice.get(&format!("/api/v1/chats/{forked}/git/status")).await;
+    assert_eq!(status, StatusCode::OK, "{fork_status}");
+    assert_eq!(fork_status["branch"], "main");
+    assert_eq!(fork_status["changes"], json!([]), "{fork_status}");
 
     // A chat without a repository has no git routes.
     let plain = alice.new_chat().await;
