@@ -40,6 +40,8 @@ pub struct SessionOptions {
     pub mcp_config: Option<String>,
     /// Model credentials, endpoints, proxies: passed to the CLI's environment only.
     pub env: Vec<(String, String)>,
+    /// The CLI's working directory (a chat's repository); the sandbox's home when `None`.
+    pub cwd: Option<String>,
 }
 
 impl std::fmt::Debug for SessionOptions {
@@ -53,6 +55,7 @@ impl std::fmt::Debug for SessionOptions {
             .field("allow_bypass", &self.allow_bypass)
             .field("mcp_config", &self.mcp_config)
             .field("env", &agentbox_sandbox::EnvNames(&self.env))
+            .field("cwd", &self.cwd)
             .finish()
     }
 }
@@ -157,7 +160,13 @@ impl AgentSession {
             env.push(("CLAUDE_CODE_SHELL".to_owned(), shell));
         }
         let process = sandbox
-            .exec(ExecRequest { program, args: options.args(), env, ..ExecRequest::default() })
+            .exec(ExecRequest {
+                program,
+                args: options.args(),
+                env,
+                cwd: options.cwd.clone(),
+                ..ExecRequest::default()
+            })
             .await?;
         let alive = Arc::new(AtomicBool::new(true));
         let stderr = Arc::new(Mutex::new(Vec::new()));

@@ -164,6 +164,10 @@ pub struct ServeArgs {
     /// agentbox's own origin, where a previewed app can read the agentbox session.
     #[arg(long, env = "AGENTBOX_PREVIEW_DOMAIN")]
     pub preview_domain: Option<String>,
+    /// The GitHub API that pull requests of chats started from repositories are opened
+    /// through (GitHub Enterprise: `https://HOST/api/v3`) [default: https://api.github.com].
+    #[arg(long, env = "AGENTBOX_GITHUB_API_URL")]
+    pub github_api_url: Option<String>,
     /// How often the CLI retries a failed model call [default: 3].
     #[arg(long, env = "AGENTBOX_CLI_MAX_RETRIES")]
     pub cli_max_retries: Option<u32>,
@@ -299,6 +303,7 @@ struct FileConfig {
     metrics_token: Option<String>,
     trusted_proxies: Option<String>,
     preview_domain: Option<String>,
+    github_api_url: Option<String>,
     cli_max_retries: Option<u32>,
     max_prompt_bytes: Option<usize>,
     access_token_secs: Option<u64>,
@@ -395,6 +400,8 @@ pub struct Config {
     pub trusted_proxies: Vec<agentbox_server::IpNet>,
     /// Where previews are served; `None`: under `/preview/` on agentbox's origin.
     pub preview_domain: Option<agentbox_server::DomainPattern>,
+    /// Where pull requests are opened (`--github-api-url`).
+    pub github_api_url: String,
     pub cli_max_retries: u32,
     pub max_prompt_bytes: usize,
     pub access_token_ttl: Duration,
@@ -426,6 +433,22 @@ pub struct TaskConfig {
     pub clock: Option<std::sync::Arc<dyn agentbox_runs::schedule::WallClock>>,
 }
 
+/// `--github-api-url`: an http(s) URL without credentials, its trailing `/` dropped.
+fn github_api_url(given: Option<String>) -> anyhow::Result<String> {
+    let Some(url) = non_empty(given) else {
+        return Ok(agentbox_runs::git::DEFAULT_GITHUB_API.to_owned());
+    };
+    let url = url.trim().trim_end_matches('/').to_owned();
+    let authority = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .map(|rest| rest.split('/').next().unwrap_or_default());
+    match authority {
+        Some(authority) if !authority.is_empty() && !authority.contains('@') => Ok(url),
+        _ => anyhow::bail!("--github-api-url must be an http(s) URL without credentials: {url:?}"),
+    }
+}
+
 impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let set = |s: &Option<String>| if s.is_some() { "<set>" } else { "<unset>" };
@@ -452,6 +475,7 @@ impl fmt::Debug for Config {
             .field("shutdown_grace", &self.shutdown_grace)
             .field("metrics_token", &set(&self.metrics_token))
             .field("trusted_proxies", &self.trusted_proxies)
+            .field("github_api_url", &self.github_api_url)
             .field("cli_max_retries", &self.cli_max_retries)
             .field("max_prompt_bytes", &self.max_prompt_bytes)
             .field("access_token_ttl", &self.access_token_ttl)
@@ -737,6 +761,7 @@ impl ServeArgs {
             metrics_token: non_empty(self.metrics_token.or(file.metrics_token)),
             trusted_proxies,
             preview_domain,
+            github_api_url: github_api_url(self.github_api_url.or(file.github_api_url))?,
             cli_max_retries: self.cli_max_retries.or(file.cli_max_retries).unwrap_or(3),
             max_prompt_bytes: self.max_prompt_bytes.or(file.max_prompt_bytes).unwrap_or(256 * 1024),
             access_token_ttl: Duration::from_secs(

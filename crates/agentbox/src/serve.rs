@@ -207,6 +207,13 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
             permissions: config.permissions.clone(),
             checkpoints: config.checkpoints.clone(),
             node,
+            git: agentbox_runs::GitSettings {
+                // Plain-http repositories only where the operator opened the network.
+                http_hosts: AllowList::parse(&config.sandbox.allow_hosts)
+                    .map_err(anyhow::Error::msg)?,
+                github_api_url: config.github_api_url.clone(),
+                ..agentbox_runs::GitSettings::default()
+            },
         },
     );
     let recovered = runner.recover().await.context("cannot close turns left open by a crash")?;
@@ -401,6 +408,10 @@ async fn sandbox_provider(
             store: store.clone(),
             sealing_key: sealing_key.clone(),
             user_hosts_private: config.sandbox.user_hosts_private,
+            github_api: AllowList::parse(&[
+                self::model_host(Some(&config.github_api_url))?.as_str()
+            ])
+            .map_err(anyhow::Error::msg)?,
         }),
     })
     .await
@@ -437,6 +448,8 @@ struct ServerEgress {
     sealing_key: SealingKey,
     /// Whether users' own hosts may be on loopback or private networks (operator's choice).
     user_hosts_private: bool,
+    /// The GitHub API's host, open to chats started from a repository (pull requests).
+    github_api: AllowList,
 }
 
 #[async_trait::async_trait]
@@ -457,7 +470,9 @@ impl EgressPolicy for ServerEgress {
                 false
             }
         };
-        let allowed = allowed || self.is_users_model_host(chat.user_id, chat_id, host, port).await;
+        let allowed = allowed
+            || self.is_users_model_host(chat.user_id, chat_id, host, port).await
+            || self.is_chats_repository_host(chat_id, host, port).await;
         match allowed {
             false => Egress::Denied,
             // A user's own addition must not open the host's or the network's services.
@@ -493,6 +508,28 @@ impl Signals {
 }
 
 impl ServerEgress {
+    /// Whether `host:port` serves the repository the chat was started from, or is the
+    /// GitHub API its pull requests go to (for that chat alone, under the same rule as the
+    /// user's own hosts).
+    async fn is_chats_repository_host(&self, chat_id: Uuid, host: &str, port: u16) -> bool {
+        match self.store.chat_repository(chat_id).await {
+            Ok(Some(repository)) => {
+                self.github_api.allows(host, port)
+                    || agentbox_runs::git::check_url(&repository.url, &self.allowed).is_ok_and(
+                        |url| {
+                            url.port == port
+                                && url.host == host.trim_end_matches('.').to_ascii_lowercase()
+                        },
+                    )
+            }
+            Ok(None) => false,
+            Err(err) => {
+                tracing::warn!(%chat_id, %err, "could not read the chat's repository for the egress proxy");
+                false
+            }
+        }
+    }
+
     /// Whether `host:port` is the model API of the chat owner's own credentials.
     async fn is_users_model_host(
         &self,

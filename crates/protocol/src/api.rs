@@ -135,6 +135,139 @@ pub struct CreateChatRequest {
     /// CLI's default.
     #[serde(default)]
     pub max_thinking_tokens: Option<u32>,
+    /// Start from this git repository: it is cloned into `/home/user/<name>` before the
+    /// first turn, and the agent works in it.
+    #[serde(default)]
+    pub repository: Option<RepositoryRequest>,
+}
+
+/// A git repository to start a chat from.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RepositoryRequest {
+    /// `https://host/owner/name(.git)`; `http://` only for hosts on the operator's
+    /// allow-list. No credentials in the URL: the token comes from a secret.
+    pub url: String,
+    /// The branch to check out; the remote's default without it.
+    #[serde(default)]
+    pub branch: Option<String>,
+    /// The name of the secret that holds the token for git; without it the user's
+    /// `GITHUB_TOKEN` if they have one, else none (a public repository).
+    #[serde(default)]
+    pub secret: Option<String>,
+}
+
+/// What kind of change git sees in a path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum GitChangeKind {
+    Added,
+    Modified,
+    Deleted,
+    Renamed,
+    Copied,
+    TypeChanged,
+    Untracked,
+    Conflicted,
+}
+
+/// One changed path of a chat's repository.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct GitChange {
+    /// Relative to the repository's root.
+    pub path: String,
+    /// A rename's or copy's source.
+    pub original_path: Option<String>,
+    pub kind: GitChangeKind,
+    /// The index holds a change of this path.
+    pub staged: bool,
+    /// The working tree holds a change the index does not.
+    pub unstaged: bool,
+}
+
+/// `GET /api/v1/chats/{chat_id}/git/status`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct GitStatus {
+    pub url: String,
+    /// The clone's directory in the sandbox (`/home/user/<name>`).
+    pub path: String,
+    /// `None` on a detached HEAD.
+    pub branch: Option<String>,
+    /// `None` before the first commit.
+    pub commit: Option<String>,
+    pub upstream: Option<String>,
+    pub ahead: u32,
+    pub behind: u32,
+    pub changes: Vec<GitChange>,
+}
+
+/// `GET /api/v1/chats/{chat_id}/git/diff`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct GitDiff {
+    /// A unified diff (`git diff`), at most 2 MiB.
+    pub diff: String,
+    /// The diff was longer and was cut.
+    pub truncated: bool,
+}
+
+/// `POST /api/v1/chats/{chat_id}/git/commit`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct GitCommitRequest {
+    pub message: String,
+    /// Commit these paths only (relative to the repository); without it, every change.
+    #[serde(default)]
+    pub paths: Option<Vec<String>>,
+}
+
+/// `POST /api/v1/chats/{chat_id}/git/branch`: create a branch at HEAD and switch to it.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct GitBranchRequest {
+    pub name: String,
+}
+
+/// `POST /api/v1/chats/{chat_id}/git/pull-request`: open a pull request of the current
+/// branch through the GitHub API.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct GitPullRequestRequest {
+    pub title: String,
+    #[serde(default)]
+    pub body: Option<String>,
+    /// The branch to merge into; the remote's default branch without it.
+    #[serde(default)]
+    pub base: Option<String>,
+}
+
+/// A pull request GitHub opened.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct GitPullRequest {
+    /// Its page (`html_url`).
+    pub url: String,
+    pub number: u64,
+    pub head: String,
+    pub base: String,
+}
+
+/// What a commit, branch, push or pull left: where the repository now stands and git's
+/// own words.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct GitResult {
+    pub branch: Option<String>,
+    pub commit: Option<String>,
+    /// What git printed, without its progress lines.
+    pub output: String,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]

@@ -75,6 +75,8 @@ pub struct RunnerConfig {
     pub permissions: PermissionSettings,
     pub checkpoints: crate::checkpoints::CheckpointSettings,
     pub node: NodeSettings,
+    /// Chats started from repositories: the clone and the git routes.
+    pub git: crate::git::GitSettings,
 }
 
 /// This node of the installation: who it is, what it does, and how it shows it is alive.
@@ -151,6 +153,7 @@ impl Default for RunnerConfig {
             permissions: PermissionSettings::default(),
             checkpoints: crate::checkpoints::CheckpointSettings::default(),
             node: NodeSettings::default(),
+            git: crate::git::GitSettings::default(),
         }
     }
 }

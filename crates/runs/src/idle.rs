@@ -28,6 +28,9 @@ pub(crate) struct SessionKey {
     /// `ChatExtensions::fingerprint`): a changed command, skill, agent or MCP server starts
     /// a new process that resumes the session.
     pub extensions: String,
+    /// The CLI's working directory: the chat's repository once it is cloned, so that the
+    /// first turn after a clone starts a process there; set when the turn prepares it.
+    pub cwd: Option<String>,
 }
 
 struct IdleSession {

@@ -154,6 +154,15 @@ impl TurnRunner {
             self.store
                 .copy_conversation(chat, fork.id, message_id, source.session_id.as_deref())
                 .await?;
+            // The fork's workspace holds the clone: its git routes need the repository too.
+            if let Some(repository) = self.store.chat_repository(chat.id).await? {
+                let record = agentbox_store::ChatRepositoryRecord {
+                    chat_id: fork.id,
+                    created_at: chrono::Utc::now(),
+                    ..repository
+                };
+                self.store.set_chat_repository(&record).await?;
+            }
             let workspace = self
                 .sandboxes
                 .workspace(&fork.id.to_string())

@@ -118,6 +118,7 @@ impl TurnRunner {
             allow_bypass: self.bypass_allowed(),
             secrets: String::new(),
             extensions: String::new(),
+            cwd: None,
         };
         let interrupt = CancellationToken::new();
         let finished = CancellationToken::new();

@@ -18,6 +18,7 @@ use uuid::Uuid;
 
 use crate::checkpoints::CheckpointFailure;
 use crate::extensions::{ChatExtensions, describe_change};
+use crate::git;
 use crate::idle::SessionKey;
 use crate::notices::{Failure, notice};
 use crate::permissions::{ChatPolicy, LiveTurn};
@@ -168,6 +169,7 @@ impl TurnRunner {
                 return Err(Failure::from_sandbox(&err, stopped_because));
             }
         };
+        job.key.cwd = self.prepare_repository(job, sandbox.as_ref(), &secrets, &sink).await;
         let policy = ChatPolicy {
             chat_id: job.chat_id,
             live: job.live.clone(),
@@ -257,6 +259,7 @@ impl TurnRunner {
             allow_bypass: key.allow_bypass,
             mcp_config: extensions.mcp_config.clone(),
             env,
+            cwd: key.cwd.clone(),
         };
         AgentSession::start(sandbox, options).await.map_err(Failure::from_agent)
     }
@@ -307,6 +310,104 @@ impl TurnRunner {
             record(notice("extension_left_out", problem)).await?;
         }
         Ok(())
+    }
+
+    /// The chat's repository cloned (before its first turn, or after a failed clone), with
+    /// its progress in the turn as notices; the CLI's working directory when it is there.
+    /// A failure is told (`system/clone_failed`) and the turn runs in the home directory:
+    /// the chat stays usable and the next turn tries again.
+    async fn prepare_repository(
+        &self,
+        job: &Job,
+        sandbox: &dyn Sandbox,
+        secrets: &ChatSecrets,
+        sink: &LogSink,
+    ) -> Option<String> {
+        let tell = |subtype: &'static str, text: String| {
+            let sink = sink.clone();
+            async move {
+                if let Err(err) = sink.record(notice(subtype, &text)).await {
+                    tracing::warn!(%err, "could not record a clone notice");
+                }
+            }
+        };
+        let repository = match self.store.chat_repository(job.chat_id).await {
+            Ok(Some(repository)) => repository,
+            Ok(None) => return None,
+            Err(err) => {
+                tracing::warn!(chat_id = %job.chat_id, %err, "could not read the chat's repository");
+                return None;
+            }
+        };
+        let directory = git::directory(sandbox, &repository);
+        let failed = |err: git::GitError| {
+            tell(
+                "clone_failed",
+                format!(
+                    "Could not clone {} into {directory}: {err} This turn runs in {}; the \
+                     next turn tries the clone again.",
+                    repository.url,
+                    sandbox.home()
+                ),
+            )
+        };
+        match git::is_cloned(sandbox, &repository).await {
+            Ok(true) => return Some(directory),
+            Ok(false) => {}
+            Err(err) => {
+                failed(err).await;
+                return None;
+            }
+        }
+        let token = match git::token(&repository, secrets) {
+            Ok(token) => token,
+            Err(err) => {
+                failed(err).await;
+                return None;
+            }
+        };
+        tell("clone_started", format!("Cloning {} into {directory}…", repository.url)).await;
+        let identity = self.git_identity(job.user_id).await;
+        let (lines, mut heard) = tokio::sync::mpsc::unbounded_channel();
+        let timeout = self.config.git.clone_timeout;
+        let cloning = git::clone(sandbox, &repository, token.as_deref(), &identity, timeout, lines);
+        let showing = async {
+            let mut progress = git::Progress::default();
+            while let Some(line) = heard.recv().await {
+                if let Some(text) = progress.line(&line) {
+                    tell("clone_progress", text).await;
+                }
+            }
+        };
+        let (cloned, ()) = tokio::join!(cloning, showing);
+        match cloned {
+            Ok(()) => {
+                tell(
+                    "clone_finished",
+                    format!("Cloned {} into {directory}; the agent works there.", repository.url),
+                )
+                .await;
+                Some(directory)
+            }
+            Err(err) => {
+                failed(err).await;
+                None
+            }
+        }
+    }
+
+    /// Who the owner's commits are by: their user name (else their email's local part)
+    /// and their email.
+    async fn git_identity(&self, user_id: Uuid) -> git::Identity {
+        match self.store.user(user_id).await {
+            Ok(Some(user)) => git::Identity {
+                name: user.username.clone().unwrap_or_else(|| {
+                    user.email.split('@').next().unwrap_or(&user.email).to_owned()
+                }),
+                email: user.email,
+            },
+            _ => git::Identity { name: "agentbox".into(), email: "agentbox@localhost".into() },
+        }
     }
 
     /// The CLI's environment from the chat's secrets and the model credentials: the user's

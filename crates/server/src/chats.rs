@@ -2,13 +2,15 @@
 //! user; another user's chat answers 404, exactly like a chat that does not exist.
 
 use agentbox_protocol::api::{
-    Chat, ChatStatus, CreateChatRequest, PermissionMode, UpdateChatRequest,
+    Chat, ChatStatus, CreateChatRequest, PermissionMode, RepositoryRequest, UpdateChatRequest,
 };
 use std::collections::HashMap;
 
 use agentbox_protocol::task::UnseenTaskRun;
 use agentbox_runs::LiveChange;
-use agentbox_store::{ChatListing, ChatQuery, ChatRecord, ChatUpdate, NewChat};
+use agentbox_store::{
+    ChatListing, ChatQuery, ChatRecord, ChatRepositoryRecord, ChatUpdate, NewChat,
+};
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -190,7 +192,7 @@ pub(crate) fn allowed_mode(state: &AppState, mode: Option<PermissionMode>) -> Re
 #[utoipa::path(post, path = "/api/v1/chats", tag = "chats", request_body = CreateChatRequest,
     responses((status = 201, body = Chat),
               (status = 403, description = "bypass_not_allowed"),
-              (status = 422, description = "invalid_title, invalid_model, instructions_too_long, invalid_thinking_budget")),
+              (status = 422, description = "invalid_title, invalid_model, instructions_too_long, invalid_thinking_budget, invalid_repository_url, credentials_in_url, insecure_repository_url, invalid_branch, invalid_secret_name")),
     security(("bearer" = [])))]
 async fn create_chat(
     State(state): State<AppState>,
@@ -208,6 +210,8 @@ async fn create_chat(
     let defaults = state.store.user_settings(user.0.id).await?;
     let default_mode =
         defaults.default_permission_mode.filter(|mode| allowed_mode(&state, Some(*mode)).is_ok());
+    let repository =
+        request.repository.as_ref().map(|r| valid_repository(&state, r)).transpose()?;
     let chat = state
         .store
         .create_chat(NewChat {
@@ -222,7 +226,42 @@ async fn create_chat(
             max_thinking_tokens,
         })
         .await?;
+    if let Some(repository) = repository {
+        let record = ChatRepositoryRecord { chat_id: chat.id, ..repository };
+        if let Err(err) = state.store.set_chat_repository(&record).await {
+            // A chat without the repository it was asked for is not what was created.
+            if let Err(err) = state.store.delete_chat(user.0.id, chat.id).await {
+                tracing::warn!(chat_id = %chat.id, %err, "could not remove a half-made chat");
+            }
+            return Err(err.into());
+        }
+    }
     Ok((StatusCode::CREATED, Json(chat_json(&state, chat).await)))
+}
+
+/// A repository to start from, checked: its URL (https, or http on the operator's
+/// allow-list; no credentials), its branch's name and its secret's name. The chat's id is
+/// filled in once the chat exists.
+fn valid_repository(
+    state: &AppState,
+    request: &RepositoryRequest,
+) -> Result<ChatRepositoryRecord, ApiError> {
+    let url = agentbox_runs::git::check_url(&request.url, &state.runner.config().git.http_hosts)?;
+    if let Some(branch) = &request.branch {
+        agentbox_runs::git::check_branch(branch)?;
+    }
+    if let Some(secret) = &request.secret {
+        agentbox_secrets::check_name(secret)
+            .map_err(|err| ApiError::unprocessable("invalid_secret_name", err.to_string()))?;
+    }
+    Ok(ChatRepositoryRecord {
+        chat_id: Uuid::nil(),
+        url: url.url,
+        branch: request.branch.clone(),
+        secret: request.secret.clone(),
+        directory: url.directory,
+        created_at: chrono::Utc::now(),
+    })
 }
 
 /// Which chats `GET /api/v1/chats` lists.

@@ -68,6 +68,11 @@ impl ApiError {
         Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
     }
 
+    /// `404` with a code of its own (something of the chat that does not exist).
+    pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, code, message)
+    }
+
     pub fn chat_not_found() -> Self {
         Self::new(StatusCode::NOT_FOUND, "chat_not_found", "No such chat.")
     }
@@ -158,6 +163,27 @@ impl From<agentbox_runs::SecretsError> for ApiError {
                 "secrets_unavailable",
                 sealing.to_string(),
             ),
+        }
+    }
+}
+
+/// Git in a chat's sandbox: a request's URL, branch or path that breaks a rule is 422;
+/// a refusal of git's is 409 (the repository's state: rejected push, conflict, no branch),
+/// but a credential the user must fix is 422; a command over its time is 504.
+impl From<agentbox_runs::git::GitError> for ApiError {
+    fn from(err: agentbox_runs::git::GitError) -> Self {
+        use agentbox_runs::git::GitError;
+        match err {
+            GitError::Invalid { code, message } => Self::unprocessable(code, message),
+            GitError::Refused {
+                code: code @ ("git_auth_failed" | "secret_not_found"),
+                message,
+            } => Self::unprocessable(code, message),
+            GitError::Refused { code, message } => Self::conflict(code, message),
+            timeout @ GitError::Timeout(_) => {
+                Self::new(StatusCode::GATEWAY_TIMEOUT, "git_timeout", timeout.to_string())
+            }
+            GitError::Sandbox(err) => err.into(),
         }
     }
 }

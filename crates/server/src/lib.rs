@@ -21,6 +21,7 @@ mod error;
 mod extensions;
 mod extract;
 mod forward;
+mod git;
 mod health;
 mod internal;
 mod limits;
@@ -184,4 +185,5 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(workspace::routes())
         .merge(ready::routes())
         .merge(tasks::routes())
+        .merge(git::routes())
 }

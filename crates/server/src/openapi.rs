@@ -13,7 +13,7 @@ use utoipa::{Modify, OpenApi};
         agentbox_protocol::api::Health,
         agentbox_protocol::TransientEvent
     )),
-    tags((name = "auth"), (name = "admin"), (name = "chats"), (name = "messages"))
+    tags((name = "auth"), (name = "admin"), (name = "chats"), (name = "messages"), (name = "git"))
 )]
 pub struct ApiDoc;
 

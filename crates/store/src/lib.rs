@@ -28,11 +28,11 @@ use uuid::Uuid;
 
 pub use copy::{CopyReport, copy_installation};
 pub use records::{
-    AuditFilter, AuditRecord, ChatListing, ChatRecord, ChatUpdate, CheckpointKind,
-    CheckpointRecord, DEFAULT_CHAT_TITLE, ExtensionRecord, InviteRecord, LimitOverrides, NewChat,
-    NewEvent, NodeRecord, NodeRole, OrphanedTurn, PermissionRecord, QueuedUpdate, RefreshRotation,
-    Rewind, SecretRecord, Spending, StartedTurn, StoredControl, TitleSource, TurnJob,
-    TurnQueueSummary, TurnResult, UserActivity, UserRecord, UserUsage,
+    AuditFilter, AuditRecord, ChatListing, ChatRecord, ChatRepositoryRecord, ChatUpdate,
+    CheckpointKind, CheckpointRecord, DEFAULT_CHAT_TITLE, ExtensionRecord, InviteRecord,
+    LimitOverrides, NewChat, NewEvent, NodeRecord, NodeRole, OrphanedTurn, PermissionRecord,
+    QueuedUpdate, RefreshRotation, Rewind, SecretRecord, Spending, StartedTurn, StoredControl,
+    TitleSource, TurnJob, TurnQueueSummary, TurnResult, UserActivity, UserRecord, UserUsage,
 };
 pub use repository::{Repository, Wake};
 pub use search::ChatQuery;
@@ -214,10 +214,11 @@ pub enum Table {
     Tasks,
     TaskRuns,
     Extensions,
+    ChatRepositories,
 }
 
 impl Table {
-    pub const ALL: [Self; 17] = [
+    pub const ALL: [Self; 18] = [
         Self::Users,
         Self::RefreshTokens,
         Self::UserSettings,
@@ -235,6 +236,7 @@ impl Table {
         Self::Tasks,
         Self::TaskRuns,
         Self::Extensions,
+        Self::ChatRepositories,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -256,6 +258,7 @@ impl Table {
             Self::Tasks => "tasks",
             Self::TaskRuns => "task_runs",
             Self::Extensions => "extensions",
+            Self::ChatRepositories => "chat_repositories",
         }
     }
 }
@@ -648,6 +651,20 @@ impl Store {
     /// Delete the chat with its messages and events; `false` if there was no such chat.
     pub async fn delete_chat(&self, user_id: Uuid, chat_id: Uuid) -> Result<bool> {
         self.repo.delete_chat(user_id, chat_id).await
+    }
+
+    /// Record the repository the chat was started from (one per chat); its time is cut to
+    /// the precision both backends keep.
+    pub async fn set_chat_repository(&self, repository: &ChatRepositoryRecord) -> Result<()> {
+        let created_at = records::stored_time(repository.created_at);
+        self.repo
+            .set_chat_repository(&ChatRepositoryRecord { created_at, ..repository.clone() })
+            .await
+    }
+
+    /// The repository the chat was started from, if it was.
+    pub async fn chat_repository(&self, chat_id: Uuid) -> Result<Option<ChatRepositoryRecord>> {
+        self.repo.chat_repository(chat_id).await
     }
 
     /// Forget the CLI session (when it can no longer be resumed).

@@ -1011,3 +1011,34 @@ pub(crate) fn extension_from_row(row: &impl Fields) -> Result<ExtensionRecord> {
         updated_at: row.time("updated_at")?,
     })
 }
+
+/// The git repository a chat was started from: cloned into `directory` under the
+/// sandbox's home before its first turn. `secret` names the owner's secret that
+/// authenticates git (never a value).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChatRepositoryRecord {
+    pub chat_id: Uuid,
+    pub url: String,
+    pub branch: Option<String>,
+    pub secret: Option<String>,
+    pub directory: String,
+    pub created_at: DateTime<Utc>,
+}
+
+macro_rules! chat_repository_columns {
+    () => {
+        "chat_id, url, branch, secret, directory, created_at"
+    };
+}
+pub(crate) use chat_repository_columns;
+
+pub(crate) fn chat_repository_from_row(row: &impl Fields) -> Result<ChatRepositoryRecord> {
+    Ok(ChatRepositoryRecord {
+        chat_id: row.id("chat_id")?,
+        url: row.text("url")?,
+        branch: row.opt_text("branch")?,
+        secret: row.opt_text("secret")?,
+        directory: row.text("directory")?,
+        created_at: row.time("created_at")?,
+    })
+}

@@ -13,10 +13,11 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::records::{
-    AuditFilter, AuditRecord, ChatListing, ChatRecord, ChatUpdate, CheckpointKind,
-    CheckpointRecord, ExtensionRecord, InviteRecord, NewEvent, NodeRecord, OrphanedTurn,
-    PermissionRecord, QueuedUpdate, RefreshRotation, Rewind, SecretRecord, Spending, StartedTurn,
-    StoredControl, TurnJob, TurnQueueSummary, TurnResult, UserActivity, UserRecord, UserUsage,
+    AuditFilter, AuditRecord, ChatListing, ChatRecord, ChatRepositoryRecord, ChatUpdate,
+    CheckpointKind, CheckpointRecord, ExtensionRecord, InviteRecord, NewEvent, NodeRecord,
+    OrphanedTurn, PermissionRecord, QueuedUpdate, RefreshRotation, Rewind, SecretRecord, Spending,
+    StartedTurn, StoredControl, TurnJob, TurnQueueSummary, TurnResult, UserActivity, UserRecord,
+    UserUsage,
 };
 use crate::search::ChatQuery;
 use crate::tasks::{NewTaskRun, TaskRecord};
@@ -111,6 +112,11 @@ pub trait ChatRepository: Send + Sync {
     async fn delete_chat(&self, user_id: Uuid, chat_id: Uuid) -> Result<bool>;
     /// Forget the CLI session (when it can no longer be resumed).
     async fn clear_session_id(&self, chat_id: Uuid) -> Result<()>;
+    /// Record the repository the chat was started from; `Conflict("repository_exists")` if
+    /// the chat has one already. Deleted with the chat.
+    async fn set_chat_repository(&self, repository: &ChatRepositoryRecord) -> Result<()>;
+    /// The repository the chat was started from, if it was.
+    async fn chat_repository(&self, chat_id: Uuid) -> Result<Option<ChatRepositoryRecord>>;
     /// The user's chats that `query` selects, most recently active first, each with the
     /// start of its latest visible prompt or reply. Hidden (rewound) messages are neither
     /// searched nor previewed.

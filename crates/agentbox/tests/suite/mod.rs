@@ -11,6 +11,7 @@ mod crash;
 mod extensions;
 mod files;
 mod finding;
+mod git;
 mod hostile;
 mod operator;
 mod ops;

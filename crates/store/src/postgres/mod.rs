@@ -142,6 +142,7 @@ fn count_query(table: Table) -> &'static str {
         Table::Tasks => "SELECT COUNT(*) FROM tasks",
         Table::TaskRuns => "SELECT COUNT(*) FROM task_runs",
         Table::Extensions => "SELECT COUNT(*) FROM extensions",
+        Table::ChatRepositories => "SELECT COUNT(*) FROM chat_repositories",
     }
 }
 
@@ -292,6 +293,13 @@ fn import_query(table: Table) -> &'static str {
                     (r->>'id')::uuid, (r->>'user_id')::uuid, (r->>'chat_id')::uuid, r->>'kind',
                     r->>'name', r->>'body', (r->>'created_at')::timestamptz,
                     (r->>'updated_at')::timestamptz
+             FROM json_array_elements($1::json) AS r"
+        }
+        Table::ChatRepositories => {
+            "INSERT INTO chat_repositories (chat_id, url, branch, secret, directory, created_at)
+             SELECT
+                    (r->>'chat_id')::uuid, r->>'url', r->>'branch', r->>'secret',
+                    r->>'directory', (r->>'created_at')::timestamptz
              FROM json_array_elements($1::json) AS r"
         }
     }

@@ -9,8 +9,8 @@ use uuid::Uuid;
 use super::Sqlite;
 use crate::Result;
 use crate::records::{
-    ChatListing, ChatRecord, ChatUpdate, Spending, chat_columns, chat_from_row, listing_from_row,
-    now,
+    ChatListing, ChatRecord, ChatRepositoryRecord, ChatUpdate, Spending, chat_columns,
+    chat_from_row, chat_repository_columns, chat_repository_from_row, listing_from_row, now,
 };
 use crate::repository::ChatRepository;
 use crate::search::{self, ChatQuery};
@@ -156,6 +156,35 @@ impl ChatRepository for Sqlite {
             .execute(&self.pool)
             .await?;
         Ok(done.rows_affected() > 0)
+    }
+
+    async fn set_chat_repository(&self, repository: &ChatRepositoryRecord) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO chat_repositories (chat_id, url, branch, secret, directory, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(repository.chat_id.to_string())
+        .bind(&repository.url)
+        .bind(&repository.branch)
+        .bind(&repository.secret)
+        .bind(&repository.directory)
+        .bind(repository.created_at)
+        .execute(&self.pool)
+        .await
+        .map_err(|err| crate::conflict_on_unique(err, "repository_exists"))?;
+        Ok(())
+    }
+
+    async fn chat_repository(&self, chat_id: Uuid) -> Result<Option<ChatRepositoryRecord>> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            chat_repository_columns!(),
+            " FROM chat_repositories WHERE chat_id = $1"
+        ))
+        .bind(chat_id.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(chat_repository_from_row).transpose()
     }
 
     async fn clear_session_id(&self, chat_id: Uuid) -> Result<()> {

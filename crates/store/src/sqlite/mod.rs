@@ -131,6 +131,7 @@ fn count_query(table: Table) -> &'static str {
         Table::Tasks => "SELECT COUNT(*) FROM tasks",
         Table::TaskRuns => "SELECT COUNT(*) FROM task_runs",
         Table::Extensions => "SELECT COUNT(*) FROM extensions",
+        Table::ChatRepositories => "SELECT COUNT(*) FROM chat_repositories",
     }
 }
 
@@ -254,6 +255,11 @@ fn export_query(table: Table) -> &'static str {
                     'kind', kind, 'name', name, 'body', body,
                     'created_at', created_at, 'updated_at', updated_at)
              FROM extensions WHERE rowid > $1 ORDER BY rowid LIMIT $2"
+        }
+        Table::ChatRepositories => {
+            "SELECT rowid, json_object('chat_id', chat_id, 'url', url, 'branch', branch,
+                    'secret', secret, 'directory', directory, 'created_at', created_at)
+             FROM chat_repositories WHERE rowid > $1 ORDER BY rowid LIMIT $2"
         }
     }
 }

@@ -160,6 +160,18 @@ async fn fill(t: &TestStore) -> (Uuid, Vec<Uuid>) {
         }
     }
     store.mark_task_runs_seen(user, chat, chrono::Utc::now()).await.unwrap();
+    // The repository the chat was started from.
+    store
+        .set_chat_repository(&agentbox_store::ChatRepositoryRecord {
+            chat_id: chat,
+            url: "https://git.example.com/team/project.git".into(),
+            branch: Some("dev".into()),
+            secret: None,
+            directory: "project".into(),
+            created_at: chrono::Utc::now(),
+        })
+        .await
+        .unwrap();
     // Finding chats: a pin, the archive (and the search index, rebuilt on the target from
     // the copied events).
     let pin = ChatUpdate { pinned: Some(true), archived: Some(true), ..ChatUpdate::default() };
@@ -199,6 +211,7 @@ async fn view(store: &agentbox_store::Store, user: Uuid, chats: &[Uuid]) -> Stri
         out.push(serde_json::to_string(&store.permission_rules(chat).await.unwrap()).unwrap());
         out.push(serde_json::to_string(&store.queue(chat).await.unwrap()).unwrap());
         out.push(format!("{:?}", store.checkpoints(chat).await.unwrap()));
+        out.push(format!("{:?}", store.chat_repository(chat).await.unwrap()));
     }
     out.push(format!("{:?}", store.unfinished_turns().await.unwrap()));
     for task in store.list_tasks(user).await.unwrap() {
@@ -232,6 +245,7 @@ async fn a_copied_installation_reads_the_same_and_a_full_target_is_refused() {
     assert_eq!(counts[&Table::Secrets], 2);
     assert_eq!((counts[&Table::Tasks], counts[&Table::TaskRuns]), (1, 2));
     assert_eq!(counts[&Table::Extensions], 2);
+    assert_eq!(counts[&Table::ChatRepositories], 1);
     for table in Table::ALL {
         assert_eq!(target.store.count_rows(table).await.unwrap(), counts[&table]);
     }

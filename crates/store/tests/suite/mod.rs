@@ -12,6 +12,7 @@ mod extensions;
 mod permissions;
 mod queue;
 mod queue_summary;
+mod repositories;
 mod schema;
 mod secrets;
 mod snapshot;

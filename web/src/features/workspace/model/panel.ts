@@ -8,7 +8,7 @@ import type { MessageView } from "@/features/conversation/model/conversation";
 import { fileActivity, workspacePath } from "./activity";
 import { persist } from "zustand/middleware";
 
-export type WorkspaceTab = "terminal" | "files" | "preview" | "checkpoints";
+export type WorkspaceTab = "terminal" | "files" | "preview" | "changes" | "checkpoints";
 
 export const MIN_WIDTH = 320;
 export const DEFAULT_WIDTH = 520;

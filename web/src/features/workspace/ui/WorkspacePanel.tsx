@@ -1,5 +1,6 @@
 // The panels beside the conversation: terminals, files and port previews of the chat's sandbox
-// (with the sandbox's status above them), and the checkpoint timeline (restore and fork).
+// (with the sandbox's status above them), a repository chat's changes (diff, commit, push),
+// and the checkpoint timeline (restore and fork).
 // A panel is mounted on its first visit and then kept while the workspace is open, so that
 // terminals keep their shells and the editor its unsaved text when the user switches tabs.
 import { useEffect, useRef, useState, type KeyboardEvent, type PointerEvent } from "react";
@@ -7,6 +8,7 @@ import { ConfirmDialog } from "@/shared/ui/Dialog";
 import { CloseIcon } from "@/shared/ui/icons";
 import { useHasUnsavedFile } from "@/features/files/model/unsaved";
 import "./workspace.css";
+import { ChangesPanel } from "@/features/changes/ui/ChangesPanel";
 import { CheckpointsPanel } from "@/features/checkpoints/ui/CheckpointsPanel";
 import { FilesPanel } from "@/features/files/ui/FilesPanel";
 import { PreviewPanel } from "@/features/preview/ui/PreviewPanel";
@@ -25,6 +27,7 @@ const TABS: { id: WorkspaceTab; label: string }[] = [
   { id: "terminal", label: "Terminal" },
   { id: "files", label: "Files" },
   { id: "preview", label: "Preview" },
+  { id: "changes", label: "Changes" },
   { id: "checkpoints", label: "Checkpoints" },
 ];
 
@@ -104,6 +107,7 @@ export function WorkspacePanel({ chatId, onClose }: { chatId: string; onClose: (
         {visited.has("terminal") && <TerminalPanel chatId={chatId} visible={active === "terminal"} />}
         {visited.has("files") && <FilesPanel chatId={chatId} visible={active === "files"} />}
         {visited.has("preview") && <PreviewPanel chatId={chatId} visible={active === "preview"} />}
+        {visited.has("changes") && <ChangesPanel chatId={chatId} visible={active === "changes"} />}
         {visited.has("checkpoints") && <CheckpointsPanel chatId={chatId} visible={active === "checkpoints"} />}
       </div>
       <ConfirmDialog
