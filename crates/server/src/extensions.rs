@@ -32,7 +32,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(skills::routes())
         .merge(agents::routes())
         .merge(mcp_servers::routes())
-        .routes(routes!(status))
+        .routes(routes!(extensions_status))
 }
 
 /// What the chat's CLI reported it loaded when it last started (its `system/init`): slash
@@ -42,7 +42,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
     params(("chat_id" = Uuid, Path)),
     responses((status = 200, body = ExtensionsStatus), (status = 404, description = "chat_not_found")),
     security(("bearer" = [])))]
-async fn status(
+async fn extensions_status(
     State(state): State<AppState>,
     user: CurrentUser,
     ChatId(chat_id): ChatId,

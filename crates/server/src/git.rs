@@ -32,7 +32,7 @@ const MAX_PATHS: usize = 1000;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(status))
+        .routes(routes!(git_status))
         .routes(routes!(diff))
         .routes(routes!(commit))
         .routes(routes!(branch))
@@ -157,7 +157,7 @@ impl Clone {
               (status = 409, description = "not_cloned, git_failed"),
               (status = 504, description = "git_timeout")),
     security(("bearer" = [])))]
-async fn status(
+async fn git_status(
     State(state): State<AppState>,
     user: CurrentUser,
     ChatId(chat_id): ChatId,

@@ -105,6 +105,24 @@ mod tests {
         );
     }
 
+    /// Generated clients key operations by their id (the handler's name): two handlers of
+    /// one name in different modules would make the web's types clash.
+    #[test]
+    fn every_operation_has_an_id_of_its_own() {
+        let json = serde_json::to_value(super::document()).unwrap();
+        let mut seen = std::collections::BTreeMap::new();
+        let mut clashes = Vec::new();
+        for (route, operations) in json["paths"].as_object().unwrap() {
+            for (method, operation) in operations.as_object().unwrap() {
+                let Some(id) = operation["operationId"].as_str() else { continue };
+                if let Some(earlier) = seen.insert(id.to_owned(), format!("{method} {route}")) {
+                    clashes.push(format!("{id}: {earlier} and {method} {route}"));
+                }
+            }
+        }
+        assert!(clashes.is_empty(), "operation ids used twice: {clashes:?}");
+    }
+
     #[test]
     fn the_document_lists_the_public_setup_endpoint_and_chat_events() {
         let json: serde_json::Value =
