@@ -26,6 +26,7 @@ mod control;
 mod error;
 mod gates;
 mod idle;
+mod lru;
 mod metrics;
 mod node;
 mod notices;

@@ -11,6 +11,7 @@ mod crash;
 mod files;
 mod finding;
 mod hostile;
+mod kept_cli;
 mod operator;
 mod ops;
 mod permissions;
