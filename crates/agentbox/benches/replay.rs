@@ -13,6 +13,8 @@
 //! on `BENCH_DATABASES` (default `sqlite,postgres`; PostgreSQL is a database created for the
 //! run at `AGENTBOX_TEST_POSTGRES_URL`, skipped with a note when it cannot be created).
 //!
+//! `BENCH_VERBOSE=1` prints each run's time and its first event's on stderr.
+//!
 //! Run: `cargo bench -p agentbox --bench replay`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
@@ -35,6 +37,11 @@ const PAGE: i64 = 500;
 
 fn env_or(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// `BENCH_VERBOSE=1`: each run's time and its first event's on stderr.
+fn verbose() -> bool {
+    std::env::var_os("BENCH_VERBOSE").is_some()
 }
 
 fn payload(n: usize) -> EventPayload {
@@ -67,6 +74,9 @@ async fn replay(client: &support::Client, chat: Uuid, last: i64) -> (Duration, u
             if let Some(id) = id {
                 let seq: i64 = std::str::from_utf8(id).unwrap().trim().parse().unwrap();
                 assert_eq!(seq, expected, "a gap or a duplicate in the replay");
+                if seq == 1 && verbose() {
+                    eprintln!("  first event after {}", ms(started.elapsed()));
+                }
                 if seq == last {
                     return (started.elapsed(), bytes);
                 }
@@ -191,6 +201,9 @@ async fn bench(database: &str, events: usize, runs: usize) {
     let mut bytes = 0;
     for run in 0..runs + 2 {
         let (took, got) = replay(&client, chat, last).await;
+        if verbose() {
+            eprintln!("{database} run {run}: {}", ms(took));
+        }
         let read = store_only(&server.store, chat, last, false).await;
         let with_json = store_only(&server.store, chat, last, true).await;
         if run >= 2 {
