@@ -141,6 +141,10 @@ pub struct ServeArgs {
     /// Seconds a chat's CLI process stays up after a turn; 0 stops it at once [default: 600].
     #[arg(long, env = "AGENTBOX_IDLE_SESSION_SECS")]
     pub idle_session_secs: Option<u64>,
+    /// CLI processes kept between turns at most; a turn ending with this many kept ends the
+    /// least recently used one; 0 keeps none [default: 32].
+    #[arg(long, env = "AGENTBOX_MAX_KEPT_CLI")]
+    pub max_kept_cli: Option<usize>,
     /// Seconds an interrupted turn gets before its CLI is killed [default: 5].
     #[arg(long, env = "AGENTBOX_INTERRUPT_GRACE_SECS")]
     pub interrupt_grace_secs: Option<u64>,
@@ -298,6 +302,7 @@ struct FileConfig {
     default_model: Option<String>,
     max_concurrent_turns: Option<usize>,
     idle_session_secs: Option<u64>,
+    max_kept_cli: Option<usize>,
     interrupt_grace_secs: Option<u64>,
     shutdown_grace_secs: Option<u64>,
     metrics_token: Option<String>,
@@ -392,6 +397,8 @@ pub struct Config {
     pub default_model: String,
     pub max_concurrent_turns: usize,
     pub idle_session: Duration,
+    /// `--max-kept-cli`.
+    pub max_kept_cli: usize,
     pub interrupt_grace: Duration,
     /// How long a shutdown lets running turns finish.
     pub shutdown_grace: Duration,
@@ -471,6 +478,7 @@ impl fmt::Debug for Config {
             .field("default_model", &self.default_model)
             .field("max_concurrent_turns", &self.max_concurrent_turns)
             .field("idle_session", &self.idle_session)
+            .field("max_kept_cli", &self.max_kept_cli)
             .field("interrupt_grace", &self.interrupt_grace)
             .field("shutdown_grace", &self.shutdown_grace)
             .field("metrics_token", &set(&self.metrics_token))
@@ -752,6 +760,7 @@ impl ServeArgs {
             idle_session: Duration::from_secs(
                 self.idle_session_secs.or(file.idle_session_secs).unwrap_or(600),
             ),
+            max_kept_cli: self.max_kept_cli.or(file.max_kept_cli).unwrap_or(32),
             interrupt_grace: Duration::from_secs(
                 self.interrupt_grace_secs.or(file.interrupt_grace_secs).unwrap_or(5),
             ),
@@ -930,7 +939,8 @@ mod tests {
         let file = dir.path().join("agentbox.toml");
         std::fs::write(
             &file,
-            "bind = \"0.0.0.0:9000\"\ndefault_model = \"from-file\"\nidle_session_secs = 7\n",
+            "bind = \"0.0.0.0:9000\"\ndefault_model = \"from-file\"\nidle_session_secs = 7\n\
+             max_kept_cli = 3\n",
         )
         .unwrap();
         let config =
@@ -940,6 +950,10 @@ mod tests {
         assert_eq!(config.bind.to_string(), "0.0.0.0:9000");
         assert_eq!(config.default_model, "from-flag");
         assert_eq!(config.idle_session, Duration::from_secs(7));
+        assert_eq!(config.max_kept_cli, 3);
+        assert_eq!(args().resolve().unwrap().max_kept_cli, 32);
+        let none = ServeArgs { max_kept_cli: Some(0), ..args() }.resolve().unwrap();
+        assert_eq!(none.max_kept_cli, 0);
     }
 
     #[test]

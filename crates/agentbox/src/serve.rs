@@ -202,6 +202,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
             max_concurrent_turns: config.max_concurrent_turns,
             interrupt_grace: config.interrupt_grace,
             idle_session_timeout: config.idle_session,
+            max_kept_cli: config.max_kept_cli,
             cli_max_retries: config.cli_max_retries,
             append_system_prompt: None,
             permissions: config.permissions.clone(),

@@ -66,6 +66,9 @@ pub struct RunnerConfig {
     /// How long a chat's CLI process stays up after a turn, ready for the next one. Zero
     /// stops it after every turn (the next turn resumes the session in a new process).
     pub idle_session_timeout: Duration,
+    /// At most this many CLI processes are kept between turns (`--max-kept-cli`); a turn
+    /// ending with the cap reached ends the least recently used one. Zero keeps none.
+    pub max_kept_cli: usize,
     /// `CLAUDE_CODE_MAX_RETRIES`: how often the CLI retries a failed model call. The CLI's
     /// own default (10, with backoff) can keep a turn hanging for minutes.
     pub cli_max_retries: u32,
@@ -148,6 +151,7 @@ impl Default for RunnerConfig {
             max_concurrent_turns: 8,
             interrupt_grace: Duration::from_secs(5),
             idle_session_timeout: Duration::from_secs(600),
+            max_kept_cli: 32,
             cli_max_retries: 3,
             append_system_prompt: None,
             permissions: PermissionSettings::default(),

@@ -1,6 +1,7 @@
-//! CLI processes kept between a chat's turns, each until its idle timeout.
+//! CLI processes kept between a chat's turns, each until its idle timeout, and at most
+//! `--max-kept-cli` of them: a turn that ends with the cap reached ends the least recently
+//! used kept process (its chat resumes its session in a new one, as after the timeout).
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -10,6 +11,7 @@ use tokio_util::task::TaskTracker;
 use uuid::Uuid;
 
 use crate::lock;
+use crate::lru::LruMap;
 
 /// How a CLI process was started; a turn asking for something else gets a new one.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -40,9 +42,9 @@ struct IdleSession {
     generation: u64,
 }
 
-/// At most one idle CLI process per chat.
+/// At most one idle CLI process per chat, and at most `max_kept` in all.
 pub(crate) struct IdleSessions {
-    sessions: Arc<Mutex<HashMap<Uuid, IdleSession>>>,
+    sessions: Arc<Mutex<LruMap<Uuid, IdleSession>>>,
     generation: AtomicU64,
     timeout: Duration,
     grace: Duration,
@@ -51,8 +53,14 @@ pub(crate) struct IdleSessions {
 }
 
 impl IdleSessions {
-    pub fn new(timeout: Duration, grace: Duration, tasks: TaskTracker) -> Self {
-        Self { sessions: Arc::default(), generation: AtomicU64::new(0), timeout, grace, tasks }
+    pub fn new(timeout: Duration, grace: Duration, max_kept: usize, tasks: TaskTracker) -> Self {
+        Self {
+            sessions: Arc::new(Mutex::new(LruMap::new(max_kept))),
+            generation: AtomicU64::new(0),
+            timeout,
+            grace,
+            tasks,
+        }
     }
 
     /// How the chat's idle CLI process was started, if there is one.
@@ -80,7 +88,18 @@ impl IdleSessions {
             return;
         }
         let generation = self.generation.fetch_add(1, Ordering::Relaxed);
-        lock(&self.sessions).insert(chat_id, IdleSession { session, key, generation });
+        let left = lock(&self.sessions).insert(chat_id, IdleSession { session, key, generation });
+        // Stopped outside the lock. With `--max-kept-cli 0` the process itself comes back.
+        for (left_chat, idle) in left {
+            if left_chat != chat_id {
+                tracing::info!(
+                    chat_id = %left_chat,
+                    "ended the least recently used kept CLI process (--max-kept-cli reached)"
+                );
+                crate::metrics::kept_cli_evicted();
+            }
+            self.stop(idle.session);
+        }
         let sessions = self.sessions.clone();
         let grace = self.grace;
         // Not tracked by `tasks`: shutdown must not wait for idle timers.

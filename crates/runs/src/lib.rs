@@ -28,6 +28,7 @@ mod extensions;
 mod gates;
 pub mod git;
 mod idle;
+mod lru;
 mod metrics;
 mod node;
 mod notices;

@@ -24,6 +24,11 @@ pub(crate) fn checkpoint_taken(took: Duration, new_bytes: u64) {
     metrics::histogram!("agentbox_checkpoint_bytes").record(new_bytes as f64);
 }
 
+/// A kept CLI process ended to stay within `--max-kept-cli`.
+pub(crate) fn kept_cli_evicted() {
+    metrics::counter!("agentbox_kept_cli_evicted_total").increment(1);
+}
+
 /// A turn waiting for a free slot, for as long as this value lives.
 pub(crate) struct WaitingForSlot;
 

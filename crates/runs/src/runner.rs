@@ -115,6 +115,7 @@ impl TurnRunner {
             idle: IdleSessions::new(
                 config.idle_session_timeout,
                 config.interrupt_grace,
+                config.max_kept_cli,
                 tasks.clone(),
             ),
             store,

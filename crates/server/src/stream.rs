@@ -40,6 +40,8 @@ use crate::state::AppState;
 
 /// Events read from the log per query while catching up.
 const PAGE: usize = 500;
+/// A catch-up chunk stops growing past this many bytes.
+const CHUNK_BYTES: usize = 64 * 1024;
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -187,11 +189,21 @@ impl Tail {
 
     async fn next_frame(&mut self) -> Option<Bytes> {
         loop {
-            if let Some(event) = self.backlog.pop_front() {
-                if event.seq > self.last_sent {
-                    self.last_sent = event.seq;
-                    // From the log: this stream's own, so rendered for it alone.
-                    return Some(durable_frame(&event));
+            if !self.backlog.is_empty() {
+                // From the log: this stream's own, so rendered for it alone, and the page's
+                // frames written as one chunk (one write per event made replays of long
+                // chats slow; docs/benchmarks.md).
+                // Bounded, so that a page of large events is not one huge buffer.
+                let mut chunk = Vec::new();
+                while chunk.len() < CHUNK_BYTES {
+                    let Some(event) = self.backlog.pop_front() else { break };
+                    if event.seq > self.last_sent {
+                        self.last_sent = event.seq;
+                        chunk.extend_from_slice(&durable_frame(&event));
+                    }
+                }
+                if !chunk.is_empty() {
+                    return Some(Bytes::from(chunk));
                 }
                 continue;
             }

@@ -13,6 +13,7 @@ mod files;
 mod finding;
 mod git;
 mod hostile;
+mod kept_cli;
 mod operator;
 mod ops;
 mod permissions;

@@ -12,9 +12,10 @@ use super::support::{
 };
 
 #[path = "../../../server/tests/common/prometheus.rs"]
-mod prometheus;
+pub(super) mod prometheus;
 
-async fn scrape(api: &Api) -> (prometheus::Scrape, String) {
+/// `/metrics` parsed (also used by `kept_cli`: the parser may be loaded once per binary).
+pub(super) async fn scrape(api: &Api) -> (prometheus::Scrape, String) {
     let response = api.http.get(format!("{}/metrics", api.base)).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     let text = response.text().await.unwrap();
