@@ -5,7 +5,7 @@ import { useSyncExternalStore } from "react";
 export const PHONE_QUERY = "(max-width: 760px)";
 
 function phoneQuery(): MediaQueryList | undefined {
-  return typeof window === "undefined" ? undefined : window.matchMedia?.(PHONE_QUERY);
+  return window.matchMedia?.(PHONE_QUERY);
 }
 
 export function isPhone(): boolean {

@@ -167,11 +167,7 @@ export function ChatView({ chatId }: { chatId: string }) {
             onFocus={() => void loadWorkspace()}
           >
             <PanelIcon /> <span className="workspace-toggle-label">Workspace</span>
-            {waiting > 0 && (
-              <span className="workspace-badge" title={`${waiting} waiting for your answer`}>
-                {waiting}
-              </span>
-            )}
+            {waiting > 0 && <span className="workspace-badge">{waiting}</span>}
           </button>
         </header>
         <div className="conversation" ref={scroller.ref}>
