@@ -84,11 +84,11 @@ export function Composer({ chat, running }: { chat: Chat; running: boolean }) {
         )}
         {running ? (
           <Button type="submit" disabled={!canSend} aria-label="Queue" title="Runs after the current turn">
-            Queue ↵
+            Queue<span className="key-hint"> ↵</span>
           </Button>
         ) : (
           <Button type="submit" variant="primary" disabled={!canSend} aria-label="Send">
-            Send ↵
+            Send<span className="key-hint"> ↵</span>
           </Button>
         )}
       </div>

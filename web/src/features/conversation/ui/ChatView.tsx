@@ -1,6 +1,8 @@
 // One open chat: its header (title, connection, workspace toggle), the conversation kept live
 // by the chat's stream (with "jump to latest" when scrolled up, Esc to stop a running turn,
-// and finished replies announced to screen readers), and the composer.
+// and finished replies announced to screen readers), and the composer. A request waiting for
+// the user shows on the workspace toggle, and on a phone in a strip that stays above the
+// composer or the workspace sheet and leads to it.
 import { useQuery, useQueryClient } from "@tanstack/react-query";
 import { lazy, Suspense, useEffect, useLayoutEffect, useRef, useState } from "react";
 import { ApiError } from "@/shared/api/client";
@@ -14,7 +16,8 @@ import { ChatStatusDot } from "@/features/chats/ui/ChatStatusDot";
 import { Composer } from "@/features/composer/ui/Composer";
 import { QueuedPrompts } from "@/features/queue/ui/QueuedPrompts";
 import { ChatSettingsButton } from "@/features/settings/ui/SettingsButtons";
-import { useOpenOnFileActivity, useToggleWorkspace, useWorkspaceOpen } from "@/features/workspace/model/panel";
+import { useOpenOnFileActivity, useSetWorkspaceOpen, useWorkspaceOpen } from "@/features/workspace/model/panel";
+import { usePhone } from "@/shared/lib/media";
 import { conversationQuery, useInterrupt } from "../api/conversation";
 import { setConnectionState } from "../model/connection";
 import { runningMessage, type MessageView } from "../model/conversation";
@@ -29,6 +32,9 @@ import { MenuIcon, PanelIcon } from "@/shared/ui/icons";
 // when the pointer reaches its toggle, so that the first visit does not download it.
 const loadWorkspace = () => import("@/features/workspace/ui/WorkspacePanel");
 const WorkspacePanel = lazy(() => loadWorkspace().then((m) => ({ default: m.WorkspacePanel })));
+
+// Only a phone with a request waiting shows the strip, so it loads then.
+const PendingStrip = lazy(() => import("./PendingStrip"));
 
 const noMessages: MessageView[] = [];
 
@@ -109,8 +115,9 @@ export function ChatView({ chatId }: { chatId: string }) {
   const chat = useChat(chatId);
   const conversation = useQuery(conversationQuery(queryClient, chatId));
   const setSidebarOpen = useSetSidebarOpen();
-  const workspaceOpen = useWorkspaceOpen();
-  const toggleWorkspace = useToggleWorkspace();
+  const workspaceOpen = useWorkspaceOpen(chatId);
+  const setWorkspaceOpen = useSetWorkspaceOpen(chatId);
+  const phone = usePhone();
   useChatStream(chatId);
   const scroller = useStickToBottom(conversation.data);
   const interrupt = useInterrupt(chatId);
@@ -120,6 +127,8 @@ export function ChatView({ chatId }: { chatId: string }) {
   useEscapeStops(running && !interrupt.isPending, () => interrupt.mutate());
   const announced = useAnnouncement(messages);
   useOpenOnFileActivity(chatId, conversation.data?.messages);
+  // The open panel's own close, which asks before dropping an unsaved file.
+  const closePanel = useRef<(() => void) | null>(null);
 
   const missing = (chat.error instanceof ApiError && chat.error.status === 404) || (conversation.error instanceof ApiError && conversation.error.status === 404);
   if (missing) {
@@ -153,11 +162,12 @@ export function ChatView({ chatId }: { chatId: string }) {
             aria-pressed={workspaceOpen}
             aria-label="Workspace panel"
             title="Terminal, files, previews and checkpoints"
-            onClick={toggleWorkspace}
+            onClick={() => setWorkspaceOpen(!workspaceOpen)}
             onPointerEnter={() => void loadWorkspace()}
             onFocus={() => void loadWorkspace()}
           >
             <PanelIcon /> <span className="workspace-toggle-label">Workspace</span>
+            {waiting > 0 && <span className="workspace-badge">{waiting}</span>}
           </button>
         </header>
         <div className="conversation" ref={scroller.ref}>
@@ -189,11 +199,16 @@ export function ChatView({ chatId }: { chatId: string }) {
         </div>
         {messages.length > 0 && <ChatFigures chatId={chatId} messages={messages} />}
         {chat.data && <QueuedPrompts chatId={chatId} running={running} />}
+        {phone && waiting > 0 && (
+          <Suspense fallback={null}>
+            <PendingStrip conversation={scroller.ref} sheetOpen={workspaceOpen} closeSheet={() => (closePanel.current ?? (() => setWorkspaceOpen(false)))()} />
+          </Suspense>
+        )}
         {chat.data && <Composer chat={chat.data} running={running} />}
       </section>
       {workspaceOpen && (
         <Suspense fallback={<aside className="workspace" aria-label="Workspace" aria-busy="true" />}>
-          <WorkspacePanel chatId={chatId} onClose={toggleWorkspace} />
+          <WorkspacePanel chatId={chatId} onClose={() => setWorkspaceOpen(false)} closeRef={closePanel} />
         </Suspense>
       )}
     </div>

@@ -1,6 +1,7 @@
 // The text editor: CodeMirror 6 with line numbers, history, search and the file's language.
 // This module is loaded only when a file is first opened, and each language only when a file
-// needs it, so neither weighs on the first visit.
+// needs it, so neither weighs on the first visit. On a phone long lines wrap, since there is no
+// room to scroll sideways through them.
 import { closeBrackets, closeBracketsKeymap } from "@codemirror/autocomplete";
 import { defaultKeymap, history, historyKeymap, indentWithTab } from "@codemirror/commands";
 import { bracketMatching, foldGutter, foldKeymap, HighlightStyle, indentOnInput, StreamLanguage, syntaxHighlighting } from "@codemirror/language";
@@ -19,6 +20,7 @@ import {
 } from "@codemirror/view";
 import { tags } from "@lezer/highlight";
 import { forwardRef, useEffect, useImperativeHandle, useRef } from "react";
+import { PHONE_QUERY } from "@/shared/lib/media";
 import type { LanguageId } from "../model/document";
 
 /** What the file panel can ask of the editor. */
@@ -148,6 +150,9 @@ const CodeEditor = forwardRef<
     const element = host.current;
     if (!element) return;
     const languageSlot = new Compartment();
+    const wrapSlot = new Compartment();
+    const phone = window.matchMedia?.(PHONE_QUERY);
+    const wrapping = () => (phone?.matches ? EditorView.lineWrapping : []);
     const state = EditorState.create({
       doc: text,
       extensions: [
@@ -178,6 +183,7 @@ const CodeEditor = forwardRef<
         ]),
         look,
         languageSlot.of([]),
+        wrapSlot.of(wrapping()),
         EditorView.contentAttributes.of({ "aria-label": label }),
         EditorView.updateListener.of((update) => {
           if (update.docChanged) report(update.state.doc);
@@ -186,6 +192,8 @@ const CodeEditor = forwardRef<
     });
     const editor = new EditorView({ state, parent: element });
     view.current = editor;
+    const rewrap = () => editor.dispatch({ effects: wrapSlot.reconfigure(wrapping()) });
+    phone?.addEventListener("change", rewrap);
     saved.current = state.doc;
     dirty.current = false;
     let cancelled = false;
@@ -200,6 +208,7 @@ const CodeEditor = forwardRef<
     }
     return () => {
       cancelled = true;
+      phone?.removeEventListener("change", rewrap);
       editor.destroy();
       view.current = null;
     };

@@ -3,9 +3,11 @@
 // and the checkpoint timeline (restore and fork).
 // A panel is mounted on its first visit and then kept while the workspace is open, so that
 // terminals keep their shells and the editor its unsaved text when the user switches tabs.
-import { useEffect, useRef, useState, type KeyboardEvent, type PointerEvent } from "react";
+// On a phone the panel is a bottom sheet (styles.css) that Escape closes too.
+import { useEffect, useRef, useState, type KeyboardEvent, type MutableRefObject, type PointerEvent } from "react";
 import { ConfirmDialog } from "@/shared/ui/Dialog";
 import { CloseIcon } from "@/shared/ui/icons";
+import { usePhone } from "@/shared/lib/media";
 import { useHasUnsavedFile } from "@/features/files/model/unsaved";
 import "./workspace.css";
 import { ChangesPanel } from "@/features/changes/ui/ChangesPanel";
@@ -22,6 +24,7 @@ import {
   useWorkspaceWidth,
   type WorkspaceTab,
 } from "../model/panel";
+import { closesSheet } from "../model/sheet";
 
 const TABS: { id: WorkspaceTab; label: string }[] = [
   { id: "terminal", label: "Terminal" },
@@ -69,12 +72,37 @@ function ResizeHandle() {
   );
 }
 
-export function WorkspacePanel({ chatId, onClose }: { chatId: string; onClose: () => void }) {
+/** `closeRef` gets the panel's own close (which asks about an unsaved file) for the chat's use. */
+export function WorkspacePanel({ chatId, onClose, closeRef }: { chatId: string; onClose: () => void; closeRef?: MutableRefObject<(() => void) | null> }) {
   const active = useWorkspaceTab();
   const setActive = useSetWorkspaceTab();
   const width = useWorkspaceWidth();
   const unsaved = useHasUnsavedFile(chatId);
   const [confirmClose, setConfirmClose] = useState(false);
+  const requestClose = () => (unsaved ? setConfirmClose(true) : onClose());
+  const latestClose = useRef(requestClose);
+  latestClose.current = requestClose;
+  useEffect(() => {
+    if (!closeRef) return;
+    closeRef.current = () => latestClose.current();
+    return () => {
+      closeRef.current = null;
+    };
+  }, [closeRef]);
+  const phone = usePhone();
+  // Captured before the conversation's own Escape (which stops a running turn) and taken from
+  // it: on a phone, Escape first puts the sheet away.
+  useEffect(() => {
+    if (!phone) return;
+    const onKey = (event: globalThis.KeyboardEvent) => {
+      const target = event.target instanceof Element ? event.target : null;
+      if (!closesSheet(event.key, target, event.defaultPrevented || event.isComposing) || document.querySelector("dialog[open]")) return;
+      event.preventDefault();
+      latestClose.current();
+    };
+    document.addEventListener("keydown", onKey, true);
+    return () => document.removeEventListener("keydown", onKey, true);
+  }, [phone]);
   const [visited, setVisited] = useState<Set<WorkspaceTab>>(() => new Set([active]));
   useEffect(() => {
     setVisited((seen) => (seen.has(active) ? seen : new Set([...seen, active])));
@@ -98,7 +126,7 @@ export function WorkspacePanel({ chatId, onClose }: { chatId: string; onClose: (
             {p.label}
           </button>
         ))}
-        <button type="button" className="icon-btn" aria-label="Close the workspace panel" onClick={() => (unsaved ? setConfirmClose(true) : onClose())}>
+        <button type="button" className="icon-btn" aria-label="Close the workspace panel" onClick={requestClose}>
           <CloseIcon />
         </button>
       </div>
