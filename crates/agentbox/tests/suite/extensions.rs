@@ -11,7 +11,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use super::support::{Api, SseEvent, TestServer};
+use super::support::{Api, SseEvent, TestServer, files_containing};
 
 async fn put(api: &Api, path: &str, body: Value) {
     let (status, answer) = api.call(Method::PUT, path, Some(body)).await;
@@ -217,26 +217,6 @@ for line in sys.stdin:
         print(json.dumps({"jsonrpc": "2.0", "id": ident, "result": result}), flush=True)
 "#;
 
-/// Every file under `dir` that holds `marker`.
-fn files_containing(dir: &std::path::Path, marker: &str) -> Vec<String> {
-    let mut found = Vec::new();
-    let mut stack = vec![dir.to_owned()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
-            let kind = entry.file_type().unwrap();
-            if kind.is_dir() {
-                stack.push(entry.path());
-            } else if kind.is_file() {
-                let bytes = std::fs::read(entry.path()).unwrap_or_default();
-                if bytes.windows(marker.len()).any(|w| w == marker.as_bytes()) {
-                    found.push(entry.path().display().to_string());
-                }
-            }
-        }
-    }
-    found
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_stdio_mcp_server_connects_answers_and_gets_its_secret_in_its_environment_only() {
     let server = TestServer::start().await;
@@ -309,7 +289,7 @@ async fn a_stdio_mcp_server_connects_answers_and_gets_its_secret_in_its_environm
     let shown = alice.get(&format!("/api/v1/chats/{chat}/mcp-servers/tools")).await.1;
     assert_eq!(shown["env"]["TOK"], json!({"secret": "MCP_TOKEN"}));
     assert_eq!(shown["source"], "chat");
-    let leaked = files_containing(&server.sandbox_home(&chat), &marker);
+    let leaked = files_containing(&server.sandbox_home(&chat), &[marker.as_str()]);
     assert!(leaked.is_empty(), "{leaked:?}");
 
     // The chat's status: what the CLI reported, and each definition of the chat.

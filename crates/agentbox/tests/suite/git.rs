@@ -13,7 +13,7 @@ use base64::Engine;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use super::support::{Api, SseEvent, TestServer};
+use super::support::{Api, SseEvent, TestServer, files_containing};
 
 /// Run git on the host (the test's own repository, never agent code).
 fn host_git(dir: &Path, args: &[&str]) -> String {
@@ -207,26 +207,6 @@ fn notices<'a>(events: &'a [SseEvent], subtype: &str) -> Vec<&'a str> {
         .filter(|e| e.event == "system" && e.data["subtype"] == subtype)
         .filter_map(|e| e.data["text"].as_str())
         .collect()
-}
-
-/// Every file under `dir` whose bytes contain `marker`.
-fn files_containing(dir: &Path, marker: &str) -> Vec<String> {
-    let mut found = Vec::new();
-    let mut stack = vec![dir.to_owned()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
-            let kind = entry.file_type().unwrap();
-            if kind.is_dir() {
-                stack.push(entry.path());
-            } else if kind.is_file() {
-                let bytes = std::fs::read(entry.path()).unwrap_or_default();
-                if bytes.windows(marker.len()).any(|w| w == marker.as_bytes()) {
-                    found.push(entry.path().display().to_string());
-                }
-            }
-        }
-    }
-    found
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -445,7 +425,7 @@ async fn a_chat_from_a_repository_clones_edits_commits_and_pushes() {
     assert!(seen_config, "the zip holds the clone");
     let messages = alice.messages(&chat).await;
     assert!(!serde_json::to_string(&messages).unwrap().contains(&token));
-    let found = files_containing(&server.data_dir, &token);
+    let found = files_containing(&server.data_dir, &[token.as_str()]);
     assert!(found.is_empty(), "{found:?}");
     assert!(server.data_dir.join("checkpoints").exists());
 

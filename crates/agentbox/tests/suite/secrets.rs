@@ -10,7 +10,9 @@ use mock_llm::MockLlm;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use super::support::{Api, PATIENCE, TestServer, TestServerless, cli_path, unique_uid_base};
+use super::support::{
+    Api, PATIENCE, TestServer, TestServerless, cli_path, files_containing, unique_uid_base,
+};
 
 /// Set a secret (`chat`: a chat's override) and check it was taken.
 async fn put_secret(api: &Api, chat: Option<&str>, name: &str, value: &str) {
@@ -193,28 +195,6 @@ async fn logged_server(
         }
     });
     (child, base, log)
-}
-
-/// Every file under `dir` whose bytes contain one of `markers`.
-fn files_containing(dir: &std::path::Path, markers: &[&str]) -> Vec<String> {
-    let mut found = Vec::new();
-    let mut stack = vec![dir.to_owned()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
-            let kind = entry.file_type().unwrap();
-            if kind.is_dir() {
-                stack.push(entry.path());
-            } else if kind.is_file() {
-                let bytes = std::fs::read(entry.path()).unwrap_or_default();
-                for marker in markers {
-                    if bytes.windows(marker.len()).any(|w| w == marker.as_bytes()) {
-                        found.push(format!("{} holds {marker}", entry.path().display()));
-                    }
-                }
-            }
-        }
-    }
-    found
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -471,3 +471,26 @@ pub async fn spawn_node_logged(
     });
     (child, base, log)
 }
+
+/// Every file under `dir` whose bytes contain one of `markers` (what a test of a secret
+/// looks for: none).
+pub fn files_containing(dir: &Path, markers: &[&str]) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let kind = entry.file_type().unwrap();
+            if kind.is_dir() {
+                stack.push(entry.path());
+            } else if kind.is_file() {
+                let bytes = std::fs::read(entry.path()).unwrap_or_default();
+                for marker in markers {
+                    if bytes.windows(marker.len()).any(|w| w == marker.as_bytes()) {
+                        found.push(format!("{} holds {marker}", entry.path().display()));
+                    }
+                }
+            }
+        }
+    }
+    found
+}
