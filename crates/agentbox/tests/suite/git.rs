@@ -13,6 +13,7 @@ use base64::Engine;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
+use super::containment::run_in_sandbox;
 use super::support::{Api, SseEvent, TestServer, files_containing};
 
 /// Run git on the host (the test's own repository, never agent code).
@@ -180,23 +181,9 @@ async fn repository_chat(api: &Api, repository: Value) -> String {
     chat["id"].as_str().unwrap().to_owned()
 }
 
-/// Run a Bash call as the agent; its output and the turn's events.
+/// Run a Bash call as the agent; its output and the turn's events. The turn completes.
 async fn agent_runs(api: &Api, chat: &str, command: &str) -> (String, Vec<SseEvent>) {
-    let message = api.send(chat, &format!("[[bash:{command}]] run it")).await;
-    let events: Vec<SseEvent> = api
-        .turn_events(chat, &message)
-        .await
-        .into_iter()
-        .filter(|e| e.data["message_id"] == message)
-        .collect();
-    let output = events
-        .iter()
-        .find_map(|e| match e.event.as_str() {
-            "tool_completed" => e.data["tool"]["result"].as_str().map(str::to_owned),
-            "tool_failed" => e.data["tool"]["error"].as_str().map(str::to_owned),
-            _ => None,
-        })
-        .unwrap_or_default();
+    let (output, events) = run_in_sandbox(api, chat, command).await;
     assert_eq!(events.last().unwrap().data["status"], "completed", "{events:?}");
     (output, events)
 }
