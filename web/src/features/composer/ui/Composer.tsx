@@ -1,7 +1,7 @@
 // The prompt box: Enter sends, Shift+Enter starts a new line; the model and mode pickers
 // change the chat's settings for its next turn; while a turn runs, Stop interrupts it and a
 // prompt sent meanwhile is queued to run after it.
-import { useEffect, useLayoutEffect, useRef, type FormEvent } from "react";
+import { useEffect, useLayoutEffect, type FormEvent } from "react";
 import type { Chat } from "@/shared/api/types";
 import { Button } from "@/shared/ui/Button";
 import { ErrorText } from "@/shared/ui/ErrorText";
@@ -12,6 +12,7 @@ import { isUnreachable, useConnectionState } from "@/features/conversation/model
 import { useDraft, useDraftStore, useSetDraft } from "../model/drafts";
 import { isSendKey } from "../model/options";
 import { ModelPicker, ModePicker } from "./Pickers";
+import { useGrowingTextarea } from "./useGrowingTextarea";
 
 export function Composer({ chat, running }: { chat: Chat; running: boolean }) {
   const draft = useDraft(chat.id);
@@ -20,15 +21,7 @@ export function Composer({ chat, running }: { chat: Chat; running: boolean }) {
   const enqueue = useEnqueue(chat.id);
   const interrupt = useInterrupt(chat.id);
   const updateChat = useUpdateChat();
-  const textarea = useRef<HTMLTextAreaElement>(null);
-
-  // Grow with the text up to a limit, then scroll inside.
-  useLayoutEffect(() => {
-    const element = textarea.current;
-    if (!element) return;
-    element.style.height = "auto";
-    element.style.height = `${Math.min(element.scrollHeight, window.innerHeight * 0.4)}px`;
-  }, [draft]);
+  const textarea = useGrowingTextarea(draft);
 
   useLayoutEffect(() => {
     textarea.current?.focus();

@@ -2,7 +2,7 @@
 // picked here, which start as the user's defaults) and opens it. The text is a draft of its
 // own, kept like a chat's; if the chat was made but the prompt did not go, the chat opens
 // with the prompt in its box, so nothing typed is lost.
-import { useLayoutEffect, useRef, useState, type FormEvent } from "react";
+import { useState, type FormEvent } from "react";
 import { StartChatError, useStartChat } from "@/features/chats/api/chats";
 import { useUserSettings } from "@/features/settings/api/settings";
 import type { PermissionMode } from "@/shared/api/types";
@@ -12,6 +12,7 @@ import { ErrorText } from "@/shared/ui/ErrorText";
 import { useDraft, useDraftStore, useSetDraft } from "../model/drafts";
 import { isSendKey } from "../model/options";
 import { ModelPicker, ModePicker } from "./Pickers";
+import { useGrowingTextarea } from "./useGrowingTextarea";
 
 /** The draft key of the home screen's box (chat drafts are keyed by chat id, a UUID). */
 export const HOME_DRAFT = "home";
@@ -27,14 +28,7 @@ export function HomeComposer() {
   const defaults = settings.data;
   const model = picked.model ?? defaults?.default_model ?? defaults?.server_default_model ?? "";
   const mode = picked.mode ?? defaults?.default_permission_mode ?? "auto";
-  const textarea = useRef<HTMLTextAreaElement>(null);
-
-  useLayoutEffect(() => {
-    const element = textarea.current;
-    if (!element) return;
-    element.style.height = "auto";
-    element.style.height = `${Math.min(element.scrollHeight, window.innerHeight * 0.4)}px`;
-  }, [draft]);
+  const textarea = useGrowingTextarea(draft);
 
   const canSend = draft.trim().length > 0 && !start.isPending;
   const submit = (event?: FormEvent) => {
