@@ -101,6 +101,9 @@ export async function startStack(serverArgs: (port: number) => string[] = () => 
   const mock = start(["mock-llm", "--port", String(mockPort)]);
   await waitFor(`http://127.0.0.1:${mockPort}/`, mock.child, mock.log);
   const port = await freePort();
+  const extra = serverArgs(port);
+  // No retries of a failed model call unless a test asks for them: a failure shows at once.
+  const retries = extra.includes("--cli-max-retries") ? [] : ["--cli-max-retries", "0"];
   const server = start([
     "serve",
     "--bind", `127.0.0.1:${port}`,
@@ -108,9 +111,9 @@ export async function startStack(serverArgs: (port: number) => string[] = () => 
     "--anthropic-api-key", "e2e-test-key",
     "--anthropic-base-url", `http://127.0.0.1:${mockPort}`,
     "--claude-path", cli(),
-    "--cli-max-retries", "0",
+    ...retries,
     "--interrupt-grace-secs", "3",
-    ...serverArgs(port),
+    ...extra,
   ]);
   const base = `http://127.0.0.1:${port}`;
   await waitFor(`${base}/health`, server.child, server.log);
